@@ -1,0 +1,88 @@
+//! Host-wide settings ([`HostConfig`]) and per-call limits ([`Limits`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+const MIB: usize = 1 << 20;
+
+/// Settings of one [`PluginHost`](crate::PluginHost): they shape its wasmtime
+/// `Engine`, so they are fixed for the host's lifetime.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Directory for compiled native code (`<sha256>-<engine>.cwasm`).
+    /// `None` disables the disk cache: every load compiles.
+    ///
+    /// The host loads these files as trusted native code, so the directory
+    /// must be writable only by the user running the host (it is created
+    /// with mode 0700).
+    pub cache_dir: Option<PathBuf>,
+    /// Most plugin instances alive at once (calls in flight, across all
+    /// plugins). Sizes the pooling allocator; further calls wait for a slot.
+    pub max_instances: u32,
+    /// Use the pooling allocator (faster instantiation). If its address
+    /// space cannot be reserved the host falls back to on-demand allocation.
+    pub pooling: bool,
+    /// Upper bound for any per-call [`Limits::max_memory_bytes`]: the size
+    /// of one linear-memory slot in the pool. Larger per-call limits are
+    /// clamped to it.
+    pub max_memory_bytes: usize,
+    /// Most bytes of native stack a guest may use (deep recursion beyond
+    /// this is reported as a stack overflow).
+    pub max_wasm_stack: usize,
+    /// Epoch tick: the granularity of time limits and of guest yields.
+    pub epoch_tick: Duration,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            max_instances: 256,
+            pooling: true,
+            max_memory_bytes: 1024 * MIB,
+            max_wasm_stack: 512 * 1024,
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// Limits of one plugin call. Each call runs in a fresh sandbox with these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock deadline of the call (instantiation included).
+    pub timeout: Duration,
+    /// Linear memory cap of the instance.
+    pub max_memory_bytes: usize,
+    /// Cap on the JSON the plugin returns (output, or reason + metadata).
+    pub max_output_bytes: usize,
+    /// Cap on each of the captured stdout and stderr; past it the text is
+    /// cut and [`CapturedLogs::truncated`](crate::CapturedLogs::truncated) set.
+    pub max_log_bytes: usize,
+}
+
+impl Default for Limits {
+    /// Target defaults: 30 s, 64 MiB, 1 MiB output, 64 KiB logs.
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_memory_bytes: 64 * MIB,
+            max_output_bytes: MIB,
+            max_log_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Scorer defaults: as [`Limits::default`] with a 5 s deadline.
+    pub fn scorer_default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            ..Self::default()
+        }
+    }
+
+    /// These limits with a different deadline.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self { timeout, ..self }
+    }
+}

@@ -1,0 +1,251 @@
+//! Typed errors: [`LoadError`] when a component is loaded, [`CallError`]
+//! (wrapped in [`CallFailure`] with the call's logs) when a call fails.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::logs::CapturedLogs;
+
+/// Why a component could not be loaded as an assay plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read plugin {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes are not WebAssembly at all (empty, text, garbage).
+    #[error("not a WebAssembly component ({detail})")]
+    NotWasm {
+        /// What was found instead.
+        detail: String,
+    },
+    /// The bytes are a core WebAssembly module, not a component.
+    #[error(
+        "not a WebAssembly component (it is a core module; build with --target wasm32-wasip2)"
+    )]
+    NotAComponent,
+    /// The component exports neither plugin interface.
+    #[error("component does not export {missing}; it exports: [{}]", found.join(", "))]
+    WrongWorld {
+        /// What the host looked for.
+        missing: String,
+        /// The component's export names.
+        found: Vec<String>,
+    },
+    /// The component was built against a contract version this host does
+    /// not speak.
+    #[error(
+        "plugin was built against assay:plugin contract {plugin} but this host speaks {host}"
+    )]
+    IncompatibleContract {
+        /// The plugin's contract version.
+        plugin: String,
+        /// The host's contract version.
+        host: String,
+    },
+    /// wasmtime rejected the component (invalid binary, unsupported feature).
+    #[error("cannot compile component: {0}")]
+    Compile(String),
+    /// The component cannot be instantiated in the sandbox (for example it
+    /// imports an interface the host does not provide), or its `info` call
+    /// failed.
+    #[error("cannot instantiate component: {0}")]
+    Instantiate(String),
+    /// The plugin's `info` is not acceptable (e.g. an invalid id).
+    #[error("invalid plugin info: {0}")]
+    InvalidInfo(String),
+    /// The wasmtime engine could not be set up.
+    #[error("cannot set up the wasm engine: {0}")]
+    Engine(String),
+}
+
+/// Why one plugin call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// The call ran past its deadline.
+    #[error("plugin exceeded its {} time limit", fmt_duration(*after))]
+    Timeout {
+        /// The deadline that was exceeded.
+        after: Duration,
+    },
+    /// The guest tried to grow its memory past the limit.
+    #[error("plugin exceeded its memory limit of {}", fmt_bytes(*limit_bytes))]
+    MemoryLimit {
+        /// The limit.
+        limit_bytes: usize,
+    },
+    /// The guest trapped (stack overflow, `unreachable`, out-of-bounds...).
+    #[error("{message}")]
+    Trap {
+        /// A full sentence, e.g. "plugin overflowed its stack".
+        message: String,
+    },
+    /// The guest panicked; `message` is the panic message from its stderr.
+    #[error("plugin panicked: {message}")]
+    Panic {
+        /// The panic message.
+        message: String,
+    },
+    /// The returned JSON is larger than the output limit.
+    #[error("plugin output too large: {} (limit {})", fmt_bytes(*size), fmt_bytes(*limit))]
+    OutputTooLarge {
+        /// Size returned.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The plugin returned text that is not JSON where JSON was expected.
+    #[error("plugin returned invalid JSON as {what}: {error}")]
+    InvalidJson {
+        /// Which field (`output`, `metadata`).
+        what: &'static str,
+        /// The parser's message.
+        error: String,
+    },
+    /// A scorer returned a value outside `[0, 1]` (or NaN).
+    #[error("plugin returned score {value}, outside [0, 1]")]
+    ScoreOutOfRange {
+        /// The value returned.
+        value: f64,
+    },
+    /// The plugin says the item or config is invalid (not retried).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The plugin reports a passing failure (may be retried).
+    #[error("transient failure: {0}")]
+    Transient(String),
+    /// The plugin reports a failure.
+    #[error("{0}")]
+    Failed(String),
+    /// The host itself failed to run the call.
+    #[error("host error: {0}")]
+    Host(String),
+}
+
+impl CallError {
+    /// Whether retrying the call may succeed (only plugin-reported
+    /// transient failures).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CallError::Transient(_))
+    }
+
+    /// A stable machine-readable code for this error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Timeout { .. } => "timeout",
+            CallError::MemoryLimit { .. } => "memory-limit",
+            CallError::Trap { .. } => "trap",
+            CallError::Panic { .. } => "panic",
+            CallError::OutputTooLarge { .. } => "output-too-large",
+            CallError::InvalidJson { .. } => "invalid-json",
+            CallError::ScoreOutOfRange { .. } => "score-out-of-range",
+            CallError::InvalidInput(_) => "invalid-input",
+            CallError::Transient(_) => "transient",
+            CallError::Failed(_) => "failed",
+            CallError::Host(_) => "host",
+        }
+    }
+}
+
+/// A failed call: the error and whatever the guest wrote before failing.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error}")]
+pub struct CallFailure {
+    /// What went wrong.
+    pub error: CallError,
+    /// The guest's stdout/stderr up to the failure.
+    pub logs: CapturedLogs,
+}
+
+/// `5s`, `1.5s`, `250ms`.
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms >= 1000 && ms % 1000 == 0 {
+        format!("{}s", d.as_secs())
+    } else if ms >= 1000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else if ms > 0 {
+        format!("{ms}ms")
+    } else {
+        format!("{}µs", d.as_micros())
+    }
+}
+
+/// `64 MiB`, `512 KiB`, `100 bytes`.
+pub(crate) fn fmt_bytes(n: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * 1024;
+    const GIB: usize = 1024 * 1024 * 1024;
+    if n >= GIB && n % GIB == 0 {
+        format!("{} GiB", n / GIB)
+    } else if n >= MIB && n % MIB == 0 {
+        format!("{} MiB", n / MIB)
+    } else if n >= MIB {
+        format!("{:.1} MiB", n as f64 / MIB as f64)
+    } else if n >= KIB && n % KIB == 0 {
+        format!("{} KiB", n / KIB)
+    } else if n >= KIB {
+        format!("{:.1} KiB", n as f64 / KIB as f64)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_well() {
+        assert_eq!(
+            CallError::Timeout {
+                after: Duration::from_secs(5)
+            }
+            .to_string(),
+            "plugin exceeded its 5s time limit"
+        );
+        assert_eq!(
+            CallError::Timeout {
+                after: Duration::from_millis(250)
+            }
+            .to_string(),
+            "plugin exceeded its 250ms time limit"
+        );
+        assert_eq!(
+            CallError::MemoryLimit {
+                limit_bytes: 64 << 20
+            }
+            .to_string(),
+            "plugin exceeded its memory limit of 64 MiB"
+        );
+        assert_eq!(
+            LoadError::IncompatibleContract {
+                plugin: "0.0.1".into(),
+                host: "0.1.0".into()
+            }
+            .to_string(),
+            "plugin was built against assay:plugin contract 0.0.1 but this host speaks 0.1.0"
+        );
+        assert_eq!(fmt_bytes(1536), "1.5 KiB");
+        assert_eq!(fmt_bytes(100), "100 bytes");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn only_transient_errors_are_retryable() {
+        assert!(CallError::Transient("rate limited".into()).is_transient());
+        assert!(!CallError::InvalidInput("bad".into()).is_transient());
+        assert!(
+            !CallError::Timeout {
+                after: Duration::from_secs(1)
+            }
+            .is_transient()
+        );
+        assert_eq!(CallError::Failed("x".into()).kind(), "failed");
+    }
+}

@@ -1,0 +1,54 @@
+//! The sandboxed plugin runtime of assay.
+//!
+//! Plugins are WASI 0.2 components exporting the `assay:plugin/scorer` or
+//! `assay:plugin/target` interface (`plugin-sdk/wit/assay.wit`). A
+//! [`PluginHost`] compiles each component once (caching the native code on
+//! disk), and every call runs in a fresh, pre-instantiated sandbox:
+//!
+//! * WASI with nothing granted: no files, no environment, no arguments, no
+//!   network; stdout and stderr captured up to a cap;
+//! * per-call [`Limits`]: wall-clock deadline (epoch interruption), linear
+//!   memory cap, output size cap;
+//! * every failure a typed [`CallError`] / [`LoadError`] with a message meant
+//!   for users;
+//! * calls are `async`: a guest yields to tokio every epoch tick, so it never
+//!   blocks a worker thread, and dropping the call future stops it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use assay_plugin_host::{HostConfig, Limits, PluginHost, PluginItem};
+//! let host = PluginHost::new(HostConfig::default())?;
+//! let scorer = host.load_file("exact_match.wasm".as_ref())?;
+//! let item = PluginItem {
+//!     id: "1".into(),
+//!     input: "2+2".into(),
+//!     ground_truth: Some("4".into()),
+//!     metadata: None,
+//! };
+//! let score = scorer
+//!     .score(&item, Some(&"4".into()), None, &Limits::scorer_default())
+//!     .await?;
+//! assert_eq!(score.value, 1.0);
+//! # Ok(()) }
+//! ```
+
+mod bindings;
+mod cache;
+mod config;
+mod error;
+mod host;
+mod inspect;
+mod logs;
+mod plugin;
+mod sandbox;
+
+pub use cache::CacheStats;
+pub use config::{HostConfig, Limits};
+pub use error::{CallError, CallFailure, LoadError};
+pub use host::PluginHost;
+pub use inspect::{PluginReport, inspect};
+pub use logs::CapturedLogs;
+pub use plugin::{Plugin, PluginInfo, PluginItem, PluginKind, ScoreOutcome, TargetOutcome};
+
+/// The version of the `assay:plugin` WIT contract this host speaks.
+pub const CONTRACT_VERSION: &str = "0.1.0";

@@ -1,0 +1,196 @@
+//! One call's sandbox: a fresh `Store` with nothing granted, memory and time
+//! limits, captured output, and the mapping of whatever went wrong to a
+//! [`CallError`].
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+
+use crate::config::Limits;
+use crate::error::CallError;
+use crate::logs::{CappedPipe, CapturedLogs, panic_message};
+
+/// The data of one call's `Store`.
+pub(crate) struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    stdout: CappedPipe,
+    stderr: CappedPipe,
+    /// Past this instant the epoch callback traps the guest.
+    hard_deadline: Instant,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and remembers whether it refused a growth, so that the
+/// trap that follows (Rust's `rust_oom` aborts) is reported as a memory limit.
+struct MemoryLimiter {
+    max_memory: usize,
+    denied: bool,
+}
+
+/// Most table elements an instance may have (function tables of big guests).
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_memory && maximum.is_none_or(|max| desired <= max);
+        if !allowed {
+            self.denied = true;
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|max| desired <= max))
+    }
+}
+
+/// Raised by the epoch callback when a guest runs past its hard deadline.
+#[derive(Debug)]
+struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+/// A fresh store for one call.
+///
+/// WASI grants nothing: no preopened directories, no environment, no
+/// arguments, no sockets or name lookups, an empty stdin; stdout and stderr
+/// go to capped in-memory pipes.
+///
+/// Every epoch tick the guest yields to the async executor (so it never
+/// blocks a tokio worker and a dropped future stops it); once the deadline
+/// has passed the next tick traps it, even if nobody polls a timeout.
+pub(crate) fn new_store(
+    engine: &Engine,
+    limits: &Limits,
+    memory_cap: usize,
+) -> Store<CallState> {
+    let stdout = CappedPipe::new(limits.max_log_bytes);
+    let stderr = CappedPipe::new(limits.max_log_bytes);
+    let wasi = WasiCtx::builder()
+        .stdin(wasmtime_wasi::p2::pipe::ClosedInputStream)
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build();
+    let state = CallState {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: MemoryLimiter {
+            max_memory: limits.max_memory_bytes.min(memory_cap),
+            denied: false,
+        },
+        stdout,
+        stderr,
+        hard_deadline: Instant::now() + limits.timeout,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        if Instant::now() >= ctx.data().hard_deadline {
+            Err(DeadlineExceeded.into())
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store
+}
+
+impl CallState {
+    /// Takes the captured stdout/stderr.
+    pub(crate) fn logs(&self) -> CapturedLogs {
+        let (stdout, out_cut) = self.stdout.take();
+        let (stderr, err_cut) = self.stderr.take();
+        CapturedLogs {
+            stdout,
+            stderr,
+            truncated: out_cut || err_cut,
+        }
+    }
+
+    /// The memory limit that applied to this call.
+    fn memory_limit(&self) -> usize {
+        self.limiter.max_memory
+    }
+}
+
+/// Maps a failed instantiation or call to the error a user should see.
+pub(crate) fn classify(
+    err: &wasmtime::Error,
+    state: &CallState,
+    logs: &CapturedLogs,
+    timeout: Duration,
+) -> CallError {
+    if err.downcast_ref::<DeadlineExceeded>().is_some() {
+        return CallError::Timeout { after: timeout };
+    }
+    if state.limiter.denied {
+        return CallError::MemoryLimit {
+            limit_bytes: state.memory_limit(),
+        };
+    }
+    if let Some(exit) = err.downcast_ref::<I32Exit>() {
+        return CallError::Trap {
+            message: format!("plugin exited with status {}", exit.0),
+        };
+    }
+    let trap = err.downcast_ref::<Trap>().copied();
+    match trap {
+        Some(Trap::Interrupt) => return CallError::Timeout { after: timeout },
+        Some(Trap::StackOverflow) => {
+            return CallError::Trap {
+                message: "plugin overflowed its stack".into(),
+            };
+        }
+        _ => {}
+    }
+    if let Some(message) = panic_message(&logs.stderr) {
+        return CallError::Panic { message };
+    }
+    match trap {
+        Some(trap) => CallError::Trap {
+            message: format!("plugin trapped: {trap}"),
+        },
+        None => CallError::Trap {
+            message: format!("plugin failed: {}", root_message(err)),
+        },
+    }
+}
+
+/// The innermost message of an error chain, without backtraces.
+fn root_message(err: &wasmtime::Error) -> String {
+    err.chain()
+        .last()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| err.to_string())
+}

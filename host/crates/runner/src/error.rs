@@ -1,0 +1,55 @@
+//! Errors of the run layer.
+
+use assay_store::StoreError;
+
+/// Why a run could not be set up, or why it stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A run option is out of range.
+    #[error("invalid `{field}`: {message}")]
+    InvalidOptions {
+        /// The JSON field name.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A plugin named by the run does not exist or cannot be loaded.
+    #[error("unknown {kind} plugin `{id}`{hint}")]
+    UnknownPlugin {
+        /// `target` or `scorer`.
+        kind: &'static str,
+        /// The id that did not resolve.
+        id: String,
+        /// Extra advice for the user (may be empty).
+        hint: String,
+    },
+    /// A plugin exists but cannot serve in the role asked of it.
+    #[error("plugin `{id}` is a {actual} plugin, not a {expected}")]
+    WrongPluginKind {
+        /// The plugin id.
+        id: String,
+        /// What the run needs.
+        expected: &'static str,
+        /// What the plugin is.
+        actual: String,
+    },
+    /// The plugin could not be loaded into the sandbox.
+    #[error("plugin `{id}` cannot be loaded: {message}")]
+    PluginLoad {
+        /// The plugin id.
+        id: String,
+        /// The loader's message.
+        message: String,
+    },
+    /// The dataset has no items at the pinned version.
+    #[error("No items in dataset {dataset_id} at version {version}")]
+    EmptyDataset {
+        /// The dataset id.
+        dataset_id: String,
+        /// The pinned version.
+        version: i64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

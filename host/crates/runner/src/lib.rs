@@ -1,0 +1,36 @@
+//! The assay run layer: creating runs, executing them on a bounded pool,
+//! scheduling them in the background, comparing them.
+//!
+//! * [`trigger::create_run`] validates a request and stores a `pending` run
+//!   without touching any item.
+//! * [`Executor::execute`] streams one run's items through its target and
+//!   scorers (retries, deadlines, cancellation, batched writes, streaming
+//!   callbacks) — the equivalent of Mastra's `runDataset`.
+//! * [`Scheduler`] claims pending and orphaned runs from storage and
+//!   executes them in the background; it also resumes runs interrupted by a
+//!   crash or a shutdown.
+//! * [`compare::compare_runs`] compares two runs.
+
+pub mod catalog;
+pub mod compare;
+pub mod config;
+pub mod error;
+pub mod executor;
+pub mod item;
+pub mod plugins;
+pub mod retry;
+pub mod scheduler;
+pub mod summary;
+pub mod trigger;
+pub mod writer;
+
+pub use catalog::Catalog;
+pub use config::RunOptions;
+pub use error::RunError;
+pub use executor::{CallbackError, Executor, ItemCallback, RunHooks, RunPlan, on_item_complete};
+pub use item::ItemWithScores;
+pub use plugins::{Scorer, ScorerAsTarget, Target, WasmScorer, WasmTarget};
+pub use scheduler::Scheduler;
+pub use summary::RunSummary;
+pub use trigger::{RunRequest, StoredRunConfig, TargetType, create_run, plan_run};
+pub use writer::{ResultSink, ResultWriter, WriteAck};

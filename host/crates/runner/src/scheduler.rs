@@ -1,0 +1,185 @@
+//! The background scheduler: takes pending runs (and runs whose owner died)
+//! from storage and executes them on this process's bounded pool.
+//!
+//! Runs wait as `pending` until the scheduler has room: at most
+//! `max_active_runs` runs execute in this process at once, and the executor
+//! caps items in flight across all of them. Several processes sharing a
+//! PostgreSQL database each run a scheduler; the store's leases make sure a
+//! run executes in one process at a time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use assay_store::Run;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::catalog::Catalog;
+use crate::error::RunError;
+use crate::executor::{Executor, RunHooks};
+use crate::trigger::plan_run;
+
+/// How often the scheduler looks for work when nobody wakes it.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Handle to the background scheduler. Cheap to clone.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    executor: Executor,
+    catalog: Arc<Catalog>,
+    wake: Notify,
+    max_active_runs: usize,
+    active: Mutex<HashMap<String, RunHooks>>,
+    drain: CancellationToken,
+    abort: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Scheduler {
+    /// Starts the scheduler loop on the current tokio runtime.
+    pub fn start(executor: Executor, catalog: Arc<Catalog>, max_active_runs: usize) -> Self {
+        let inner = Arc::new(Inner {
+            executor,
+            catalog,
+            wake: Notify::new(),
+            max_active_runs: max_active_runs.max(1),
+            active: Mutex::new(HashMap::new()),
+            drain: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        let looper = inner.clone();
+        inner.tracker.spawn(async move { looper.run_loop().await });
+        Self { inner }
+    }
+
+    /// Tells the scheduler there may be new work (a run was just created).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// The executor (owner id, store).
+    pub fn executor(&self) -> &Executor {
+        &self.inner.executor
+    }
+
+    /// The plugin catalog.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.inner.catalog
+    }
+
+    /// Runs executing in this process now.
+    pub fn active_runs(&self) -> usize {
+        self.inner.active.lock().expect("scheduler lock").len()
+    }
+
+    /// Cancels a run: records the request (so whichever process executes it
+    /// sees it on its next heartbeat) and, if it runs here, cancels it at
+    /// once. A pending run becomes `cancelled` immediately.
+    pub async fn cancel(&self, tenant: &str, run_id: &str) -> Result<Run, RunError> {
+        let run = self
+            .inner
+            .executor
+            .store()
+            .request_cancel(tenant, run_id)
+            .await?;
+        if let Some(hooks) = self.inner.active.lock().expect("scheduler lock").get(run_id) {
+            hooks.cancel.cancel();
+        }
+        Ok(run)
+    }
+
+    /// Graceful shutdown: start no new runs or items, give in-flight items
+    /// `grace` to finish, then cancel the rest. Unfinished runs keep their
+    /// state and are resumed by the next process that starts.
+    pub async fn shutdown(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.drain.cancel();
+        for hooks in inner.active.lock().expect("scheduler lock").values() {
+            hooks.drain.cancel();
+        }
+        inner.tracker.close();
+        if tokio::time::timeout(grace, inner.tracker.wait()).await.is_err() {
+            warn!(?grace, "grace period over; cancelling in-flight items");
+            inner.abort.cancel();
+            for hooks in inner.active.lock().expect("scheduler lock").values() {
+                hooks.abort.cancel();
+            }
+            inner.tracker.wait().await;
+        }
+        info!("scheduler stopped");
+    }
+}
+
+impl Inner {
+    async fn run_loop(self: Arc<Self>) {
+        loop {
+            self.claim_available().await;
+            tokio::select! {
+                _ = self.drain.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            }
+        }
+    }
+
+    async fn claim_available(self: &Arc<Self>) {
+        let store = self.executor.store().clone();
+        while !self.drain.is_cancelled()
+            && self.active.lock().expect("scheduler lock").len() < self.max_active_runs
+        {
+            let claimed = store
+                .claim_next_run(self.executor.owner(), self.executor.lease())
+                .await;
+            match claimed {
+                Ok(Some((tenant, run))) => self.spawn_run(tenant, run),
+                Ok(None) => return,
+                Err(e) => {
+                    warn!(error = %e, "claiming a run failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn spawn_run(self: &Arc<Self>, tenant: String, run: Run) {
+        let hooks = RunHooks {
+            retain_results: Some(false),
+            drain: self.drain.child_token(),
+            abort: self.abort.child_token(),
+            ..Default::default()
+        };
+        self.active
+            .lock()
+            .expect("scheduler lock")
+            .insert(run.id.clone(), hooks.clone());
+        let this = self.clone();
+        self.tracker.spawn(async move {
+            let run_id = run.id.clone();
+            let outcome = match plan_run(&this.catalog, &tenant, run, true).await {
+                Ok(plan) => this.executor.execute(plan, hooks).await.map(|_| ()),
+                Err(e) => {
+                    warn!(run_id, error = %e, "run cannot start");
+                    this.executor
+                        .store()
+                        .fail_run(&tenant, &run_id, &e.to_string())
+                        .await
+                        .map(|_| ())
+                        .map_err(RunError::from)
+                }
+            };
+            if let Err(e) = outcome {
+                warn!(run_id, error = %e, "run ended with an error");
+            }
+            this.active.lock().expect("scheduler lock").remove(&run_id);
+            this.wake.notify_one();
+        });
+    }
+}

@@ -1,0 +1,257 @@
+//! Creating a run (validated up front, O(1) whatever the dataset size) and
+//! turning a stored run back into something the executor can execute.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use assay_plugin_host::{Limits, Plugin, PluginKind};
+use assay_store::{NewRun, Run, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::config::RunOptions;
+use crate::error::RunError;
+use crate::executor::RunPlan;
+use crate::plugins::{Scorer, ScorerAsTarget, Target, WasmScorer, WasmTarget};
+
+/// What a run's target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetType {
+    /// A target plugin (Mastra's `agent` and `workflow` are accepted as
+    /// aliases when parsing).
+    Plugin,
+    /// A scorer plugin run as the target, to calibrate it on items shaped
+    /// `{input, output, groundTruth}`.
+    Scorer,
+}
+
+impl TargetType {
+    /// Parses `plugin`, `target`, `agent`, `workflow` (all: a target plugin)
+    /// or `scorer`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "plugin" | "target" | "agent" | "workflow" => Some(Self::Plugin),
+            "scorer" => Some(Self::Scorer),
+            _ => None,
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plugin => "plugin",
+            Self::Scorer => "scorer",
+        }
+    }
+}
+
+/// A request to run a dataset.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The dataset to run.
+    pub dataset_id: String,
+    /// The dataset version to pin (`None`: the latest).
+    pub version: Option<i64>,
+    /// Target kind.
+    pub target_type: TargetType,
+    /// Target plugin id.
+    pub target_id: String,
+    /// Scorer plugin ids.
+    pub scorer_ids: Vec<String>,
+    /// Tunables.
+    pub options: RunOptions,
+    /// A caller-chosen run id.
+    pub run_id: Option<String>,
+}
+
+/// What is stored in a run's `config` column: the options and the content
+/// digests of the plugins the run was created with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredRunConfig {
+    /// The run's options.
+    pub options: RunOptions,
+    /// Digest of the target plugin at trigger time.
+    pub target_digest: String,
+    /// Digest of each scorer plugin at trigger time, by id.
+    pub scorer_digests: BTreeMap<String, String>,
+}
+
+/// Validates `request` and creates the run as `pending`. Checks, in order:
+/// options in range, dataset exists and has items at the pinned version,
+/// target and every scorer resolve to plugins of the right kind, and the
+/// tenant's limits. Touches no item.
+pub async fn create_run(
+    store: &Arc<dyn Store>,
+    catalog: &Catalog,
+    tenant: &str,
+    request: RunRequest,
+) -> Result<Run, RunError> {
+    let mut options = request.options;
+    options.validate()?;
+    let limits = store.get_tenant(tenant).await?;
+    options.max_concurrency = options
+        .max_concurrency
+        .min(limits.max_concurrency.max(1) as usize);
+
+    let dataset = store.get_dataset(tenant, &request.dataset_id).await?;
+    let version = request.version.unwrap_or(dataset.version);
+    if version < 0 || version > dataset.version {
+        return Err(RunError::InvalidOptions {
+            field: "version".into(),
+            message: format!(
+                "dataset {} has versions 0 to {}",
+                dataset.id, dataset.version
+            ),
+        });
+    }
+    let total = store
+        .count_items_at_version(tenant, &dataset.id, version)
+        .await?;
+    if total == 0 {
+        return Err(RunError::EmptyDataset {
+            dataset_id: dataset.id,
+            version,
+        });
+    }
+
+    let target = resolve_target(catalog, tenant, request.target_type, &request.target_id).await?;
+    let mut scorer_digests = BTreeMap::new();
+    for id in &request.scorer_ids {
+        let scorer = resolve_kind(catalog, tenant, id, PluginKind::Scorer).await?;
+        scorer_digests.insert(id.clone(), scorer.digest().to_string());
+    }
+    let config = StoredRunConfig {
+        options,
+        target_digest: target.digest().to_string(),
+        scorer_digests,
+    };
+    let run = store
+        .create_run(
+            tenant,
+            NewRun {
+                id: request.run_id,
+                dataset_id: dataset.id,
+                dataset_version: version,
+                target_type: request.target_type.as_str().to_string(),
+                target_id: request.target_id,
+                scorer_ids: request.scorer_ids,
+                config: serde_json::to_value(&config).expect("config serializes"),
+                total_items: total,
+            },
+        )
+        .await?;
+    Ok(run)
+}
+
+/// Loads the plugins of a stored run and builds its execution plan.
+pub async fn plan_run(
+    catalog: &Catalog,
+    tenant: &str,
+    run: Run,
+    claimed: bool,
+) -> Result<RunPlan, RunError> {
+    let config: StoredRunConfig =
+        serde_json::from_value(run.config.clone()).map_err(|e| RunError::InvalidOptions {
+            field: "config".into(),
+            message: format!("stored run config is unreadable: {e}"),
+        })?;
+    let options = config.options;
+    let target_type = TargetType::parse(&run.target_type).unwrap_or(TargetType::Plugin);
+    let target_limits = plugin_limits(&options, Limits::default(), options.target_timeout);
+    let scorer_limits = plugin_limits(&options, Limits::scorer_default(), options.scorer_timeout);
+
+    let target_plugin = resolve_target(catalog, tenant, target_type, &run.target_id).await?;
+    check_pin(&run.target_id, &config.target_digest, &target_plugin)?;
+    let target: Arc<dyn Target> = match target_type {
+        TargetType::Plugin => Arc::new(WasmTarget::new(
+            target_plugin,
+            options.target_config.clone(),
+            target_limits,
+        )),
+        TargetType::Scorer => Arc::new(ScorerAsTarget::new(Arc::new(WasmScorer::new(
+            target_plugin,
+            options.target_config.clone(),
+            target_limits,
+        )))),
+    };
+    let mut scorers: Vec<Arc<dyn Scorer>> = Vec::new();
+    for id in &run.scorer_ids {
+        let plugin = resolve_kind(catalog, tenant, id, PluginKind::Scorer).await?;
+        if let Some(pinned) = config.scorer_digests.get(id) {
+            check_pin(id, pinned, &plugin)?;
+        }
+        scorers.push(Arc::new(WasmScorer::new(
+            plugin,
+            options.scorer_configs.get(id).cloned(),
+            scorer_limits.clone(),
+        )));
+    }
+    Ok(RunPlan {
+        tenant: tenant.to_string(),
+        run,
+        target,
+        scorers,
+        options,
+        claimed,
+    })
+}
+
+fn plugin_limits(options: &RunOptions, base: Limits, timeout: Option<Duration>) -> Limits {
+    let mut limits = base;
+    if let Some(t) = timeout {
+        limits.timeout = t;
+    }
+    if let Some(m) = options.max_memory_bytes {
+        limits.max_memory_bytes = m;
+    }
+    limits
+}
+
+fn check_pin(id: &str, pinned: &str, plugin: &Plugin) -> Result<(), RunError> {
+    if plugin.digest() != pinned {
+        return Err(RunError::PluginLoad {
+            id: id.to_string(),
+            message: format!(
+                "the plugin changed since the run was created (run pinned {pinned}, registry has {})",
+                plugin.digest()
+            ),
+        });
+    }
+    Ok(())
+}
+
+async fn resolve_target(
+    catalog: &Catalog,
+    tenant: &str,
+    target_type: TargetType,
+    id: &str,
+) -> Result<Arc<Plugin>, RunError> {
+    match target_type {
+        TargetType::Plugin => resolve_kind(catalog, tenant, id, PluginKind::Target).await,
+        TargetType::Scorer => resolve_kind(catalog, tenant, id, PluginKind::Scorer).await,
+    }
+}
+
+async fn resolve_kind(
+    catalog: &Catalog,
+    tenant: &str,
+    id: &str,
+    kind: PluginKind,
+) -> Result<Arc<Plugin>, RunError> {
+    let label = match kind {
+        PluginKind::Scorer => "scorer",
+        PluginKind::Target => "target",
+    };
+    let plugin = catalog.resolve(tenant, id, label).await?;
+    if plugin.kind() != kind {
+        return Err(RunError::WrongPluginKind {
+            id: id.to_string(),
+            expected: label,
+            actual: plugin.kind().to_string(),
+        });
+    }
+    Ok(plugin)
+}

@@ -1,0 +1,126 @@
+//! The batching result writer.
+//!
+//! Item tasks hand their result to one writer task per run and wait for the
+//! acknowledgement. The writer takes everything queued at that moment (up to
+//! a batch limit) and writes it in one transaction: under load many items
+//! share a commit, and a lone item is written at once (no artificial linger).
+//! If a batch fails, its items are retried one by one so that one bad result
+//! cannot fail its neighbours.
+
+use std::sync::Arc;
+
+use assay_store::{NewResult, Store, StoreError, WriteOutcome};
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+/// Where results go. The store is the normal sink; tests substitute one that
+/// fails on purpose.
+#[async_trait]
+pub trait ResultSink: Send + Sync {
+    /// Writes a batch in one transaction, fenced by `owner`'s lease.
+    async fn write(
+        &self,
+        run_id: &str,
+        owner: &str,
+        batch: Vec<NewResult>,
+    ) -> Result<WriteOutcome, StoreError>;
+}
+
+#[async_trait]
+impl ResultSink for Arc<dyn Store> {
+    async fn write(
+        &self,
+        run_id: &str,
+        owner: &str,
+        batch: Vec<NewResult>,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.write_results(run_id, owner, batch).await
+    }
+}
+
+/// How writing one result ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteAck {
+    /// Stored (or already stored by an earlier attempt: idempotent).
+    Written,
+    /// Another process holds the run now; nothing was written.
+    LeaseLost,
+    /// Storage failed for this result.
+    Failed(String),
+}
+
+type Job = (NewResult, oneshot::Sender<WriteAck>);
+
+/// Handle to a run's writer task.
+#[derive(Clone)]
+pub struct ResultWriter {
+    tx: mpsc::Sender<Job>,
+}
+
+impl ResultWriter {
+    /// Starts the writer task for `run_id`. It ends when every handle is
+    /// dropped and the queue is drained; await the returned handle to join it.
+    pub fn spawn(
+        sink: Arc<dyn ResultSink>,
+        run_id: String,
+        owner: String,
+        max_batch: usize,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel::<Job>(max_batch.max(1) * 2);
+        let handle = tokio::spawn(write_loop(sink, run_id, owner, max_batch.max(1), rx));
+        (Self { tx }, handle)
+    }
+
+    /// Queues `result` and waits until it is stored (or failed).
+    pub async fn write(&self, result: NewResult) -> WriteAck {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        if self.tx.send((result, ack_tx)).await.is_err() {
+            return WriteAck::Failed("result writer stopped".into());
+        }
+        ack_rx
+            .await
+            .unwrap_or_else(|_| WriteAck::Failed("result writer stopped".into()))
+    }
+}
+
+async fn write_loop(
+    sink: Arc<dyn ResultSink>,
+    run_id: String,
+    owner: String,
+    max_batch: usize,
+    mut rx: mpsc::Receiver<Job>,
+) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut jobs, max_batch).await > 0 {
+        let (results, acks): (Vec<_>, Vec<_>) = std::mem::take(&mut jobs).into_iter().unzip();
+        match sink.write(&run_id, &owner, results.clone()).await {
+            Ok(_) => acks.into_iter().for_each(|a| {
+                let _ = a.send(WriteAck::Written);
+            }),
+            Err(StoreError::LeaseLost) => acks.into_iter().for_each(|a| {
+                let _ = a.send(WriteAck::LeaseLost);
+            }),
+            Err(batch_err) if results.len() == 1 => {
+                warn!(run_id, error = %batch_err, "writing a result failed");
+                for a in acks {
+                    let _ = a.send(WriteAck::Failed(batch_err.to_string()));
+                }
+            }
+            Err(batch_err) => {
+                warn!(run_id, error = %batch_err, size = results.len(), "batch write failed; writing its results one by one");
+                for (result, ack) in results.into_iter().zip(acks) {
+                    let outcome = match sink.write(&run_id, &owner, vec![result]).await {
+                        Ok(_) => WriteAck::Written,
+                        Err(StoreError::LeaseLost) => WriteAck::LeaseLost,
+                        Err(e) => {
+                            warn!(run_id, error = %e, "writing a result failed");
+                            WriteAck::Failed(e.to_string())
+                        }
+                    };
+                    let _ = ack.send(outcome);
+                }
+            }
+        }
+    }
+}

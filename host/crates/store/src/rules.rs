@@ -1,0 +1,139 @@
+//! Backend-neutral rules: ids, clocks, version and status checks.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{StoreError, StoreResult};
+use crate::models::{Dataset, NewResult, RunStatus, ScoreRow};
+
+/// How many rows one multi-row `INSERT` carries (SQLite allows 32,766 bound
+/// parameters per statement, PostgreSQL 65,535).
+pub const INSERT_CHUNK: usize = 500;
+
+/// Names of the changes recorded in `dataset_versions`.
+pub mod change {
+    pub const CREATE: &str = "dataset.create";
+    pub const SCHEMA: &str = "dataset.schema";
+    pub const ITEMS_ADD: &str = "items.add";
+    pub const ITEMS_UPDATE: &str = "items.update";
+    pub const ITEMS_DELETE: &str = "items.delete";
+}
+
+/// A new id: UUID v7 text (time ordered).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Now, at millisecond precision (what both backends store exactly).
+pub fn now() -> DateTime<Utc> {
+    trunc_ms(Utc::now())
+}
+
+/// `t` truncated to whole milliseconds.
+pub fn trunc_ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+/// Milliseconds since the epoch (SQLite's timestamp columns).
+pub fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The inverse of [`to_ms`].
+pub fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// A lease length in milliseconds (at least 1).
+pub fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+/// A score or latency as stored: NaN and infinities have no JSON form.
+pub fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+/// Scores in the form they are stored (non-finite values become `None`).
+pub fn normalized_score(s: &ScoreRow) -> Option<f64> {
+    s.score.and_then(finite)
+}
+
+/// `Ok` when `version` exists for `dataset` (0 ..= current).
+pub fn check_version(dataset: &Dataset, version: i64) -> StoreResult<()> {
+    if (0..=dataset.version).contains(&version) {
+        Ok(())
+    } else {
+        Err(StoreError::not_found(
+            "Dataset version",
+            format!("{}@{version}", dataset.id),
+        ))
+    }
+}
+
+/// `Ok` when `status` may end a run.
+pub fn check_terminal(status: RunStatus) -> StoreResult<()> {
+    if status.is_terminal() {
+        Ok(())
+    } else {
+        Err(StoreError::validation(
+            "status",
+            format!("a run cannot finish as `{status}`"),
+        ))
+    }
+}
+
+/// `Ok` when `target_type` is one we store.
+pub fn check_target_type(target_type: &str) -> StoreResult<()> {
+    match target_type {
+        "plugin" | "scorer" => Ok(()),
+        other => Err(StoreError::validation(
+            "targetType",
+            format!("expected `plugin` or `scorer`, got `{other}`"),
+        )),
+    }
+}
+
+/// `Ok` when `kind` is a plugin kind.
+pub fn check_plugin_kind(kind: &str) -> StoreResult<()> {
+    match kind {
+        "scorer" | "target" => Ok(()),
+        other => Err(StoreError::validation(
+            "kind",
+            format!("expected `scorer` or `target`, got `{other}`"),
+        )),
+    }
+}
+
+/// The conflict a finished run answers with.
+pub fn run_finished(id: &str, status: RunStatus) -> StoreError {
+    StoreError::Conflict(format!("run {id} is already {status}"))
+}
+
+/// Rejects a batch that names the same item twice (the second would be a
+/// silent duplicate of the first).
+pub fn check_batch(batch: &[NewResult]) -> StoreResult<()> {
+    let mut seen = std::collections::HashSet::with_capacity(batch.len());
+    for (i, r) in batch.iter().enumerate() {
+        if !seen.insert(r.item_id.as_str()) {
+            return Err(StoreError::validation(
+                format!("results[{i}].itemId"),
+                format!("item {} appears twice in one batch", r.item_id),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

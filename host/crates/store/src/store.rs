@@ -1,0 +1,239 @@
+//! The storage contract both backends implement.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::StoreResult;
+use crate::models::*;
+
+/// Storage for datasets, items and their versions, runs, results, scores,
+/// plugins and tenants.
+///
+/// Every call that names a dataset, run or plugin takes the tenant and scopes
+/// by it: another tenant's ids behave exactly like unknown ids
+/// ([`crate::StoreError::NotFound`]). The run-execution calls
+/// (`renew_lease`, `write_results`, `finish_run`, ...) are keyed by the run
+/// id and the lease owner instead: only the process that claimed a run
+/// (through a tenant-scoped or a global claim) uses them.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    // ---- tenants ----
+
+    /// A tenant and its limits.
+    async fn get_tenant(&self, id: &str) -> StoreResult<Tenant>;
+    /// Creates or replaces a tenant's limits.
+    async fn upsert_tenant(&self, tenant: &Tenant) -> StoreResult<Tenant>;
+
+    // ---- datasets ----
+
+    /// Creates a dataset at version 0. Names are unique per tenant
+    /// (`Conflict` otherwise); schemas must be valid JSON Schemas.
+    async fn create_dataset(&self, tenant: &str, new: NewDataset) -> StoreResult<Dataset>;
+    async fn get_dataset(&self, tenant: &str, id: &str) -> StoreResult<Dataset>;
+    /// The dataset called `name`, if any.
+    async fn find_dataset_by_name(&self, tenant: &str, name: &str)
+    -> StoreResult<Option<Dataset>>;
+    /// Newest first.
+    async fn list_datasets(&self, tenant: &str, page: Page) -> StoreResult<Paged<Dataset>>;
+    /// Updates fields; a schema change re-validates every live item (a
+    /// failure is a `Validation` error naming up to 10 items, and nothing
+    /// changes) and bumps the version. Other fields do not bump it.
+    async fn update_dataset(
+        &self,
+        tenant: &str,
+        id: &str,
+        patch: DatasetPatch,
+    ) -> StoreResult<Dataset>;
+    /// Deletes the dataset with its items, history, runs, results and
+    /// scores. `Conflict` while one of its runs is pending or running.
+    async fn delete_dataset(&self, tenant: &str, id: &str) -> StoreResult<()>;
+
+    // ---- items ----
+
+    /// Adds items (validated, all or nothing) with one version bump.
+    /// Returns them in insertion order; an empty list changes nothing.
+    async fn add_items(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        items: Vec<NewItem>,
+    ) -> StoreResult<Vec<DatasetItem>>;
+    /// A live item.
+    async fn get_item(&self, tenant: &str, dataset_id: &str, item_id: &str)
+    -> StoreResult<DatasetItem>;
+    /// Changes an item (validated), with one version bump.
+    async fn update_item(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        item_id: &str,
+        patch: ItemPatch,
+    ) -> StoreResult<DatasetItem>;
+    /// Deletes live items, with one version bump; returns how many were
+    /// deleted (unknown ids are ignored; 0 deleted: no bump).
+    async fn delete_items(&self, tenant: &str, dataset_id: &str, ids: &[String])
+    -> StoreResult<u64>;
+    /// Items by position (ascending, the dataset order), live or at
+    /// `query.version`, optionally filtered by `query.search`.
+    async fn list_items(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        query: ItemQuery,
+    ) -> StoreResult<Paged<DatasetItem>>;
+    /// Exactly the items of dataset version `version`, by position, after
+    /// `after_position` (keyset paging). Each item is shown as it was at
+    /// that version.
+    async fn items_at_version(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        version: i64,
+        after_position: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<DatasetItem>>;
+    /// How many items dataset version `version` has.
+    async fn count_items_at_version(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        version: i64,
+    ) -> StoreResult<i64>;
+    /// Newest first.
+    async fn list_dataset_versions(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        page: Page,
+    ) -> StoreResult<Paged<DatasetVersion>>;
+    /// An item's history, newest first (works for deleted items).
+    async fn list_item_versions(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        item_id: &str,
+        page: Page,
+    ) -> StoreResult<Paged<ItemVersion>>;
+    /// One version (from 1) of an item.
+    async fn get_item_version(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        item_id: &str,
+        version_number: i64,
+    ) -> StoreResult<ItemVersion>;
+
+    // ---- runs ----
+
+    /// Inserts a `pending` run pinned to `new.dataset_version` (O(1): no
+    /// per-item rows).
+    async fn create_run(&self, tenant: &str, new: NewRun) -> StoreResult<Run>;
+    async fn get_run(&self, tenant: &str, id: &str) -> StoreResult<Run>;
+    /// Newest first, optionally of one dataset.
+    async fn list_runs(
+        &self,
+        tenant: &str,
+        dataset_id: Option<&str>,
+        page: Page,
+    ) -> StoreResult<Paged<Run>>;
+    /// Deletes a run with its results and scores; `Conflict` while running.
+    async fn delete_run(&self, tenant: &str, id: &str) -> StoreResult<()>;
+    /// pending → cancelled at once; running → `cancelRequested`; finished →
+    /// `Conflict`.
+    async fn request_cancel(&self, tenant: &str, id: &str) -> StoreResult<Run>;
+
+    // ---- run execution (the runner's durable state) ----
+
+    /// Takes the oldest pending run whose tenant has fewer than
+    /// `maxActiveRuns` running, or else the oldest running run whose lease
+    /// expired (or was released). Sets it running with a lease for `owner`.
+    async fn claim_next_run(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> StoreResult<Option<(String, Run)>>;
+    /// Takes a specific run: pending, running with an expired or released
+    /// lease, or already held by `owner`. `Conflict` when another live owner
+    /// holds it or it is finished.
+    async fn claim_run(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> StoreResult<Run>;
+    /// Extends `owner`'s lease; `LeaseLost` when it no longer holds it.
+    async fn renew_lease(&self, run_id: &str, owner: &str, lease: Duration)
+    -> StoreResult<RunControl>;
+    /// Graceful shutdown: gives up the lease (status stays running) so that
+    /// the next start takes the run at once. No-op when not held.
+    async fn release_run(&self, run_id: &str, owner: &str) -> StoreResult<()>;
+    /// Items of the run's pinned version with no result in this run yet, by
+    /// position, after `after_position`.
+    async fn pending_items(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        after_position: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<DatasetItem>>;
+    /// Writes a batch of results with their scores in one transaction,
+    /// fenced by `owner`'s lease (`LeaseLost`: nothing written). Idempotent on
+    /// `(run, item)`: an already stored item counts as a duplicate and keeps
+    /// its scores. Bumps the run's counters by what was inserted.
+    async fn write_results(
+        &self,
+        run_id: &str,
+        owner: &str,
+        batch: Vec<NewResult>,
+    ) -> StoreResult<WriteOutcome>;
+    /// Finalizes a run `owner` holds: counts recomputed from the results,
+    /// `skipped = total - succeeded - failed`, `completedAt`, lease cleared.
+    /// `status` must be terminal. `Conflict` when already finished.
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        owner: &str,
+        status: RunStatus,
+        error: Option<String>,
+    ) -> StoreResult<Run>;
+    /// Marks a pending or running run failed with `error` (setup failures;
+    /// no lease needed). `Conflict` when already finished.
+    async fn fail_run(&self, tenant: &str, run_id: &str, error: &str) -> StoreResult<Run>;
+    /// Results in item index order, with their scores.
+    async fn list_results(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        page: Page,
+    ) -> StoreResult<Paged<RunResult>>;
+    /// Results written after sequence number `after_seq`, in write order,
+    /// with their sequence numbers (for live streaming and resume).
+    async fn results_after_seq(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, RunResult)>>;
+
+    // ---- plugins ----
+
+    /// Registers (or replaces: same id) a plugin and its component bytes.
+    async fn register_plugin(
+        &self,
+        tenant: &str,
+        record: PluginRecord,
+        bytes: Vec<u8>,
+    ) -> StoreResult<PluginRecord>;
+    async fn get_plugin(&self, tenant: &str, id: &str) -> StoreResult<PluginRecord>;
+    /// The component bytes.
+    async fn plugin_bytes(&self, tenant: &str, id: &str) -> StoreResult<Vec<u8>>;
+    /// By id.
+    async fn list_plugins(&self, tenant: &str, page: Page) -> StoreResult<Paged<PluginRecord>>;
+    async fn delete_plugin(&self, tenant: &str, id: &str) -> StoreResult<()>;
+}

@@ -1,0 +1,290 @@
+//! The glue between the WIT contract and the plain-Rust traits: generated
+//! bindings (hidden), the shims the export macros call, and the macros.
+//!
+//! Authors never see wit-bindgen types: [`export_scorer!`] and
+//! [`export_target!`] implement the generated `Guest` traits on a hidden type
+//! that forwards to the author's [`Scorer`] / [`Target`] impl, converting JSON
+//! text to [`serde_json::Value`] and back.
+
+use serde_json::Value;
+
+use crate::{Item, PluginError, PluginInfo, Score, ScoreInput, Scorer, Target, TargetInput, TargetOutput};
+
+/// Generated guest bindings for the `scorer-plugin` world.
+#[doc(hidden)]
+pub mod scorer_bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "scorer-plugin",
+        pub_export_macro: true,
+        export_macro_name: "export_scorer_world",
+        default_bindings_module: "::assay_plugin_sdk::__private::scorer_bindings",
+        runtime_path: "::assay_plugin_sdk::__private::wit_bindgen",
+    });
+}
+
+/// Generated guest bindings for the `target-plugin` world.
+#[doc(hidden)]
+pub mod target_bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "target-plugin",
+        pub_export_macro: true,
+        export_macro_name: "export_target_world",
+        default_bindings_module: "::assay_plugin_sdk::__private::target_bindings",
+        runtime_path: "::assay_plugin_sdk::__private::wit_bindgen",
+    });
+}
+
+use scorer_bindings::exports::assay::plugin::scorer as wit_scorer;
+use target_bindings::exports::assay::plugin::target as wit_target;
+
+/// An item as it crosses the boundary: JSON text.
+pub(crate) struct JsonItem<'a> {
+    pub id: &'a str,
+    pub input: &'a str,
+    pub ground_truth: Option<&'a str>,
+    pub metadata: Option<&'a str>,
+}
+
+impl<'a> JsonItem<'a> {
+    fn parse(&self) -> Result<Item, PluginError> {
+        Ok(Item {
+            id: self.id.to_owned(),
+            input: parse_json("item input", self.input)?,
+            ground_truth: parse_opt("item ground truth", self.ground_truth)?,
+            metadata: parse_opt("item metadata", self.metadata)?,
+        })
+    }
+}
+
+fn parse_json(what: &str, text: &str) -> Result<Value, PluginError> {
+    serde_json::from_str(text)
+        .map_err(|err| PluginError::invalid_input(format!("{what} is not valid JSON: {err}")))
+}
+
+fn parse_opt(what: &str, text: Option<&str>) -> Result<Option<Value>, PluginError> {
+    text.map(|t| parse_json(what, t)).transpose()
+}
+
+/// The scorer call as the wasm export runs it, on JSON text.
+pub(crate) fn score_json<S: Scorer>(
+    item: JsonItem<'_>,
+    output: Option<&str>,
+    config: Option<&str>,
+) -> Result<Score, PluginError> {
+    let input = ScoreInput {
+        item: item.parse()?,
+        output: parse_opt("output", output)?,
+        config: parse_opt("config", config)?,
+    };
+    let score = S::score(input)?;
+    score.check()?;
+    Ok(score)
+}
+
+/// The target call as the wasm export runs it, on JSON text.
+pub(crate) fn run_json<T: Target>(
+    item: JsonItem<'_>,
+    config: Option<&str>,
+) -> Result<TargetOutput, PluginError> {
+    let input = TargetInput {
+        item: item.parse()?,
+        config: parse_opt("config", config)?,
+    };
+    T::run(input)
+}
+
+macro_rules! convert_error {
+    ($module:path) => {{
+        use $module as m;
+        |err: PluginError| match err {
+            PluginError::InvalidInput(msg) => m::PluginError::InvalidInput(msg),
+            PluginError::Transient(msg) => m::PluginError::Transient(msg),
+            PluginError::Failed(msg) => m::PluginError::Failed(msg),
+        }
+    }};
+}
+
+/// Called by [`export_scorer!`]: `info`.
+#[doc(hidden)]
+pub fn scorer_info<S: Scorer>() -> wit_scorer::PluginInfo {
+    let PluginInfo {
+        id,
+        name,
+        description,
+    } = S::info();
+    wit_scorer::PluginInfo {
+        id,
+        name,
+        description,
+    }
+}
+
+/// Called by [`export_scorer!`]: `score`.
+#[doc(hidden)]
+pub fn scorer_score<S: Scorer>(
+    item: wit_scorer::Item,
+    output: Option<String>,
+    config: Option<String>,
+) -> Result<wit_scorer::ScoreResult, wit_scorer::PluginError> {
+    let item = JsonItem {
+        id: &item.id,
+        input: &item.input,
+        ground_truth: item.ground_truth.as_deref(),
+        metadata: item.metadata.as_deref(),
+    };
+    score_json::<S>(item, output.as_deref(), config.as_deref())
+        .map(|score| wit_scorer::ScoreResult {
+            value: score.value,
+            reason: score.reason,
+            metadata: score.metadata.map(|m| m.to_string()),
+        })
+        .map_err(convert_error!(wit_scorer))
+}
+
+/// Called by [`export_target!`]: `info`.
+#[doc(hidden)]
+pub fn target_info<T: Target>() -> wit_target::PluginInfo {
+    let PluginInfo {
+        id,
+        name,
+        description,
+    } = T::info();
+    wit_target::PluginInfo {
+        id,
+        name,
+        description,
+    }
+}
+
+/// Called by [`export_target!`]: `run`.
+#[doc(hidden)]
+pub fn target_run<T: Target>(
+    item: wit_target::Item,
+    config: Option<String>,
+) -> Result<wit_target::TargetOutput, wit_target::PluginError> {
+    let item = JsonItem {
+        id: &item.id,
+        input: &item.input,
+        ground_truth: item.ground_truth.as_deref(),
+        metadata: item.metadata.as_deref(),
+    };
+    run_json::<T>(item, config.as_deref())
+        .map(|out| wit_target::TargetOutput {
+            output: out.output.to_string(),
+            trace_id: out.trace_id,
+        })
+        .map_err(convert_error!(wit_target))
+}
+
+/// Exports a [`Scorer`](crate::Scorer) as the plugin's `scorer` interface.
+///
+/// Use it once, at the top level of the plugin crate:
+///
+/// ```
+/// use assay_plugin_sdk::prelude::*;
+///
+/// struct AlwaysOne;
+///
+/// impl Scorer for AlwaysOne {
+///     fn info() -> PluginInfo {
+///         PluginInfo::new("always-one", "Always one", "Scores every output 1")
+///     }
+///     fn score(_input: ScoreInput) -> Result<Score, PluginError> {
+///         Ok(Score::new(1.0))
+///     }
+/// }
+///
+/// export_scorer!(AlwaysOne);
+/// ```
+///
+/// The export only exists when compiling for `wasm32`; natively the macro
+/// just checks that the type implements `Scorer`, so the crate's unit tests
+/// run with a plain `cargo test`.
+#[macro_export]
+macro_rules! export_scorer {
+    ($scorer:ty) => {
+        const _: () = {
+            fn __assay_is_scorer<S: $crate::Scorer>() {}
+            let _ = __assay_is_scorer::<$scorer>;
+        };
+
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            use $crate::__private::scorer_bindings::exports::assay::plugin::scorer as __wit;
+
+            struct __AssayScorerExport;
+
+            impl __wit::Guest for __AssayScorerExport {
+                fn info() -> __wit::PluginInfo {
+                    $crate::__private::scorer_info::<$scorer>()
+                }
+                fn score(
+                    item: __wit::Item,
+                    output: ::core::option::Option<$crate::__private::String>,
+                    config: ::core::option::Option<$crate::__private::String>,
+                ) -> ::core::result::Result<__wit::ScoreResult, __wit::PluginError> {
+                    $crate::__private::scorer_score::<$scorer>(item, output, config)
+                }
+            }
+
+            $crate::__private::scorer_bindings::export_scorer_world!(
+                __AssayScorerExport with_types_in $crate::__private::scorer_bindings
+            );
+        };
+    };
+}
+
+/// Exports a [`Target`](crate::Target) as the plugin's `target` interface.
+///
+/// ```
+/// use assay_plugin_sdk::prelude::*;
+///
+/// struct Echo;
+///
+/// impl Target for Echo {
+///     fn info() -> PluginInfo {
+///         PluginInfo::new("echo", "Echo", "Returns the item's input")
+///     }
+///     fn run(input: TargetInput) -> Result<TargetOutput, PluginError> {
+///         Ok(TargetOutput::new(input.item.input))
+///     }
+/// }
+///
+/// export_target!(Echo);
+/// ```
+///
+/// Like [`export_scorer!`], the export only exists on `wasm32`.
+#[macro_export]
+macro_rules! export_target {
+    ($target:ty) => {
+        const _: () = {
+            fn __assay_is_target<T: $crate::Target>() {}
+            let _ = __assay_is_target::<$target>;
+        };
+
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            use $crate::__private::target_bindings::exports::assay::plugin::target as __wit;
+
+            struct __AssayTargetExport;
+
+            impl __wit::Guest for __AssayTargetExport {
+                fn info() -> __wit::PluginInfo {
+                    $crate::__private::target_info::<$target>()
+                }
+                fn run(
+                    item: __wit::Item,
+                    config: ::core::option::Option<$crate::__private::String>,
+                ) -> ::core::result::Result<__wit::TargetOutput, __wit::PluginError> {
+                    $crate::__private::target_run::<$target>(item, config)
+                }
+            }
+
+            $crate::__private::target_bindings::export_target_world!(
+                __AssayTargetExport with_types_in $crate::__private::target_bindings
+            );
+        };
+    };
+}

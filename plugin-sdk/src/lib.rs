@@ -1,0 +1,63 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+// Lets the generated bindings name this crate by its public path
+// (`::assay_plugin_sdk::...`) both here and in plugin crates.
+extern crate self as assay_plugin_sdk;
+
+mod error;
+mod export;
+mod info;
+mod item;
+mod scorer;
+mod target;
+pub mod testing;
+
+pub use error::{ErrorKind, PluginError};
+pub use info::PluginInfo;
+pub use item::{Item, json_text};
+pub use scorer::{Score, ScoreInput, Scorer};
+pub use target::{Target, TargetInput, TargetOutput};
+pub use serde_json;
+
+/// The version of the WIT contract (`package assay:plugin@X.Y.Z`) this SDK
+/// builds plugins against. The host refuses components built against a
+/// contract it does not speak.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// Everything a plugin usually needs: `use assay_plugin_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Item, PluginError, PluginInfo, Score, ScoreInput, Scorer, Target, TargetInput,
+        TargetOutput, export_scorer, export_target, json_text,
+    };
+    pub use serde_json::{Value, json};
+}
+
+/// Implementation details used by the export macros. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::export::{
+        scorer_bindings, scorer_info, scorer_score, target_bindings, target_info, target_run,
+    };
+    pub use std::string::String;
+    pub use wit_bindgen;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn contract_version_matches_the_wit_package() {
+        let wit = include_str!("../wit/assay.wit");
+        let line = wit
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("package "))
+            .expect("the WIT file declares a package");
+        let version = line
+            .trim_start_matches("package assay:plugin@")
+            .trim_end_matches(';');
+        assert_ne!(version, line, "unexpected package line: {line}");
+        assert_eq!(version, super::CONTRACT_VERSION);
+    }
+}
