@@ -8,7 +8,9 @@
 
 use serde_json::Value;
 
-use crate::{Item, PluginError, PluginInfo, Score, ScoreInput, Scorer, Target, TargetInput, TargetOutput};
+use crate::{
+    Item, PluginError, PluginInfo, Score, ScoreInput, Scorer, Target, TargetInput, TargetOutput,
+};
 
 /// Generated guest bindings for the `scorer-plugin` world.
 #[doc(hidden)]
@@ -19,7 +21,7 @@ pub mod scorer_bindings {
         pub_export_macro: true,
         export_macro_name: "export_scorer_world",
         default_bindings_module: "::assay_plugin_sdk::__private::scorer_bindings",
-        runtime_path: "::assay_plugin_sdk::__private::wit_bindgen",
+        runtime_path: "::assay_plugin_sdk::__private::wit_bindgen::rt",
     });
 }
 
@@ -32,7 +34,7 @@ pub mod target_bindings {
         pub_export_macro: true,
         export_macro_name: "export_target_world",
         default_bindings_module: "::assay_plugin_sdk::__private::target_bindings",
-        runtime_path: "::assay_plugin_sdk::__private::wit_bindgen",
+        runtime_path: "::assay_plugin_sdk::__private::wit_bindgen::rt",
     });
 }
 

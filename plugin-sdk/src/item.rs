@@ -119,6 +119,7 @@ mod tests {
     struct Config {
         #[serde(default)]
         ignore_case: bool,
+        #[allow(dead_code)]
         nested: Option<Nested>,
     }
 
@@ -152,8 +153,7 @@ mod tests {
         assert!(matches!(err, PluginError::InvalidInput(_)));
         assert!(err.message().contains("`ignoreCase`"), "{err}");
 
-        let err =
-            parse_config::<Config>(Some(&json!({"nested": {"limit": -1}}))).unwrap_err();
+        let err = parse_config::<Config>(Some(&json!({"nested": {"limit": -1}}))).unwrap_err();
         assert!(err.message().contains("`nested.limit`"), "{err}");
 
         let err = parse_config::<Config>(Some(&json!({"ignorecase": true}))).unwrap_err();

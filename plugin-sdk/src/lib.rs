@@ -17,8 +17,8 @@ pub use error::{ErrorKind, PluginError};
 pub use info::PluginInfo;
 pub use item::{Item, json_text};
 pub use scorer::{Score, ScoreInput, Scorer};
-pub use target::{Target, TargetInput, TargetOutput};
 pub use serde_json;
+pub use target::{Target, TargetInput, TargetOutput};
 
 /// The version of the WIT contract (`package assay:plugin@X.Y.Z`) this SDK
 /// builds plugins against. The host refuses components built against a

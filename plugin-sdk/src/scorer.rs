@@ -153,17 +153,20 @@ mod tests {
             .with_output(json!({"a": [1, 2]}));
         assert_eq!(input.output_text().as_deref(), Some(r#"{"a":[1,2]}"#));
         assert_eq!(input.ground_truth_text().as_deref(), Some("42"));
-        assert_eq!(ScoreInput::new(Item::new("1", json!(null))).output_text(), None);
+        assert_eq!(
+            ScoreInput::new(Item::new("1", json!(null))).output_text(),
+            None
+        );
     }
 
     #[test]
     fn typed_output_and_ground_truth() {
-        #[derive(serde::Deserialize)]
+        #[derive(Debug, serde::Deserialize)]
         struct Answer {
             city: String,
         }
-        let input = ScoreInput::new(Item::new("1", json!("q")))
-            .with_output(json!({"city": "Paris"}));
+        let input =
+            ScoreInput::new(Item::new("1", json!("q"))).with_output(json!({"city": "Paris"}));
         assert_eq!(input.output_as::<Answer>().unwrap().city, "Paris");
         let err = input.ground_truth_as::<Answer>().unwrap_err();
         assert!(err.message().contains("no ground truth"), "{err}");
@@ -176,9 +179,21 @@ mod tests {
     fn score_range_is_checked() {
         assert!(Score::new(0.0).check().is_ok());
         assert!(Score::new(1.0).check().is_ok());
-        assert!(Score::new(1.5).check().unwrap_err().message().contains("1.5"));
+        assert!(
+            Score::new(1.5)
+                .check()
+                .unwrap_err()
+                .message()
+                .contains("1.5")
+        );
         assert!(Score::new(-0.1).check().is_err());
-        assert!(Score::new(f64::NAN).check().unwrap_err().message().contains("NaN"));
+        assert!(
+            Score::new(f64::NAN)
+                .check()
+                .unwrap_err()
+                .message()
+                .contains("NaN")
+        );
         assert!(Score::new(f64::INFINITY).check().is_err());
     }
 

@@ -17,7 +17,10 @@ pub fn score<S: Scorer>(input: &ScoreInput) -> Result<Score, PluginError> {
         item.ground_truth.as_ref().map(text),
         item.metadata.as_ref().map(text),
     );
-    let (output, config) = (input.output.as_ref().map(text), input.config.as_ref().map(text));
+    let (output, config) = (
+        input.output.as_ref().map(text),
+        input.config.as_ref().map(text),
+    );
     let json_item = JsonItem {
         id: &item.id,
         input: &in_text,

@@ -446,7 +446,7 @@ async fn invoke(
                     config,
                 } => Ok(Response::Score(
                     guest
-                        .call_score(&mut *store, item, output.as_deref(), config.as_deref())
+                        .call_score(&mut *store, item, output.as_ref(), config.as_ref())
                         .await?,
                 )),
                 Request::Run { .. } => wasmtime::bail!("a scorer cannot run as a target"),
@@ -459,7 +459,7 @@ async fn invoke(
                 Request::Info => Ok(Response::Info(guest.call_info(&mut *store).await?)),
                 Request::Run { item, config } => Ok(Response::Run(
                     guest
-                        .call_run(&mut *store, item, config.as_deref())
+                        .call_run(&mut *store, item, config.as_ref())
                         .await?,
                 )),
                 Request::Score { .. } => wasmtime::bail!("a target cannot score"),

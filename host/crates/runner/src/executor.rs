@@ -282,7 +282,7 @@ impl Executor {
             }
             let page = match self
                 .store
-                .pending_items(tenant, run_id, after, self.page_size)
+                .pending_items(tenant, run_id, after, self.page_size as i64)
                 .await
             {
                 Ok(page) => page,
@@ -637,7 +637,7 @@ async fn call_back(cb: &ItemCallback, item: ItemWithScores, index: i64) {
 async fn with_deadline<F>(
     call: F,
     deadline: Option<Instant>,
-    item_timeout: Option<Duration>,
+    limit: Option<Duration>,
 ) -> Result<assay_plugin_host::TargetOutcome, CallFailure>
 where
     F: std::future::Future<Output = Result<assay_plugin_host::TargetOutcome, CallFailure>>,
@@ -646,7 +646,7 @@ where
         None => call.await,
         Some(d) => match tokio::time::timeout_at(d.into(), call).await {
             Ok(r) => r,
-            Err(_) => Err(item_timeout(item_timeout)),
+            Err(_) => Err(item_timeout(limit)),
         },
     }
 }

@@ -1,1 +1,67 @@
-//! Placeholder.
+//! assay storage: datasets, items and their versions, runs, results, scores,
+//! plugins and tenants, on SQLite (the embedded default) or PostgreSQL.
+//!
+//! [`connect`] picks the backend from the URL and applies the migrations
+//! (`migrations/sqlite`, `migrations/postgres`). Everything else goes through
+//! the [`Store`] trait, used as `Arc<dyn Store>`.
+//!
+//! Choices worth knowing:
+//! * Dataset versions are integers: 0 on create, +1 per call that changes
+//!   items (add / bulk add, update, delete / bulk delete) or a schema.
+//!   Items are stored as SCD-2 rows, so a run pinned to version V sees exactly
+//!   V's items, however the dataset changes later.
+//! * Items are listed by `position` (insertion order, the dataset order)
+//!   ascending, not newest first as in Mastra: the order a run processes them.
+//! * Dataset names are unique per tenant.
+//! * Deleting a dataset deletes its runs, results and scores too (refused
+//!   while one of its runs is pending or running).
+//! * Timestamps have millisecond precision on both backends.
+
+mod error;
+mod models;
+mod page;
+pub mod postgres;
+pub mod rules;
+pub mod sqlite;
+mod store;
+pub mod validate;
+
+use std::sync::Arc;
+
+pub use error::{StoreError, StoreResult};
+pub use models::*;
+pub use page::{DEFAULT_PER_PAGE, MAX_PER_PAGE};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+pub use store::Store;
+
+/// Opens the store at `url` and applies pending migrations.
+///
+/// * `sqlite://path/to/file.db?mode=rwc` (created if missing), `sqlite::memory:`
+/// * `postgres://user:pass@host:port/db` (or `postgresql://`)
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Err(StoreError::Config(format!(
+            "`{}`: expected sqlite:... or postgres://...",
+            redact(url)
+        )))
+    }
+}
+
+/// `url` without a password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

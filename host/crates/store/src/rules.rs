@@ -137,3 +137,75 @@ pub fn like_escape(s: &str) -> String {
     }
     out
 }
+
+/// `Ok` when `name` can name a dataset.
+pub fn check_name(name: &str) -> StoreResult<()> {
+    if name.trim().is_empty() {
+        return Err(StoreError::validation("name", "must not be empty"));
+    }
+    Ok(())
+}
+
+/// Applies `patch` to `ds` (in memory). Returns the schema field that
+/// changed (`inputSchema`, or `outputSchema` when only it changed), if any;
+/// a new schema is checked to be a valid JSON Schema.
+pub fn apply_dataset_patch(
+    ds: &mut Dataset,
+    patch: crate::models::DatasetPatch,
+) -> StoreResult<Option<&'static str>> {
+    if let Some(name) = patch.name {
+        check_name(&name)?;
+        ds.name = name;
+    }
+    if let Some(d) = patch.description {
+        ds.description = d;
+    }
+    if let Some(m) = patch.metadata {
+        ds.metadata = m;
+    }
+    let mut changed = None;
+    if let Some(out) = patch.output_schema
+        && out != ds.output_schema
+    {
+        ds.output_schema = out;
+        changed = Some("outputSchema");
+    }
+    if let Some(inp) = patch.input_schema
+        && inp != ds.input_schema
+    {
+        ds.input_schema = inp;
+        changed = Some("inputSchema");
+    }
+    if changed.is_some() {
+        crate::validate::ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?;
+    }
+    Ok(changed)
+}
+
+/// Applies `patch` to an item's content, returning the new content.
+pub fn apply_item_patch(
+    item: &crate::models::DatasetItem,
+    patch: crate::models::ItemPatch,
+) -> crate::models::ItemSnapshot {
+    crate::models::ItemSnapshot {
+        input: patch.input.unwrap_or_else(|| item.input.clone()),
+        expected_output: patch
+            .expected_output
+            .unwrap_or_else(|| item.expected_output.clone()),
+        context: patch.context.unwrap_or_else(|| item.context.clone()),
+    }
+}
+
+/// `LimitExceeded` when `add` more items would take a dataset holding
+/// `current` past `max`.
+pub fn check_item_limit(current: i64, add: usize, max: i64) -> StoreResult<()> {
+    if current.saturating_add(add as i64) > max {
+        return Err(StoreError::LimitExceeded {
+            what: format!(
+                "items per dataset ({current} + {add} would exceed the tenant's maximum)"
+            ),
+            limit: max,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,2 @@
+//! HTTP benchmark (filled in below).
+fn main() {}

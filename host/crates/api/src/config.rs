@@ -1,0 +1,91 @@
+//! Settings of `assay serve` ([`ServeConfig`]) and of the router
+//! ([`ApiOptions`]).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The address `assay serve` listens on by default (Mastra's dev port).
+pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
+    4111,
+);
+/// Default cap on a request body (bulk item uploads, plugin uploads).
+pub const DEFAULT_BODY_LIMIT: usize = 32 << 20;
+/// Default number of runs this process executes at once.
+pub const DEFAULT_MAX_ACTIVE_RUNS: usize = 4;
+/// Default grace period for in-flight items at shutdown.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// Everything [`crate::serve`] needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where to listen (`127.0.0.1:4111` by default; port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// `sqlite://path?mode=rwc`, `sqlite::memory:` or `postgres://...`.
+    pub database_url: String,
+    /// Directories whose `*.wasm` plugins are registered for the default
+    /// tenant at start (a bad file is logged and skipped).
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Disk cache of compiled plugins (`None`: compile on every start).
+    pub cache_dir: Option<PathBuf>,
+    /// Runs this process executes at once (more wait as `pending`).
+    pub max_active_runs: usize,
+    /// Items in flight at once across all runs of this process.
+    pub process_item_slots: usize,
+    /// At shutdown, how long in-flight items may take to finish before they
+    /// are cancelled (their runs stay resumable either way).
+    pub grace: Duration,
+    /// Largest request body accepted (larger: 413).
+    pub body_limit_bytes: usize,
+    /// How often a run's event stream looks for new results.
+    pub sse_poll_interval: Duration,
+}
+
+impl ServeConfig {
+    /// The router settings this configuration asks for.
+    pub fn api_options(&self) -> ApiOptions {
+        ApiOptions {
+            body_limit_bytes: self.body_limit_bytes,
+            sse_poll_interval: self.sse_poll_interval,
+            ..ApiOptions::default()
+        }
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            addr: DEFAULT_ADDR,
+            database_url: "sqlite://assay.db?mode=rwc".into(),
+            plugin_dirs: Vec::new(),
+            cache_dir: None,
+            max_active_runs: DEFAULT_MAX_ACTIVE_RUNS,
+            process_item_slots: assay_runner::executor::DEFAULT_PROCESS_ITEM_SLOTS,
+            grace: DEFAULT_GRACE,
+            body_limit_bytes: DEFAULT_BODY_LIMIT,
+            sse_poll_interval: ApiOptions::default().sse_poll_interval,
+        }
+    }
+}
+
+/// Settings of the router itself.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Largest request body accepted (larger: 413).
+    pub body_limit_bytes: usize,
+    /// How often a run's event stream looks for new results.
+    pub sse_poll_interval: Duration,
+    /// How often an idle event stream sends a keep-alive comment.
+    pub sse_keep_alive: Duration,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: DEFAULT_BODY_LIMIT,
+            sse_poll_interval: Duration::from_millis(200),
+            sse_keep_alive: Duration::from_secs(15),
+        }
+    }
+}

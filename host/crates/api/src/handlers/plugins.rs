@@ -1,0 +1,103 @@
+//! `/api/plugins`: list, upload (raw `.wasm`), inspect, delete.
+
+use assay_plugin_host::PluginReport;
+use assay_store::PluginRecord;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiPath, ApiQuery, PageQuery, TenantId, body_rejection, media_type};
+use crate::handlers::{list_body, success};
+use crate::state::AppState;
+
+/// Media types accepted for a plugin upload.
+pub const WASM_MEDIA_TYPES: [&str; 2] = ["application/wasm", "application/octet-stream"];
+
+/// `GET /api/plugins`: by id.
+pub async fn list(
+    State(s): State<AppState>,
+    tenant: TenantId,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    list_body("plugins", s.store().list_plugins(&tenant, q.page()).await?)
+}
+
+/// `POST /api/plugins`: the body is the component itself
+/// (`Content-Type: application/wasm` or `application/octet-stream`). It is
+/// loaded in the sandbox (which validates it) and registered under the id
+/// its `info` reports, replacing a plugin with the same id. 201 with the
+/// record; 422 with the loader's message when it is not a usable plugin.
+pub async fn upload(
+    State(s): State<AppState>,
+    tenant: TenantId,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<PluginRecord>)> {
+    match media_type(request.headers()) {
+        Some(t) if WASM_MEDIA_TYPES.contains(&t.as_str()) => {}
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "expected the raw component with `Content-Type: application/wasm` (or \
+                     application/octet-stream), got {}",
+                    other.as_deref().unwrap_or("no content type")
+                ),
+            ));
+        }
+    }
+    let bytes = Bytes::from_request(request, &s)
+        .await
+        .map_err(|r| body_rejection(r, &s))?;
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("the request body is empty: send the .wasm component"));
+    }
+    let record = s
+        .catalog()
+        .register_bytes(&tenant, bytes.to_vec())
+        .await
+        .map_err(|e| match e {
+            assay_runner::RunError::PluginLoad { message, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_plugin",
+                message,
+            ),
+            other => other.into(),
+        })?;
+    tracing::info!(tenant = %tenant.0, plugin = %record.id, digest = %record.digest, "plugin registered");
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// `GET /api/plugins/{pluginId}`: the record plus what the component
+/// declares (`world`, `imports`, `exports`).
+pub async fn get(
+    State(s): State<AppState>,
+    tenant: TenantId,
+    ApiPath(plugin_id): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    let record = s.store().get_plugin(&tenant, &plugin_id).await?;
+    let mut body = serde_json::to_value(&record).map_err(ApiError::internal)?;
+    match s.catalog().load_record(&tenant, &record).await {
+        Ok(plugin) => {
+            let report = PluginReport::from_plugin(&plugin);
+            body["world"] = json!(report.world);
+            body["imports"] = json!(report.imports);
+            body["exports"] = json!(report.exports);
+        }
+        Err(e) => body["loadError"] = json!(e.to_string()),
+    }
+    Ok(Json(body))
+}
+
+/// `DELETE /api/plugins/{pluginId}`.
+pub async fn delete(
+    State(s): State<AppState>,
+    tenant: TenantId,
+    ApiPath(plugin_id): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    s.store().delete_plugin(&tenant, &plugin_id).await?;
+    Ok(success())
+}

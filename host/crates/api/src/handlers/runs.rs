@@ -1,0 +1,276 @@
+//! `/api/datasets/{datasetId}/runs...` and `/compare`: trigger, poll,
+//! results, cancel, delete, compare.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use assay_runner::compare::{CompareOptions, ComparisonResult, Threshold, compare_runs};
+use assay_runner::{RunOptions, RunRequest, TargetType, create_run};
+use assay_store::{Run, StoreError};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, TenantId};
+use crate::handlers::{list_body, success};
+use crate::state::AppState;
+
+/// `GET /api/datasets/{datasetId}/runs`: newest first.
+pub async fn list(
+    State(s): State<AppState>,
+    tenant: TenantId,
+    ApiPath(dataset_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    s.store().get_dataset(&tenant, &dataset_id).await?;
+    list_body(
+        "runs",
+        s.store()
+            .list_runs(&tenant, Some(&dataset_id), q.page())
+            .await?,
+    )
+}
+
+/// Body of the trigger (Mastra's fields plus assay's run options).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerBody {
+    /// `plugin` (aliases `agent`, `workflow`, `target`) or `scorer`.
+    pub target_type: String,
+    /// Id of the target (or scorer) plugin.
+    pub target_id: String,
+    /// Scorer plugin ids.
+    #[serde(default)]
+    pub scorer_ids: Option<Vec<String>>,
+    /// Dataset version to pin (default: the latest).
+    pub version: Option<i64>,
+    /// Items of this run in flight at once (default 5).
+    pub max_concurrency: Option<usize>,
+    /// Retries of transient target failures (default 0).
+    pub max_retries: Option<u32>,
+    /// Base backoff in ms (default 1000).
+    pub retry_delay: Option<u64>,
+    /// Deadline of one item in ms, all attempts included.
+    pub item_timeout: Option<u64>,
+    /// Per-call deadline of the target in ms.
+    pub target_timeout: Option<u64>,
+    /// Per-call deadline of each scorer in ms.
+    pub scorer_timeout: Option<u64>,
+    /// Linear memory cap of one plugin instance, bytes.
+    pub max_memory_bytes: Option<usize>,
+    /// JSON config handed to the target.
+    pub target_config: Option<Value>,
+    /// JSON config handed to each scorer, by scorer id.
+    pub scorer_configs: Option<BTreeMap<String, Value>>,
+}
+
+impl TriggerBody {
+    /// The runner's request for `dataset_id`, or a 400 naming the field.
+    pub fn into_request(self, dataset_id: String) -> ApiResult<RunRequest> {
+        let target_type = TargetType::parse(&self.target_type).ok_or_else(|| {
+            ApiError::invalid_field(
+                "targetType",
+                format!(
+                    "unknown targetType `{}`: expected `plugin` (or its aliases `agent`, \
+                     `workflow`, `target`) or `scorer`",
+                    self.target_type
+                ),
+            )
+        })?;
+        if self.target_id.trim().is_empty() {
+            return Err(ApiError::invalid_field("targetId", "`targetId` must not be empty"));
+        }
+        let scorer_ids = self.scorer_ids.unwrap_or_default();
+        let mut seen = HashSet::new();
+        for id in &scorer_ids {
+            if !seen.insert(id.as_str()) {
+                return Err(ApiError::invalid_field(
+                    "scorerIds",
+                    format!("scorer `{id}` is listed twice"),
+                ));
+            }
+        }
+        let scorer_configs = self.scorer_configs.unwrap_or_default();
+        if let Some(id) = scorer_configs.keys().find(|k| !seen.contains(k.as_str())) {
+            return Err(ApiError::invalid_field(
+                format!("scorerConfigs.{id}"),
+                format!("`scorerConfigs` has an entry for `{id}`, which is not in `scorerIds`"),
+            ));
+        }
+        let defaults = RunOptions::default();
+        let ms = |v: Option<u64>| v.map(Duration::from_millis);
+        let options = RunOptions {
+            max_concurrency: self.max_concurrency.unwrap_or(defaults.max_concurrency),
+            max_retries: self.max_retries.unwrap_or(defaults.max_retries),
+            retry_delay: ms(self.retry_delay).unwrap_or(defaults.retry_delay),
+            item_timeout: ms(self.item_timeout),
+            target_timeout: ms(self.target_timeout),
+            scorer_timeout: ms(self.scorer_timeout),
+            max_memory_bytes: self.max_memory_bytes,
+            target_config: self.target_config,
+            scorer_configs,
+        };
+        Ok(RunRequest {
+            dataset_id,
+            version: self.version,
+            target_type,
+            target_id: self.target_id,
+            scorer_ids,
+            options,
+            run_id: None,
+        })
+    }
+}
+
+/// `POST /api/datasets/{datasetId}/runs`: validates everything, stores the
+/// run as `pending`, wakes the scheduler and answers at once (202) with
+/// Mastra's summary shape; no item is touched inside the request.
+pub async fn trigger(
+    State(s): State<AppState>,
+    tenant: TenantId,
+    ApiPath(dataset_id): ApiPath<String>,
+    ApiJson(body): ApiJson<TriggerBody>,
+) -> ApiResult<Response> {
+    let request = body.into_request(dataset_id)?;
+    let run = create_run(s.store(), s.catalog(), &tenant, request).await?;
+    s.scheduler().wake();
+    tracing::info!(tenant = %tenant.0, run_id = %run.id, total = run.total_items, "run triggered");
+    let location = format!("/api/datasets/{}/runs/{}", run.dataset_id, run.id);
+    let body = json!({
+        "runId": run.id,
+        "datasetId": run.dataset_id,
+        "datasetVersion": run.dataset_version,
+        "status": run.status,
+        "totalItems": run.total_items,
+        "succeededCount": 0,
+        "failedCount": 0,
+        "skippedCount": 0,
+        "startedAt": null,
+        "completedAt": null,
+        "createdAt": run.created_at,
+        "results": [],
+    });
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// The run `run_id` if it belongs to `dataset_id` of `tenant`; otherwise a
+/// 404 naming the dataset (when it does not exist) or the run.
+pub(crate) async fn run_of(
+    s: &AppState,
+    tenant: &str,
+    dataset_id: &str,
+    run_id: &str,
+) -> ApiResult<Run> {
+    match s.store().get_run(tenant, run_id).await {
+        Ok(run) if run.dataset_id == dataset_id => return Ok(run),
+        Ok(_) | Err(StoreError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    s.store().get_dataset(tenant, dataset_id).await?;
+    Err(ApiError::not_found("Run", run_id))
+}
+
+/// `GET /api/datasets/{datasetId}/runs/{runId}`: the bare run (status,
+/// counts that grow during the run, timestamps).
+pub async fn get(
+    State(s): State<AppState>,
+    tenant: TenantId,
+    ApiPath((dataset_id, run_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Run>> {
+    Ok(Json(run_of(&s, &tenant, &dataset_id, &run_id).await?))
+}
+
+/// `GET /api/datasets/{datasetId}/runs/{runId}/results`: in dataset
+/// (`itemIndex`) order, each with its `scores`.
+pub async fn results(
+    State(s): State<AppState>,
+    tenant: TenantId,
+    ApiPath((dataset_id, run_id)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    run_of(&s, &tenant, &dataset_id, &run_id).await?;
+    list_body(
+        "results",
+        s.store().list_results(&tenant, &run_id, q.page()).await?,
+    )
+}
+
+/// `POST /api/datasets/{datasetId}/runs/{runId}/cancel`: a pending run is
+/// cancelled at once; a running one stops starting items, cancels the ones
+/// in flight and ends `cancelled`. 409 when it already finished.
+pub async fn cancel(
+    State(s): State<AppState>,
+    tenant: TenantId,
+    ApiPath((dataset_id, run_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Run>> {
+    run_of(&s, &tenant, &dataset_id, &run_id).await?;
+    let run = s.scheduler().cancel(&tenant, &run_id).await?;
+    tracing::info!(tenant = %tenant.0, run_id, status = %run.status, "run cancel requested");
+    Ok(Json(run))
+}
+
+/// `DELETE /api/datasets/{datasetId}/runs/{runId}`: with its results; 409
+/// while it runs (cancel it first).
+pub async fn delete(
+    State(s): State<AppState>,
+    tenant: TenantId,
+    ApiPath((dataset_id, run_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    run_of(&s, &tenant, &dataset_id, &run_id).await?;
+    s.store().delete_run(&tenant, &run_id).await?;
+    Ok(success())
+}
+
+/// Body of `POST .../compare`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompareBody {
+    /// Baseline run.
+    pub run_id_a: String,
+    /// Candidate run.
+    pub run_id_b: String,
+    /// Per scorer: `{value, direction: "higher-is-better" | "lower-is-better"}`.
+    #[serde(default)]
+    pub thresholds: Option<HashMap<String, Threshold>>,
+    /// Score at or above which an item passes (default 0.5).
+    #[serde(default)]
+    pub pass_threshold: Option<f64>,
+}
+
+/// `POST /api/datasets/{datasetId}/compare`: per-scorer stats, deltas,
+/// regressions and per-item scores of two runs of the dataset.
+pub async fn compare(
+    State(s): State<AppState>,
+    tenant: TenantId,
+    ApiPath(dataset_id): ApiPath<String>,
+    ApiJson(body): ApiJson<CompareBody>,
+) -> ApiResult<Json<ComparisonResult>> {
+    s.store().get_dataset(&tenant, &dataset_id).await?;
+    if let Some(p) = body.pass_threshold
+        && !p.is_finite()
+    {
+        return Err(ApiError::invalid_field("passThreshold", "must be a finite number"));
+    }
+    let options = CompareOptions {
+        thresholds: body.thresholds.unwrap_or_default(),
+        pass_threshold: body.pass_threshold,
+    };
+    let result = compare_runs(
+        s.store(),
+        &tenant,
+        &dataset_id,
+        &body.run_id_a,
+        &body.run_id_b,
+        &options,
+    )
+    .await?;
+    Ok(Json(result))
+}

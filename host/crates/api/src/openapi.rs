@@ -1,0 +1,401 @@
+//! The OpenAPI 3.1 document, generated from [`crate::routes::ROUTES`] plus
+//! the schemas of the JSON bodies.
+
+use serde_json::{Map, Value, json};
+
+use crate::extract::TENANT_HEADER;
+use crate::routes::{Answer, QueryParams, ROUTES, RequestBody, RouteSpec};
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for spec in ROUTES {
+        let entry = paths
+            .entry(spec.path.to_string())
+            .or_insert_with(|| json!({}));
+        entry[spec.verb.as_str()] = operation(spec);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "assay",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Run evaluation datasets through sandboxed WebAssembly plugins. \
+                The /api routes follow the shape of Mastra's datasets \"runs\" API. \
+                Every /api route is scoped to the tenant named by the `x-assay-tenant` header \
+                (default `default`); the header is trusted as is, so until API keys exist the \
+                server must sit behind a proxy that sets or strips it. A tenant is created \
+                with default limits on first use. Errors answer `{message, code}`.",
+        },
+        "tags": [
+            {"name": "datasets"}, {"name": "items"}, {"name": "runs"},
+            {"name": "plugins"}, {"name": "system"},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "parameters": {
+                "Tenant": {
+                    "name": TENANT_HEADER,
+                    "in": "header",
+                    "required": false,
+                    "description": "Tenant id (default `default`); trusted-proxy header.",
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+                },
+            },
+        },
+    })
+}
+
+fn operation(spec: &RouteSpec) -> Value {
+    let mut params: Vec<Value> = spec
+        .path_params()
+        .into_iter()
+        .map(|name| {
+            let schema = if name == "versionNumber" {
+                json!({"type": "integer", "minimum": 1})
+            } else {
+                json!({"type": "string"})
+            };
+            json!({"name": name, "in": "path", "required": true, "schema": schema})
+        })
+        .collect();
+    let query = |name: &str, schema: Value, description: &str| {
+        json!({"name": name, "in": "query", "required": false, "schema": schema,
+               "description": description})
+    };
+    let paging = || {
+        vec![
+            query("page", json!({"type": "integer", "minimum": 0, "default": 0}), "0-based page"),
+            query(
+                "perPage",
+                json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 10}),
+                "rows per page (at most 100)",
+            ),
+        ]
+    };
+    match spec.query {
+        QueryParams::None => {}
+        QueryParams::Paging => params.extend(paging()),
+        QueryParams::Items => {
+            params.extend(paging());
+            params.push(query(
+                "version",
+                json!({"type": "integer", "minimum": 0}),
+                "a past dataset version (default: the live items)",
+            ));
+            params.push(query(
+                "search",
+                json!({"type": "string"}),
+                "case-insensitive substring of input or expectedOutput",
+            ));
+        }
+        QueryParams::Events => {
+            params.push(query(
+                "after",
+                json!({"type": "integer", "minimum": 0}),
+                "send only results after this sequence number (as Last-Event-ID)",
+            ));
+            params.push(json!({"name": "Last-Event-ID", "in": "header", "required": false,
+                "schema": {"type": "integer"},
+                "description": "resume after this result sequence number"}));
+        }
+    }
+    if spec.tenant_scoped() {
+        params.push(json!({"$ref": "#/components/parameters/Tenant"}));
+    }
+
+    let mut responses = Map::new();
+    let (status, content) = match spec.answer {
+        Answer::Json(status, schema) => (status, json!({"application/json": {"schema": schema_ref(schema)}})),
+        Answer::List(key, schema) => (
+            200,
+            json!({"application/json": {"schema": {
+                "type": "object",
+                "required": [key, "pagination"],
+                "properties": {
+                    key: {"type": "array", "items": schema_ref(schema)},
+                    "pagination": schema_ref("Pagination"),
+                },
+            }}}),
+        ),
+        Answer::EventStream => (
+            200,
+            json!({"text/event-stream": {"schema": {"type": "string",
+                "description": "events `run` (Run), `result` (RunResult, id = sequence number), `end` (Run), `error` (Error)"}}}),
+        ),
+    };
+    responses.insert(
+        status.to_string(),
+        json!({"description": "success", "content": content}),
+    );
+    for code in spec.errors.iter().chain(std::iter::once(&500)) {
+        responses.insert(
+            code.to_string(),
+            json!({
+                "description": error_description(*code),
+                "content": {"application/json": {"schema": schema_ref("Error")}},
+            }),
+        );
+    }
+
+    let mut op = json!({
+        "operationId": spec.operation_id,
+        "summary": spec.summary,
+        "tags": [spec.tag],
+        "parameters": params,
+        "responses": responses,
+    });
+    match spec.body {
+        RequestBody::None => {}
+        RequestBody::Json(schema) => {
+            op["requestBody"] = json!({"required": true, "content": {
+                "application/json": {"schema": schema_ref(schema)}}});
+        }
+        RequestBody::Wasm => {
+            let raw = json!({"schema": {"type": "string", "contentMediaType": "application/wasm"}});
+            op["requestBody"] = json!({"required": true, "content": {
+                "application/wasm": raw.clone(), "application/octet-stream": raw}});
+        }
+    }
+    op
+}
+
+fn error_description(code: u16) -> &'static str {
+    match code {
+        400 => "invalid request (malformed JSON, a bad field, an unknown plugin, an empty dataset)",
+        404 => "not found (also when it belongs to another dataset or tenant)",
+        409 => "conflict with the current state",
+        413 => "request body over the size limit",
+        415 => "wrong Content-Type",
+        422 => "the plugin cannot be loaded",
+        429 => "a tenant limit is reached",
+        503 => "the database does not answer",
+        _ => "internal error",
+    }
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// `{type: object, required, properties}`.
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": properties})
+}
+
+fn nullable(ty: &str) -> Value {
+    json!({"type": [ty, "null"]})
+}
+
+fn schemas() -> Value {
+    let any = json!({});
+    let time = json!({"type": "string", "format": "date-time"});
+    let time_or_null = json!({"type": ["string", "null"], "format": "date-time"});
+    let int = json!({"type": "integer"});
+    let string = json!({"type": "string"});
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    let ms = |d: &str| json!({"type": "integer", "minimum": 1, "description": d});
+    json!({
+        "Error": object(&["message", "code"], json!({
+            "message": string, "code": string,
+            "field": {"type": "string", "description": "the request field at fault"},
+            "details": any,
+        })),
+        "Pagination": object(&["total", "page", "perPage", "hasMore"], json!({
+            "total": int, "page": int, "perPage": int, "hasMore": {"type": "boolean"},
+        })),
+        "Success": object(&["success"], json!({"success": {"const": true}})),
+        "Health": object(&["status"], json!({
+            "status": string, "version": string, "database": string, "activeRuns": int,
+        })),
+        "OpenApiDocument": {"type": "object"},
+        "Dataset": object(
+            &["id", "name", "version", "itemCount", "createdAt", "updatedAt"],
+            json!({
+                "id": string, "name": string, "description": nullable("string"),
+                "metadata": any, "inputSchema": any, "outputSchema": any,
+                "version": {"type": "integer", "description": "0 on create, +1 per change of the items or schemas"},
+                "itemCount": int, "createdAt": time, "updatedAt": time,
+            })),
+        "NewDataset": object(&["name"], json!({
+            "name": string, "description": nullable("string"), "metadata": any,
+            "inputSchema": {"type": ["object", "boolean", "null"], "description": "JSON Schema of item inputs"},
+            "outputSchema": {"type": ["object", "boolean", "null"], "description": "JSON Schema of expected outputs"},
+        })),
+        "DatasetPatch": object(&[], json!({
+            "name": string, "description": nullable("string"), "metadata": any,
+            "inputSchema": any, "outputSchema": any,
+        })),
+        "DatasetItem": object(
+            &["id", "datasetId", "version", "position", "input", "createdAt", "updatedAt"],
+            json!({
+                "id": string, "datasetId": string, "version": int,
+                "position": {"type": "integer", "description": "dataset order"},
+                "input": any, "expectedOutput": any, "context": any,
+                "createdAt": time, "updatedAt": time,
+            })),
+        "NewItem": object(&["input"], json!({"input": any, "expectedOutput": any, "context": any})),
+        "ItemPatch": object(&[], json!({"input": any, "expectedOutput": any, "context": any})),
+        "BulkAddItems": object(&["items"], json!({"items": {"type": "array", "items": schema_ref("NewItem")}})),
+        "BulkAddResult": object(&["items", "count"], json!({
+            "items": {"type": "array", "items": schema_ref("DatasetItem")}, "count": int,
+        })),
+        "BulkDeleteItems": object(&["itemIds"], json!({"itemIds": strings})),
+        "BulkDeleteResult": object(&["success", "deletedCount"], json!({
+            "success": {"const": true}, "deletedCount": int,
+        })),
+        "ItemVersion": object(
+            &["itemId", "datasetId", "versionNumber", "datasetVersion", "snapshot", "isDeleted", "createdAt"],
+            json!({
+                "itemId": string, "datasetId": string, "versionNumber": int, "datasetVersion": int,
+                "snapshot": object(&["input"], json!({"input": any, "expectedOutput": any, "context": any})),
+                "isDeleted": {"type": "boolean"}, "createdAt": time,
+            })),
+        "DatasetVersion": object(&["datasetId", "version", "createdAt", "change"], json!({
+            "datasetId": string, "version": int, "createdAt": time, "change": string,
+        })),
+        "RunStatus": {"type": "string", "enum": ["pending", "running", "completed", "failed", "cancelled"]},
+        "Run": object(
+            &["id", "datasetId", "datasetVersion", "targetType", "targetId", "status", "totalItems",
+              "succeededCount", "failedCount", "skippedCount", "createdAt", "updatedAt"],
+            json!({
+                "id": string, "datasetId": string, "datasetVersion": int,
+                "targetType": {"type": "string", "enum": ["plugin", "scorer"]},
+                "targetId": string, "scorerIds": strings, "status": schema_ref("RunStatus"),
+                "totalItems": int, "succeededCount": int, "failedCount": int,
+                "skippedCount": {"type": "integer", "description": "total - succeeded - failed once finished"},
+                "config": {"type": "object", "description": "the run's options and pinned plugin digests"},
+                "error": nullable("string"), "cancelRequested": {"type": "boolean"},
+                "startedAt": time_or_null, "completedAt": time_or_null,
+                "createdAt": time, "updatedAt": time,
+            })),
+        "TriggerRun": object(&["targetType", "targetId"], json!({
+            "targetType": {"type": "string", "enum": ["plugin", "agent", "workflow", "target", "scorer"],
+                "description": "`agent`, `workflow` and `target` are aliases of `plugin`"},
+            "targetId": string,
+            "scorerIds": strings,
+            "version": {"type": "integer", "minimum": 0, "description": "dataset version (default: latest)"},
+            "maxConcurrency": {"type": "integer", "minimum": 1, "default": 5},
+            "maxRetries": {"type": "integer", "minimum": 0, "default": 0},
+            "retryDelay": {"type": "integer", "minimum": 0, "default": 1000, "description": "ms"},
+            "itemTimeout": ms("deadline of one item (all attempts), ms"),
+            "targetTimeout": ms("deadline of one target call, ms"),
+            "scorerTimeout": ms("deadline of one scorer call, ms"),
+            "maxMemoryBytes": int,
+            "targetConfig": any,
+            "scorerConfigs": {"type": "object", "additionalProperties": true,
+                "description": "config per scorer id"},
+        })),
+        "TriggeredRun": object(
+            &["runId", "status", "totalItems", "succeededCount", "failedCount", "startedAt",
+              "completedAt", "results"],
+            json!({
+                "runId": string, "datasetId": string, "datasetVersion": int,
+                "status": {"const": "pending"}, "totalItems": int,
+                "succeededCount": {"const": 0}, "failedCount": {"const": 0}, "skippedCount": {"const": 0},
+                "startedAt": {"type": "null"}, "completedAt": {"type": "null"}, "createdAt": time,
+                "results": {"type": "array", "maxItems": 0},
+            })),
+        "ScoreRow": object(&["scorerId", "scorerName"], json!({
+            "scorerId": string, "scorerName": string, "score": nullable("number"),
+            "reason": nullable("string"), "error": nullable("string"), "metadata": any,
+        })),
+        "RunResult": object(
+            &["id", "runId", "itemId", "itemIndex", "itemVersion", "input", "latency",
+              "startedAt", "completedAt", "retryCount", "scores", "createdAt"],
+            json!({
+                "id": string, "runId": string, "itemId": string,
+                "itemIndex": {"type": "integer", "description": "dataset position"},
+                "itemVersion": int, "input": any, "output": any, "expectedOutput": any,
+                "latency": {"type": "number", "description": "ms"},
+                "error": nullable("string"), "errorKind": nullable("string"),
+                "startedAt": time, "completedAt": time, "retryCount": int,
+                "traceId": nullable("string"), "logs": any,
+                "scores": {"type": "array", "items": schema_ref("ScoreRow")},
+                "createdAt": time,
+            })),
+        "Threshold": object(&[], json!({
+            "value": {"type": "number", "default": 0},
+            "direction": {"type": "string", "enum": ["higher-is-better", "lower-is-better"]},
+        })),
+        "CompareRuns": object(&["runIdA", "runIdB"], json!({
+            "runIdA": string, "runIdB": string,
+            "thresholds": {"type": "object", "additionalProperties": schema_ref("Threshold")},
+            "passThreshold": {"type": "number", "default": 0.5},
+        })),
+        "ComparisonResult": object(
+            &["runA", "runB", "versionMismatch", "hasRegression", "scorers", "items", "warnings"],
+            json!({
+                "runA": {"type": "object"}, "runB": {"type": "object"},
+                "versionMismatch": {"type": "boolean"}, "hasRegression": {"type": "boolean"},
+                "scorers": {"type": "object", "description": "per scorer id: statsA, statsB, delta, regressed, threshold"},
+                "items": {"type": "array", "items": {"type": "object"}},
+                "warnings": strings,
+            })),
+        "Plugin": object(
+            &["id", "kind", "name", "description", "digest", "contractVersion", "size", "createdAt"],
+            json!({
+                "id": string, "kind": {"type": "string", "enum": ["scorer", "target"]},
+                "name": string, "description": string,
+                "digest": {"type": "string", "description": "sha256:<hex> of the component"},
+                "contractVersion": string, "size": int, "createdAt": time,
+            })),
+        "PluginDetail": {"allOf": [schema_ref("Plugin"), object(&[], json!({
+            "world": string, "imports": strings, "exports": strings,
+            "loadError": {"type": "string", "description": "set when the component cannot be loaded"},
+        }))]},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` in the document points at something defined.
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document();
+        let mut refs = Vec::new();
+        collect_refs(&doc, &mut refs);
+        assert!(!refs.is_empty());
+        for r in refs {
+            let pointer = r.strip_prefix('#').expect("local ref");
+            assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
+        }
+    }
+
+    fn collect_refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|v| collect_refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| collect_refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_path_parameter_is_declared() {
+        let doc = document();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let declared: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|p| p["in"] == "path")
+                    .map(|p| p["name"].as_str().unwrap())
+                    .collect();
+                let in_path: Vec<&str> = path
+                    .split('/')
+                    .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                    .collect();
+                assert_eq!(declared, in_path, "{method} {path}");
+            }
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The route table: the one list from which both the router and the
+//! OpenAPI document are built, so a route cannot exist undocumented.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::handlers::{datasets, events, items, plugins, runs, system};
+use crate::state::AppState;
+
+/// An HTTP method of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Verb {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+}
+
+impl Verb {
+    /// Lowercase, as OpenAPI keys operations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Post => "post",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+        }
+    }
+
+    /// The HTTP method.
+    pub fn method(self) -> Method {
+        match self {
+            Verb::Get => Method::GET,
+            Verb::Post => Method::POST,
+            Verb::Patch => Method::PATCH,
+            Verb::Delete => Method::DELETE,
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+            Verb::Patch => MethodFilter::PATCH,
+            Verb::Delete => MethodFilter::DELETE,
+        }
+    }
+}
+
+/// Query parameters a route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryParams {
+    /// None.
+    None,
+    /// `page`, `perPage`.
+    Paging,
+    /// `page`, `perPage`, `version`, `search`.
+    Items,
+    /// `after`.
+    Events,
+}
+
+/// A route's request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestBody {
+    /// None.
+    None,
+    /// JSON of the named schema (`#/components/schemas/<name>`).
+    Json(&'static str),
+    /// A raw WebAssembly component.
+    Wasm,
+}
+
+/// A route's success answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// JSON of the named schema.
+    Json(u16, &'static str),
+    /// `{<key>: [<schema>], pagination}` (200).
+    List(&'static str, &'static str),
+    /// A `text/event-stream` (200).
+    EventStream,
+}
+
+/// One route: method, path (axum and OpenAPI share the `{param}` syntax),
+/// documentation, and the handler.
+pub struct RouteSpec {
+    /// Method.
+    pub verb: Verb,
+    /// Path, with `{name}` parameters.
+    pub path: &'static str,
+    /// OpenAPI `operationId`.
+    pub operation_id: &'static str,
+    /// One-line description.
+    pub summary: &'static str,
+    /// OpenAPI tag.
+    pub tag: &'static str,
+    /// Query parameters.
+    pub query: QueryParams,
+    /// Request body.
+    pub body: RequestBody,
+    /// Success answer.
+    pub answer: Answer,
+    /// Error statuses it can answer (besides 500).
+    pub errors: &'static [u16],
+    handler: fn(MethodFilter) -> MethodRouter<AppState>,
+}
+
+impl RouteSpec {
+    /// Whether the route reads the tenant header.
+    pub fn tenant_scoped(&self) -> bool {
+        self.tag != "system"
+    }
+
+    /// The names of the path parameters, in order.
+    pub fn path_params(&self) -> Vec<&'static str> {
+        self.path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .collect()
+    }
+}
+
+macro_rules! route {
+    ($verb:ident $path:literal, $op:literal, $tag:literal, $summary:literal,
+     query: $query:expr, body: $body:expr, answer: $answer:expr, errors: $errors:expr,
+     $handler:path) => {
+        RouteSpec {
+            verb: Verb::$verb,
+            path: $path,
+            operation_id: $op,
+            summary: $summary,
+            tag: $tag,
+            query: $query,
+            body: $body,
+            answer: $answer,
+            errors: $errors,
+            handler: |m| on(m, $handler),
+        }
+    };
+}
+
+use Answer::{EventStream, Json as Reply, List};
+use QueryParams::{Events, Items, Paging};
+use RequestBody::{Json, Wasm};
+
+const NONE_Q: QueryParams = QueryParams::None;
+const NO_BODY: RequestBody = RequestBody::None;
+
+/// Every route of the server.
+pub static ROUTES: &[RouteSpec] = &[
+    // ---- system ----
+    route!(Get "/health", "health", "system", "Liveness and database check",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Health"), errors: &[503], system::health),
+    route!(Get "/api/health", "apiHealth", "system", "Liveness and database check (under /api)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Health"), errors: &[503], system::health),
+    route!(Get "/api/openapi.json", "openapi", "system", "This OpenAPI 3.1 document",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "OpenApiDocument"), errors: &[], system::openapi),
+    // ---- datasets ----
+    route!(Get "/api/datasets", "listDatasets", "datasets", "List datasets, newest first",
+        query: Paging, body: NO_BODY, answer: List("datasets", "Dataset"), errors: &[400], datasets::list),
+    route!(Post "/api/datasets", "createDataset", "datasets", "Create a dataset",
+        query: NONE_Q, body: Json("NewDataset"), answer: Reply(201, "Dataset"),
+        errors: &[400, 409, 413, 415], datasets::create),
+    route!(Get "/api/datasets/{datasetId}", "getDataset", "datasets", "Get a dataset",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Dataset"), errors: &[404], datasets::get),
+    route!(Patch "/api/datasets/{datasetId}", "updateDataset", "datasets",
+        "Update a dataset (a schema change re-validates every item)",
+        query: NONE_Q, body: Json("DatasetPatch"), answer: Reply(200, "Dataset"),
+        errors: &[400, 404, 409, 413, 415], datasets::update),
+    route!(Delete "/api/datasets/{datasetId}", "deleteDataset", "datasets",
+        "Delete a dataset with its items, history and runs",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404, 409], datasets::delete),
+    route!(Get "/api/datasets/{datasetId}/versions", "listDatasetVersions", "datasets",
+        "The dataset's version history, newest first",
+        query: Paging, body: NO_BODY, answer: List("versions", "DatasetVersion"),
+        errors: &[400, 404], datasets::versions),
+    // ---- items ----
+    route!(Get "/api/datasets/{datasetId}/items", "listItems", "items",
+        "List items in dataset order (live, or at `version`; filtered by `search`)",
+        query: Items, body: NO_BODY, answer: List("items", "DatasetItem"),
+        errors: &[400, 404], items::list),
+    route!(Post "/api/datasets/{datasetId}/items", "addItem", "items", "Add one item",
+        query: NONE_Q, body: Json("NewItem"), answer: Reply(201, "DatasetItem"),
+        errors: &[400, 404, 413, 415, 429], items::add),
+    route!(Post "/api/datasets/{datasetId}/items/bulk", "bulkAddItems", "items",
+        "Add many items at once (all or nothing, one version)",
+        query: NONE_Q, body: Json("BulkAddItems"), answer: Reply(201, "BulkAddResult"),
+        errors: &[400, 404, 413, 415, 429], items::bulk_add),
+    route!(Delete "/api/datasets/{datasetId}/items/bulk", "bulkDeleteItems", "items",
+        "Delete many items at once (one version)",
+        query: NONE_Q, body: Json("BulkDeleteItems"), answer: Reply(200, "BulkDeleteResult"),
+        errors: &[400, 404, 413, 415], items::bulk_delete),
+    route!(Get "/api/datasets/{datasetId}/items/{itemId}", "getItem", "items", "Get an item",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "DatasetItem"), errors: &[404], items::get),
+    route!(Patch "/api/datasets/{datasetId}/items/{itemId}", "updateItem", "items", "Change an item",
+        query: NONE_Q, body: Json("ItemPatch"), answer: Reply(200, "DatasetItem"),
+        errors: &[400, 404, 413, 415], items::update),
+    route!(Delete "/api/datasets/{datasetId}/items/{itemId}", "deleteItem", "items", "Delete an item",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404], items::delete),
+    route!(Get "/api/datasets/{datasetId}/items/{itemId}/versions", "listItemVersions", "items",
+        "An item's history, newest first (deleted items too)",
+        query: Paging, body: NO_BODY, answer: List("versions", "ItemVersion"),
+        errors: &[400, 404], items::versions),
+    route!(Get "/api/datasets/{datasetId}/items/{itemId}/versions/{versionNumber}", "getItemVersion",
+        "items", "One version (from 1) of an item",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "ItemVersion"), errors: &[400, 404], items::version),
+    // ---- runs ----
+    route!(Get "/api/datasets/{datasetId}/runs", "listRuns", "runs", "List the dataset's runs, newest first",
+        query: Paging, body: NO_BODY, answer: List("runs", "Run"), errors: &[400, 404], runs::list),
+    route!(Post "/api/datasets/{datasetId}/runs", "triggerRun", "runs",
+        "Trigger a run: validated up front, stored `pending`, executed in the background",
+        query: NONE_Q, body: Json("TriggerRun"), answer: Reply(202, "TriggeredRun"),
+        errors: &[400, 404, 413, 415, 422, 429], runs::trigger),
+    route!(Get "/api/datasets/{datasetId}/runs/{runId}", "getRun", "runs",
+        "The run itself (not wrapped): status, counts, timestamps",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Run"), errors: &[404], runs::get),
+    route!(Delete "/api/datasets/{datasetId}/runs/{runId}", "deleteRun", "runs",
+        "Delete a run and its results (409 while it runs)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404, 409], runs::delete),
+    route!(Post "/api/datasets/{datasetId}/runs/{runId}/cancel", "cancelRun", "runs",
+        "Cancel a run (pending: at once; running: in-flight items are cancelled, then it ends `cancelled`)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Run"), errors: &[404, 409], runs::cancel),
+    route!(Get "/api/datasets/{datasetId}/runs/{runId}/results", "listRunResults", "runs",
+        "The run's results in dataset order, with their scores",
+        query: Paging, body: NO_BODY, answer: List("results", "RunResult"),
+        errors: &[400, 404], runs::results),
+    route!(Get "/api/datasets/{datasetId}/runs/{runId}/events", "streamRunEvents", "runs",
+        "Server-Sent Events: `run`, then one `result` per stored result (id = sequence number), then `end`; \
+         resumable with `Last-Event-ID`",
+        query: Events, body: NO_BODY, answer: EventStream, errors: &[400, 404], events::stream),
+    route!(Post "/api/datasets/{datasetId}/compare", "compareRuns", "runs",
+        "Compare two runs of the dataset: per-scorer stats, deltas, regressions",
+        query: NONE_Q, body: Json("CompareRuns"), answer: Reply(200, "ComparisonResult"),
+        errors: &[400, 404, 413, 415], runs::compare),
+    // ---- plugins ----
+    route!(Get "/api/plugins", "listPlugins", "plugins", "List registered plugins",
+        query: Paging, body: NO_BODY, answer: List("plugins", "Plugin"), errors: &[400], plugins::list),
+    route!(Post "/api/plugins", "uploadPlugin", "plugins",
+        "Upload a plugin: the raw .wasm component; validated in the sandbox, registered under its own id",
+        query: NONE_Q, body: Wasm, answer: Reply(201, "Plugin"), errors: &[400, 413, 415, 422], plugins::upload),
+    route!(Get "/api/plugins/{pluginId}", "getPlugin", "plugins",
+        "A plugin's record and what its component declares",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "PluginDetail"), errors: &[404], plugins::get),
+    route!(Delete "/api/plugins/{pluginId}", "deletePlugin", "plugins", "Unregister a plugin",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404], plugins::delete),
+];
+
+/// The router: every route of [`ROUTES`] (and nothing else), JSON answers
+/// for unknown paths (404) and wrong methods (405), the body limit, and
+/// request tracing. Add routes to [`ROUTES`], never here.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for spec in ROUTES {
+        router = router.route(spec.path, (spec.handler)(spec.verb.filter()));
+    }
+    router
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(state.options().body_limit_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "route_not_found",
+        format!("no route for {method} {} (see /api/openapi.json)", uri.path()),
+    )
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    let allowed: Vec<&str> = ROUTES
+        .iter()
+        .filter(|r| path_matches(r.path, uri.path()))
+        .map(|r| r.verb.method().as_str())
+        .collect();
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not allowed on {}; allowed: {}",
+            uri.path(),
+            allowed.join(", ")
+        ),
+    )
+}
+
+/// Whether `path` (a concrete request path) matches the `template`.
+fn path_matches(template: &str, path: &str) -> bool {
+    let t: Vec<&str> = template.split('/').collect();
+    let p: Vec<&str> = path.split('/').collect();
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn no_route_is_listed_twice() {
+        let mut seen = HashSet::new();
+        for r in ROUTES {
+            assert!(seen.insert((r.verb, r.path)), "{:?} {} twice", r.verb, r.path);
+        }
+        let ops: HashSet<_> = ROUTES.iter().map(|r| r.operation_id).collect();
+        assert_eq!(ops.len(), ROUTES.len(), "operation ids must be unique");
+    }
+
+    #[test]
+    fn paths_match_their_templates() {
+        assert!(path_matches("/api/datasets/{datasetId}", "/api/datasets/abc"));
+        assert!(!path_matches("/api/datasets/{datasetId}", "/api/datasets/abc/items"));
+        assert!(!path_matches("/api/datasets/{datasetId}", "/api/datasets/"));
+    }
+}

@@ -1,0 +1,214 @@
+//! Starting and stopping the server: [`serve`] for `assay serve`, [`start`]
+//! for tests and benches (a server on a chosen port, stopped on demand).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use assay_plugin_host::{HostConfig, LoadError, PluginHost};
+use assay_runner::{Catalog, Executor, Scheduler};
+use assay_store::{DEFAULT_TENANT, StoreError};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::ServeConfig;
+use crate::routes::router;
+use crate::state::AppState;
+
+/// Why the server could not start (or stopped with an error).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    /// The wasm engine could not be set up.
+    #[error("cannot start the plugin host: {0}")]
+    PluginHost(#[from] LoadError),
+    /// A plugin directory could not be read.
+    #[error("cannot read plugin directory {}: {source}", path.display())]
+    PluginDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("HTTP server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the store, builds the plugin host and catalog, registers the
+/// plugins of `config.plugin_dirs` for the default tenant and starts the
+/// scheduler (which also resumes runs interrupted by an earlier process).
+pub async fn build_state(config: &ServeConfig) -> Result<AppState, ServeError> {
+    let store = assay_store::connect(&config.database_url).await?;
+    info!(backend = store.backend(), "database ready");
+    let host = PluginHost::new(HostConfig {
+        cache_dir: config.cache_dir.clone(),
+        ..HostConfig::default()
+    })?;
+    let catalog = Arc::new(Catalog::new(host, store.clone()));
+    for dir in &config.plugin_dirs {
+        let (ok, failed) = catalog
+            .register_dir(DEFAULT_TENANT, dir)
+            .await
+            .map_err(|source| ServeError::PluginDir {
+                path: dir.clone(),
+                source,
+            })?;
+        for record in &ok {
+            info!(plugin = %record.id, kind = %record.kind, digest = %record.digest, "plugin registered");
+        }
+        for (file, error) in &failed {
+            warn!(file, %error, "plugin skipped");
+        }
+    }
+    let executor =
+        Executor::new(store.clone()).with_process_item_slots(config.process_item_slots);
+    let scheduler = Scheduler::start(executor, catalog, config.max_active_runs);
+    Ok(AppState::new(store, scheduler, config.api_options()))
+}
+
+/// A server running in the background.
+pub struct RunningServer {
+    addr: SocketAddr,
+    state: AppState,
+    grace: Duration,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// The address it listens on (the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The shared state (store, scheduler, catalog).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Graceful stop: accept no new connections, end event streams, let
+    /// requests in progress finish, and stop the scheduler: in-flight items
+    /// get the grace period to finish, unfinished runs stay resumable.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        info!(grace = ?self.grace, "shutting down");
+        self.state.shutdown_token().cancel();
+        let mut task = self.task;
+        let grace = self.grace;
+        let http = async move {
+            match tokio::time::timeout(grace, &mut task).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(join)) => Err(std::io::Error::other(join)),
+                Err(_) => {
+                    warn!("connections still open after the grace period; closing them");
+                    task.abort();
+                    Ok(())
+                }
+            }
+        };
+        let (http, ()) = tokio::join!(http, self.state.scheduler().shutdown(grace));
+        info!("stopped");
+        Ok(http?)
+    }
+}
+
+/// Binds `config.addr`, builds the state (see [`build_state`]) and serves in
+/// the background.
+pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    let listener = bind(config.addr).await?;
+    let state = build_state(&config).await?;
+    Ok(spawn(listener, state, config.grace))
+}
+
+/// Serves `state` on `addr` in the background (tests and benches that build
+/// their own state).
+pub async fn start_with_state(
+    addr: SocketAddr,
+    state: AppState,
+    grace: Duration,
+) -> Result<RunningServer, ServeError> {
+    let listener = bind(addr).await?;
+    Ok(spawn(listener, state, grace))
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+fn spawn(listener: TcpListener, state: AppState, grace: Duration) -> RunningServer {
+    let addr = listener.local_addr().unwrap_or_else(|_| {
+        // Only fails for unbound sockets; `bind` succeeded.
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    });
+    let app = router(state.clone());
+    let stop = state.shutdown_token().clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    info!(%addr, "listening");
+    RunningServer {
+        addr,
+        state,
+        grace,
+        task,
+    }
+}
+
+/// `assay serve`: starts the server and runs until SIGINT or SIGTERM, then
+/// shuts down gracefully (see [`RunningServer::shutdown`]).
+pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    let server = start(config).await?;
+    shutdown_signal().await;
+    server.shutdown().await
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => info!("SIGINT received"),
+        _ = term => info!("SIGTERM received"),
+    }
+}

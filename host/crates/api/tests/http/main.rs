@@ -1,0 +1,10 @@
+//! assay's HTTP API over real HTTP: a server on a loopback port, a reqwest
+//! client, a temp SQLite database per test.
+
+mod common;
+mod crud;
+mod errors;
+mod events;
+mod openapi;
+mod plugins;
+mod runs;

@@ -1,0 +1,84 @@
+//! Plugin upload, listing and inspection.
+
+use reqwest::{Method, StatusCode};
+
+use crate::common::{TestServer, assert_error};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_are_uploaded_validated_listed_and_inspected() {
+    let mut s = TestServer::start().await;
+    let echo = s.upload_plugin("echo").await;
+    assert_eq!(echo["id"], "echo");
+    assert_eq!(echo["kind"], "target");
+    assert!(echo["digest"].as_str().unwrap().starts_with("sha256:"));
+    let scorer = s.upload_plugin("exact-match").await;
+    assert_eq!(scorer["kind"], "scorer");
+    // Uploading the same component again replaces it (same id, same digest).
+    let again = s.upload_plugin("echo").await;
+    assert_eq!(again["digest"], echo["digest"]);
+
+    let (status, list) = s.get("/api/plugins").await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<_> = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, vec!["echo", "exact-match"]);
+    assert_eq!(list["pagination"]["total"], 2);
+
+    let (status, detail) = s.get("/api/plugins/exact-match").await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert!(detail["world"].as_str().unwrap().contains("scorer"), "{detail}");
+    assert!(!detail["exports"].as_array().unwrap().is_empty());
+
+    let upload = |bytes: Vec<u8>, ct: &'static str| {
+        s.request(Method::POST, "/api/plugins")
+            .header("content-type", ct)
+            .body(bytes)
+    };
+    let (status, body) = s.send(upload(b"hello, not wasm".to_vec(), "application/wasm")).await;
+    let message = assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_plugin");
+    assert!(message.contains("not a WebAssembly component"), "{message}");
+    let old = std::fs::read(assay_test_support::plugin_wasm("old-contract")).unwrap();
+    let (status, body) = s.send(upload(old, "application/octet-stream")).await;
+    let message = assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_plugin");
+    assert!(message.contains("contract"), "{message}");
+    let (status, body) = s.send(upload(b"{}".to_vec(), "application/json")).await;
+    assert_error(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    let (status, body) = s.send(upload(Vec::new(), "application/wasm")).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+    let (_, list) = s.get("/api/plugins").await;
+    assert_eq!(list["pagination"]["total"], 2, "failed uploads register nothing");
+
+    // Plugins belong to a tenant.
+    s.tenant = Some("other".into());
+    let (status, body) = s.get("/api/plugins/echo").await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    s.tenant = None;
+
+    let (status, _) = s.delete("/api/plugins/echo").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s.get("/api/plugins/echo").await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_dirs_are_registered_at_start() {
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        assay_test_support::plugin_wasm("echo"),
+        plugins.path().join("echo.wasm"),
+    )
+    .unwrap();
+    std::fs::write(plugins.path().join("broken.wasm"), b"garbage").unwrap();
+    let dir = plugins.path().to_path_buf();
+    let s = TestServer::start_with(|c| c.plugin_dirs = vec![dir]).await;
+    let (status, list) = s.get("/api/plugins").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["pagination"]["total"], 1, "the broken file is skipped: {list}");
+    assert_eq!(list["plugins"][0]["id"], "echo");
+    s.stop().await;
+}

@@ -1,0 +1,610 @@
+//! The executor's behaviour: the seven streaming regression tests of the seed
+//! (T-1..T-7) and the run semantics of design.md section 4.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use assay_plugin_host::{CallFailure, PluginItem, ScoreOutcome};
+use assay_runner::{
+    Executor, ItemWithScores, ResultSink, RunHooks, RunOptions, Scorer, on_item_complete,
+};
+use assay_store::{NewResult, Page, RunStatus, Store, StoreError, WriteOutcome};
+use async_trait::async_trait;
+use common::*;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+type Seen = Arc<Mutex<Vec<(ItemWithScores, i64)>>>;
+
+fn collecting() -> (Seen, assay_runner::ItemCallback) {
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    let cb = on_item_complete(move |item, index| {
+        let sink = sink.clone();
+        async move {
+            sink.lock().unwrap().push((item, index));
+            Ok(())
+        }
+    });
+    (seen, cb)
+}
+
+fn opts(max_concurrency: usize) -> RunOptions {
+    RunOptions {
+        max_concurrency,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn t1_callback_fires_once_per_item_with_its_dataset_index() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, plain(5)).await;
+    let (seen, cb) = collecting();
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], opts(5)),
+            RunHooks {
+                on_item_complete: Some(cb),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.status, RunStatus::Completed);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 5);
+    let mut indexes: Vec<i64> = seen.iter().map(|(_, i)| *i).collect();
+    indexes.sort();
+    assert_eq!(indexes, vec![0, 1, 2, 3, 4]);
+    for (item, index) in seen.iter() {
+        assert_eq!(item.index, *index);
+        assert_eq!(item.result.input["n"], json!(index));
+        assert_eq!(item.result.output.as_ref().unwrap()["n"], json!(index));
+    }
+}
+
+#[tokio::test]
+async fn t2_callback_defaults_retain_results_to_false() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, plain(5)).await;
+    let (seen, cb) = collecting();
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], opts(2)),
+            RunHooks {
+                on_item_complete: Some(cb),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(summary.results.is_empty());
+    assert_eq!(seen.lock().unwrap().len(), 5);
+    assert_eq!(summary.succeeded_count, 5);
+}
+
+#[tokio::test]
+async fn t3_explicit_retain_with_callback_gives_both() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, plain(3)).await;
+    let (seen, cb) = collecting();
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], opts(3)),
+            RunHooks {
+                on_item_complete: Some(cb),
+                retain_results: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.results.len(), 3);
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn t4_callback_receives_successes_and_failures() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(
+        &store,
+        vec![json!({"n": 0}), json!({"n": 1, "fail": "boom"}), json!({"n": 2})],
+    )
+    .await;
+    let (seen, cb) = collecting();
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], opts(3)),
+            RunHooks {
+                on_item_complete: Some(cb),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    let failures: Vec<_> = seen.iter().filter(|(i, _)| i.is_failure()).collect();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].1, 1);
+    assert!(failures[0].0.result.error.as_deref().unwrap().contains("boom"));
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert!(summary.completed_with_errors);
+    assert_eq!((summary.succeeded_count, summary.failed_count), (2, 1));
+}
+
+#[tokio::test]
+async fn t5_throwing_callback_is_not_fatal() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, plain(3)).await;
+    let cb = on_item_complete(|_, _| async { Err("callback exploded".into()) });
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], opts(3)),
+            RunHooks {
+                on_item_complete: Some(cb),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert_eq!(summary.succeeded_count, 3);
+}
+
+#[tokio::test]
+async fn t6_async_callback_is_awaited_and_holds_the_slot() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, plain(3)).await;
+    let spans: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::default();
+    let sink = spans.clone();
+    let cb = on_item_complete(move |_, _| {
+        let sink = sink.clone();
+        async move {
+            let start = Instant::now();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            sink.lock().unwrap().push((start, Instant::now()));
+            Ok(())
+        }
+    });
+    Executor::new(store.clone())
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], opts(1)),
+            RunHooks {
+                on_item_complete: Some(cb),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut spans = spans.lock().unwrap().clone();
+    assert_eq!(spans.len(), 3);
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "callbacks overlapped: {pair:?}");
+    }
+}
+
+#[tokio::test]
+async fn t7_cancel_calls_back_only_for_finished_items_and_finalizes_consistently() {
+    let (store, _dir) = store().await;
+    let inputs = (0..10).map(|i| json!({"n": i, "delayMs": 200})).collect();
+    let run = dataset_run(&store, inputs).await;
+    let run_id = run.id.clone();
+    let (seen, cb) = collecting();
+    let cancel = CancellationToken::new();
+    let canceller = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        canceller.cancel();
+    });
+    let target = Arc::new(MockTarget::default());
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, target.clone(), vec![], opts(2)),
+            RunHooks {
+                on_item_complete: Some(cb),
+                cancel,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let called = seen.lock().unwrap().len();
+    assert!(called < 10 && called >= 1, "callback count {called}");
+    assert_eq!(summary.status, RunStatus::Cancelled);
+    assert_eq!(summary.succeeded_count as usize, called);
+    assert_eq!(
+        summary.succeeded_count + summary.failed_count + summary.skipped_count,
+        10
+    );
+    // Nothing is written after finalization: the stored results match the
+    // callbacks, and stay that way.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stored = store.list_results(TENANT, &run_id, Page { page: 0, per_page: 100 }).await.unwrap();
+    assert_eq!(stored.total as usize, called);
+    let row = store.get_run(TENANT, &run_id).await.unwrap();
+    assert_eq!(row.status, RunStatus::Cancelled);
+    assert_eq!(row.succeeded_count as usize, called);
+    assert_eq!(row.skipped_count, 10 - called as i64);
+    assert!(row.completed_at.is_some());
+}
+
+#[tokio::test]
+async fn run_where_every_item_fails_is_failed() {
+    let (store, _dir) = store().await;
+    let inputs = (0..4).map(|i| json!({"n": i, "fail": "down"})).collect();
+    let run = dataset_run(&store, inputs).await;
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], opts(4)),
+            RunHooks::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.status, RunStatus::Failed);
+    assert!(!summary.completed_with_errors);
+    assert_eq!(summary.failed_count, 4);
+    assert!(summary.results.iter().all(|r| r.result.error.as_deref() == Some("target failed: down")));
+}
+
+#[tokio::test]
+async fn retries_transient_errors_only_and_records_retry_count() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(
+        &store,
+        vec![
+            json!({"n": 0, "failTimes": 2}),
+            json!({"n": 1, "fail": "invalid"}),
+            json!({"n": 2, "fail": "transient"}),
+        ],
+    )
+    .await;
+    let target = Arc::new(MockTarget::default());
+    let options = RunOptions {
+        max_retries: 3,
+        retry_delay: Duration::from_millis(5),
+        ..opts(3)
+    };
+    let summary = Executor::new(store.clone())
+        .execute(plan(run, target.clone(), vec![], options), RunHooks::default())
+        .await
+        .unwrap();
+    let r = &summary.results;
+    assert_eq!(r.len(), 3);
+    assert!(r[0].result.error.is_none(), "flaky item recovers");
+    assert_eq!(r[0].result.retry_count, 2);
+    assert_eq!(r[1].result.retry_count, 0, "invalid input is never retried");
+    assert_eq!(r[1].result.error_kind.as_deref(), Some("invalid-input"));
+    assert_eq!(r[2].result.retry_count, 3, "transient retried up to maxRetries");
+    assert_eq!(r[2].result.error_kind.as_deref(), Some("transient"));
+    assert_eq!(target.calls.load(Ordering::SeqCst), 3 + 1 + 4);
+}
+
+#[tokio::test]
+async fn cancel_during_backoff_stops_at_once() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, vec![json!({"n": 0, "fail": "transient"})]).await;
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        c.cancel();
+    });
+    let options = RunOptions {
+        max_retries: 5,
+        retry_delay: Duration::from_secs(20),
+        ..opts(1)
+    };
+    let started = Instant::now();
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], options),
+            RunHooks {
+                cancel,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "waited out the backoff");
+    assert_eq!(summary.status, RunStatus::Cancelled);
+    assert_eq!(summary.skipped_count, 1);
+}
+
+#[tokio::test]
+async fn item_timeout_fails_a_hanging_item_and_the_run_goes_on() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(
+        &store,
+        vec![json!({"n": 0, "delayMs": 60_000}), json!({"n": 1})],
+    )
+    .await;
+    let options = RunOptions {
+        item_timeout: Some(Duration::from_millis(200)),
+        ..opts(2)
+    };
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], options),
+            RunHooks::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.status, RunStatus::Completed);
+    let hung = &summary.results[0].result;
+    assert_eq!(hung.error_kind.as_deref(), Some("timeout"));
+    assert!(hung.error.as_deref().unwrap().contains("time"), "{:?}", hung.error);
+    assert!(summary.results[1].result.error.is_none());
+}
+
+/// A scorer that waits until all of its siblings are running.
+struct BarrierScorer {
+    id: &'static str,
+    barrier: Arc<tokio::sync::Barrier>,
+}
+
+#[async_trait]
+impl Scorer for BarrierScorer {
+    fn id(&self) -> &str {
+        self.id
+    }
+    fn name(&self) -> &str {
+        self.id
+    }
+    async fn score(&self, _: &PluginItem, _: Option<&Value>) -> Result<ScoreOutcome, CallFailure> {
+        self.barrier.wait().await;
+        Ok(ScoreOutcome {
+            value: 1.0,
+            reason: None,
+            metadata: None,
+            logs: Default::default(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn scorers_of_one_item_run_in_parallel() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, plain(1)).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(3));
+    let scorers: Vec<Arc<dyn Scorer>> = ["a", "b", "c"]
+        .into_iter()
+        .map(|id| {
+            Arc::new(BarrierScorer {
+                id,
+                barrier: barrier.clone(),
+            }) as Arc<dyn Scorer>
+        })
+        .collect();
+    let summary = tokio::time::timeout(
+        Duration::from_secs(10),
+        Executor::new(store.clone()).execute(
+            plan(run, Arc::new(MockTarget::default()), scorers, opts(1)),
+            RunHooks::default(),
+        ),
+    )
+    .await
+    .expect("scorers ran one after another (the barrier never opened)")
+    .unwrap();
+    assert_eq!(summary.results[0].result.scores.len(), 3);
+}
+
+#[tokio::test]
+async fn a_failing_scorer_gives_null_with_error_and_others_are_unaffected() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, plain(2)).await;
+    let run_id = run.id.clone();
+    let scorers: Vec<Arc<dyn Scorer>> =
+        vec![MockScorer::ok("good", 0.75), MockScorer::failing("bad")];
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), scorers, opts(2)),
+            RunHooks::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.succeeded_count, 2);
+    let stored = store.list_results(TENANT, &run_id, Page { page: 0, per_page: 10 }).await.unwrap();
+    for r in &stored.items {
+        let good = r.scores.iter().find(|s| s.scorer_id == "good").unwrap();
+        let bad = r.scores.iter().find(|s| s.scorer_id == "bad").unwrap();
+        assert_eq!(good.score, Some(0.75));
+        assert_eq!(bad.score, None);
+        assert!(bad.error.as_deref().unwrap().contains("scorer exploded"));
+    }
+}
+
+#[tokio::test]
+async fn failed_items_are_not_scored() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, vec![json!({"n": 0, "fail": "x"})]).await;
+    let scorer = MockScorer::ok("s", 1.0);
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), vec![scorer.clone()], opts(1)),
+            RunHooks::default(),
+        )
+        .await
+        .unwrap();
+    assert!(summary.results[0].result.scores.is_empty());
+    assert_eq!(scorer.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn max_concurrency_is_respected_and_used() {
+    let (store, _dir) = store().await;
+    let inputs = (0..20).map(|i| json!({"n": i, "delayMs": 20})).collect();
+    let run = dataset_run(&store, inputs).await;
+    let target = Arc::new(MockTarget::default());
+    Executor::new(store.clone())
+        .execute(plan(run, target.clone(), vec![], opts(3)), RunHooks::default())
+        .await
+        .unwrap();
+    assert_eq!(target.max_in_flight.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn the_process_wide_item_limit_caps_runs_sharing_an_executor() {
+    let (store, _dir) = store().await;
+    let target = Arc::new(MockTarget::default());
+    let executor = Executor::new(store.clone()).with_process_item_slots(2);
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let inputs = (0..6).map(|i| json!({"n": i, "delayMs": 20})).collect();
+        runs.push(dataset_run(&store, inputs).await);
+    }
+    let handles: Vec<_> = runs
+        .into_iter()
+        .map(|run| {
+            let (executor, target) = (executor.clone(), target.clone());
+            tokio::spawn(async move {
+                executor
+                    .execute(plan(run, target, vec![], opts(5)), RunHooks::default())
+                    .await
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.await.unwrap().unwrap().succeeded_count, 6);
+    }
+    assert_eq!(target.max_in_flight.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn retained_results_come_back_in_dataset_order() {
+    let (store, _dir) = store().await;
+    // Earlier items are slower, so they complete last.
+    let inputs = (0..6)
+        .map(|i| json!({"n": i, "delayMs": (6 - i) * 30}))
+        .collect();
+    let run = dataset_run(&store, inputs).await;
+    let (seen, cb) = collecting();
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], opts(6)),
+            RunHooks {
+                on_item_complete: Some(cb),
+                retain_results: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let order: Vec<i64> = summary.results.iter().map(|r| r.index).collect();
+    assert_eq!(order, vec![0, 1, 2, 3, 4, 5]);
+    let completion: Vec<i64> = seen.lock().unwrap().iter().map(|(_, i)| *i).collect();
+    assert_eq!(completion.first(), Some(&5), "callbacks fire in completion order: {completion:?}");
+}
+
+/// Fails any batch that contains the item with input `{"n": 2}`.
+struct PoisonedSink {
+    store: Arc<dyn Store>,
+}
+
+#[async_trait]
+impl ResultSink for PoisonedSink {
+    async fn write(&self, run_id: &str, owner: &str, batch: Vec<NewResult>) -> Result<WriteOutcome, StoreError> {
+        if batch.iter().any(|r| r.input["n"] == 2) {
+            return Err(StoreError::Conflict("disk on fire".into()));
+        }
+        self.store.write_results(run_id, owner, batch).await
+    }
+}
+
+#[tokio::test]
+async fn a_storage_failure_on_one_result_is_reported_and_not_fatal() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, plain(5)).await;
+    let run_id = run.id.clone();
+    let executor = Executor::new(store.clone()).with_sink(Arc::new(PoisonedSink {
+        store: store.clone(),
+    }));
+    let summary = executor
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], opts(5)),
+            RunHooks::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert_eq!(summary.persistence_failures, 1);
+    let poisoned = summary.results.iter().find(|r| r.index == 2).unwrap();
+    assert!(poisoned.persistence_error.as_deref().unwrap().contains("disk on fire"));
+    let stored = store.list_results(TENANT, &run_id, Page { page: 0, per_page: 10 }).await.unwrap();
+    assert_eq!(stored.total, 4, "the other four results were stored");
+}
+
+#[tokio::test]
+async fn progress_counts_are_visible_while_the_run_executes() {
+    let (store, _dir) = store().await;
+    let inputs = (0..12).map(|i| json!({"n": i, "delayMs": 50})).collect();
+    let run = dataset_run(&store, inputs).await;
+    let run_id = run.id.clone();
+    let exec = Executor::new(store.clone());
+    let handle = tokio::spawn(async move {
+        exec.execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], opts(2)),
+            RunHooks::default(),
+        )
+        .await
+    });
+    let mut seen_partial = false;
+    for _ in 0..200 {
+        let row = store.get_run(TENANT, &run_id).await.unwrap();
+        if row.status == RunStatus::Running && row.succeeded_count > 0 && row.succeeded_count < 12 {
+            seen_partial = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    handle.await.unwrap().unwrap();
+    assert!(seen_partial, "a poller never saw counts grow during the run");
+}
+
+#[tokio::test]
+async fn an_interrupted_run_resumes_only_the_items_without_a_result() {
+    let (store, _dir) = store().await;
+    let inputs = (0..8).map(|i| json!({"n": i, "delayMs": 40})).collect();
+    let run = dataset_run(&store, inputs).await;
+    let run_id = run.id.clone();
+    let target = Arc::new(MockTarget::default());
+
+    // First process: shut down (drain) after a few items.
+    let drain = CancellationToken::new();
+    let d = drain.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        d.cancel();
+    });
+    let first = Executor::new(store.clone())
+        .execute(
+            plan(run, target.clone(), vec![], opts(2)),
+            RunHooks {
+                drain,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(first.interrupted);
+    assert_eq!(first.status, RunStatus::Running);
+    let done_first = first.succeeded_count;
+    assert!(done_first > 0 && done_first < 8, "{done_first}");
+
+    // Second process: picks the run up and finishes the rest only.
+    let row = store.get_run(TENANT, &run_id).await.unwrap();
+    let second = Executor::new(store.clone())
+        .execute(plan(row, target.clone(), vec![], opts(2)), RunHooks::default())
+        .await
+        .unwrap();
+    assert_eq!(second.status, RunStatus::Completed);
+    assert_eq!(second.succeeded_count, 8);
+    assert_eq!(target.calls.load(Ordering::SeqCst), 8, "no item ran twice");
+    let stored = store.list_results(TENANT, &run_id, Page { page: 0, per_page: 100 }).await.unwrap();
+    assert_eq!(stored.total, 8);
+}

@@ -1,0 +1,197 @@
+//! Results and scores (PostgreSQL).
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{Postgres, QueryBuilder};
+
+use super::PostgresStore;
+use super::rows::{self, j, jo, result_cols};
+use crate::error::{StoreError, StoreResult};
+use crate::models::*;
+use crate::rules::{INSERT_CHUNK, check_batch, finite, new_id, normalized_score, now, trunc_ms};
+
+pub async fn write_results(
+    s: &PostgresStore,
+    run_id: &str,
+    owner: &str,
+    batch: Vec<NewResult>,
+) -> StoreResult<WriteOutcome> {
+    check_batch(&batch)?;
+    let mut tx = s.tx().await?;
+    // The fence: only the lease holder of a running run may write. The row
+    // lock also orders concurrent batches of one run, so `seq` follows
+    // commit order within a run.
+    let (status, holder, _) = super::runs::lock_lease(&mut *tx, run_id).await?;
+    if status != RunStatus::Running || holder.as_deref() != Some(owner) {
+        return Err(StoreError::LeaseLost);
+    }
+    if batch.is_empty() {
+        return Ok(WriteOutcome::default());
+    }
+    let at = now();
+    let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());
+    for chunk in batch.chunks(INSERT_CHUNK) {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO results (id, run_id, item_id, item_index, item_version, input, output, \
+             expected_output, latency, error, error_kind, started_at, completed_at, retry_count, \
+             trace_id, logs, created_at) ",
+        );
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(new_id())
+                .push_bind(run_id)
+                .push_bind(&r.item_id)
+                .push_bind(r.item_index)
+                .push_bind(r.item_version)
+                .push_bind(j(&r.input))
+                .push_bind(jo(r.output.as_ref()))
+                .push_bind(jo(r.expected_output.as_ref()))
+                .push_bind(finite(r.latency).unwrap_or(0.0))
+                .push_bind(&r.error)
+                .push_bind(&r.error_kind)
+                .push_bind(trunc_ms(r.started_at))
+                .push_bind(trunc_ms(r.completed_at))
+                .push_bind(r.retry_count)
+                .push_bind(&r.trace_id)
+                .push_bind(jo(r.logs.as_ref()))
+                .push_bind(at);
+        });
+        qb.push(" ON CONFLICT (run_id, item_id) DO NOTHING RETURNING item_id");
+        let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+        inserted.extend(ids);
+    }
+    let fresh: Vec<&NewResult> = batch
+        .iter()
+        .filter(|r| inserted.contains(&r.item_id))
+        .collect();
+    let scores: Vec<(&str, usize, &ScoreRow)> = fresh
+        .iter()
+        .flat_map(|r| {
+            r.scores
+                .iter()
+                .enumerate()
+                .map(move |(i, sc)| (r.item_id.as_str(), i, sc))
+        })
+        .collect();
+    for chunk in scores.chunks(INSERT_CHUNK) {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO scores (run_id, item_id, scorer_id, ord, scorer_name, score, reason, \
+             error, metadata) ",
+        );
+        qb.push_values(chunk, |mut b, (item_id, ord, sc)| {
+            b.push_bind(run_id)
+                .push_bind(*item_id)
+                .push_bind(&sc.scorer_id)
+                .push_bind(*ord as i64)
+                .push_bind(&sc.scorer_name)
+                .push_bind(normalized_score(sc))
+                .push_bind(&sc.reason)
+                .push_bind(&sc.error)
+                .push_bind(jo(sc.metadata.as_ref()));
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        qb.build().execute(&mut *tx).await?;
+    }
+    let failed = fresh.iter().filter(|r| r.error.is_some()).count() as i64;
+    let succeeded = fresh.len() as i64 - failed;
+    sqlx::query(
+        "UPDATE runs SET succeeded_count = succeeded_count + $1, \
+         failed_count = failed_count + $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(succeeded)
+    .bind(failed)
+    .bind(at)
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(WriteOutcome {
+        inserted: fresh.len() as u64,
+        duplicates: (batch.len() - fresh.len()) as u64,
+    })
+}
+
+/// Loads the scores of `results` (all of one run) and attaches them.
+async fn attach_scores(
+    s: &PostgresStore,
+    run_id: &str,
+    results: &mut [RunResult],
+) -> StoreResult<()> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = results.iter().map(|r| r.item_id.clone()).collect();
+    let rows = sqlx::query(
+        "SELECT item_id, scorer_id, scorer_name, score, reason, error, metadata FROM scores \
+         WHERE run_id = $1 AND item_id = ANY($2) ORDER BY item_id, ord",
+    )
+    .bind(run_id)
+    .bind(&ids)
+    .fetch_all(&s.pool)
+    .await?;
+    let mut by_item: HashMap<String, Vec<ScoreRow>> = HashMap::new();
+    for row in &rows {
+        let (item, score) = rows::score(row)?;
+        by_item.entry(item).or_default().push(score);
+    }
+    for r in results {
+        r.scores = by_item.remove(&r.item_id).unwrap_or_default();
+    }
+    Ok(())
+}
+
+pub async fn list_results(
+    s: &PostgresStore,
+    tenant: &str,
+    run_id: &str,
+    page: Page,
+) -> StoreResult<Paged<RunResult>> {
+    super::runs::get_run(s, tenant, run_id).await?;
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results WHERE run_id = $1")
+        .bind(run_id)
+        .fetch_one(&s.pool)
+        .await?;
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        result_cols!(),
+        " FROM results WHERE run_id = $1 ORDER BY item_index, seq LIMIT $2 OFFSET $3"
+    ))
+    .bind(run_id)
+    .bind(page.limit())
+    .bind(page.offset())
+    .fetch_all(&s.pool)
+    .await?;
+    let mut items = rows
+        .iter()
+        .map(|r| rows::result(r).map(|(_, res)| res))
+        .collect::<StoreResult<Vec<_>>>()?;
+    attach_scores(s, run_id, &mut items).await?;
+    Ok(page.wrap(items, total))
+}
+
+pub async fn results_after_seq(
+    s: &PostgresStore,
+    tenant: &str,
+    run_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> StoreResult<Vec<(i64, RunResult)>> {
+    super::runs::get_run(s, tenant, run_id).await?;
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        result_cols!(),
+        " FROM results WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    ))
+    .bind(run_id)
+    .bind(after_seq)
+    .bind(limit.max(0))
+    .fetch_all(&s.pool)
+    .await?;
+    let (seqs, mut results): (Vec<i64>, Vec<RunResult>) = rows
+        .iter()
+        .map(rows::result)
+        .collect::<StoreResult<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    attach_scores(s, run_id, &mut results).await?;
+    Ok(seqs.into_iter().zip(results).collect())
+}

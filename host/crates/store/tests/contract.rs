@@ -1,0 +1,1093 @@
+//! The storage contract: every test runs against SQLite and PostgreSQL.
+//!
+//! PostgreSQL comes from `assay_test_support::postgres` (a throwaway server
+//! started once per test process, a fresh database per test, or
+//! `ASSAY_TEST_DATABASE_URL`); missing server binaries fail the tests.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use assay_store::*;
+use chrono::Utc;
+use serde_json::{Value, json};
+
+const T: &str = DEFAULT_TENANT;
+const LEASE: Duration = Duration::from_secs(30);
+
+/// A store plus whatever keeps its database alive.
+struct Fixture {
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Fixture {
+    type Target = Arc<dyn Store>;
+    fn deref(&self) -> &Self::Target {
+        &self.store
+    }
+}
+
+async fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("assay.db").display());
+    Fixture {
+        store: connect(&url).await.unwrap(),
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres() -> Fixture {
+    let url = assay_test_support::postgres::fresh_postgres_database();
+    Fixture {
+        store: connect(&url).await.unwrap(),
+        _dir: None,
+    }
+}
+
+/// Runs each named test body against both backends.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::sqlite().await).await; })*
+        }
+        mod on_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::postgres().await).await; })*
+        }
+    };
+}
+
+contract!(
+    dataset_crud,
+    versions_pin_the_items_a_run_sees,
+    item_history_and_dataset_versions,
+    schema_validation_names_the_field,
+    schema_change_revalidates_items,
+    pagination_and_search,
+    tenant_isolation,
+    write_results_is_idempotent,
+    stale_owner_cannot_write,
+    claim_semantics,
+    claim_next_run_respects_max_active_runs,
+    pending_items_skips_items_with_results,
+    cancel_transitions,
+    finish_run_counts_exactly,
+    fail_run_marks_setup_failures,
+    results_stream_after_seq,
+    deletes_cascade_and_refuse_active_runs,
+    plugin_bytes_round_trip,
+    add_ten_thousand_items_in_one_call,
+    item_limit_per_dataset,
+);
+
+// ---------------------------------------------------------------- helpers
+
+fn new_dataset(name: &str) -> NewDataset {
+    NewDataset {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+fn item(i: usize) -> NewItem {
+    NewItem {
+        input: json!({"question": format!("Question {i}")}),
+        expected_output: Some(json!(format!("answer {i}"))),
+        context: None,
+    }
+}
+
+fn items(range: std::ops::Range<usize>) -> Vec<NewItem> {
+    range.map(item).collect()
+}
+
+async fn dataset_with(s: &Fixture, name: &str, n: usize) -> (Dataset, Vec<DatasetItem>) {
+    let ds = s.create_dataset(T, new_dataset(name)).await.unwrap();
+    let added = s.add_items(T, &ds.id, items(0..n)).await.unwrap();
+    let ds = s.get_dataset(T, &ds.id).await.unwrap();
+    (ds, added)
+}
+
+fn new_run(ds: &Dataset) -> NewRun {
+    NewRun {
+        id: None,
+        dataset_id: ds.id.clone(),
+        dataset_version: ds.version,
+        target_type: "plugin".into(),
+        target_id: "echo".into(),
+        scorer_ids: vec!["exact".into(), "len".into()],
+        config: json!({"maxConcurrency": 4}),
+        total_items: ds.item_count,
+    }
+}
+
+fn result_for(item: &DatasetItem, index: i64, error: Option<&str>) -> NewResult {
+    let now = Utc::now();
+    NewResult {
+        item_id: item.id.clone(),
+        item_index: index,
+        item_version: item.version,
+        input: item.input.clone(),
+        output: error.is_none().then(|| json!({"echo": item.input.clone()})),
+        expected_output: item.expected_output.clone(),
+        latency: 1.25,
+        error: error.map(str::to_string),
+        error_kind: error.map(|_| "failed".to_string()),
+        started_at: now,
+        completed_at: now,
+        retry_count: 0,
+        trace_id: Some(format!("trace-{index}")),
+        logs: None,
+        scores: vec![
+            ScoreRow {
+                scorer_id: "exact".into(),
+                scorer_name: "Exact match".into(),
+                score: Some(1.0),
+                reason: Some("equal".into()),
+                error: None,
+                metadata: Some(json!({"k": index})),
+            },
+            ScoreRow {
+                scorer_id: "len".into(),
+                scorer_name: "Length".into(),
+                score: None,
+                reason: None,
+                error: Some("scorer trapped".into()),
+                metadata: None,
+            },
+        ],
+    }
+}
+
+fn field_of<T: std::fmt::Debug>(r: StoreResult<T>) -> String {
+    match r {
+        Err(StoreError::Validation { field, .. }) => field,
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(r: StoreResult<T>) {
+    match r {
+        Err(StoreError::NotFound { .. }) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+fn assert_conflict<T: std::fmt::Debug>(r: StoreResult<T>) {
+    match r {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+}
+
+fn assert_lease_lost<T: std::fmt::Debug>(r: StoreResult<T>) {
+    match r {
+        Err(StoreError::LeaseLost) => {}
+        other => panic!("expected LeaseLost, got {other:?}"),
+    }
+}
+
+async fn all_items_at(s: &Fixture, ds: &str, version: i64) -> Vec<DatasetItem> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.items_at_version(T, ds, version, after, 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.position);
+        out.extend(page);
+    }
+    out
+}
+
+// ---------------------------------------------------------------- datasets
+
+async fn dataset_crud(s: Fixture) {
+    let a = s
+        .create_dataset(
+            T,
+            NewDataset {
+                name: "alpha".into(),
+                description: Some("first".into()),
+                metadata: Some(json!({"team": "evals"})),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.version, 0);
+    assert_eq!(a.item_count, 0);
+    let b = s.create_dataset(T, new_dataset("beta")).await.unwrap();
+    assert_conflict(s.create_dataset(T, new_dataset("alpha")).await);
+    assert_eq!(field_of(s.create_dataset(T, new_dataset("  ")).await), "name");
+
+    assert_eq!(s.get_dataset(T, &a.id).await.unwrap(), a);
+    let listed = s.list_datasets(T, Page::new(0, 10)).await.unwrap();
+    assert_eq!(listed.total, 2);
+    assert_eq!(
+        listed.items.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+        ["beta", "alpha"],
+        "newest first"
+    );
+    let found = s.find_dataset_by_name(T, "beta").await.unwrap().unwrap();
+    assert_eq!(found.id, b.id);
+    assert!(s.find_dataset_by_name(T, "gamma").await.unwrap().is_none());
+
+    let patched = s
+        .update_dataset(
+            T,
+            &a.id,
+            DatasetPatch {
+                name: Some("alpha2".into()),
+                description: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.name, "alpha2");
+    assert_eq!(patched.description, None);
+    assert_eq!(patched.metadata, Some(json!({"team": "evals"})));
+    assert_eq!(patched.version, 0, "renaming does not change the items");
+    assert_eq!(s.get_dataset(T, &a.id).await.unwrap(), patched);
+    assert_conflict(
+        s.update_dataset(
+            T,
+            &a.id,
+            DatasetPatch {
+                name: Some("beta".into()),
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+
+    s.delete_dataset(T, &a.id).await.unwrap();
+    let err = s.get_dataset(T, &a.id).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("Dataset not found: {}", a.id));
+    assert_not_found(s.delete_dataset(T, &a.id).await);
+    assert_eq!(s.list_datasets(T, Page::default()).await.unwrap().total, 1);
+}
+
+async fn versions_pin_the_items_a_run_sees(s: Fixture) {
+    let (ds, v1_items) = dataset_with(&s, "pinned", 3).await;
+    assert_eq!(ds.version, 1, "one bump per add call");
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    assert_eq!(run.dataset_version, 1);
+    assert_eq!(run.total_items, 3);
+
+    s.add_items(T, &ds.id, items(10..12)).await.unwrap(); // v2
+    s.update_item(
+        T,
+        &ds.id,
+        &v1_items[0].id,
+        ItemPatch {
+            input: Some(json!({"question": "changed"})),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap(); // v3
+    assert_eq!(
+        s.delete_items(T, &ds.id, std::slice::from_ref(&v1_items[1].id))
+            .await
+            .unwrap(),
+        1
+    ); // v4
+    assert_eq!(s.get_dataset(T, &ds.id).await.unwrap().version, 4);
+
+    // The run's version: exactly the original three, as they were.
+    let at_v1 = all_items_at(&s, &ds.id, 1).await;
+    assert_eq!(at_v1, v1_items);
+    assert_eq!(s.count_items_at_version(T, &ds.id, 1).await.unwrap(), 3);
+    let pending = s.pending_items(T, &run.id, None, 100).await.unwrap();
+    assert_eq!(pending, v1_items);
+
+    // The latest version.
+    let at_v4 = all_items_at(&s, &ds.id, 4).await;
+    let questions: Vec<&Value> = at_v4.iter().map(|i| &i.input["question"]).collect();
+    assert_eq!(
+        questions,
+        ["changed", "Question 2", "Question 10", "Question 11"]
+    );
+    assert_eq!(at_v4[0].version, 3);
+    assert_eq!(at_v4[0].position, v1_items[0].position);
+    assert_eq!(s.count_items_at_version(T, &ds.id, 4).await.unwrap(), 4);
+    assert_eq!(s.count_items_at_version(T, &ds.id, 2).await.unwrap(), 5);
+    assert_eq!(s.count_items_at_version(T, &ds.id, 0).await.unwrap(), 0);
+    assert_eq!(s.get_dataset(T, &ds.id).await.unwrap().item_count, 4);
+    assert_not_found(s.items_at_version(T, &ds.id, 5, None, 10).await);
+    assert_not_found(s.get_item(T, &ds.id, &v1_items[1].id).await);
+
+    // list_items with a version shows that version.
+    let listed = s
+        .list_items(
+            T,
+            &ds.id,
+            ItemQuery {
+                version: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items, v1_items);
+}
+
+async fn item_history_and_dataset_versions(s: Fixture) {
+    let (ds, added) = dataset_with(&s, "history", 2).await;
+    let id = &added[0].id;
+    let updated = s
+        .update_item(
+            T,
+            &ds.id,
+            id,
+            ItemPatch {
+                expected_output: Some(None),
+                context: Some(Some(json!({"source": "manual"}))),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.expected_output, None);
+    assert_eq!(updated.context, Some(json!({"source": "manual"})));
+    assert_eq!(updated.input, added[0].input);
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.created_at, added[0].created_at);
+    assert_eq!(s.get_item(T, &ds.id, id).await.unwrap(), updated);
+    s.delete_items(T, &ds.id, &[id.clone(), "no-such-item".into()])
+        .await
+        .unwrap();
+
+    let history = s
+        .list_item_versions(T, &ds.id, id, Page::default())
+        .await
+        .unwrap();
+    assert_eq!(history.total, 3);
+    let numbers: Vec<(i64, i64, bool)> = history
+        .items
+        .iter()
+        .map(|v| (v.version_number, v.dataset_version, v.is_deleted))
+        .collect();
+    assert_eq!(numbers, [(3, 3, true), (2, 2, false), (1, 1, false)]);
+    let v1 = s.get_item_version(T, &ds.id, id, 1).await.unwrap();
+    assert_eq!(v1.snapshot.input, added[0].input);
+    assert_eq!(v1.snapshot.expected_output, added[0].expected_output);
+    assert_not_found(s.get_item_version(T, &ds.id, id, 4).await);
+    assert_not_found(
+        s.list_item_versions(T, &ds.id, "no-such-item", Page::default())
+            .await,
+    );
+
+    // Nothing matched: no bump.
+    assert_eq!(
+        s.delete_items(T, &ds.id, &["no-such-item".into()])
+            .await
+            .unwrap(),
+        0
+    );
+    let versions = s
+        .list_dataset_versions(T, &ds.id, Page::default())
+        .await
+        .unwrap();
+    let changes: Vec<(i64, &str)> = versions
+        .items
+        .iter()
+        .map(|v| (v.version, v.change.as_str()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (3, "items.delete"),
+            (2, "items.update"),
+            (1, "items.add"),
+            (0, "dataset.create")
+        ]
+    );
+}
+
+// ---------------------------------------------------------------- schemas
+
+fn question_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["question"],
+        "properties": {"question": {"type": "string"}}
+    })
+}
+
+async fn schema_validation_names_the_field(s: Fixture) {
+    assert_eq!(
+        field_of(
+            s.create_dataset(
+                T,
+                NewDataset {
+                    name: "bad".into(),
+                    input_schema: Some(json!({"type": 12})),
+                    ..Default::default()
+                },
+            )
+            .await
+        ),
+        "inputSchema"
+    );
+    let ds = s
+        .create_dataset(
+            T,
+            NewDataset {
+                name: "typed".into(),
+                input_schema: Some(question_schema()),
+                output_schema: Some(json!({"type": "string"})),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut batch = items(0..3);
+    batch[1].input = json!({"question": 42});
+    assert_eq!(
+        field_of(s.add_items(T, &ds.id, batch).await),
+        "items[1].input.question"
+    );
+    let mut batch = items(0..3);
+    batch[2].expected_output = Some(json!({"not": "a string"}));
+    assert_eq!(
+        field_of(s.add_items(T, &ds.id, batch).await),
+        "items[2].expectedOutput"
+    );
+    // All or nothing.
+    let after = s.get_dataset(T, &ds.id).await.unwrap();
+    assert_eq!((after.version, after.item_count), (0, 0));
+
+    let added = s.add_items(T, &ds.id, items(0..2)).await.unwrap();
+    assert_eq!(
+        field_of(
+            s.update_item(
+                T,
+                &ds.id,
+                &added[0].id,
+                ItemPatch {
+                    input: Some(json!({"prompt": "no question"})),
+                    ..Default::default()
+                },
+            )
+            .await
+        ),
+        "input.question"
+    );
+    assert_eq!(s.get_item(T, &ds.id, &added[0].id).await.unwrap(), added[0]);
+}
+
+async fn schema_change_revalidates_items(s: Fixture) {
+    let (ds, added) = dataset_with(&s, "evolving", 12).await;
+    let strict = json!({
+        "type": "object",
+        "properties": {"question": {"type": "string", "maxLength": 5}}
+    });
+    let err = s
+        .update_dataset(
+            T,
+            &ds.id,
+            DatasetPatch {
+                input_schema: Some(Some(strict)),
+                description: Some(Some("ignored on failure".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    let StoreError::Validation { field, message } = err else {
+        panic!("expected a validation error, got {err:?}")
+    };
+    assert_eq!(field, "inputSchema");
+    assert!(message.starts_with("12 existing item(s)"), "{message}");
+    assert_eq!(message.matches("item ").count(), 10, "at most 10 listed: {message}");
+    assert!(message.contains(&added[0].id));
+    let unchanged = s.get_dataset(T, &ds.id).await.unwrap();
+    assert_eq!(unchanged, ds, "nothing changed");
+
+    // A schema every item satisfies: accepted, one bump.
+    let ok = s
+        .update_dataset(
+            T,
+            &ds.id,
+            DatasetPatch {
+                input_schema: Some(Some(question_schema())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.version, ds.version + 1);
+    assert_eq!(ok.input_schema, Some(question_schema()));
+    assert_eq!(s.count_items_at_version(T, &ds.id, ok.version).await.unwrap(), 12);
+    // Removing it is a schema change too.
+    let cleared = s
+        .update_dataset(
+            T,
+            &ds.id,
+            DatasetPatch {
+                input_schema: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((cleared.version, cleared.input_schema), (ok.version + 1, None));
+}
+
+// ---------------------------------------------------------------- listing
+
+async fn pagination_and_search(s: Fixture) {
+    let (ds, added) = dataset_with(&s, "paged", 25).await;
+    let page1 = s
+        .list_items(
+            T,
+            &ds.id,
+            ItemQuery {
+                page: Page::new(1, 10),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page1.total, 25);
+    assert!(page1.has_more);
+    assert_eq!((page1.page, page1.per_page), (1, 10));
+    assert_eq!(page1.items, added[10..20]);
+    let page2 = s
+        .list_items(
+            T,
+            &ds.id,
+            ItemQuery {
+                page: Page::new(2, 10),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page2.items, added[20..25]);
+    assert!(!page2.has_more);
+    let capped = s
+        .list_items(
+            T,
+            &ds.id,
+            ItemQuery {
+                page: Page::new(0, 1000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(capped.per_page, 100);
+
+    let search = |q: &str| ItemQuery {
+        search: Some(q.into()),
+        page: Page::new(0, 100),
+        ..Default::default()
+    };
+    // "question 1" matches 1 and 10..19 (case-insensitive).
+    let hits = s.list_items(T, &ds.id, search("QUESTION 1")).await.unwrap();
+    assert_eq!(hits.total, 11);
+    assert_eq!(hits.items[0].id, added[1].id);
+    // expectedOutput is searched too.
+    let hits = s.list_items(T, &ds.id, search("Answer 24")).await.unwrap();
+    assert_eq!(hits.items.len(), 1);
+    assert_eq!(hits.items[0].id, added[24].id);
+    // LIKE wildcards are literal.
+    assert_eq!(s.list_items(T, &ds.id, search("%")).await.unwrap().total, 0);
+    assert_eq!(s.list_items(T, &ds.id, search("_")).await.unwrap().total, 0);
+}
+
+async fn tenant_isolation(s: Fixture) {
+    let b = Tenant {
+        max_active_runs: 3,
+        ..Tenant::with_defaults("tenant-b")
+    };
+    assert_eq!(s.upsert_tenant(&b).await.unwrap(), b);
+    assert_eq!(s.get_tenant("tenant-b").await.unwrap(), b);
+    assert_eq!(s.get_tenant(T).await.unwrap().id, T);
+    assert_not_found(s.get_tenant("nobody").await);
+    assert_not_found(s.create_dataset("nobody", new_dataset("x")).await);
+
+    let (ds, added) = dataset_with(&s, "private", 2).await;
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    s.register_plugin(T, plugin_record("secret", "target"), vec![1, 2, 3])
+        .await
+        .unwrap();
+    let bt = "tenant-b";
+    assert_not_found(s.get_dataset(bt, &ds.id).await);
+    assert_not_found(s.get_item(bt, &ds.id, &added[0].id).await);
+    assert_not_found(s.add_items(bt, &ds.id, items(0..1)).await);
+    assert_not_found(s.delete_items(bt, &ds.id, &[added[0].id.clone()]).await);
+    assert_not_found(s.list_items(bt, &ds.id, ItemQuery::default()).await);
+    assert_not_found(s.items_at_version(bt, &ds.id, 1, None, 10).await);
+    assert_not_found(s.delete_dataset(bt, &ds.id).await);
+    assert_not_found(s.get_run(bt, &run.id).await);
+    assert_not_found(s.request_cancel(bt, &run.id).await);
+    assert_not_found(s.claim_run(bt, &run.id, "owner", LEASE).await);
+    assert_not_found(s.pending_items(bt, &run.id, None, 10).await);
+    assert_not_found(s.list_results(bt, &run.id, Page::default()).await);
+    assert_not_found(s.get_plugin(bt, "secret").await);
+    assert_not_found(s.plugin_bytes(bt, "secret").await);
+    let mut as_b = new_run(&ds);
+    as_b.id = None;
+    assert_not_found(s.create_run(bt, as_b).await);
+    assert_eq!(s.list_datasets(bt, Page::default()).await.unwrap().total, 0);
+    assert_eq!(s.list_runs(bt, None, Page::default()).await.unwrap().total, 0);
+    assert_eq!(s.list_plugins(bt, Page::default()).await.unwrap().total, 0);
+    // The same name is free in another tenant.
+    s.create_dataset(bt, new_dataset("private")).await.unwrap();
+    // And everything is still there for its owner.
+    assert_eq!(s.get_dataset(T, &ds.id).await.unwrap().item_count, 2);
+}
+
+// ---------------------------------------------------------------- execution
+
+async fn claimed_run(s: &Fixture, n: usize, owner: &str) -> (Dataset, Vec<DatasetItem>, Run) {
+    let (ds, added) = dataset_with(s, "exec", n).await;
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    let run = s.claim_run(T, &run.id, owner, LEASE).await.unwrap();
+    assert_eq!(run.status, RunStatus::Running);
+    (ds, added, run)
+}
+
+async fn write_results_is_idempotent(s: Fixture) {
+    let (_, added, run) = claimed_run(&s, 4, "w1").await;
+    let batch: Vec<NewResult> = added[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, it)| result_for(it, i as i64, (i == 1).then_some("boom")))
+        .collect();
+    let first = s.write_results(&run.id, "w1", batch.clone()).await.unwrap();
+    assert_eq!(
+        first,
+        WriteOutcome {
+            inserted: 3,
+            duplicates: 0
+        }
+    );
+    // The same batch again, with different scores: nothing changes.
+    let mut again = batch.clone();
+    again[0].scores[0].score = Some(0.0);
+    let second = s.write_results(&run.id, "w1", again).await.unwrap();
+    assert_eq!(
+        second,
+        WriteOutcome {
+            inserted: 0,
+            duplicates: 3
+        }
+    );
+    // A mixed batch: one old, one new.
+    let mixed = vec![batch[2].clone(), result_for(&added[3], 3, None)];
+    let third = s.write_results(&run.id, "w1", mixed).await.unwrap();
+    assert_eq!((third.inserted, third.duplicates), (1, 1));
+
+    let r = s.get_run(T, &run.id).await.unwrap();
+    assert_eq!((r.succeeded_count, r.failed_count), (3, 1));
+    let results = s.list_results(T, &run.id, Page::default()).await.unwrap();
+    assert_eq!(results.total, 4);
+    let indexes: Vec<i64> = results.items.iter().map(|r| r.item_index).collect();
+    assert_eq!(indexes, [0, 1, 2, 3]);
+    let r0 = &results.items[0];
+    assert_eq!(r0.item_id, added[0].id);
+    assert_eq!(r0.run_id, run.id);
+    assert_eq!(r0.scores, batch[0].scores, "scores kept, in order");
+    assert_eq!(r0.output, batch[0].output);
+    assert_eq!(r0.latency, 1.25);
+    assert_eq!(r0.trace_id.as_deref(), Some("trace-0"));
+    assert_eq!(
+        r0.started_at.timestamp_millis(),
+        batch[0].started_at.timestamp_millis()
+    );
+    assert_eq!(results.items[1].error.as_deref(), Some("boom"));
+    assert_eq!(results.items[1].output, None);
+    // One item twice in one batch is refused.
+    let dup = vec![result_for(&added[0], 0, None), result_for(&added[0], 0, None)];
+    assert_eq!(
+        field_of(s.write_results(&run.id, "w1", dup).await),
+        "results[1].itemId"
+    );
+}
+
+async fn stale_owner_cannot_write(s: Fixture) {
+    let (ds, added) = dataset_with(&s, "fenced", 3).await;
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    s.claim_run(T, &run.id, "old", Duration::from_millis(50))
+        .await
+        .unwrap();
+    s.write_results(&run.id, "old", vec![result_for(&added[0], 0, None)])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let (tenant, taken) = s.claim_next_run("new", LEASE).await.unwrap().unwrap();
+    assert_eq!((tenant.as_str(), taken.id.as_str()), (T, run.id.as_str()));
+
+    assert_lease_lost(
+        s.write_results(
+            &run.id,
+            "old",
+            vec![result_for(&added[1], 1, None), result_for(&added[2], 2, None)],
+        )
+        .await,
+    );
+    assert_lease_lost(s.renew_lease(&run.id, "old", LEASE).await);
+    assert_lease_lost(
+        s.finish_run(&run.id, "old", RunStatus::Completed, None)
+            .await,
+    );
+    let results = s.list_results(T, &run.id, Page::default()).await.unwrap();
+    assert_eq!(results.total, 1, "the stale write left nothing");
+    assert_eq!(s.get_run(T, &run.id).await.unwrap().succeeded_count, 1);
+    // The new owner carries on.
+    let ctl = s.renew_lease(&run.id, "new", LEASE).await.unwrap();
+    assert!(!ctl.cancel_requested);
+    s.write_results(&run.id, "new", vec![result_for(&added[1], 1, None)])
+        .await
+        .unwrap();
+}
+
+async fn claim_semantics(s: Fixture) {
+    let (ds, _) = dataset_with(&s, "claims", 2).await;
+    assert!(s.claim_next_run("a", LEASE).await.unwrap().is_none());
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    assert_eq!(run.status, RunStatus::Pending);
+
+    // Many claimers at once: exactly one wins.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let st = s.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("owner-{i}");
+            let got = st.claim_next_run(&owner, LEASE).await.unwrap();
+            got.map(|(_, run)| (owner, run))
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        winners.extend(t.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "one run, one owner");
+    let (holder, claimed) = winners.pop().unwrap();
+    assert_eq!(claimed.status, RunStatus::Running);
+    assert!(claimed.started_at.is_some());
+
+    // The holder is live: nobody else gets it.
+    assert!(s.claim_next_run("late", LEASE).await.unwrap().is_none());
+    s.renew_lease(&run.id, &holder, LEASE).await.unwrap();
+    assert_conflict(s.claim_run(T, &run.id, "late", LEASE).await);
+    // Re-claiming by the holder itself is fine.
+    s.claim_run(T, &run.id, &holder, LEASE).await.unwrap();
+
+    // A released run is taken at once by the next start.
+    s.release_run(&run.id, &holder).await.unwrap();
+    assert_eq!(s.get_run(T, &run.id).await.unwrap().status, RunStatus::Running);
+    assert_lease_lost(s.renew_lease(&run.id, &holder, LEASE).await);
+    let (_, again) = s.claim_next_run("next", Duration::from_millis(50)).await.unwrap().unwrap();
+    assert_eq!(again.id, run.id);
+    assert_eq!(again.started_at, claimed.started_at, "startedAt kept");
+
+    // An expired lease can be reclaimed by a specific claim.
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    s.claim_run(T, &run.id, "rescuer", LEASE).await.unwrap();
+    assert_lease_lost(s.renew_lease(&run.id, "next", LEASE).await);
+    s.renew_lease(&run.id, "rescuer", LEASE).await.unwrap();
+
+    // Finished runs cannot be claimed.
+    s.finish_run(&run.id, "rescuer", RunStatus::Completed, None)
+        .await
+        .unwrap();
+    assert_conflict(s.claim_run(T, &run.id, "rescuer", LEASE).await);
+    assert!(s.claim_next_run("a", LEASE).await.unwrap().is_none());
+}
+
+async fn claim_next_run_respects_max_active_runs(s: Fixture) {
+    s.upsert_tenant(&Tenant {
+        max_active_runs: 1,
+        ..Tenant::with_defaults(T)
+    })
+    .await
+    .unwrap();
+    let (ds, _) = dataset_with(&s, "queue", 1).await;
+    let first = s.create_run(T, new_run(&ds)).await.unwrap();
+    let second = s.create_run(T, new_run(&ds)).await.unwrap();
+    let (_, got) = s.claim_next_run("o", LEASE).await.unwrap().unwrap();
+    assert_eq!(got.id, first.id, "oldest first");
+    assert!(
+        s.claim_next_run("o", LEASE).await.unwrap().is_none(),
+        "the tenant is at its maxActiveRuns"
+    );
+    s.finish_run(&first.id, "o", RunStatus::Completed, None)
+        .await
+        .unwrap();
+    let (_, got) = s.claim_next_run("o", LEASE).await.unwrap().unwrap();
+    assert_eq!(got.id, second.id);
+}
+
+async fn pending_items_skips_items_with_results(s: Fixture) {
+    let (_, added, run) = claimed_run(&s, 7, "p").await;
+    let done = [0usize, 2, 3, 6];
+    let batch: Vec<NewResult> = done
+        .iter()
+        .map(|&i| result_for(&added[i], i as i64, None))
+        .collect();
+    s.write_results(&run.id, "p", batch).await.unwrap();
+    let first = s.pending_items(T, &run.id, None, 2).await.unwrap();
+    assert_eq!(
+        first.iter().map(|i| &i.id).collect::<Vec<_>>(),
+        [&added[1].id, &added[4].id]
+    );
+    let rest = s
+        .pending_items(T, &run.id, Some(first[1].position), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.iter().map(|i| &i.id).collect::<Vec<_>>(), [&added[5].id]);
+    assert!(
+        s.pending_items(T, &run.id, Some(rest[0].position), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn cancel_transitions(s: Fixture) {
+    let (ds, _) = dataset_with(&s, "cancel", 3).await;
+    let pending = s.create_run(T, new_run(&ds)).await.unwrap();
+    let cancelled = s.request_cancel(T, &pending.id).await.unwrap();
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert!(cancelled.completed_at.is_some());
+    assert_eq!(cancelled.skipped_count, 3);
+    assert_conflict(s.request_cancel(T, &pending.id).await);
+    assert!(
+        s.claim_next_run("o", LEASE).await.unwrap().is_none(),
+        "a cancelled run is never claimed"
+    );
+
+    let running = s.create_run(T, new_run(&ds)).await.unwrap();
+    s.claim_run(T, &running.id, "o", LEASE).await.unwrap();
+    let flagged = s.request_cancel(T, &running.id).await.unwrap();
+    assert_eq!(flagged.status, RunStatus::Running);
+    assert!(flagged.cancel_requested);
+    assert!(s.renew_lease(&running.id, "o", LEASE).await.unwrap().cancel_requested);
+    let done = s
+        .finish_run(&running.id, "o", RunStatus::Cancelled, None)
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Cancelled);
+    assert_conflict(s.request_cancel(T, &running.id).await);
+}
+
+async fn finish_run_counts_exactly(s: Fixture) {
+    let (_, added, run) = claimed_run(&s, 5, "f").await;
+    assert_lease_lost(
+        s.finish_run(&run.id, "intruder", RunStatus::Completed, None)
+            .await,
+    );
+    assert_eq!(
+        field_of(s.finish_run(&run.id, "f", RunStatus::Running, None).await),
+        "status"
+    );
+    s.write_results(
+        &run.id,
+        "f",
+        vec![
+            result_for(&added[0], 0, None),
+            result_for(&added[1], 1, Some("bad")),
+            result_for(&added[2], 2, None),
+        ],
+    )
+    .await
+    .unwrap();
+    let done = s
+        .finish_run(&run.id, "f", RunStatus::Completed, None)
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Completed);
+    assert_eq!(
+        (done.succeeded_count, done.failed_count, done.skipped_count),
+        (2, 1, 2)
+    );
+    assert!(done.completed_at.is_some());
+    assert_eq!(done, s.get_run(T, &run.id).await.unwrap());
+    // Finalized: no more writes, no second finish.
+    assert_lease_lost(
+        s.write_results(&run.id, "f", vec![result_for(&added[3], 3, None)])
+            .await,
+    );
+    assert_conflict(
+        s.finish_run(&run.id, "f", RunStatus::Failed, Some("late".into()))
+            .await,
+    );
+    assert_eq!(s.get_run(T, &run.id).await.unwrap().status, RunStatus::Completed);
+}
+
+async fn fail_run_marks_setup_failures(s: Fixture) {
+    let (ds, _) = dataset_with(&s, "setup", 2).await;
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    let failed = s
+        .fail_run(T, &run.id, "Target not found: plugin/nope")
+        .await
+        .unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("Target not found: plugin/nope"));
+    assert_eq!(failed.skipped_count, 2);
+    assert!(failed.completed_at.is_some());
+    assert_conflict(s.fail_run(T, &run.id, "again").await);
+    assert_not_found(s.fail_run(T, "no-such-run", "x").await);
+
+    // Runs: listing, per dataset, newest first, and custom ids.
+    let mut custom = new_run(&ds);
+    custom.id = Some("run-custom-1".into());
+    let c = s.create_run(T, custom.clone()).await.unwrap();
+    assert_eq!(c.id, "run-custom-1");
+    assert_eq!(c.scorer_ids, ["exact", "len"]);
+    assert_eq!(c.config, json!({"maxConcurrency": 4}));
+    assert_conflict(s.create_run(T, custom).await);
+    let mut bad = new_run(&ds);
+    bad.dataset_version = 99;
+    assert_not_found(s.create_run(T, bad).await);
+    let listed = s.list_runs(T, Some(&ds.id), Page::default()).await.unwrap();
+    assert_eq!(
+        listed.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["run-custom-1", run.id.as_str()]
+    );
+    assert_not_found(s.list_runs(T, Some("no-such-dataset"), Page::default()).await);
+}
+
+async fn results_stream_after_seq(s: Fixture) {
+    let (_, added, run) = claimed_run(&s, 5, "st").await;
+    // Written out of dataset order: the stream follows write order.
+    for i in [3usize, 0, 4] {
+        s.write_results(&run.id, "st", vec![result_for(&added[i], i as i64, None)])
+            .await
+            .unwrap();
+    }
+    let all = s.results_after_seq(T, &run.id, 0, 100).await.unwrap();
+    let order: Vec<i64> = all.iter().map(|(_, r)| r.item_index).collect();
+    assert_eq!(order, [3, 0, 4]);
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "seq increases");
+    assert_eq!(all[0].1.scores.len(), 2);
+    let after_first = s.results_after_seq(T, &run.id, all[0].0, 1).await.unwrap();
+    assert_eq!(after_first.len(), 1);
+    assert_eq!(after_first[0].1.item_index, 0);
+    let tail = s.results_after_seq(T, &run.id, all[2].0, 10).await.unwrap();
+    assert!(tail.is_empty());
+}
+
+async fn deletes_cascade_and_refuse_active_runs(s: Fixture) {
+    let (ds, added, run) = claimed_run(&s, 3, "d").await;
+    s.write_results(&run.id, "d", vec![result_for(&added[0], 0, None)])
+        .await
+        .unwrap();
+    assert_conflict(s.delete_run(T, &run.id).await);
+    assert_conflict(s.delete_dataset(T, &ds.id).await);
+    s.finish_run(&run.id, "d", RunStatus::Completed, None)
+        .await
+        .unwrap();
+    s.delete_run(T, &run.id).await.unwrap();
+    assert_not_found(s.get_run(T, &run.id).await);
+    assert_not_found(s.list_results(T, &run.id, Page::default()).await);
+
+    let second = s.create_run(T, new_run(&ds)).await.unwrap();
+    s.request_cancel(T, &second.id).await.unwrap();
+    s.delete_dataset(T, &ds.id).await.unwrap();
+    assert_not_found(s.get_run(T, &second.id).await);
+    assert_not_found(s.get_item(T, &ds.id, &added[0].id).await);
+    assert_not_found(s.list_item_versions(T, &ds.id, &added[0].id, Page::default()).await);
+}
+
+// ---------------------------------------------------------------- plugins
+
+fn plugin_record(id: &str, kind: &str) -> PluginRecord {
+    PluginRecord {
+        id: id.into(),
+        tenant_id: String::new(),
+        kind: kind.into(),
+        name: format!("{id} plugin"),
+        description: "test".into(),
+        digest: "sha256:00".into(),
+        contract_version: "0.1.0".into(),
+        size: 0,
+        created_at: Utc::now(),
+    }
+}
+
+async fn plugin_bytes_round_trip(s: Fixture) {
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let rec = s
+        .register_plugin(T, plugin_record("exact-match", "scorer"), bytes.clone())
+        .await
+        .unwrap();
+    assert_eq!(rec.size, 100_000);
+    assert_eq!(rec.tenant_id, T);
+    assert_eq!(s.get_plugin(T, "exact-match").await.unwrap(), rec);
+    assert_eq!(s.plugin_bytes(T, "exact-match").await.unwrap(), bytes);
+
+    // Same id again: replaced.
+    let mut v2 = plugin_record("exact-match", "scorer");
+    v2.digest = "sha256:11".into();
+    s.register_plugin(T, v2, vec![9, 9]).await.unwrap();
+    assert_eq!(s.get_plugin(T, "exact-match").await.unwrap().digest, "sha256:11");
+    assert_eq!(s.plugin_bytes(T, "exact-match").await.unwrap(), [9, 9]);
+
+    s.register_plugin(T, plugin_record("echo", "target"), vec![1])
+        .await
+        .unwrap();
+    assert_eq!(
+        field_of(
+            s.register_plugin(T, plugin_record("weird", "agent"), vec![1])
+                .await
+        ),
+        "kind"
+    );
+    let listed = s.list_plugins(T, Page::default()).await.unwrap();
+    assert_eq!(
+        listed.items.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["echo", "exact-match"]
+    );
+    s.delete_plugin(T, "echo").await.unwrap();
+    assert_not_found(s.get_plugin(T, "echo").await);
+    assert_not_found(s.delete_plugin(T, "echo").await);
+}
+
+// ---------------------------------------------------------------- scale and limits
+
+async fn add_ten_thousand_items_in_one_call(s: Fixture) {
+    let ds = s.create_dataset(T, new_dataset("big")).await.unwrap();
+    let added = s.add_items(T, &ds.id, items(0..10_000)).await.unwrap();
+    assert_eq!(added.len(), 10_000);
+    let ids: HashSet<&str> = added.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids.len(), 10_000);
+    let positions: Vec<i64> = added.iter().map(|i| i.position).collect();
+    assert_eq!(positions, (0..10_000).collect::<Vec<i64>>());
+    let ds = s.get_dataset(T, &ds.id).await.unwrap();
+    assert_eq!((ds.version, ds.item_count), (1, 10_000));
+    assert_eq!(s.count_items_at_version(T, &ds.id, 1).await.unwrap(), 10_000);
+    let tail = s
+        .items_at_version(T, &ds.id, 1, Some(9_997), 10)
+        .await
+        .unwrap();
+    assert_eq!(tail, added[9_998..]);
+    // A run over it is created without touching the items.
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    assert_eq!(run.total_items, 10_000);
+    assert_eq!(s.pending_items(T, &run.id, None, 5).await.unwrap(), added[..5]);
+}
+
+async fn item_limit_per_dataset(s: Fixture) {
+    s.upsert_tenant(&Tenant {
+        max_items_per_dataset: 5,
+        ..Tenant::with_defaults(T)
+    })
+    .await
+    .unwrap();
+    let (ds, _) = dataset_with(&s, "small", 4).await;
+    match s.add_items(T, &ds.id, items(0..2)).await {
+        Err(StoreError::LimitExceeded { limit: 5, .. }) => {}
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
+    s.add_items(T, &ds.id, items(0..1)).await.unwrap();
+    assert_eq!(s.get_dataset(T, &ds.id).await.unwrap().item_count, 5);
+}

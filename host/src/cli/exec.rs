@@ -1,0 +1,331 @@
+//! Executing a stored run in this process (for `assay run` and
+//! `assay runs resume`), following a run executed elsewhere (`assay runs
+//! watch`), and summarizing a run from its stored results.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use assay_runner::{Executor, ItemWithScores, RunError, RunHooks, on_item_complete, plan_run};
+use assay_store::{Run, StoreError};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::progress::{Printer, Progress, ProgressMode};
+use crate::report::{Report, SummaryBuilder};
+
+/// Lease of a run executed by the CLI; renewed every third of it, which is
+/// also how soon a cancel requested elsewhere is noticed.
+const CLI_LEASE: Duration = Duration::from_secs(15);
+/// Poll interval when following a run executed elsewhere.
+const FOLLOW_POLL: Duration = Duration::from_millis(500);
+/// Results read per page when summarizing a stored run.
+const RESULTS_PAGE: i64 = 1000;
+
+/// How to execute a run.
+pub struct ExecSettings {
+    /// Score at or above which an item passes.
+    pub pass_threshold: f64,
+    /// Where to write one JSON line per finished item.
+    pub output: Option<PathBuf>,
+    /// How to show progress.
+    pub progress: ProgressMode,
+}
+
+/// How an execution ended.
+pub struct Outcome {
+    /// The summary.
+    pub report: Report,
+    /// Ctrl-C cancelled the run.
+    pub interrupted: bool,
+    /// The run stopped without finishing (another process took it over).
+    pub detached: bool,
+    /// Writing `--output` failed at some point.
+    pub output_error: Option<String>,
+}
+
+/// One line of `--output`: the run id, then the result as the executor
+/// reports it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutputLine<'a> {
+    run_id: &'a str,
+    #[serde(flatten)]
+    item: &'a ItemWithScores,
+}
+
+/// The `--output` file, written line by line as items finish.
+struct OutputSink {
+    path: PathBuf,
+    run_id: String,
+    file: Mutex<BufWriter<File>>,
+    error: Mutex<Option<String>>,
+}
+
+impl OutputSink {
+    fn create(path: &Path, run_id: &str) -> Result<Self> {
+        let file = File::create(path)
+            .with_context(|| format!("cannot create the output file {}", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            run_id: run_id.to_string(),
+            file: Mutex::new(BufWriter::new(file)),
+            error: Mutex::new(None),
+        })
+    }
+
+    fn write(&self, item: &ItemWithScores) {
+        let line = OutputLine {
+            run_id: &self.run_id,
+            item,
+        };
+        let mut file = self.file.lock().expect("output lock");
+        let written = serde_json::to_writer(&mut *file, &line)
+            .map_err(std::io::Error::from)
+            .and_then(|_| file.write_all(b"\n"))
+            // Flush per line: the file always holds every finished item
+            // (`tail -f` works, and an interrupted run keeps its lines).
+            .and_then(|_| file.flush());
+        if let Err(e) = written {
+            let mut slot = self.error.lock().expect("output lock");
+            if slot.is_none() {
+                *slot = Some(format!("cannot write {}: {e}", self.path.display()));
+            }
+        }
+    }
+
+    fn finish(&self) -> Option<String> {
+        if let Err(e) = self.file.lock().expect("output lock").flush() {
+            return Some(format!("cannot write {}: {e}", self.path.display()));
+        }
+        self.error.lock().expect("output lock").clone()
+    }
+}
+
+/// Everything the per-item callback touches.
+struct Feed {
+    progress: Progress,
+    output: Option<OutputSink>,
+    builder: Mutex<SummaryBuilder>,
+}
+
+/// Opens the output file before the run starts, so a bad path fails early.
+pub fn check_output_path(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.is_dir()
+    {
+        anyhow::bail!(
+            "cannot write the output file {}: directory {} does not exist",
+            path.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
+/// Executes `run` (pending, or running and resumable) in this process.
+/// The first Ctrl-C cancels the run (it ends `cancelled`, results so far
+/// kept); a second one exits at once with code 130.
+pub async fn execute(app: &App, run: Run, settings: ExecSettings) -> Result<Outcome> {
+    let catalog = app.catalog()?;
+    let tenant = app.tenant.clone();
+    let run_id = run.id.clone();
+
+    let mut builder = SummaryBuilder::new(&run.scorer_ids, settings.pass_threshold);
+    let (done, failed) = if run.started_at.is_some() {
+        feed_stored(app, &run_id, &mut builder).await?
+    } else {
+        (0, 0)
+    };
+    let plan = plan_run(&catalog, &tenant, run.clone(), false)
+        .await
+        .map_err(|e| explain_plan_error(e, &run))?;
+    let output = match &settings.output {
+        Some(path) => Some(OutputSink::create(path, &run_id)?),
+        None => None,
+    };
+    let progress = Progress::start(run.total_items as u64, done, failed, settings.progress);
+    let feed = Arc::new(Feed {
+        progress,
+        output,
+        builder: Mutex::new(builder),
+    });
+
+    let cancel = CancellationToken::new();
+    let interrupted = install_interrupt(cancel.clone(), feed.progress.printer())?;
+    let callback_feed = feed.clone();
+    let hooks = RunHooks {
+        on_item_complete: Some(on_item_complete(move |item: ItemWithScores, _index| {
+            let feed = callback_feed.clone();
+            async move {
+                feed.progress.item_done(item.is_failure());
+                if let Some(out) = &feed.output {
+                    out.write(&item);
+                }
+                feed.builder.lock().expect("summary lock").add_item(&item);
+                Ok(())
+            }
+        })),
+        retain_results: Some(false),
+        cancel: cancel.clone(),
+        ..RunHooks::default()
+    };
+
+    let executor = Executor::new(app.store.clone()).with_lease(CLI_LEASE);
+    let result = executor.execute(plan, hooks).await;
+    feed.progress.finish();
+    let summary = result.map_err(|e| explain_exec_error(e, &run_id))?;
+
+    let output_error = feed.output.as_ref().and_then(OutputSink::finish);
+    let feed = Arc::try_unwrap(feed)
+        .map_err(|_| anyhow!("internal error: the run's callback outlived the run"))?;
+    let builder = feed.builder.into_inner().expect("summary lock");
+    let final_run = app.store.get_run(&tenant, &run_id).await?;
+    let mut report = builder.finish(&final_run);
+    report.persistence_failures = summary.persistence_failures;
+    Ok(Outcome {
+        report,
+        interrupted: interrupted.load(Ordering::SeqCst),
+        detached: summary.interrupted,
+        output_error,
+    })
+}
+
+/// Listens for Ctrl-C: the first press cancels, the second exits (130).
+/// The listener is registered before this returns, so no press is lost.
+fn install_interrupt(cancel: CancellationToken, printer: Printer) -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let seen = flag.clone();
+    let mut presses = Interrupts::listen()?;
+    tokio::spawn(async move {
+        if !presses.next().await {
+            return;
+        }
+        seen.store(true, Ordering::SeqCst);
+        cancel.cancel();
+        printer.println(
+            "Cancelling: in-flight items are stopped and the run is stored as cancelled. Press Ctrl-C again to exit at once.",
+        );
+        if presses.next().await {
+            printer.println("Interrupted.");
+            std::process::exit(130);
+        }
+    });
+    Ok(flag)
+}
+
+/// Ctrl-C presses (SIGINT on Unix).
+struct Interrupts {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn listen() -> Result<Self> {
+        Ok(Self {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("cannot listen for Ctrl-C")?,
+        })
+    }
+
+    /// Waits for the next press; false when no more can come.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await.is_some()
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.is_ok()
+        }
+    }
+}
+
+fn explain_plan_error(e: RunError, run: &Run) -> anyhow::Error {
+    match e {
+        RunError::PluginLoad { id, message } if message.contains("changed since the run") => anyhow!(
+            "plugin `{id}` was replaced since run {} was created: {message}\n  hint: register the original component again (`assay plugin add <file.wasm>`), or start a new run",
+            run.id
+        ),
+        other => anyhow!(other),
+    }
+}
+
+fn explain_exec_error(e: RunError, run_id: &str) -> anyhow::Error {
+    match e {
+        RunError::Store(StoreError::Conflict(message)) => anyhow!(
+            "run {run_id} cannot be executed here: {message}\n  hint: another process (e.g. `assay serve`) may be executing it; follow it with `assay runs watch {run_id}`. If that process died, `assay runs resume {run_id}` works once its lease expires (within 30 s)"
+        ),
+        other => anyhow!(other),
+    }
+}
+
+/// Feeds every stored result of a run to `builder`; returns (finished,
+/// failed) counts.
+pub async fn feed_stored(app: &App, run_id: &str, builder: &mut SummaryBuilder) -> Result<(u64, u64)> {
+    let mut after = 0i64;
+    let (mut done, mut failed) = (0u64, 0u64);
+    loop {
+        let page = app
+            .store
+            .results_after_seq(&app.tenant, run_id, after, RESULTS_PAGE)
+            .await?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        for (_, r) in &page {
+            builder.add_result(r);
+            done += 1;
+            if r.error.is_some() {
+                failed += 1;
+            }
+        }
+    }
+    Ok((done, failed))
+}
+
+/// The summary of a run from its stored results.
+pub async fn summarize_stored(app: &App, run: &Run, pass_threshold: f64) -> Result<Report> {
+    let mut builder = SummaryBuilder::new(&run.scorer_ids, pass_threshold);
+    feed_stored(app, &run.id, &mut builder).await?;
+    let mut report = builder.finish(run);
+    report.dataset_name = dataset_name(app, &run.dataset_id).await;
+    Ok(report)
+}
+
+/// A dataset's name, if it can be read.
+pub async fn dataset_name(app: &App, dataset_id: &str) -> Option<String> {
+    app.store
+        .get_dataset(&app.tenant, dataset_id)
+        .await
+        .ok()
+        .map(|d| d.name)
+}
+
+/// Follows a run executed by another process until it ends, showing
+/// progress; then summarizes it.
+pub async fn follow(app: &App, run: Run, pass_threshold: f64, mode: ProgressMode) -> Result<Report> {
+    let progress = Progress::start(
+        run.total_items as u64,
+        (run.succeeded_count + run.failed_count) as u64,
+        run.failed_count as u64,
+        mode,
+    );
+    let mut current = run;
+    while !current.status.is_terminal() {
+        tokio::time::sleep(FOLLOW_POLL).await;
+        current = app.store.get_run(&app.tenant, &current.id).await?;
+        progress.set_counts(
+            (current.succeeded_count + current.failed_count) as u64,
+            current.failed_count as u64,
+        );
+    }
+    progress.finish();
+    summarize_stored(app, &current, pass_threshold).await
+}

@@ -1,0 +1,195 @@
+//! The `assay` command line: argument definitions and dispatch. One module
+//! per command group.
+
+pub mod args;
+pub mod completions;
+pub mod dataset;
+pub mod exec;
+pub mod plugin;
+pub mod run;
+pub mod runs;
+pub mod serve;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{App, AppConfig, default_cache_dir, default_database_url};
+use crate::exit::Exit;
+
+const ROOT_AFTER_HELP: &str = "\
+Examples:
+  # Run a JSONL file through a target and a scorer, with a summary table
+  assay run --dataset examples/capitals.jsonl \\
+      --target target/wasm32-wasip2/plugin/echo.wasm \\
+      --scorer target/wasm32-wasip2/plugin/exact_match.wasm
+
+  # Register plugins once, then use their ids; gate CI on a mean score
+  assay plugin add target/wasm32-wasip2/plugin/*.wasm
+  assay run -d examples/capitals.csv -t echo -s exact-match --fail-under exact-match=0.8
+
+  # Look back: list runs, compare two of them
+  assay runs list
+  assay runs compare <run-a> <run-b>
+
+Environment:
+  ASSAY_DATABASE_URL  database (same as --database-url)
+  ASSAY_PLUGINS_DIR   directory searched for <id>.wasm (same as --plugins-dir)
+  ASSAY_CACHE_DIR     compiled-plugin cache (same as --cache-dir)
+  ASSAY_LOG, RUST_LOG log filter for stderr, e.g. ASSAY_LOG=debug or assay_runner=debug
+
+Exit codes:
+  0    success
+  1    error (bad input, unknown id, unusable plugin, failed or cancelled run)
+  2    usage error (unknown flag, bad value)
+  3    a quality gate was missed (--fail-under, runs compare --fail-on-regression)
+  4    some items failed and --fail-on-errors was given
+  130  interrupted by Ctrl-C (the run is stored as cancelled)
+
+The CLI and `assay serve` share one database: runs started in either are
+visible in both.";
+
+/// Run evaluation datasets through sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(
+    name = "assay",
+    version,
+    about = "Run evaluation datasets through sandboxed WebAssembly plugins",
+    after_help = ROOT_AFTER_HELP,
+    arg_required_else_help = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Database: sqlite://path/file.db, a plain file path (SQLite) or postgres://user:pass@host/db
+    #[arg(
+        long,
+        global = true,
+        env = "ASSAY_DATABASE_URL",
+        value_name = "URL",
+        default_value_t = default_database_url(),
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Directory searched for `<id>.wasm` when a plugin id is not registered (repeatable)
+    #[arg(long = "plugins-dir", global = true, env = "ASSAY_PLUGINS_DIR", value_name = "DIR")]
+    pub plugins_dir: Vec<PathBuf>,
+
+    /// Cache of compiled plugins [default: the user's cache directory, assay/]
+    #[arg(long, global = true, env = "ASSAY_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Do not cache compiled plugins on disk
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
+    /// Tenant to act for (multi-tenant servers)
+    #[arg(long, global = true, env = "ASSAY_TENANT", default_value = assay_store::DEFAULT_TENANT, hide = true)]
+    pub tenant: String,
+}
+
+impl GlobalArgs {
+    /// The app settings these flags describe.
+    pub fn app_config(&self) -> AppConfig {
+        AppConfig {
+            database_url: self.database_url.clone(),
+            cache_dir: if self.no_cache {
+                None
+            } else {
+                self.cache_dir.clone().or_else(default_cache_dir)
+            },
+            plugin_dirs: self.plugins_dir.clone(),
+            tenant: self.tenant.clone(),
+        }
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a dataset through a target and scorers, then print a summary
+    Run(run::RunArgs),
+    /// Create, import, export and browse datasets
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
+    /// Register, list and check plugins (scorers and targets)
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// List, inspect, compare, cancel and resume runs
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    /// Serve the HTTP API (and execute runs triggered through it)
+    Serve(serve::ServeArgs),
+    /// Print a shell completion script
+    Completions(completions::CompletionsArgs),
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<Exit> {
+    let Cli { global, command } = cli;
+    match command {
+        Command::Completions(args) => completions::run(args),
+        Command::Serve(args) => serve::run(&global, args).await,
+        command => {
+            let app = App::open(global.app_config()).await?;
+            match command {
+                Command::Run(args) => run::run(&app, args).await,
+                Command::Dataset(cmd) => dataset::run(&app, cmd).await,
+                Command::Plugin(cmd) => plugin::run(&app, cmd).await,
+                Command::Runs(cmd) => runs::run(&app, cmd).await,
+                Command::Completions(_) | Command::Serve(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_examples_in_its_help() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.has_subcommands() {
+                    walk(sub, &path);
+                    continue;
+                }
+                let help = sub
+                    .get_after_help()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                assert!(help.contains("Examples:"), "`{path}` --help has no examples");
+            }
+        }
+        walk(&Cli::command(), "assay");
+    }
+}

@@ -1,0 +1,329 @@
+//! `assay plugin add|list|check|info|remove`.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, anyhow};
+use assay_plugin_host::{PluginReport, inspect};
+use assay_store::{Page, PluginRecord};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::app::{App, BUILD_PLUGINS_HINT, looks_like_path};
+use crate::cli::print_json;
+use crate::exit::Exit;
+use crate::table;
+
+/// Plugin commands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Register component files so runs can name them by id
+    #[command(after_help = "\
+Examples:
+  assay plugin add target/wasm32-wasip2/plugin/echo.wasm
+  assay plugin add target/wasm32-wasip2/plugin/*.wasm
+
+Registering the same file again changes nothing; a new build of a plugin
+replaces the old one under the same id (runs keep the digest they pinned).")]
+    Add(AddArgs),
+    /// List registered plugins
+    #[command(after_help = "\
+Examples:
+  assay plugin list
+  assay plugin list --kind scorer --json")]
+    List(ListArgs),
+    /// Check that component files load as assay plugins (exit 1 if one does not)
+    #[command(after_help = "\
+Examples:
+  assay plugin check my_scorer.wasm
+  assay plugin check target/wasm32-wasip2/plugin/*.wasm --json
+
+The check loads each file exactly as a run would: the component must target
+the assay:plugin contract (scorer-plugin or target-plugin world), import only
+WASI interfaces the sandbox provides, and answer its info call.")]
+    Check(CheckArgs),
+    /// Describe a plugin: kind, world, digest, imports and exports
+    #[command(after_help = "\
+Examples:
+  assay plugin info exact-match
+  assay plugin info target/wasm32-wasip2/plugin/echo.wasm --json")]
+    Info(InfoArgs),
+    /// Unregister a plugin
+    #[command(after_help = "\
+Examples:
+  assay plugin remove my-scorer")]
+    Remove(RemoveArgs),
+}
+
+/// `plugin add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Component files (.wasm)
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Print the registered plugins as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Plugin kinds, for filtering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KindArg {
+    /// Scorers.
+    Scorer,
+    /// Targets.
+    Target,
+}
+
+/// `plugin list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only plugins of this kind
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `plugin check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Component files (.wasm)
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Print one JSON report per file
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `plugin info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// A registered plugin id or a component file
+    #[arg(value_name = "ID|FILE")]
+    pub plugin: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `plugin remove`.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// Plugin id
+    pub id: String,
+}
+
+/// The outcome of checking one file, for `--json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckOutcome {
+    file: String,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<PluginReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Runs a plugin command.
+pub async fn run(app: &App, cmd: PluginCommand) -> Result<Exit> {
+    match cmd {
+        PluginCommand::Add(a) => add(app, a).await,
+        PluginCommand::List(a) => list(app, a).await,
+        PluginCommand::Check(a) => check(app, a).await,
+        PluginCommand::Info(a) => info(app, a).await,
+        PluginCommand::Remove(a) => {
+            app.store.delete_plugin(&app.tenant, &a.id).await.map_err(|e| {
+                if e.is_not_found() {
+                    anyhow!("no plugin with id `{}`\n  hint: `assay plugin list` shows the registered plugins", a.id)
+                } else {
+                    e.into()
+                }
+            })?;
+            println!("Removed plugin {}", a.id);
+            Ok(Exit::Success)
+        }
+    }
+}
+
+async fn add(app: &App, a: AddArgs) -> Result<Exit> {
+    let mut records = Vec::new();
+    for file in &a.files {
+        records.push(app.register_file(file).await?);
+    }
+    if a.json {
+        print_json(&records)?;
+    } else {
+        print!("{}", plugin_table(&records));
+    }
+    Ok(Exit::Success)
+}
+
+fn plugin_table(records: &[PluginRecord]) -> String {
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.clone(),
+                r.kind.clone(),
+                r.name.clone(),
+                short_digest(&r.digest),
+                format_size(r.size),
+            ]
+        })
+        .collect();
+    table::render(&["ID", "KIND", "NAME", "DIGEST", "SIZE"], &rows, &[4])
+}
+
+fn short_digest(digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    format!("sha256:{}", &hex[..12.min(hex.len())])
+}
+
+fn format_size(bytes: i64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
+
+async fn list(app: &App, a: ListArgs) -> Result<Exit> {
+    let mut records = Vec::new();
+    let mut page = 0;
+    loop {
+        let p = app
+            .store
+            .list_plugins(&app.tenant, Page::new(page, 100))
+            .await?;
+        records.extend(p.items);
+        if !p.has_more {
+            break;
+        }
+        page += 1;
+    }
+    if let Some(kind) = a.kind {
+        let want = match kind {
+            KindArg::Scorer => "scorer",
+            KindArg::Target => "target",
+        };
+        records.retain(|r| r.kind == want);
+    }
+    if a.json {
+        print_json(&records)?;
+    } else if records.is_empty() {
+        println!(
+            "No plugins registered. Add some with `assay plugin add <file.wasm>`; {BUILD_PLUGINS_HINT}."
+        );
+    } else {
+        print!("{}", plugin_table(&records));
+    }
+    Ok(Exit::Success)
+}
+
+async fn check(app: &App, a: CheckArgs) -> Result<Exit> {
+    let host = app.plugin_host()?;
+    let mut outcomes = Vec::new();
+    for file in &a.files {
+        let shown = file.display().to_string();
+        let outcome = if !file.exists() {
+            CheckOutcome {
+                file: shown,
+                ok: false,
+                report: None,
+                error: Some(format!("file not found ({BUILD_PLUGINS_HINT})")),
+            }
+        } else {
+            let host = host.clone();
+            let path = file.clone();
+            match tokio::task::spawn_blocking(move || inspect(&host, &path)).await? {
+                Ok(report) => CheckOutcome {
+                    file: shown,
+                    ok: true,
+                    report: Some(report),
+                    error: None,
+                },
+                Err(e) => CheckOutcome {
+                    file: shown,
+                    ok: false,
+                    report: None,
+                    error: Some(e.to_string()),
+                },
+            }
+        };
+        outcomes.push(outcome);
+    }
+    let all_ok = outcomes.iter().all(|o| o.ok);
+    if a.json {
+        print_json(&outcomes)?;
+    } else {
+        for o in &outcomes {
+            match (&o.report, &o.error) {
+                (Some(r), _) => println!(
+                    "ok    {}: {} plugin `{}` ({}), contract {}",
+                    o.file,
+                    r.kind,
+                    r.id,
+                    short_digest(&r.digest),
+                    r.contract_version
+                ),
+                (None, Some(e)) => println!("FAIL  {}: {e}", o.file),
+                (None, None) => {}
+            }
+        }
+    }
+    if all_ok {
+        Ok(Exit::Success)
+    } else {
+        let failed = outcomes.iter().filter(|o| !o.ok).count();
+        eprintln!(
+            "error: {failed} of {} files are not usable assay plugins",
+            outcomes.len()
+        );
+        Ok(Exit::Error)
+    }
+}
+
+async fn info(app: &App, a: InfoArgs) -> Result<Exit> {
+    let (report, record) = if looks_like_path(&a.plugin) {
+        let path = PathBuf::from(&a.plugin);
+        if !path.exists() {
+            return Err(anyhow!(
+                "plugin file {} does not exist\n  hint: {BUILD_PLUGINS_HINT}",
+                a.plugin
+            ));
+        }
+        let host = app.plugin_host()?;
+        let report = tokio::task::spawn_blocking(move || inspect(&host, &path))
+            .await?
+            .map_err(|e| anyhow!("{} is not a usable assay plugin: {e}", a.plugin))?;
+        (report, None)
+    } else {
+        let record = app.store.get_plugin(&app.tenant, &a.plugin).await.map_err(|e| {
+            if e.is_not_found() {
+                anyhow!(
+                    "no plugin with id `{}`\n  hint: `assay plugin list` shows the registered plugins; `assay plugin info <file.wasm>` describes a file",
+                    a.plugin
+                )
+            } else {
+                e.into()
+            }
+        })?;
+        let catalog = app.catalog()?;
+        let plugin = catalog.load_record(&app.tenant, &record).await?;
+        (PluginReport::from_plugin(&plugin), Some(record))
+    };
+    if a.json {
+        print_json(&serde_json::json!({ "report": report, "registered": record }))?;
+    } else {
+        println!("{report}");
+        if let Some(r) = record {
+            println!(
+                "  registered:  {}",
+                r.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+    }
+    Ok(Exit::Success)
+}

@@ -1,0 +1,466 @@
+//! `assay run`: import (or match) the dataset, resolve the plugins, create
+//! the run, execute it here with progress, print the summary, and turn
+//! quality gates into an exit code.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use assay_runner::{RunOptions, RunRequest, TargetType, create_run};
+use assay_store::PluginRecord;
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+
+use crate::app::{App, looks_like_path};
+use crate::cli::args::{
+    MinScore, ScorerConfigArg, build_config, parse_duration, parse_min_score, parse_scorer_config,
+};
+use crate::cli::exec::{self, ExecSettings, Outcome};
+use crate::cli::print_json;
+use crate::dataset_file::FileFormat;
+use crate::exit::{Exit, UsageError};
+use crate::import::import_file;
+use crate::progress::ProgressMode;
+
+const RUN_AFTER_HELP: &str = "\
+Examples:
+  # A JSONL file, plugins given as component files
+  assay run --dataset examples/capitals.jsonl \\
+      --target target/wasm32-wasip2/plugin/echo.wasm \\
+      --scorer target/wasm32-wasip2/plugin/exact_match.wasm
+
+  # Registered plugins by id, plugin options, more concurrency, results to a file
+  assay run -d examples/capitals.csv -t template -s exact-match -s contains \\
+      --target-config 'template=The capital is {{input}}' \\
+      --scorer-config exact-match:ignoreCase=true \\
+      --concurrency 16 --retries 2 --item-timeout 30s --output results.jsonl
+
+  # CI gate: exit 3 when the exact-match mean is below 0.8; JSON summary on stdout
+  assay run -d evals.jsonl -t my-agent -s exact-match --fail-under exact-match=0.8 --json
+
+Datasets: a .jsonl/.csv/.tsv/.json file is imported into the dataset named after
+it (same content again reuses it, changed content becomes a new version), so
+runs of a file are stored and can be compared with `assay runs compare`.
+Otherwise --dataset names a stored dataset by id or name.
+
+Plugin options: --target-config takes a JSON object or key=value (repeatable,
+merged in order; values that look like JSON are parsed: 3, true, [1,2]).
+--scorer-config takes SCORER:key=value, SCORER:{json} or SCORER={json}, where
+SCORER is the scorer's id (or the file given to --scorer).
+
+Ctrl-C cancels the run (it is stored as `cancelled`, finished results kept)
+and exits with 130; a second Ctrl-C exits at once.";
+
+/// What `--target-type` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetTypeArg {
+    /// A target plugin.
+    Plugin,
+    /// A scorer plugin run as the target, to calibrate it on items shaped
+    /// {input, output, groundTruth}.
+    Scorer,
+}
+
+/// Arguments of `assay run`.
+#[derive(Debug, Args)]
+#[command(after_help = RUN_AFTER_HELP)]
+pub struct RunArgs {
+    /// Dataset: a .jsonl, .csv, .tsv or .json file, or a stored dataset's id or name
+    #[arg(short, long, value_name = "FILE|ID|NAME")]
+    pub dataset: String,
+
+    /// Dataset version to run [default: the latest, or the file's]
+    #[arg(long, value_name = "N")]
+    pub dataset_version: Option<i64>,
+
+    /// Name of the dataset a file is imported into [default: the file name without extension]
+    #[arg(long, value_name = "NAME")]
+    pub dataset_name: Option<String>,
+
+    /// Format of the dataset file [default: from its extension]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<FileFormat>,
+
+    /// Target plugin: a registered id or a .wasm component file
+    #[arg(short, long, value_name = "ID|FILE")]
+    pub target: String,
+
+    /// What the target is
+    #[arg(long, value_enum, default_value = "plugin")]
+    pub target_type: TargetTypeArg,
+
+    /// Scorer plugin: a registered id or a .wasm component file (repeatable)
+    #[arg(short, long = "scorer", value_name = "ID|FILE")]
+    pub scorers: Vec<String>,
+
+    /// Target options: a JSON object or key=value (repeatable, merged in order)
+    #[arg(long = "target-config", value_name = "JSON|KEY=VALUE")]
+    pub target_config: Vec<String>,
+
+    /// Scorer options: SCORER:key=value, SCORER:{json} or SCORER={json} (repeatable)
+    #[arg(long = "scorer-config", value_name = "SCORER:KEY=VALUE", value_parser = parse_scorer_config)]
+    pub scorer_config: Vec<ScorerConfigArg>,
+
+    /// Items processed at once
+    #[arg(short = 'j', long, default_value_t = assay_runner::config::DEFAULT_MAX_CONCURRENCY, value_name = "N")]
+    pub concurrency: usize,
+
+    /// Retries of an item whose target failed with a transient error
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub retries: u32,
+
+    /// Delay before the first retry; doubles each time, with jitter
+    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub retry_delay: Duration,
+
+    /// Deadline for one item, retries included (e.g. 30s, 500ms)
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub item_timeout: Option<Duration>,
+
+    /// Time limit of one target call [default: 30s]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub target_timeout: Option<Duration>,
+
+    /// Time limit of one scorer call [default: 5s]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub scorer_timeout: Option<Duration>,
+
+    /// Write each result as a JSON line to FILE as items finish
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Print the summary as JSON on stdout (progress stays on stderr)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exit with code 3 when a scorer's mean is below MIN: SCORER=MIN, or MIN for every scorer (repeatable)
+    #[arg(long, value_name = "SCORER=MIN", value_parser = parse_min_score)]
+    pub fail_under: Vec<MinScore>,
+
+    /// Exit with code 4 when any item failed
+    #[arg(long)]
+    pub fail_on_errors: bool,
+
+    /// Score at or above which an item counts as passed
+    #[arg(long, default_value_t = assay_runner::compare::DEFAULT_PASS_THRESHOLD, value_name = "SCORE")]
+    pub pass_threshold: f64,
+
+    /// No progress display
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// A resolved `--scorer`: what the user typed and the registered plugin.
+struct ScorerRef {
+    spec: String,
+    record: PluginRecord,
+}
+
+impl ScorerRef {
+    /// True when `name` designates this scorer: its id, the spec as typed,
+    /// or the spec's file stem (`exact_match.wasm` → `exact_match`,
+    /// `exact-match`).
+    fn is_named(&self, name: &str) -> bool {
+        if name == self.record.id || name == self.spec {
+            return true;
+        }
+        if looks_like_path(&self.spec)
+            && let Some(stem) = Path::new(&self.spec).file_stem().and_then(|s| s.to_str())
+        {
+            return name == stem || name == stem.replace('_', "-");
+        }
+        false
+    }
+}
+
+/// Runs `assay run`.
+pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
+    if !(0.0..=1.0).contains(&args.pass_threshold) {
+        return Err(UsageError("--pass-threshold must be between 0 and 1".into()).into());
+    }
+    let target_config = build_config(&args.target_config)
+        .map_err(|e| UsageError(format!("--target-config: {e}")))?;
+    if let Some(path) = &args.output {
+        exec::check_output_path(path)?;
+    }
+
+    // Dataset: a file is imported (or matched); otherwise an id or name.
+    let (dataset, version) = resolve_dataset(app, &args).await?;
+
+    // Plugins: files are registered, ids looked up.
+    let target = app.plugin(&args.target).await?;
+    check_kind(&target, args.target_type, &args.target)?;
+    let mut scorers: Vec<ScorerRef> = Vec::new();
+    for spec in &args.scorers {
+        let record = app.plugin(spec).await?;
+        if record.kind != "scorer" {
+            bail!(
+                "--scorer {spec}: plugin `{}` is a {} plugin, not a scorer",
+                record.id,
+                record.kind
+            );
+        }
+        if scorers.iter().any(|s| s.record.id == record.id) {
+            return Err(UsageError(format!("scorer `{}` is given twice", record.id)).into());
+        }
+        scorers.push(ScorerRef {
+            spec: spec.clone(),
+            record,
+        });
+    }
+    let scorer_configs = scorer_configs(&scorers, &args.scorer_config)?;
+    let fail_under = resolve_fail_under(&scorers, &args.fail_under)?;
+
+    let options = RunOptions {
+        max_concurrency: args.concurrency,
+        max_retries: args.retries,
+        retry_delay: args.retry_delay,
+        item_timeout: args.item_timeout,
+        target_timeout: args.target_timeout,
+        scorer_timeout: args.scorer_timeout,
+        target_config,
+        scorer_configs,
+        ..RunOptions::default()
+    };
+    options
+        .validate()
+        .map_err(|e| UsageError(option_flag_message(&e.to_string())))?;
+
+    let catalog = app.catalog()?;
+    let request = RunRequest {
+        dataset_id: dataset.id.clone(),
+        version: Some(version),
+        target_type: match args.target_type {
+            TargetTypeArg::Plugin => TargetType::Plugin,
+            TargetTypeArg::Scorer => TargetType::Scorer,
+        },
+        target_id: target.id.clone(),
+        scorer_ids: scorers.iter().map(|s| s.record.id.clone()).collect(),
+        options,
+        run_id: None,
+    };
+    let run = create_run(&app.store, &catalog, &app.tenant, request).await?;
+    let scorer_list = if scorers.is_empty() {
+        "no scorers".to_string()
+    } else {
+        format!(
+            "scored by {}",
+            scorers
+                .iter()
+                .map(|s| s.record.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    if !args.quiet {
+        eprintln!(
+            "Run {}: {} items of {} v{} through {}, {scorer_list} (concurrency {})",
+            run.id, run.total_items, dataset.name, version, target.id, args.concurrency
+        );
+    }
+
+    let settings = ExecSettings {
+        pass_threshold: args.pass_threshold,
+        output: args.output.clone(),
+        progress: ProgressMode::detect(args.quiet),
+    };
+    let mut outcome = exec::execute(app, run, settings).await?;
+    outcome.report.dataset_name = Some(dataset.name.clone());
+    finish(outcome, &fail_under, args.fail_on_errors, args.json)
+}
+
+/// Prints the summary and decides the exit code (shared with `runs resume`).
+pub fn finish(mut outcome: Outcome, fail_under: &[MinScore], fail_on_errors: bool, json: bool) -> Result<Exit> {
+    let gates_ok = outcome.report.apply_gates(fail_under);
+    let report = &outcome.report;
+    if json {
+        print_json(report)?;
+    } else {
+        print!("{}", report.render_text());
+    }
+    if let Some(e) = &outcome.output_error {
+        eprintln!("error: {e}");
+        return Ok(Exit::Error);
+    }
+    if outcome.interrupted {
+        eprintln!(
+            "Run {} was cancelled by Ctrl-C; the {} finished results are stored (`assay runs show {}`).",
+            report.run_id,
+            report.succeeded_count + report.failed_count,
+            report.run_id
+        );
+        return Ok(Exit::Interrupted);
+    }
+    if outcome.detached {
+        eprintln!(
+            "error: run {} was taken over by another process before it finished; follow it with `assay runs watch {}`",
+            report.run_id, report.run_id
+        );
+        return Ok(Exit::Error);
+    }
+    match report.status {
+        assay_store::RunStatus::Failed => {
+            let why = report
+                .error
+                .clone()
+                .unwrap_or_else(|| "every item failed".to_string());
+            eprintln!("error: run {} failed: {why}", report.run_id);
+            return Ok(Exit::Error);
+        }
+        assay_store::RunStatus::Cancelled => {
+            eprintln!(
+                "error: run {} was cancelled (by `assay runs cancel` or the API)",
+                report.run_id
+            );
+            return Ok(Exit::Error);
+        }
+        _ => {}
+    }
+    if !gates_ok {
+        let missed: Vec<String> = outcome
+            .report
+            .gates
+            .iter()
+            .filter(|g| !g.passed)
+            .map(|g| match g.mean {
+                Some(m) => format!("{} mean {m:.3} < {}", g.scorer_id, g.min),
+                None => format!("{} has no scores (needs >= {})", g.scorer_id, g.min),
+            })
+            .collect();
+        eprintln!("fail-under: {}", missed.join("; "));
+        return Ok(Exit::GateFailed);
+    }
+    if fail_on_errors && outcome.report.failed_count > 0 {
+        eprintln!(
+            "fail-on-errors: {} of {} items failed",
+            outcome.report.failed_count, outcome.report.total_items
+        );
+        return Ok(Exit::ItemsFailed);
+    }
+    Ok(Exit::Success)
+}
+
+async fn resolve_dataset(app: &App, args: &RunArgs) -> Result<(assay_store::Dataset, i64)> {
+    let path = Path::new(&args.dataset);
+    let is_file = path.is_file();
+    let names_file = FileFormat::from_path(path).is_some() || args.format.is_some();
+    if is_file {
+        if args.dataset_version.is_some() {
+            return Err(UsageError(
+                "--dataset-version applies to stored datasets, not to files (a file is always run as it is now)"
+                    .into(),
+            )
+            .into());
+        }
+        let imported = import_file(
+            &app.store,
+            &app.tenant,
+            path,
+            args.format,
+            args.dataset_name.as_deref(),
+        )
+        .await?;
+        if !args.quiet {
+            eprintln!("{}", imported.describe(&args.dataset));
+        }
+        return Ok((imported.dataset, imported.version));
+    }
+    if names_file && !path.exists() {
+        bail!(
+            "dataset file {} does not exist\n  hint: give a path to a .jsonl, .csv, .tsv or .json file, or a stored dataset's id or name (`assay dataset list`)",
+            args.dataset
+        );
+    }
+    if args.dataset_name.is_some() {
+        return Err(UsageError("--dataset-name applies only when --dataset is a file".into()).into());
+    }
+    let dataset = app.dataset(&args.dataset).await?;
+    let version = args.dataset_version.unwrap_or(dataset.version);
+    Ok((dataset, version))
+}
+
+fn check_kind(target: &PluginRecord, kind: TargetTypeArg, spec: &str) -> Result<()> {
+    match (kind, target.kind.as_str()) {
+        (TargetTypeArg::Plugin, "target") | (TargetTypeArg::Scorer, "scorer") => Ok(()),
+        (TargetTypeArg::Plugin, "scorer") => bail!(
+            "--target {spec}: plugin `{}` is a scorer, not a target\n  hint: pass it with --scorer, or add --target-type scorer to run the scorer itself on items shaped {{input, output, groundTruth}}",
+            target.id
+        ),
+        (_, other) => bail!(
+            "--target {spec}: plugin `{}` is a {other} plugin, which --target-type {} does not accept",
+            target.id,
+            match kind {
+                TargetTypeArg::Plugin => "plugin",
+                TargetTypeArg::Scorer => "scorer",
+            }
+        ),
+    }
+}
+
+/// Groups `--scorer-config` values by scorer id, merged in order.
+fn scorer_configs(
+    scorers: &[ScorerRef],
+    configs: &[ScorerConfigArg],
+) -> Result<BTreeMap<String, Value>> {
+    let mut merged: BTreeMap<String, Option<Value>> = BTreeMap::new();
+    for c in configs {
+        let scorer = find_scorer(scorers, &c.scorer, "--scorer-config")?;
+        let slot = merged.entry(scorer.record.id.clone()).or_default();
+        c.fragment
+            .clone()
+            .apply(slot)
+            .map_err(|e| UsageError(format!("--scorer-config {}: {e}", c.scorer)))?;
+    }
+    Ok(merged
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect())
+}
+
+fn find_scorer<'a>(scorers: &'a [ScorerRef], name: &str, flag: &str) -> Result<&'a ScorerRef> {
+    scorers.iter().find(|s| s.is_named(name)).ok_or_else(|| {
+        let known: Vec<&str> = scorers.iter().map(|s| s.record.id.as_str()).collect();
+        UsageError(format!(
+            "{flag} names `{name}`, which is not a scorer of this run (scorers: {})",
+            if known.is_empty() {
+                "none; add one with --scorer".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+        .into()
+    })
+}
+
+/// `--fail-under` with scorer names turned into ids.
+fn resolve_fail_under(scorers: &[ScorerRef], mins: &[MinScore]) -> Result<Vec<MinScore>> {
+    if !mins.is_empty() && scorers.is_empty() {
+        return Err(UsageError("--fail-under needs at least one --scorer".into()).into());
+    }
+    mins.iter()
+        .map(|m| match &m.scorer {
+            None => Ok(m.clone()),
+            Some(name) => Ok(MinScore {
+                scorer: Some(find_scorer(scorers, name, "--fail-under")?.record.id.clone()),
+                min: m.min,
+            }),
+        })
+        .collect()
+}
+
+/// Names the CLI flag in a run-option error (`maxConcurrency` → `--concurrency`).
+fn option_flag_message(message: &str) -> String {
+    let mut text = message.to_string();
+    for (field, flag) in [
+        ("`maxConcurrency`", "--concurrency"),
+        ("`maxRetries`", "--retries"),
+        ("`retryDelay`", "--retry-delay"),
+        ("`itemTimeout`", "--item-timeout"),
+        ("`targetTimeout`", "--target-timeout"),
+        ("`scorerTimeout`", "--scorer-timeout"),
+    ] {
+        text = text.replace(field, flag);
+    }
+    text
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace: formatting, clippy, the unit,
+# integration and end-to-end tests (SQLite and a throwaway PostgreSQL), and
+# the plugins' native tests. Installs the prerequisites first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-deps.sh --postgres
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> building plugins (wasm32-wasip2)"
+./scripts/build-plugins.sh
+
+echo "==> cargo test"
+cargo test --workspace --locked
