@@ -93,7 +93,7 @@ pub enum DatasetFileError {
         path: String,
     },
     /// One or more lines are invalid; nothing was imported.
-    #[error("{}", fmt_line_errors(path, *unit, errors, *truncated))]
+    #[error("{}", fmt_line_errors(path, unit, errors, *truncated))]
     Lines {
         /// The file.
         path: String,

@@ -279,10 +279,10 @@ async fn no_route(method: Method, uri: Uri) -> ApiError {
 }
 
 async fn wrong_method(method: Method, uri: Uri) -> ApiError {
-    let allowed: Vec<&str> = ROUTES
+    let allowed: Vec<String> = ROUTES
         .iter()
         .filter(|r| path_matches(r.path, uri.path()))
-        .map(|r| r.verb.method().as_str())
+        .map(|r| r.verb.as_str().to_ascii_uppercase())
         .collect();
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,

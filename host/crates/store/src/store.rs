@@ -35,8 +35,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_dataset(&self, tenant: &str, new: NewDataset) -> StoreResult<Dataset>;
     async fn get_dataset(&self, tenant: &str, id: &str) -> StoreResult<Dataset>;
     /// The dataset called `name`, if any.
-    async fn find_dataset_by_name(&self, tenant: &str, name: &str)
-    -> StoreResult<Option<Dataset>>;
+    async fn find_dataset_by_name(&self, tenant: &str, name: &str) -> StoreResult<Option<Dataset>>;
     /// Newest first.
     async fn list_datasets(&self, tenant: &str, page: Page) -> StoreResult<Paged<Dataset>>;
     /// Updates fields; a schema change re-validates every live item (a
@@ -63,8 +62,12 @@ pub trait Store: Send + Sync + 'static {
         items: Vec<NewItem>,
     ) -> StoreResult<Vec<DatasetItem>>;
     /// A live item.
-    async fn get_item(&self, tenant: &str, dataset_id: &str, item_id: &str)
-    -> StoreResult<DatasetItem>;
+    async fn get_item(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        item_id: &str,
+    ) -> StoreResult<DatasetItem>;
     /// Changes an item (validated), with one version bump.
     async fn update_item(
         &self,
@@ -75,8 +78,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<DatasetItem>;
     /// Deletes live items, with one version bump; returns how many were
     /// deleted (unknown ids are ignored; 0 deleted: no bump).
-    async fn delete_items(&self, tenant: &str, dataset_id: &str, ids: &[String])
-    -> StoreResult<u64>;
+    async fn delete_items(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        ids: &[String],
+    ) -> StoreResult<u64>;
     /// Items by position (ascending, the dataset order), live or at
     /// `query.version`, optionally filtered by `query.search`.
     async fn list_items(
@@ -167,8 +174,12 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
     ) -> StoreResult<Run>;
     /// Extends `owner`'s lease; `LeaseLost` when it no longer holds it.
-    async fn renew_lease(&self, run_id: &str, owner: &str, lease: Duration)
-    -> StoreResult<RunControl>;
+    async fn renew_lease(
+        &self,
+        run_id: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> StoreResult<RunControl>;
     /// Graceful shutdown: gives up the lease (status stays running) so that
     /// the next start takes the run at once. No-op when not held.
     async fn release_run(&self, run_id: &str, owner: &str) -> StoreResult<()>;

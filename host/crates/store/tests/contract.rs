@@ -30,7 +30,10 @@ impl std::ops::Deref for Fixture {
 
 async fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("assay.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("assay.db").display()
+    );
     Fixture {
         store: connect(&url).await.unwrap(),
         _dir: Some(dir),
@@ -220,13 +223,20 @@ async fn dataset_crud(s: Fixture) {
     assert_eq!(a.item_count, 0);
     let b = s.create_dataset(T, new_dataset("beta")).await.unwrap();
     assert_conflict(s.create_dataset(T, new_dataset("alpha")).await);
-    assert_eq!(field_of(s.create_dataset(T, new_dataset("  ")).await), "name");
+    assert_eq!(
+        field_of(s.create_dataset(T, new_dataset("  ")).await),
+        "name"
+    );
 
     assert_eq!(s.get_dataset(T, &a.id).await.unwrap(), a);
     let listed = s.list_datasets(T, Page::new(0, 10)).await.unwrap();
     assert_eq!(listed.total, 2);
     assert_eq!(
-        listed.items.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+        listed
+            .items
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>(),
         ["beta", "alpha"],
         "newest first"
     );
@@ -503,7 +513,11 @@ async fn schema_change_revalidates_items(s: Fixture) {
     };
     assert_eq!(field, "inputSchema");
     assert!(message.starts_with("12 existing item(s)"), "{message}");
-    assert_eq!(message.matches("item ").count(), 10, "at most 10 listed: {message}");
+    assert_eq!(
+        message.matches("item ").count(),
+        10,
+        "at most 10 listed: {message}"
+    );
     assert!(message.contains(&added[0].id));
     let unchanged = s.get_dataset(T, &ds.id).await.unwrap();
     assert_eq!(unchanged, ds, "nothing changed");
@@ -522,7 +536,12 @@ async fn schema_change_revalidates_items(s: Fixture) {
         .unwrap();
     assert_eq!(ok.version, ds.version + 1);
     assert_eq!(ok.input_schema, Some(question_schema()));
-    assert_eq!(s.count_items_at_version(T, &ds.id, ok.version).await.unwrap(), 12);
+    assert_eq!(
+        s.count_items_at_version(T, &ds.id, ok.version)
+            .await
+            .unwrap(),
+        12
+    );
     // Removing it is a schema change too.
     let cleared = s
         .update_dataset(
@@ -535,7 +554,10 @@ async fn schema_change_revalidates_items(s: Fixture) {
         )
         .await
         .unwrap();
-    assert_eq!((cleared.version, cleared.input_schema), (ok.version + 1, None));
+    assert_eq!(
+        (cleared.version, cleared.input_schema),
+        (ok.version + 1, None)
+    );
 }
 
 // ---------------------------------------------------------------- listing
@@ -636,7 +658,10 @@ async fn tenant_isolation(s: Fixture) {
     as_b.id = None;
     assert_not_found(s.create_run(bt, as_b).await);
     assert_eq!(s.list_datasets(bt, Page::default()).await.unwrap().total, 0);
-    assert_eq!(s.list_runs(bt, None, Page::default()).await.unwrap().total, 0);
+    assert_eq!(
+        s.list_runs(bt, None, Page::default()).await.unwrap().total,
+        0
+    );
     assert_eq!(s.list_plugins(bt, Page::default()).await.unwrap().total, 0);
     // The same name is free in another tenant.
     s.create_dataset(bt, new_dataset("private")).await.unwrap();
@@ -705,7 +730,10 @@ async fn write_results_is_idempotent(s: Fixture) {
     assert_eq!(results.items[1].error.as_deref(), Some("boom"));
     assert_eq!(results.items[1].output, None);
     // One item twice in one batch is refused.
-    let dup = vec![result_for(&added[0], 0, None), result_for(&added[0], 0, None)];
+    let dup = vec![
+        result_for(&added[0], 0, None),
+        result_for(&added[0], 0, None),
+    ];
     assert_eq!(
         field_of(s.write_results(&run.id, "w1", dup).await),
         "results[1].itemId"
@@ -729,7 +757,10 @@ async fn stale_owner_cannot_write(s: Fixture) {
         s.write_results(
             &run.id,
             "old",
-            vec![result_for(&added[1], 1, None), result_for(&added[2], 2, None)],
+            vec![
+                result_for(&added[1], 1, None),
+                result_for(&added[2], 2, None),
+            ],
         )
         .await,
     );
@@ -783,9 +814,16 @@ async fn claim_semantics(s: Fixture) {
 
     // A released run is taken at once by the next start.
     s.release_run(&run.id, &holder).await.unwrap();
-    assert_eq!(s.get_run(T, &run.id).await.unwrap().status, RunStatus::Running);
+    assert_eq!(
+        s.get_run(T, &run.id).await.unwrap().status,
+        RunStatus::Running
+    );
     assert_lease_lost(s.renew_lease(&run.id, &holder, LEASE).await);
-    let (_, again) = s.claim_next_run("next", Duration::from_millis(50)).await.unwrap().unwrap();
+    let (_, again) = s
+        .claim_next_run("next", Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again.id, run.id);
     assert_eq!(again.started_at, claimed.started_at, "startedAt kept");
 
@@ -843,7 +881,10 @@ async fn pending_items_skips_items_with_results(s: Fixture) {
         .pending_items(T, &run.id, Some(first[1].position), 10)
         .await
         .unwrap();
-    assert_eq!(rest.iter().map(|i| &i.id).collect::<Vec<_>>(), [&added[5].id]);
+    assert_eq!(
+        rest.iter().map(|i| &i.id).collect::<Vec<_>>(),
+        [&added[5].id]
+    );
     assert!(
         s.pending_items(T, &run.id, Some(rest[0].position), 10)
             .await
@@ -870,7 +911,12 @@ async fn cancel_transitions(s: Fixture) {
     let flagged = s.request_cancel(T, &running.id).await.unwrap();
     assert_eq!(flagged.status, RunStatus::Running);
     assert!(flagged.cancel_requested);
-    assert!(s.renew_lease(&running.id, "o", LEASE).await.unwrap().cancel_requested);
+    assert!(
+        s.renew_lease(&running.id, "o", LEASE)
+            .await
+            .unwrap()
+            .cancel_requested
+    );
     let done = s
         .finish_run(&running.id, "o", RunStatus::Cancelled, None)
         .await
@@ -920,7 +966,10 @@ async fn finish_run_counts_exactly(s: Fixture) {
         s.finish_run(&run.id, "f", RunStatus::Failed, Some("late".into()))
             .await,
     );
-    assert_eq!(s.get_run(T, &run.id).await.unwrap().status, RunStatus::Completed);
+    assert_eq!(
+        s.get_run(T, &run.id).await.unwrap().status,
+        RunStatus::Completed
+    );
 }
 
 async fn fail_run_marks_setup_failures(s: Fixture) {
@@ -931,7 +980,10 @@ async fn fail_run_marks_setup_failures(s: Fixture) {
         .await
         .unwrap();
     assert_eq!(failed.status, RunStatus::Failed);
-    assert_eq!(failed.error.as_deref(), Some("Target not found: plugin/nope"));
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("Target not found: plugin/nope")
+    );
     assert_eq!(failed.skipped_count, 2);
     assert!(failed.completed_at.is_some());
     assert_conflict(s.fail_run(T, &run.id, "again").await);
@@ -950,10 +1002,17 @@ async fn fail_run_marks_setup_failures(s: Fixture) {
     assert_not_found(s.create_run(T, bad).await);
     let listed = s.list_runs(T, Some(&ds.id), Page::default()).await.unwrap();
     assert_eq!(
-        listed.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        listed
+            .items
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>(),
         ["run-custom-1", run.id.as_str()]
     );
-    assert_not_found(s.list_runs(T, Some("no-such-dataset"), Page::default()).await);
+    assert_not_found(
+        s.list_runs(T, Some("no-such-dataset"), Page::default())
+            .await,
+    );
 }
 
 async fn results_stream_after_seq(s: Fixture) {
@@ -995,7 +1054,10 @@ async fn deletes_cascade_and_refuse_active_runs(s: Fixture) {
     s.delete_dataset(T, &ds.id).await.unwrap();
     assert_not_found(s.get_run(T, &second.id).await);
     assert_not_found(s.get_item(T, &ds.id, &added[0].id).await);
-    assert_not_found(s.list_item_versions(T, &ds.id, &added[0].id, Page::default()).await);
+    assert_not_found(
+        s.list_item_versions(T, &ds.id, &added[0].id, Page::default())
+            .await,
+    );
 }
 
 // ---------------------------------------------------------------- plugins
@@ -1029,7 +1091,10 @@ async fn plugin_bytes_round_trip(s: Fixture) {
     let mut v2 = plugin_record("exact-match", "scorer");
     v2.digest = "sha256:11".into();
     s.register_plugin(T, v2, vec![9, 9]).await.unwrap();
-    assert_eq!(s.get_plugin(T, "exact-match").await.unwrap().digest, "sha256:11");
+    assert_eq!(
+        s.get_plugin(T, "exact-match").await.unwrap().digest,
+        "sha256:11"
+    );
     assert_eq!(s.plugin_bytes(T, "exact-match").await.unwrap(), [9, 9]);
 
     s.register_plugin(T, plugin_record("echo", "target"), vec![1])
@@ -1044,7 +1109,11 @@ async fn plugin_bytes_round_trip(s: Fixture) {
     );
     let listed = s.list_plugins(T, Page::default()).await.unwrap();
     assert_eq!(
-        listed.items.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        listed
+            .items
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect::<Vec<_>>(),
         ["echo", "exact-match"]
     );
     s.delete_plugin(T, "echo").await.unwrap();
@@ -1064,7 +1133,10 @@ async fn add_ten_thousand_items_in_one_call(s: Fixture) {
     assert_eq!(positions, (0..10_000).collect::<Vec<i64>>());
     let ds = s.get_dataset(T, &ds.id).await.unwrap();
     assert_eq!((ds.version, ds.item_count), (1, 10_000));
-    assert_eq!(s.count_items_at_version(T, &ds.id, 1).await.unwrap(), 10_000);
+    assert_eq!(
+        s.count_items_at_version(T, &ds.id, 1).await.unwrap(),
+        10_000
+    );
     let tail = s
         .items_at_version(T, &ds.id, 1, Some(9_997), 10)
         .await
@@ -1073,7 +1145,10 @@ async fn add_ten_thousand_items_in_one_call(s: Fixture) {
     // A run over it is created without touching the items.
     let run = s.create_run(T, new_run(&ds)).await.unwrap();
     assert_eq!(run.total_items, 10_000);
-    assert_eq!(s.pending_items(T, &run.id, None, 5).await.unwrap(), added[..5]);
+    assert_eq!(
+        s.pending_items(T, &run.id, None, 5).await.unwrap(),
+        added[..5]
+    );
 }
 
 async fn item_limit_per_dataset(s: Fixture) {

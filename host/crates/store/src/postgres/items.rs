@@ -42,11 +42,7 @@ where
 }
 
 /// The live row of an item and its version number.
-async fn live_item<'e, E>(
-    ex: E,
-    dataset_id: &str,
-    item_id: &str,
-) -> StoreResult<(DatasetItem, i64)>
+async fn live_item<'e, E>(ex: E, dataset_id: &str, item_id: &str) -> StoreResult<(DatasetItem, i64)>
 where
     E: Executor<'e, Database = Postgres>,
 {

@@ -74,11 +74,7 @@ impl Store for PostgresStore {
     async fn get_dataset(&self, tenant: &str, id: &str) -> StoreResult<Dataset> {
         datasets::get_dataset(self, tenant, id).await
     }
-    async fn find_dataset_by_name(
-        &self,
-        tenant: &str,
-        name: &str,
-    ) -> StoreResult<Option<Dataset>> {
+    async fn find_dataset_by_name(&self, tenant: &str, name: &str) -> StoreResult<Option<Dataset>> {
         datasets::find_dataset_by_name(self, tenant, name).await
     }
     async fn list_datasets(&self, tenant: &str, page: Page) -> StoreResult<Paged<Dataset>> {

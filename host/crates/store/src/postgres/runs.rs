@@ -186,31 +186,30 @@ pub async fn request_cancel(s: &PostgresStore, tenant: &str, id: &str) -> StoreR
     let mut tx = s.tx().await?;
     let run = lock(&mut *tx, tenant, id).await?;
     let at = now();
-    let row = match run.status {
-        RunStatus::Pending => {
-            sqlx::query(concat!(
-                "UPDATE runs SET status = 'cancelled', cancel_requested = TRUE, \
+    let row =
+        match run.status {
+            RunStatus::Pending => {
+                sqlx::query(concat!(
+                    "UPDATE runs SET status = 'cancelled', cancel_requested = TRUE, \
                  skipped_count = total_items - succeeded_count - failed_count, \
                  completed_at = $1, updated_at = $1 WHERE id = $2 RETURNING ",
-                run_cols!()
-            ))
-            .bind(at)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?
-        }
-        RunStatus::Running => {
-            sqlx::query(concat!(
+                    run_cols!()
+                ))
+                .bind(at)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+            RunStatus::Running => sqlx::query(concat!(
                 "UPDATE runs SET cancel_requested = TRUE, updated_at = $1 WHERE id = $2 RETURNING ",
                 run_cols!()
             ))
             .bind(at)
             .bind(id)
             .fetch_one(&mut *tx)
-            .await?
-        }
-        done => return Err(run_finished(id, done)),
-    };
+            .await?,
+            done => return Err(run_finished(id, done)),
+        };
     tx.commit().await?;
     rows::run(&row)
 }

@@ -53,7 +53,11 @@ where
     Ok(())
 }
 
-pub async fn create_dataset(s: &SqliteStore, tenant: &str, new: NewDataset) -> StoreResult<Dataset> {
+pub async fn create_dataset(
+    s: &SqliteStore,
+    tenant: &str,
+    new: NewDataset,
+) -> StoreResult<Dataset> {
     crate::rules::check_name(&new.name)?;
     ItemValidator::new(new.input_schema.as_ref(), new.output_schema.as_ref())?;
     let at = now();
@@ -115,7 +119,11 @@ pub async fn find_dataset_by_name(
     row.as_ref().map(rows::dataset).transpose()
 }
 
-pub async fn list_datasets(s: &SqliteStore, tenant: &str, page: Page) -> StoreResult<Paged<Dataset>> {
+pub async fn list_datasets(
+    s: &SqliteStore,
+    tenant: &str,
+    page: Page,
+) -> StoreResult<Paged<Dataset>> {
     let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM datasets WHERE tenant_id = ?")
         .bind(tenant)
         .fetch_one(&s.reader)
@@ -211,10 +219,11 @@ pub async fn list_dataset_versions(
     page: Page,
 ) -> StoreResult<Paged<DatasetVersion>> {
     fetch(&s.reader, tenant, dataset_id).await?;
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dataset_versions WHERE dataset_id = ?")
-        .bind(dataset_id)
-        .fetch_one(&s.reader)
-        .await?;
+    let total: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM dataset_versions WHERE dataset_id = ?")
+            .bind(dataset_id)
+            .fetch_one(&s.reader)
+            .await?;
     let rows = sqlx::query(
         "SELECT dataset_id, version, change, created_at FROM dataset_versions \
          WHERE dataset_id = ? ORDER BY version DESC LIMIT ? OFFSET ?",

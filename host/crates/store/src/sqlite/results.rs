@@ -26,7 +26,9 @@ pub async fn write_results(
             .await?;
     match holder {
         None => return Err(StoreError::not_found("Run", run_id)),
-        Some((status, lease_owner)) if status != "running" || lease_owner.as_deref() != Some(owner) => {
+        Some((status, lease_owner))
+            if status != "running" || lease_owner.as_deref() != Some(owner) =>
+        {
             return Err(StoreError::LeaseLost);
         }
         Some(_) => {}
@@ -117,7 +119,11 @@ pub async fn write_results(
 }
 
 /// Loads the scores of `results` (all of one run) and attaches them.
-async fn attach_scores(s: &SqliteStore, run_id: &str, results: &mut [RunResult]) -> StoreResult<()> {
+async fn attach_scores(
+    s: &SqliteStore,
+    run_id: &str,
+    results: &mut [RunResult],
+) -> StoreResult<()> {
     if results.is_empty() {
         return Ok(());
     }

@@ -35,7 +35,10 @@ where
 }
 
 /// Status and lease owner of a run (any tenant).
-async fn lease_state<'e, E>(ex: E, id: &str) -> StoreResult<(RunStatus, Option<String>, Option<i64>)>
+async fn lease_state<'e, E>(
+    ex: E,
+    id: &str,
+) -> StoreResult<(RunStatus, Option<String>, Option<i64>)>
 where
     E: Executor<'e, Database = Sqlite>,
 {
@@ -354,7 +357,12 @@ pub async fn finish_run(
     Ok(run)
 }
 
-pub async fn fail_run(s: &SqliteStore, tenant: &str, run_id: &str, error: &str) -> StoreResult<Run> {
+pub async fn fail_run(
+    s: &SqliteStore,
+    tenant: &str,
+    run_id: &str,
+    error: &str,
+) -> StoreResult<Run> {
     let mut tx = s.write_tx().await?;
     let run = fetch(&mut *tx, tenant, run_id).await?;
     if run.status.is_terminal() {

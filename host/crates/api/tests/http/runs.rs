@@ -1,0 +1,321 @@
+//! Runs end to end, driven like Mastra's playground drives them: trigger,
+//! poll, read results, cancel, delete, compare; and resume after shutdown.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{TestServer, assert_error};
+
+/// `n` items; items at even positions expect their own input (exact-match
+/// scores 1 for them with an echoing target), odd ones something else.
+fn items(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let input = json!({"q": i});
+            let expected = if i % 2 == 0 { input.clone() } else { json!("other") };
+            json!({"input": input, "expectedOutput": expected})
+        })
+        .collect()
+}
+
+fn sleepy(ms: u64) -> Value {
+    json!({"mode": "sleep", "ms": ms})
+}
+
+fn count(run: &Value, field: &str) -> i64 {
+    run[field].as_i64().unwrap_or_else(|| panic!("{field} in {run}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_triggered_run_is_polled_from_pending_to_completed() {
+    let s = TestServer::start().await;
+    s.upload_plugin("hostile-target").await;
+    s.upload_plugin("exact-match").await;
+    let total = 30;
+    let ds = s.dataset_with_items("polled", items(total)).await;
+
+    let (status, trigger) = s
+        .post(
+            &format!("/api/datasets/{ds}/runs"),
+            json!({
+                "targetType": "agent",
+                "targetId": "hostile-target",
+                "scorerIds": ["exact-match"],
+                "maxConcurrency": 2,
+                "targetConfig": sleepy(150),
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{trigger}");
+    // Mastra's trigger answer, with nothing done yet.
+    let run_id = trigger["runId"].as_str().unwrap().to_string();
+    assert_eq!(trigger["status"], "pending");
+    assert_eq!(trigger["totalItems"], total);
+    assert_eq!(trigger["succeededCount"], 0);
+    assert_eq!(trigger["failedCount"], 0);
+    assert_eq!(trigger["startedAt"], Value::Null);
+    assert_eq!(trigger["completedAt"], Value::Null);
+    assert_eq!(trigger["results"], json!([]));
+
+    // A running run cannot be deleted.
+    let run_path = format!("/api/datasets/{ds}/runs/{run_id}");
+    let (status, body) = s.delete(&run_path).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
+
+    let seen = s
+        .poll_run(&ds, &run_id, Duration::from_millis(200), Duration::from_secs(60))
+        .await;
+    let statuses: Vec<&str> = seen.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert!(
+        statuses.len() >= 2 && matches!(statuses[0], "pending" | "running"),
+        "the first poll sees the run before it finished: {statuses:?}"
+    );
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "completed", "{last}");
+    assert_eq!(last["id"], run_id.as_str(), "GET run answers the bare run");
+    assert_eq!(count(last, "succeededCount"), total as i64);
+    assert_eq!(count(last, "failedCount"), 0);
+    assert!(last["startedAt"].is_string() && last["completedAt"].is_string());
+    // Status only moves forward and counts only grow.
+    let rank = |s: &str| ["pending", "running", "completed"].iter().position(|x| *x == s).unwrap();
+    for pair in seen.windows(2) {
+        assert!(rank(pair[0]["status"].as_str().unwrap()) <= rank(pair[1]["status"].as_str().unwrap()));
+        assert!(count(&pair[0], "succeededCount") <= count(&pair[1], "succeededCount"));
+    }
+    assert!(
+        seen.iter()
+            .any(|r| r["status"] == "running" && (1..total as i64).contains(&count(r, "succeededCount"))),
+        "a poller sees progress during the run: {:?}",
+        seen.iter().map(|r| (r["status"].clone(), r["succeededCount"].clone())).collect::<Vec<_>>()
+    );
+
+    // Every result, page by page, in dataset order, with its score.
+    let results = s.all_results(&ds, &run_id, 7).await;
+    assert_eq!(results.len(), total);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["itemIndex"], i, "{r}");
+        assert_eq!(r["runId"], run_id.as_str());
+        assert_eq!(r["input"], json!({"q": i}));
+        assert_eq!(r["output"], json!({"q": i}));
+        assert_eq!(r["error"], Value::Null);
+        let scores = r["scores"].as_array().unwrap();
+        assert_eq!(scores.len(), 1, "{r}");
+        assert_eq!(scores[0]["scorerId"], "exact-match");
+        let want = if i % 2 == 0 { 1.0 } else { 0.0 };
+        assert_eq!(scores[0]["score"].as_f64(), Some(want), "{r}");
+    }
+
+    // The run list shows it; the finished run can be deleted.
+    let (_, list) = s.get(&format!("/api/datasets/{ds}/runs")).await;
+    assert_eq!(list["runs"][0]["id"], run_id.as_str());
+    assert_eq!(list["pagination"]["total"], 1);
+    let (status, body) = s.post_empty(&format!("{run_path}/cancel")).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
+    let (status, _) = s.delete(&run_path).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s.get(&run_path).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = s.get(&format!("{run_path}/results")).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_ends_cancelled_with_consistent_counts() {
+    let s = TestServer::start().await;
+    s.upload_plugin("hostile-target").await;
+    let total = 40;
+    let ds = s.dataset_with_items("cancelled", items(total)).await;
+    let (status, trigger) = s
+        .post(
+            &format!("/api/datasets/{ds}/runs"),
+            json!({"targetType": "plugin", "targetId": "hostile-target", "maxConcurrency": 2,
+                   "targetConfig": sleepy(300)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{trigger}");
+    let run_id = trigger["runId"].as_str().unwrap().to_string();
+    let run_path = format!("/api/datasets/{ds}/runs/{run_id}");
+
+    // Wait until some items are done, then cancel.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, run) = s.get(&run_path).await;
+        if run["status"] == "running" && count(&run, "succeededCount") >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "run never progressed: {run}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, cancelled) = s.post_empty(&format!("{run_path}/cancel")).await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["id"], run_id.as_str());
+
+    let seen = s
+        .poll_run(&ds, &run_id, Duration::from_millis(100), Duration::from_secs(30))
+        .await;
+    let run = seen.last().unwrap();
+    assert_eq!(run["status"], "cancelled", "{run}");
+    let (ok, failed, skipped) = (
+        count(run, "succeededCount"),
+        count(run, "failedCount"),
+        count(run, "skippedCount"),
+    );
+    assert_eq!(ok + failed + skipped, total as i64, "{run}");
+    assert!(skipped > 0, "cancel stopped the run early: {run}");
+    let results = s.all_results(&ds, &run_id, 100).await;
+    assert_eq!(results.len() as i64, ok + failed, "one result per finished item");
+    // Nothing is written after the run was finalized.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, later) = s.get(&run_path).await;
+    assert_eq!(later["succeededCount"], run["succeededCount"]);
+    assert_eq!(s.all_results(&ds, &run_id, 100).await.len(), results.len());
+
+    // A cancelled run can be deleted.
+    let (status, _) = s.delete(&run_path).await;
+    assert_eq!(status, StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_run_is_cancelled_at_once() {
+    // One active run per process: the second run waits as pending.
+    let s = TestServer::start_with(|c| c.max_active_runs = 1).await;
+    s.upload_plugin("hostile-target").await;
+    let ds = s.dataset_with_items("queue", items(10)).await;
+    let trigger = |ms| {
+        s.post(
+            &format!("/api/datasets/{ds}/runs"),
+            json!({"targetType": "plugin", "targetId": "hostile-target", "maxConcurrency": 1,
+                   "targetConfig": sleepy(ms)}),
+        )
+    };
+    let (_, first) = trigger(200).await;
+    let (_, second) = trigger(10).await;
+    let second = second["runId"].as_str().unwrap().to_string();
+    let (status, run) = s.post_empty(&format!("/api/datasets/{ds}/runs/{second}/cancel")).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(run["status"], "cancelled", "{run}");
+    assert_eq!(run["skippedCount"], 10);
+    let first = first["runId"].as_str().unwrap();
+    let (status, _) = s.post_empty(&format!("/api/datasets/{ds}/runs/{first}/cancel")).await;
+    assert_eq!(status, StatusCode::OK);
+    s.stop().await;
+}
+
+/// Triggers a run and waits for it to finish; returns the finished run.
+async fn run_to_end(s: &TestServer, ds: &str, body: Value) -> Value {
+    let (status, t) = s.post(&format!("/api/datasets/{ds}/runs"), body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{t}");
+    let id = t["runId"].as_str().unwrap();
+    let seen = s
+        .poll_run(ds, id, Duration::from_millis(100), Duration::from_secs(30))
+        .await;
+    seen.last().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_compared_and_all_failed_runs_fail() {
+    let s = TestServer::start().await;
+    s.upload_plugin("echo").await;
+    s.upload_plugin("hostile-target").await;
+    s.upload_plugin("exact-match").await;
+    let ds = s.dataset_with_items("cmp", items(6)).await;
+    let echo = json!({"targetType": "plugin", "targetId": "echo", "scorerIds": ["exact-match"]});
+    let a = run_to_end(&s, &ds, echo.clone()).await;
+    assert_eq!(a["status"], "completed", "{a}");
+
+    // Item 0 no longer matches: the next run scores worse.
+    let (_, list) = s.get(&format!("/api/datasets/{ds}/items")).await;
+    let item0 = list["items"][0]["id"].as_str().unwrap();
+    let (status, body) = s
+        .patch(&format!("/api/datasets/{ds}/items/{item0}"), json!({"expectedOutput": "changed"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let b = run_to_end(&s, &ds, echo).await;
+
+    let (status, cmp) = s
+        .post(&format!("/api/datasets/{ds}/compare"), json!({"runIdA": a["id"], "runIdB": b["id"]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cmp}");
+    assert_eq!(cmp["hasRegression"], true, "{cmp}");
+    assert_eq!(cmp["versionMismatch"], true, "{cmp}");
+    let scorer = &cmp["scorers"]["exact-match"];
+    assert_eq!(scorer["statsA"]["avgScore"].as_f64(), Some(0.5), "{cmp}");
+    assert!((scorer["delta"].as_f64().unwrap() + 1.0 / 6.0).abs() < 1e-9, "{cmp}");
+    assert_eq!(cmp["items"].as_array().unwrap().len(), 6);
+    // A tolerant threshold: no regression.
+    let (_, cmp) = s
+        .post(
+            &format!("/api/datasets/{ds}/compare"),
+            json!({"runIdA": a["id"], "runIdB": b["id"],
+                   "thresholds": {"exact-match": {"value": 0.5, "direction": "higher-is-better"}}}),
+        )
+        .await;
+    assert_eq!(cmp["hasRegression"], false, "{cmp}");
+
+    // Every item failing: the run is `failed`, each result carries its error.
+    let c = run_to_end(
+        &s,
+        &ds,
+        json!({"targetType": "plugin", "targetId": "hostile-target", "targetConfig": {"mode": "fail"}}),
+    )
+    .await;
+    assert_eq!(c["status"], "failed", "{c}");
+    assert_eq!(c["failedCount"], 6);
+    let results = s.all_results(&ds, c["id"].as_str().unwrap(), 100).await;
+    assert!(results.iter().all(|r| r["error"].is_string()), "{results:?}");
+
+    // A run of another dataset is not found through this one.
+    let other = s.dataset_with_items("other", items(1)).await;
+    let (status, body) = s
+        .post(&format!("/api/datasets/{other}/compare"), json!({"runIdA": a["id"], "runIdB": b["id"]}))
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = s.get(&format!("/api/datasets/{other}/runs/{}", a["id"].as_str().unwrap())).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_interrupted_by_shutdown_resumes_on_the_next_start() {
+    let s = TestServer::start_with(|c| c.grace = Duration::from_millis(200)).await;
+    s.upload_plugin("hostile-target").await;
+    let total = 20;
+    let ds = s.dataset_with_items("resume", items(total)).await;
+    let (_, t) = s
+        .post(
+            &format!("/api/datasets/{ds}/runs"),
+            json!({"targetType": "plugin", "targetId": "hostile-target", "maxConcurrency": 2,
+                   "targetConfig": sleepy(200)}),
+        )
+        .await;
+    let run_id = t["runId"].as_str().unwrap().to_string();
+    let run_path = format!("/api/datasets/{ds}/runs/{run_id}");
+    loop {
+        let (_, run) = s.get(&run_path).await;
+        if count(&run, "succeededCount") >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dir = s.stop().await;
+
+    let s = TestServer::start_in(dir, |_| {}).await;
+    let (_, run) = s.get(&run_path).await;
+    assert!(
+        matches!(run["status"].as_str(), Some("running" | "completed")),
+        "the run is left resumable, not failed: {run}"
+    );
+    let seen = s
+        .poll_run(&ds, &run_id, Duration::from_millis(100), Duration::from_secs(60))
+        .await;
+    let run = seen.last().unwrap();
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(count(run, "succeededCount"), total as i64);
+    let results = s.all_results(&ds, &run_id, 100).await;
+    assert_eq!(results.len(), total, "each item has exactly one result");
+    s.stop().await;
+}
