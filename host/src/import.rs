@@ -120,6 +120,18 @@ pub async fn import_file(
     name: Option<&str>,
 ) -> Result<Imported> {
     let file = read_file(path, format)?;
+    import_parsed(store, tenant, path, file, name).await
+}
+
+/// [`import_file`] for a file already read (and checked) with
+/// [`read_file`].
+pub async fn import_parsed(
+    store: &Arc<dyn Store>,
+    tenant: &str,
+    path: &Path,
+    file: DatasetFile,
+    name: Option<&str>,
+) -> Result<Imported> {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

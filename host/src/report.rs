@@ -198,10 +198,13 @@ impl SummaryBuilder {
         acc
     }
 
-    /// Adds one finished item.
+    /// Adds one finished item. Errors are grouped by message, with the
+    /// item's own id taken out so that "item `x` has no ground truth" and
+    /// "item `y` has no ground truth" are one group.
     pub fn add(
         &mut self,
         index: i64,
+        item_id: &str,
         latency_ms: f64,
         error: Option<&str>,
         error_kind: Option<&str>,
@@ -209,7 +212,7 @@ impl SummaryBuilder {
     ) {
         self.latencies.push(latency_ms as f32);
         if let Some(message) = error {
-            self.failure("target", message, error_kind, index);
+            self.failure("target", &generalize(message, item_id), error_kind, index);
         }
         let threshold = self.pass_threshold;
         for s in scores {
@@ -225,8 +228,8 @@ impl SummaryBuilder {
                 None => acc.errors += 1,
             }
             if s.score.is_none() {
-                let message = s.error.as_deref().unwrap_or("scorer failed");
-                self.failure(&s.scorer_id, message, None, index);
+                let message = generalize(s.error.as_deref().unwrap_or("scorer failed"), item_id);
+                self.failure(&s.scorer_id, &message, None, index);
             }
         }
     }
@@ -236,6 +239,7 @@ impl SummaryBuilder {
         let r = &item.result;
         self.add(
             item.index,
+            &r.item_id,
             r.latency,
             r.error.as_deref(),
             r.error_kind.as_deref(),
@@ -247,6 +251,7 @@ impl SummaryBuilder {
     pub fn add_result(&mut self, r: &RunResult) {
         self.add(
             r.item_index,
+            &r.item_id,
             r.latency,
             r.error.as_deref(),
             r.error_kind.as_deref(),
@@ -319,7 +324,7 @@ impl SummaryBuilder {
         });
         let items_per_second = duration_ms
             .filter(|&d| d > 0.0)
-            .map(|d| finished as f64 / (d / 1000.0));
+            .map(|d| (finished as f64 / (d / 1000.0) * 10.0).round() / 10.0);
         let pending_count = if run.status.is_terminal() {
             0
         } else {
@@ -350,6 +355,15 @@ impl SummaryBuilder {
     }
 }
 
+/// `message` with the item's id replaced by `<item>`.
+fn generalize(message: &str, item_id: &str) -> String {
+    if item_id.is_empty() {
+        message.to_string()
+    } else {
+        message.replace(item_id, "<item>")
+    }
+}
+
 fn latency_stats(sorted: &[f32]) -> LatencyStats {
     if sorted.is_empty() {
         return LatencyStats::default();
@@ -363,11 +377,16 @@ fn latency_stats(sorted: &[f32]) -> LatencyStats {
     let sum: f64 = sorted.iter().map(|&v| f64::from(v)).sum();
     LatencyStats {
         count: sorted.len() as u64,
-        mean: Some(sum / sorted.len() as f64),
-        p50: Some(pick(0.50)),
-        p95: Some(pick(0.95)),
-        max: sorted.last().map(|&v| f64::from(v)),
+        mean: Some(micros(sum / sorted.len() as f64)),
+        p50: Some(micros(pick(0.50))),
+        p95: Some(micros(pick(0.95))),
+        max: sorted.last().map(|&v| micros(f64::from(v))),
     }
+}
+
+/// Milliseconds rounded to the microsecond (latencies are kept as `f32`).
+fn micros(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
 }
 
 impl Report {
@@ -577,10 +596,10 @@ mod tests {
     #[test]
     fn means_pass_rates_percentiles_and_failure_groups() {
         let mut b = SummaryBuilder::new(&["exact".into()], 0.5);
-        b.add(0, 10.0, None, None, &[score("exact", Some(1.0))]);
-        b.add(1, 20.0, None, None, &[score("exact", Some(0.0))]);
-        b.add(2, 30.0, None, None, &[score("exact", None)]);
-        b.add(3, 40.0, Some("plugin exceeded its 1 s time limit"), Some("timeout"), &[]);
+        b.add(0, "a", 10.0, None, None, &[score("exact", Some(1.0))]);
+        b.add(1, "b", 20.0, None, None, &[score("exact", Some(0.0))]);
+        b.add(2, "c", 30.0, None, None, &[score("exact", None)]);
+        b.add(3, "d", 40.0, Some("plugin exceeded its 1 s time limit"), Some("timeout"), &[]);
         let mut report = b.finish(&run());
         let s = &report.scorers[0];
         assert_eq!(s.scorer_name, "exact scorer");
@@ -606,6 +625,17 @@ mod tests {
         let text = report.render_text();
         assert!(text.contains("completed with errors"), "{text}");
         assert!(text.contains("FAILED"), "{text}");
+    }
+
+    #[test]
+    fn errors_naming_their_item_are_one_group() {
+        let mut b = SummaryBuilder::new(&[], 0.5);
+        b.add(0, "id-1", 1.0, Some("item `id-1` has no ground truth"), None, &[]);
+        b.add(1, "id-2", 1.0, Some("item `id-2` has no ground truth"), None, &[]);
+        let report = b.finish(&run());
+        assert_eq!(report.failures.len(), 1);
+        assert_eq!(report.failures[0].message, "item `<item>` has no ground truth");
+        assert_eq!(report.failures[0].item_indexes, vec![0, 1]);
     }
 
     #[test]

@@ -148,16 +148,29 @@ pub async fn run(app: &App, cmd: PluginCommand) -> Result<Exit> {
 }
 
 async fn add(app: &App, a: AddArgs) -> Result<Exit> {
+    // One bad file does not stop the others; it is reported and makes the
+    // exit code 1.
     let mut records = Vec::new();
+    let mut failures = Vec::new();
     for file in &a.files {
-        records.push(app.register_file(file).await?);
+        match app.register_file(file).await {
+            Ok(record) => records.push(record),
+            Err(e) => failures.push(e),
+        }
     }
     if a.json {
         print_json(&records)?;
-    } else {
+    } else if !records.is_empty() {
         print!("{}", plugin_table(&records));
     }
-    Ok(Exit::Success)
+    for e in &failures {
+        eprintln!("error: {e}");
+    }
+    Ok(if failures.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Error
+    })
 }
 
 fn plugin_table(records: &[PluginRecord]) -> String {

@@ -18,9 +18,9 @@ use crate::cli::args::{
 };
 use crate::cli::exec::{self, ExecSettings, Outcome};
 use crate::cli::print_json;
-use crate::dataset_file::FileFormat;
+use crate::dataset_file::{DatasetFile, FileFormat, read_file};
 use crate::exit::{Exit, UsageError};
-use crate::import::import_file;
+use crate::import::import_parsed;
 use crate::progress::ProgressMode;
 
 const RUN_AFTER_HELP: &str = "\
@@ -185,8 +185,9 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
         exec::check_output_path(path)?;
     }
 
-    // Dataset: a file is imported (or matched); otherwise an id or name.
-    let (dataset, version) = resolve_dataset(app, &args).await?;
+    // Dataset: a file is read and checked first (nothing is written for a
+    // bad file); it is imported once the plugins resolve.
+    let source = dataset_source(app, &args).await?;
 
     // Plugins: files are registered, ids looked up.
     let target = app.plugin(&args.target).await?;
@@ -226,6 +227,25 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
     options
         .validate()
         .map_err(|e| UsageError(option_flag_message(&e.to_string())))?;
+
+    let (dataset, version) = match source {
+        DatasetSource::Stored(dataset, version) => (dataset, version),
+        DatasetSource::File(file) => {
+            let path = Path::new(&args.dataset);
+            let imported = import_parsed(
+                &app.store,
+                &app.tenant,
+                path,
+                file,
+                args.dataset_name.as_deref(),
+            )
+            .await?;
+            if !args.quiet {
+                eprintln!("{}", imported.describe(&args.dataset));
+            }
+            (imported.dataset, imported.version)
+        }
+    };
 
     let catalog = app.catalog()?;
     let request = RunRequest {
@@ -341,11 +361,18 @@ pub fn finish(mut outcome: Outcome, fail_under: &[MinScore], fail_on_errors: boo
     Ok(Exit::Success)
 }
 
-async fn resolve_dataset(app: &App, args: &RunArgs) -> Result<(assay_store::Dataset, i64)> {
+/// Where the run's items come from.
+enum DatasetSource {
+    /// A file, read and checked, not imported yet.
+    File(DatasetFile),
+    /// A stored dataset at a version.
+    Stored(assay_store::Dataset, i64),
+}
+
+async fn dataset_source(app: &App, args: &RunArgs) -> Result<DatasetSource> {
     let path = Path::new(&args.dataset);
-    let is_file = path.is_file();
     let names_file = FileFormat::from_path(path).is_some() || args.format.is_some();
-    if is_file {
+    if path.is_file() {
         if args.dataset_version.is_some() {
             return Err(UsageError(
                 "--dataset-version applies to stored datasets, not to files (a file is always run as it is now)"
@@ -353,18 +380,7 @@ async fn resolve_dataset(app: &App, args: &RunArgs) -> Result<(assay_store::Data
             )
             .into());
         }
-        let imported = import_file(
-            &app.store,
-            &app.tenant,
-            path,
-            args.format,
-            args.dataset_name.as_deref(),
-        )
-        .await?;
-        if !args.quiet {
-            eprintln!("{}", imported.describe(&args.dataset));
-        }
-        return Ok((imported.dataset, imported.version));
+        return Ok(DatasetSource::File(read_file(path, args.format)?));
     }
     if names_file && !path.exists() {
         bail!(
@@ -377,7 +393,7 @@ async fn resolve_dataset(app: &App, args: &RunArgs) -> Result<(assay_store::Data
     }
     let dataset = app.dataset(&args.dataset).await?;
     let version = args.dataset_version.unwrap_or(dataset.version);
-    Ok((dataset, version))
+    Ok(DatasetSource::Stored(dataset, version))
 }
 
 fn check_kind(target: &PluginRecord, kind: TargetTypeArg, spec: &str) -> Result<()> {

@@ -44,7 +44,7 @@ impl Scorer for JsonValid {
         };
         let value = match input.output {
             None => return Ok(Score::new(0.0).with_reason("the target produced no output")),
-            Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
+            Some(Value::String(text)) => match assay_plugin_sdk::serde_json::from_str::<Value>(&text) {
                 Ok(value) => value,
                 Err(e) => return Ok(Score::new(0.0).with_reason(format!("output is not valid JSON: {e}"))),
             },

@@ -260,7 +260,7 @@ mod tests {
 
     #[test]
     fn broken_json_is_malformed() {
-        for bad in [&b"{\"items\": ["[..], b"", b"{} trailing", b"nope"] {
+        for bad in [&b"{\"items\": ["[..], b"", b"{\"items\": []} trailing", b"nope"] {
             let e = parse_json::<Body>(bad).unwrap_err();
             assert_eq!(e.code, "malformed_json", "{:?}", std::str::from_utf8(bad));
             assert_eq!(e.status, StatusCode::BAD_REQUEST);

@@ -1,1 +1,280 @@
-fn main() {}
+//! `cargo bench -p assay-plugin-host`: figures for BENCHMARKS.md.
+//!
+//! * memory (VmRSS) of an idle host with 10 plugins loaded, and the time to
+//!   start a host and load them from the disk cache;
+//! * component load: compile vs load from the disk cache;
+//! * per-call cost of a trivial scorer (exact-match) with a fresh instance,
+//!   sequential and concurrent.
+//!
+//! Set `ASSAY_BENCH_CALLS` to change the number of calls (default 10000).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use assay_plugin_host::{HostConfig, Limits, Plugin, PluginHost, PluginItem};
+use serde_json::json;
+
+const SHIPPED: &[&str] = &[
+    "echo",
+    "template",
+    "exact-match",
+    "contains",
+    "regex",
+    "levenshtein",
+    "content-similarity",
+    "keyword-coverage",
+    "textual-difference",
+    "json-valid",
+    "numeric-diff",
+];
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other argument filters nothing.
+    let calls: usize = std::env::var("ASSAY_BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let available = assay_test_support::plugin_crates();
+    let plugins: Vec<PathBuf> = SHIPPED
+        .iter()
+        .filter(|name| available.iter().any(|a| a == *name))
+        .map(|name| assay_test_support::plugin_wasm(name))
+        .collect();
+    println!("assay-plugin-host bench ({} cores)", cores());
+
+    idle_memory(&plugins);
+    compile_vs_cache(&plugins);
+    per_call(calls, true);
+    per_call(calls / 2, false);
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// RSS of a host with 10 plugins loaded and idle; start-up time from cache.
+fn idle_memory(plugins: &[PathBuf]) {
+    let ten: Vec<&PathBuf> = plugins.iter().take(10).collect();
+    let cache = tempfile::tempdir().unwrap();
+    let config = HostConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..HostConfig::default()
+    };
+    let before = vm_rss_kib();
+    // Warm the cache in a first host, then measure a fresh one (as a
+    // restarted `assay serve` would start).
+    {
+        let warm = PluginHost::new(config.clone()).unwrap();
+        for p in &ten {
+            warm.load_file(p).unwrap();
+        }
+    }
+    let baseline = vm_rss_kib();
+    let started = Instant::now();
+    let host = PluginHost::new(config).unwrap();
+    let loaded: Vec<Arc<Plugin>> = ten.iter().map(|p| host.load_file(p).unwrap()).collect();
+    let start_time = started.elapsed();
+    assert!(loaded.iter().all(|p| p.loaded_from_cache()));
+    std::thread::sleep(Duration::from_millis(200));
+    let after = vm_rss_kib();
+    println!("\n== idle host with {} plugins loaded ==", loaded.len());
+    println!(
+        "host start + load {} plugins from the disk cache: {:.1} ms (pooling: {})",
+        loaded.len(),
+        ms(start_time),
+        host.uses_pooling()
+    );
+    println!(
+        "VmRSS: process before any host {:.1} MiB; before this host {:.1} MiB; with host + {} plugins idle {:.1} MiB (+{:.1} MiB)",
+        mib(before),
+        mib(baseline),
+        loaded.len(),
+        mib(after),
+        mib(after.saturating_sub(baseline))
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Load time with a compile (empty cache) vs from the disk cache, for 3
+/// plugins; median of 5 rounds, each with a fresh cache dir and host.
+fn compile_vs_cache(plugins: &[PathBuf]) {
+    println!("\n== component load: compile vs disk cache (median of 5) ==");
+    println!(
+        "{:<28} {:>9} {:>14} {:>14}",
+        "plugin", "size", "compile+load", "cache-hit load"
+    );
+    for path in plugins.iter().take(3) {
+        let mut compiled = Vec::new();
+        let mut cached = Vec::new();
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let config = HostConfig {
+                cache_dir: Some(dir.path().to_path_buf()),
+                max_instances: 16,
+                ..HostConfig::default()
+            };
+            let cold = PluginHost::new(config.clone()).unwrap();
+            let t = Instant::now();
+            let p = cold.load_file(path).unwrap();
+            compiled.push(t.elapsed());
+            assert!(!p.loaded_from_cache());
+            let warm = PluginHost::new(config).unwrap();
+            let t = Instant::now();
+            let p = warm.load_file(path).unwrap();
+            cached.push(t.elapsed());
+            assert!(p.loaded_from_cache());
+        }
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        println!(
+            "{:<28} {:>6} KB {:>11.2} ms {:>11.2} ms",
+            path.file_name().unwrap().to_string_lossy(),
+            size / 1000,
+            ms(median(compiled)),
+            ms(median(cached))
+        );
+    }
+    println!("(both include pre-instantiation and the one `info` call made at load)");
+}
+
+fn item(i: usize) -> PluginItem {
+    PluginItem {
+        id: format!("item-{i}"),
+        input: json!("What is the capital of France?"),
+        ground_truth: Some(json!("Paris")),
+        metadata: None,
+    }
+}
+
+struct Stats {
+    mean: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn stats(mut v: Vec<Duration>) -> Stats {
+    v.sort();
+    let total: Duration = v.iter().sum();
+    Stats {
+        mean: total / v.len() as u32,
+        p50: v[v.len() / 2],
+        p99: v[v.len() * 99 / 100],
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Per-call cost of exact-match with a fresh instance per call.
+fn per_call(calls: usize, pooling: bool) {
+    let host = PluginHost::new(HostConfig {
+        pooling,
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let scorer = host
+        .load_file(&assay_test_support::plugin_wasm("exact-match"))
+        .unwrap();
+    let allocator = if host.uses_pooling() {
+        "pooling"
+    } else {
+        "on-demand"
+    };
+    let output = json!("Paris");
+    let limits = Limits::scorer_default();
+    println!("\n== per call, exact-match, fresh instance, {allocator} allocator ==");
+
+    // Sequential, on a current-thread runtime.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let items: Vec<PluginItem> = (0..calls).map(item).collect();
+    let lat = rt.block_on(async {
+        for it in items.iter().take(200) {
+            scorer.score(it, Some(&output), None, &limits).await.unwrap();
+        }
+        let mut lat = Vec::with_capacity(calls);
+        for it in &items {
+            let t = Instant::now();
+            let s = scorer.score(it, Some(&output), None, &limits).await.unwrap();
+            lat.push(t.elapsed());
+            assert_eq!(s.value, 1.0);
+        }
+        lat
+    });
+    let total: Duration = lat.iter().sum();
+    let s = stats(lat);
+    println!(
+        "sequential ({calls} calls): mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs, {:.0} calls/s",
+        us(s.mean),
+        us(s.p50),
+        us(s.p99),
+        calls as f64 / total.as_secs_f64()
+    );
+
+    // 2 tokio workers, 16 calls in flight.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let concurrency = 16;
+    let (elapsed, lat) = rt.block_on(async {
+        let scorer = scorer.clone();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..concurrency {
+            let (scorer, next, output) = (scorer.clone(), next.clone(), output.clone());
+            tasks.spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= calls {
+                        break lat;
+                    }
+                    let it = item(i);
+                    let t = Instant::now();
+                    scorer.score(&it, Some(&output), None, &limits).await.unwrap();
+                    lat.push(t.elapsed());
+                }
+            });
+        }
+        let mut all = Vec::with_capacity(calls);
+        while let Some(r) = tasks.join_next().await {
+            all.extend(r.unwrap());
+        }
+        (started.elapsed(), all)
+    });
+    let s = stats(lat);
+    println!(
+        "2 workers x {concurrency} in flight ({calls} calls): {:.0} calls/s; latency mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
+        calls as f64 / elapsed.as_secs_f64(),
+        us(s.mean),
+        us(s.p50),
+        us(s.p99)
+    );
+}

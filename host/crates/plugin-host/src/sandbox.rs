@@ -167,11 +167,8 @@ pub(crate) fn classify(
     let trap = err.downcast_ref::<Trap>().copied();
     match trap {
         Some(Trap::Interrupt) => return CallError::Timeout { after: timeout },
-        Some(Trap::StackOverflow) => {
-            return CallError::Trap {
-                message: "plugin overflowed its stack".into(),
-            };
-        }
+        Some(Trap::StackOverflow) => return stack_overflow(),
+        Some(Trap::MemoryOutOfBounds) if shadow_stack_overflow(err) => return stack_overflow(),
         _ => {}
     }
     if let Some(message) = panic_message(&logs.stderr) {
@@ -187,10 +184,32 @@ pub(crate) fn classify(
     }
 }
 
+fn stack_overflow() -> CallError {
+    CallError::Trap {
+        message: "plugin overflowed its stack".into(),
+    }
+}
+
+/// Whether an out-of-bounds access is a guest's shadow stack running off
+/// the bottom of its memory.
+///
+/// Rust and C guests keep their stack in linear memory below the data
+/// ("stack first"), so deep recursion moves the stack pointer below 0; it
+/// wraps to just under 4 GiB and the next store faults there. wasmtime adds
+/// the faulting wasm address to the error as context (its `WasmFault` type
+/// is not public, so the address is read from its message).
+fn shadow_stack_overflow(err: &wasmtime::Error) -> bool {
+    const WRAPPED: u64 = 0xF000_0000;
+    err.chain().any(|cause| {
+        let text = cause.to_string();
+        text.strip_prefix("memory fault at wasm address 0x")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .is_some_and(|addr| (WRAPPED..1 << 32).contains(&addr))
+    })
+}
+
 /// The innermost message of an error chain, without backtraces.
 fn root_message(err: &wasmtime::Error) -> String {
-    err.chain()
-        .last()
-        .map(|e| e.to_string())
-        .unwrap_or_else(|| err.to_string())
+    err.root_cause().to_string()
 }

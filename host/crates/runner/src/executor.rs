@@ -73,13 +73,23 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 impl Executor {
     /// An executor writing to `store`, identified by a fresh owner id.
+    ///
+    /// The lease defaults to [`DEFAULT_LEASE`]; the `ASSAY_LEASE_MS`
+    /// environment variable overrides it (a crashed process's runs are taken
+    /// over by another process once their lease has expired).
     pub fn new(store: Arc<dyn Store>) -> Self {
         let sink: Arc<dyn ResultSink> = Arc::new(store.clone());
+        let lease = std::env::var("ASSAY_LEASE_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|ms| *ms >= 100)
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_LEASE);
         Self {
             store,
             sink,
             owner: format!("host-{}", uuid::Uuid::now_v7()),
-            lease: DEFAULT_LEASE,
+            lease,
             item_slots: Arc::new(Semaphore::new(DEFAULT_PROCESS_ITEM_SLOTS)),
             page_size: 256,
             max_batch: 64,
@@ -175,7 +185,6 @@ impl Executor {
         );
 
         let shared = Arc::new(ItemContext {
-            run_id: run_id.clone(),
             target,
             scorers,
             options: options.clone(),
@@ -427,7 +436,6 @@ fn spawn_heartbeat(
 
 /// State shared by the item tasks of one run.
 struct ItemContext {
-    run_id: String,
     target: Arc<dyn Target>,
     scorers: Vec<Arc<dyn Scorer>>,
     options: RunOptions,

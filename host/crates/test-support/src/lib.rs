@@ -67,7 +67,10 @@ pub fn built_plugins_dir() -> &'static Path {
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .env_remove("CARGO_TARGET_DIR");
         for name in plugin_crates() {
-            cmd.args(["-p", &name]);
+            // `name@version`: a plugin may share its name with a crates.io
+            // dependency (`regex`). Workspace crates share one version.
+            cmd.arg("-p")
+                .arg(format!("{name}@{}", env!("CARGO_PKG_VERSION")));
         }
         let out = cmd.output().expect("run cargo to build plugin fixtures");
         if !out.status.success() {

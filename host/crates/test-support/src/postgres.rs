@@ -21,7 +21,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -39,7 +39,7 @@ struct Server {
     psql: PathBuf,
     /// Holding the watchdog's stdin open keeps the server alive; it closes
     /// when the process exits, and the watchdog then stops the server.
-    _watchdog: Mutex<Option<(ChildStdin, ChildStdout)>>,
+    _watchdog: Mutex<Option<(Child, ChildStdin, ChildStdout)>>,
 }
 
 fn server() -> &'static Server {
@@ -113,7 +113,7 @@ fn candidate_bin_dirs() -> Vec<PathBuf> {
                 Some((v, e.path().join("bin")))
             })
             .collect();
-        versions.sort_by(|a, b| b.0.cmp(&a.0));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.0));
         dirs.extend(versions.into_iter().map(|(_, p)| p));
     }
     if let Some(path) = std::env::var_os("PATH") {
@@ -226,7 +226,7 @@ fn start_local() -> Server {
     Server {
         url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
         psql: psql_near(&bin),
-        _watchdog: Mutex::new(Some((stdin, stdout.into_inner()))),
+        _watchdog: Mutex::new(Some((child, stdin, stdout.into_inner()))),
     }
 }
 

@@ -57,10 +57,6 @@ impl TestServer {
         }
     }
 
-    pub fn server(&self) -> &RunningServer {
-        self.server.as_ref().expect("running")
-    }
-
     /// Stops the server gracefully and hands back its database directory.
     pub async fn stop(mut self) -> TempDir {
         self.server

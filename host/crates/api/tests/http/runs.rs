@@ -185,9 +185,10 @@ async fn a_pending_run_is_cancelled_at_once() {
     let s = TestServer::start_with(|c| c.max_active_runs = 1).await;
     s.upload_plugin("hostile-target").await;
     let ds = s.dataset_with_items("queue", items(10)).await;
+    let runs = format!("/api/datasets/{ds}/runs");
     let trigger = |ms| {
         s.post(
-            &format!("/api/datasets/{ds}/runs"),
+            &runs,
             json!({"targetType": "plugin", "targetId": "hostile-target", "maxConcurrency": 1,
                    "targetConfig": sleepy(ms)}),
         )

@@ -23,7 +23,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use crate::models::*;
 use crate::store::Store;
 
@@ -44,12 +44,27 @@ impl SqliteStore {
     /// Opens (`sqlite://path?mode=rwc` creates the file) or creates
     /// (`sqlite::memory:`) a database and applies the migrations.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let opts = SqliteConnectOptions::from_str(url)?
+        let mut opts = SqliteConnectOptions::from_str(url)?
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let in_memory = is_in_memory(url);
+        // Zero set-up: without an explicit `mode=`, a file database and its
+        // directory are created on first use.
+        if !in_memory && !url.contains("mode=") {
+            opts = opts.create_if_missing(true);
+            if let Some(parent) = opts.get_filename().parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Config(format!(
+                        "cannot create the directory {}: {e}",
+                        parent.display()
+                    ))
+                })?;
+            }
+        }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)

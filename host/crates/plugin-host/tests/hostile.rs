@@ -1,0 +1,227 @@
+//! Hostile plugins: each gives its precise error, and the same host keeps
+//! serving good plugins afterwards.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use assay_plugin_host::{CallError, CallFailure, Limits};
+use common::{good_call_works, item, plugin, quick_limits};
+use serde_json::json;
+
+async fn hostile_target(mode: &str, limits: &Limits) -> CallFailure {
+    plugin("hostile-target")
+        .run_target(&item(json!(mode), None), None, limits)
+        .await
+        .expect_err(mode)
+}
+
+async fn hostile_scorer(mode: &str, limits: &Limits) -> CallFailure {
+    plugin("hostile-scorer")
+        .score(&item(json!(mode), None), None, None, limits)
+        .await
+        .expect_err(mode)
+}
+
+#[tokio::test]
+async fn infinite_loop_times_out_on_time() {
+    let limits = Limits::default().with_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let failure = hostile_target("loop", &limits).await;
+    let took = started.elapsed();
+    assert_eq!(
+        failure.error,
+        CallError::Timeout {
+            after: Duration::from_millis(300)
+        }
+    );
+    assert_eq!(
+        failure.to_string(),
+        "plugin exceeded its 300ms time limit"
+    );
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_millis(400), "stopped late: {took:?}");
+    good_call_works().await;
+}
+
+#[tokio::test]
+async fn scorer_loop_times_out_with_a_message_naming_the_limit() {
+    let limits = Limits::scorer_default().with_timeout(Duration::from_secs(1));
+    let failure = hostile_scorer("loop", &limits).await;
+    assert_eq!(failure.to_string(), "plugin exceeded its 1s time limit");
+    good_call_works().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn loop_does_not_block_a_single_threaded_runtime() {
+    // On a current-thread runtime a guest that never yielded would starve
+    // this ticker task; epoch yields let it run.
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = ticks.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let limits = Limits::default().with_timeout(Duration::from_millis(500));
+    let failure = hostile_target("loop", &limits).await;
+    assert_eq!(failure.error.kind(), "timeout");
+    ticker.abort();
+    let n = ticks.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(n >= 10, "the runtime was blocked: only {n} ticks in 500 ms");
+}
+
+#[tokio::test]
+async fn dropped_call_stops_the_guest() {
+    let target = plugin("hostile-target");
+    let call_item = item(json!("loop"), None);
+    let limits = Limits::default().with_timeout(Duration::from_secs(60));
+    // Cancel the 60 s call after 100 ms by dropping its future.
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(100),
+        target.run_target(&call_item, None, &limits),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the loop cannot finish by itself");
+    // The host is not stuck: a good call completes promptly.
+    let started = Instant::now();
+    good_call_works().await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn memory_bomb_hits_the_memory_limit() {
+    let limits = Limits {
+        max_memory_bytes: 16 << 20,
+        ..quick_limits()
+    };
+    let failure = hostile_target("alloc", &limits).await;
+    assert_eq!(
+        failure.error,
+        CallError::MemoryLimit {
+            limit_bytes: 16 << 20
+        }
+    );
+    assert_eq!(
+        failure.to_string(),
+        "plugin exceeded its memory limit of 16 MiB"
+    );
+    good_call_works().await;
+}
+
+#[tokio::test]
+async fn memory_bomb_with_default_limit_names_64_mib() {
+    let failure = hostile_target("alloc", &quick_limits()).await;
+    assert_eq!(
+        failure.to_string(),
+        "plugin exceeded its memory limit of 64 MiB"
+    );
+}
+
+#[tokio::test]
+async fn deep_recursion_is_a_stack_overflow_trap() {
+    let failure = hostile_target("recurse", &quick_limits()).await;
+    assert_eq!(
+        failure.error,
+        CallError::Trap {
+            message: "plugin overflowed its stack".into()
+        }
+    );
+    good_call_works().await;
+}
+
+#[tokio::test]
+async fn panic_reports_the_panic_message() {
+    for failure in [
+        hostile_target("panic", &quick_limits()).await,
+        hostile_scorer("panic", &Limits::scorer_default()).await,
+    ] {
+        assert_eq!(
+            failure.error,
+            CallError::Panic {
+                message: "hostile panic: boom".into()
+            }
+        );
+        assert_eq!(failure.to_string(), "plugin panicked: hostile panic: boom");
+        assert!(failure.logs.stderr.contains("panicked at"), "stderr kept");
+    }
+    good_call_works().await;
+}
+
+#[tokio::test]
+async fn invalid_json_output_is_reported() {
+    let failure = hostile_target("invalid-json", &quick_limits()).await;
+    let CallError::InvalidJson { what, .. } = &failure.error else {
+        panic!("expected InvalidJson, got {:?}", failure.error);
+    };
+    assert_eq!(*what, "output");
+    assert!(
+        failure
+            .to_string()
+            .starts_with("plugin returned invalid JSON as output: "),
+        "{failure}"
+    );
+    good_call_works().await;
+}
+
+#[tokio::test]
+async fn huge_output_is_too_large() {
+    let failure = hostile_target("huge-output", &quick_limits()).await;
+    match failure.error {
+        CallError::OutputTooLarge { size, limit } => {
+            assert_eq!(limit, 1 << 20);
+            assert!(size > 5 << 20, "{size}");
+        }
+        other => panic!("expected OutputTooLarge, got {other:?}"),
+    }
+    good_call_works().await;
+}
+
+#[tokio::test]
+async fn bad_scores_are_out_of_range() {
+    for (mode, expect_nan) in [("nan", true), ("out-of-range", false)] {
+        let failure = hostile_scorer(mode, &Limits::scorer_default()).await;
+        let CallError::ScoreOutOfRange { value } = failure.error else {
+            panic!("{mode}: expected ScoreOutOfRange, got {:?}", failure.error);
+        };
+        assert_eq!(value.is_nan(), expect_nan, "{mode}");
+        if !expect_nan {
+            assert_eq!(value, 1.5);
+            assert_eq!(failure.to_string(), "plugin returned score 1.5, outside [0, 1]");
+        }
+    }
+}
+
+#[tokio::test]
+async fn sleeping_guest_times_out_via_the_async_timeout() {
+    // A guest blocked in a host call (sleep) sees no epoch ticks; the tokio
+    // timeout must still end the call.
+    let limits = Limits::default().with_timeout(Duration::from_millis(200));
+    let started = Instant::now();
+    let failure = plugin("hostile-target")
+        .run_target(
+            &item(json!("sleep"), None),
+            Some(&json!({"mode": "sleep", "ms": 10_000})),
+            &limits,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(failure.error.kind(), "timeout");
+    assert!(started.elapsed() < Duration::from_millis(400));
+    good_call_works().await;
+}
+
+#[tokio::test]
+async fn sleeping_scorer_within_its_limit_succeeds() {
+    let score = plugin("hostile-scorer")
+        .score(
+            &item(json!("slow"), None),
+            None,
+            Some(&json!({"mode": "slow", "ms": 50})),
+            &Limits::scorer_default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(score.value, 1.0);
+}

@@ -1,0 +1,254 @@
+//! SQLite specifics: in-memory databases, the URL forms, and several
+//! processes (here: several stores) sharing one file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use assay_store::*;
+use chrono::Utc;
+use serde_json::json;
+
+const T: &str = DEFAULT_TENANT;
+
+fn file_url(dir: &tempfile::TempDir) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("shared.db").display()
+    )
+}
+
+async fn dataset_and_run(s: &Arc<dyn Store>, n: usize) -> (Vec<DatasetItem>, Run) {
+    let ds = s
+        .create_dataset(
+            T,
+            NewDataset {
+                name: format!("ds-{}", uuid_like()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let items = s
+        .add_items(
+            T,
+            &ds.id,
+            (0..n)
+                .map(|i| NewItem {
+                    input: json!(i),
+                    expected_output: None,
+                    context: None,
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let run = s
+        .create_run(
+            T,
+            NewRun {
+                id: None,
+                dataset_id: ds.id.clone(),
+                dataset_version: 1,
+                target_type: "plugin".into(),
+                target_id: "t".into(),
+                scorer_ids: vec![],
+                config: json!({}),
+                total_items: n as i64,
+            },
+        )
+        .await
+        .unwrap();
+    (items, run)
+}
+
+fn uuid_like() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn result(item: &DatasetItem, index: i64) -> NewResult {
+    NewResult {
+        item_id: item.id.clone(),
+        item_index: index,
+        item_version: item.version,
+        input: item.input.clone(),
+        output: Some(json!("ok")),
+        expected_output: None,
+        latency: 0.5,
+        error: None,
+        error_kind: None,
+        started_at: Utc::now(),
+        completed_at: Utc::now(),
+        retry_count: 0,
+        trace_id: None,
+        logs: None,
+        scores: vec![],
+    }
+}
+
+#[tokio::test]
+async fn in_memory_databases_are_separate_and_complete() {
+    let a = connect("sqlite::memory:").await.unwrap();
+    let b = connect("sqlite::memory:").await.unwrap();
+    assert_eq!(a.backend(), "sqlite");
+    let (_, run) = dataset_and_run(&a, 3).await;
+    assert_eq!(a.list_datasets(T, Page::default()).await.unwrap().total, 1);
+    assert_eq!(b.list_datasets(T, Page::default()).await.unwrap().total, 0);
+    let (_, claimed) = a
+        .claim_next_run("o", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, run.id);
+}
+
+#[tokio::test]
+async fn a_file_url_without_mode_creates_the_file_and_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/assay.db");
+    let s = connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    s.create_dataset(
+        T,
+        NewDataset {
+            name: "x".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(path.is_file());
+}
+
+#[tokio::test]
+async fn unknown_schemes_are_refused() {
+    match connect("mysql://localhost/db").await {
+        Err(StoreError::Config(msg)) => assert!(msg.contains("mysql://")),
+        Err(other) => panic!("expected a Config error, got {other:?}"),
+        Ok(_) => panic!("expected a Config error, got a store"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_file_never_share_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(&dir);
+    let a = connect(&url).await.unwrap();
+    let b = connect(&url).await.unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        runs.push(dataset_and_run(&a, 2).await.1.id);
+    }
+    // Both "processes" claim as fast as they can.
+    let claim_all = |s: Arc<dyn Store>, owner: &'static str| {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some((_, r)) = s
+                .claim_next_run(owner, Duration::from_secs(30))
+                .await
+                .unwrap()
+            {
+                got.push(r.id);
+            }
+            got
+        })
+    };
+    let ha = claim_all(a.clone(), "a");
+    let hb = claim_all(b.clone(), "b");
+    let mut all = ha.await.unwrap();
+    all.extend(hb.await.unwrap());
+    all.sort();
+    runs.sort();
+    assert_eq!(all, runs, "every run claimed exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_process_finishes_only_the_missing_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(&dir);
+    let (items, run_id) = {
+        let first = connect(&url).await.unwrap();
+        let (items, run) = dataset_and_run(&first, 5).await;
+        first
+            .claim_run(T, &run.id, "crashed", Duration::from_millis(50))
+            .await
+            .unwrap();
+        let done: Vec<NewResult> = [0usize, 1, 3]
+            .iter()
+            .map(|&i| result(&items[i], i as i64))
+            .collect();
+        first.write_results(&run.id, "crashed", done).await.unwrap();
+        // The process "dies": no release, no finish.
+        (items, run.id)
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = connect(&url).await.unwrap();
+    let (_, resumed) = second
+        .claim_next_run("restarted", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("the interrupted run is found");
+    assert_eq!(resumed.id, run_id);
+    let todo = second.pending_items(T, &run_id, None, 100).await.unwrap();
+    assert_eq!(
+        todo.iter().map(|i| &i.id).collect::<Vec<_>>(),
+        [&items[2].id, &items[4].id]
+    );
+    let rest: Vec<NewResult> = todo.iter().map(|i| result(i, i.position)).collect();
+    second
+        .write_results(&run_id, "restarted", rest)
+        .await
+        .unwrap();
+    let done = second
+        .finish_run(&run_id, "restarted", RunStatus::Completed, None)
+        .await
+        .unwrap();
+    assert_eq!((done.succeeded_count, done.skipped_count), (5, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_and_readers_on_one_file_do_not_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(&dir);
+    let a = connect(&url).await.unwrap();
+    let b = connect(&url).await.unwrap();
+    let (items_a, run_a) = dataset_and_run(&a, 200).await;
+    let (items_b, run_b) = dataset_and_run(&b, 200).await;
+    a.claim_run(T, &run_a.id, "a", Duration::from_secs(30))
+        .await
+        .unwrap();
+    b.claim_run(T, &run_b.id, "b", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let writer = |s: Arc<dyn Store>, items: Vec<DatasetItem>, run: String, owner: &'static str| {
+        tokio::spawn(async move {
+            for (i, it) in items.iter().enumerate() {
+                s.write_results(&run, owner, vec![result(it, i as i64)])
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let reader = |s: Arc<dyn Store>, run: String| {
+        tokio::spawn(async move {
+            for _ in 0..50 {
+                s.list_results(T, &run, Page::new(0, 100)).await.unwrap();
+                s.get_run(T, &run).await.unwrap();
+            }
+        })
+    };
+    let handles = vec![
+        writer(a.clone(), items_a, run_a.id.clone(), "a"),
+        writer(b.clone(), items_b, run_b.id.clone(), "b"),
+        reader(a.clone(), run_b.id.clone()),
+        reader(b.clone(), run_a.id.clone()),
+    ];
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(a.get_run(T, &run_b.id).await.unwrap().succeeded_count, 200);
+    assert_eq!(b.get_run(T, &run_a.id).await.unwrap().succeeded_count, 200);
+}
