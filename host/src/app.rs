@@ -86,8 +86,9 @@ pub fn normalize_database_url(url: &str) -> Result<String> {
     if let Some(parent) = Path::new(path).parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create the database directory {}", parent.display()))?;
+        std::fs::create_dir_all(parent).with_context(|| {
+            format!("cannot create the database directory {}", parent.display())
+        })?;
     }
     let encoded = path
         .replace('%', "%25")

@@ -251,7 +251,13 @@ fn parse_jsonl(reader: impl Read, path: &str) -> Result<Vec<NewItem>, DatasetFil
             continue;
         }
         let parsed = serde_json::from_str::<Value>(text)
-            .map_err(|e| format!("invalid JSON: {} (column {})", json_error_text(&e), e.column()))
+            .map_err(|e| {
+                format!(
+                    "invalid JSON: {} (column {})",
+                    json_error_text(&e),
+                    e.column()
+                )
+            })
             .and_then(item_from_value);
         match parsed {
             Ok(item) => items.push(item),
@@ -279,7 +285,11 @@ fn parse_json_array(mut reader: impl Read, path: &str) -> Result<Vec<NewItem>, D
             unit: "line",
             errors: vec![LineError {
                 line: e.line() as u64,
-                message: format!("invalid JSON: {} (column {})", json_error_text(&e), e.column()),
+                message: format!(
+                    "invalid JSON: {} (column {})",
+                    json_error_text(&e),
+                    e.column()
+                ),
             }],
             truncated: false,
         }
@@ -367,7 +377,10 @@ pub fn item_from_value(value: Value) -> Result<NewItem, String> {
         Some(v) => v,
     };
     let expected_output = expected.map(|(_, v)| v).filter(|v| !v.is_null());
-    let context = match (context.map(|(_, v)| v).filter(|v| !v.is_null()), extra.is_empty()) {
+    let context = match (
+        context.map(|(_, v)| v).filter(|v| !v.is_null()),
+        extra.is_empty(),
+    ) {
         (c, true) => c,
         (None, false) => Some(Value::Object(extra)),
         (Some(Value::Object(mut c)), false) => {
@@ -411,7 +424,11 @@ fn looks_like_misspelling(key: &str) -> Option<&'static str> {
     None
 }
 
-fn parse_csv(reader: impl Read, delimiter: u8, path: &str) -> Result<Vec<NewItem>, DatasetFileError> {
+fn parse_csv(
+    reader: impl Read,
+    delimiter: u8,
+    path: &str,
+) -> Result<Vec<NewItem>, DatasetFileError> {
     let mut csv = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(true)
@@ -428,7 +445,9 @@ fn parse_csv(reader: impl Read, delimiter: u8, path: &str) -> Result<Vec<NewItem
     };
     for (i, name) in names.iter().enumerate() {
         if names[..i].contains(name) {
-            return Err(file_error(format!("the header names column `{name}` twice")));
+            return Err(file_error(format!(
+                "the header names column `{name}` twice"
+            )));
         }
     }
     let input_col = names
@@ -469,7 +488,9 @@ fn parse_csv(reader: impl Read, delimiter: u8, path: &str) -> Result<Vec<NewItem
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
                 let message = match e.kind() {
-                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => {
                         format!("has {len} fields but the header has {expected_len}")
                     }
                     csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".into(),
@@ -673,7 +694,11 @@ pub struct CsvColumns {
 
 impl CsvColumns {
     /// Looks at one item's context.
-    pub fn observe(&mut self, position: usize, context: Option<&Value>) -> Result<(), CsvShapeError> {
+    pub fn observe(
+        &mut self,
+        position: usize,
+        context: Option<&Value>,
+    ) -> Result<(), CsvShapeError> {
         match context {
             None | Some(Value::Null) => Ok(()),
             Some(Value::Object(map)) => {
@@ -730,7 +755,10 @@ impl<W: Write> CsvWriter<W> {
         expected: Option<&Value>,
         context: Option<&Value>,
     ) -> csv::Result<()> {
-        let mut row = vec![format_cell(input), expected.map(format_cell).unwrap_or_default()];
+        let mut row = vec![
+            format_cell(input),
+            expected.map(format_cell).unwrap_or_default(),
+        ];
         let ctx = context.and_then(Value::as_object);
         for col in &self.columns {
             row.push(
@@ -793,7 +821,8 @@ mod tests {
 
     #[test]
     fn csv_parses_json_looking_cells_and_extra_columns() {
-        let items = csv("input,expectedOutput,topic\nParis?,Paris,geo\n\"{\"\"a\"\":1}\",42,\n").unwrap();
+        let items =
+            csv("input,expectedOutput,topic\nParis?,Paris,geo\n\"{\"\"a\"\":1}\",42,\n").unwrap();
         assert_eq!(items[0].input, json!("Paris?"));
         assert_eq!(items[0].expected_output, Some(json!("Paris")));
         assert_eq!(items[0].context, Some(json!({"topic": "geo"})));
@@ -804,11 +833,19 @@ mod tests {
 
     #[test]
     fn csv_errors_name_the_line() {
-        let err = csv("input,expected\na,b\nc,d,e\n,f\n").unwrap_err().to_string();
-        assert!(err.contains("line 3: has 3 fields but the header has 2"), "{err}");
+        let err = csv("input,expected\na,b\nc,d,e\n,f\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3: has 3 fields but the header has 2"),
+            "{err}"
+        );
         assert!(err.contains("line 4: the `input` cell is empty"), "{err}");
         let err = csv("question,answer\na,b\n").unwrap_err().to_string();
-        assert!(err.contains("no `input` column (columns: question, answer)"), "{err}");
+        assert!(
+            err.contains("no `input` column (columns: question, answer)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -830,11 +867,13 @@ mod tests {
 
     #[test]
     fn hash_ignores_format_and_key_order() {
-        let a = jsonl("{\"input\": {\"x\": 1, \"y\": 2}, \"expected\": \"b\", \"topic\": \"t\"}\n").unwrap();
+        let a = jsonl("{\"input\": {\"x\": 1, \"y\": 2}, \"expected\": \"b\", \"topic\": \"t\"}\n")
+            .unwrap();
         let b = csv("topic,expectedOutput,input\nt,b,\"{\"\"y\"\": 2, \"\"x\"\": 1}\"\n").unwrap();
         assert_eq!(a, b);
         assert_eq!(content_hash(&a), content_hash(&b));
-        let c = jsonl("{\"input\": {\"x\": 1, \"y\": 2}, \"expected\": \"c\", \"topic\": \"t\"}\n").unwrap();
+        let c = jsonl("{\"input\": {\"x\": 1, \"y\": 2}, \"expected\": \"c\", \"topic\": \"t\"}\n")
+            .unwrap();
         assert_ne!(content_hash(&a), content_hash(&c));
     }
 
@@ -851,8 +890,12 @@ mod tests {
         let mut buf = Vec::new();
         let mut w = CsvWriter::new(&mut buf, b',', cols.into_columns()).unwrap();
         for item in &items {
-            w.write(&item.input, item.expected_output.as_ref(), item.context.as_ref())
-                .unwrap();
+            w.write(
+                &item.input,
+                item.expected_output.as_ref(),
+                item.context.as_ref(),
+            )
+            .unwrap();
         }
         w.finish().unwrap();
         let back = read_items(buf.as_slice(), FileFormat::Csv, "x.csv").unwrap();

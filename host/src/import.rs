@@ -136,7 +136,9 @@ pub async fn import_parsed(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let name = name.map(str::to_string).unwrap_or_else(|| default_name(path));
+    let name = name
+        .map(str::to_string)
+        .unwrap_or_else(|| default_name(path));
 
     if let Some(existing) = store.find_dataset_by_name(tenant, &name).await? {
         let Some(source) = source_of(&existing) else {
@@ -213,7 +215,10 @@ async fn create(
             },
         )
         .await?;
-    if let Err(e) = store.add_items(tenant, &dataset.id, file.items.clone()).await {
+    if let Err(e) = store
+        .add_items(tenant, &dataset.id, file.items.clone())
+        .await
+    {
         // All or nothing: leave no empty dataset behind.
         let _ = store.delete_dataset(tenant, &dataset.id).await;
         return Err(e.into());
@@ -244,7 +249,10 @@ async fn sync(
         let Some(last) = page.last() else { break };
         after = Some(last.position);
         for item in page {
-            by_input.entry(key(&item.input)).or_default().push_back(item);
+            by_input
+                .entry(key(&item.input))
+                .or_default()
+                .push_back(item);
         }
     }
     let mut to_add: Vec<NewItem> = Vec::new();
@@ -360,7 +368,9 @@ async fn find_by_hash(
 ) -> Result<Option<(Dataset, i64)>, StoreError> {
     let per_page = 100;
     for page in 0..MAX_SCANNED_DATASETS / per_page {
-        let datasets = store.list_datasets(tenant, Page::new(page, per_page)).await?;
+        let datasets = store
+            .list_datasets(tenant, Page::new(page, per_page))
+            .await?;
         for d in datasets.items {
             if let Some(source) = source_of(&d)
                 && source.sha256 == sha256

@@ -3,8 +3,8 @@
 //! `--json` output stays clean.
 
 use std::io::IsTerminal;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
@@ -211,7 +211,10 @@ mod tests {
         p.item_done(false);
         p.item_done(true);
         let line = p.counters.line();
-        assert!(line.starts_with("progress: 4/10 items (40.0%) · 2 failed"), "{line}");
+        assert!(
+            line.starts_with("progress: 4/10 items (40.0%) · 2 failed"),
+            "{line}"
+        );
         assert!(line.contains("items/s"), "{line}");
         p.finish();
     }

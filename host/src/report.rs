@@ -450,9 +450,11 @@ impl Report {
             }
         }
         let _ = writeln!(out, "{items}");
-        if let (Some(p50), Some(p95), Some(max)) =
-            (self.latency_ms.p50, self.latency_ms.p95, self.latency_ms.max)
-        {
+        if let (Some(p50), Some(p95), Some(max)) = (
+            self.latency_ms.p50,
+            self.latency_ms.p95,
+            self.latency_ms.max,
+        ) {
             let _ = writeln!(
                 out,
                 "  latency   p50 {} · p95 {} · max {}",
@@ -481,7 +483,9 @@ impl Report {
                 .map(|s| {
                     vec![
                         s.scorer_id.clone(),
-                        s.mean.map(|m| format!("{m:.3}")).unwrap_or_else(|| "-".into()),
+                        s.mean
+                            .map(|m| format!("{m:.3}"))
+                            .unwrap_or_else(|| "-".into()),
                         match s.pass_rate {
                             Some(r) => format!(
                                 "{} ({}/{})",
@@ -517,7 +521,11 @@ impl Report {
                 } else {
                     ""
                 };
-                let kind = g.kind.as_deref().map(|k| format!("[{k}] ")).unwrap_or_default();
+                let kind = g
+                    .kind
+                    .as_deref()
+                    .map(|k| format!("[{k}] "))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
                     "  {:>5}× {}: {kind}{}  (items {}{more})",
@@ -540,8 +548,15 @@ impl Report {
         if !self.gates.is_empty() {
             out.push('\n');
             for g in &self.gates {
-                let mean = g.mean.map(|m| format!("{m:.3}")).unwrap_or_else(|| "none".into());
-                let (op, verdict) = if g.passed { (">=", "ok") } else { ("<", "FAILED") };
+                let mean = g
+                    .mean
+                    .map(|m| format!("{m:.3}"))
+                    .unwrap_or_else(|| "none".into());
+                let (op, verdict) = if g.passed {
+                    (">=", "ok")
+                } else {
+                    ("<", "FAILED")
+                };
                 let _ = writeln!(
                     out,
                     "  fail-under  {}: mean {mean} {op} {}  {verdict}",
@@ -599,7 +614,14 @@ mod tests {
         b.add(0, "a", 10.0, None, None, &[score("exact", Some(1.0))]);
         b.add(1, "b", 20.0, None, None, &[score("exact", Some(0.0))]);
         b.add(2, "c", 30.0, None, None, &[score("exact", None)]);
-        b.add(3, "d", 40.0, Some("plugin exceeded its 1 s time limit"), Some("timeout"), &[]);
+        b.add(
+            3,
+            "d",
+            40.0,
+            Some("plugin exceeded its 1 s time limit"),
+            Some("timeout"),
+            &[],
+        );
         let mut report = b.finish(&run());
         let s = &report.scorers[0];
         assert_eq!(s.scorer_name, "exact scorer");
@@ -630,11 +652,28 @@ mod tests {
     #[test]
     fn errors_naming_their_item_are_one_group() {
         let mut b = SummaryBuilder::new(&[], 0.5);
-        b.add(0, "id-1", 1.0, Some("item `id-1` has no ground truth"), None, &[]);
-        b.add(1, "id-2", 1.0, Some("item `id-2` has no ground truth"), None, &[]);
+        b.add(
+            0,
+            "id-1",
+            1.0,
+            Some("item `id-1` has no ground truth"),
+            None,
+            &[],
+        );
+        b.add(
+            1,
+            "id-2",
+            1.0,
+            Some("item `id-2` has no ground truth"),
+            None,
+            &[],
+        );
         let report = b.finish(&run());
         assert_eq!(report.failures.len(), 1);
-        assert_eq!(report.failures[0].message, "item `<item>` has no ground truth");
+        assert_eq!(
+            report.failures[0].message,
+            "item `<item>` has no ground truth"
+        );
         assert_eq!(report.failures[0].item_indexes, vec![0, 1]);
     }
 

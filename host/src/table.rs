@@ -73,7 +73,13 @@ pub fn percent(fraction: f64) -> String {
 pub fn truncate(text: &str, max: usize) -> String {
     let flat: String = text
         .chars()
-        .map(|c| if c == '\n' || c == '\r' || c == '\t' { ' ' } else { c })
+        .map(|c| {
+            if c == '\n' || c == '\r' || c == '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     if flat.chars().count() <= max {
         flat

@@ -201,7 +201,9 @@ pub fn parse_compare_threshold(
         Some((n, "lower")) => (n, Direction::LowerIsBetter),
         Some((n, "higher")) => (n, Direction::HigherIsBetter),
         Some((_, other)) => {
-            return Err(format!("`{spec}`: unknown direction `{other}` (lower or higher)"));
+            return Err(format!(
+                "`{spec}`: unknown direction `{other}` (lower or higher)"
+            ));
         }
         None => (rest, Direction::HigherIsBetter),
     };
@@ -231,7 +233,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             config,
-            Some(json!({"mode": "sleep", "ms": 300, "nested": {"flag": true}, "name": "Ada Lovelace"}))
+            Some(
+                json!({"mode": "sleep", "ms": 300, "nested": {"flag": true}, "name": "Ada Lovelace"})
+            )
         );
         assert_eq!(build_config(&[]).unwrap(), None);
         assert!(build_config(&["novalue".into()]).is_err());

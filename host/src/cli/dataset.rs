@@ -222,8 +222,12 @@ fn json_arg(flag: &str, text: &str) -> Result<Value> {
     } else {
         text.to_string()
     };
-    serde_json::from_str(&source)
-        .map_err(|e| UsageError(format!("{flag}: not valid JSON (or a readable JSON file): {e}")).into())
+    serde_json::from_str(&source).map_err(|e| {
+        UsageError(format!(
+            "{flag}: not valid JSON (or a readable JSON file): {e}"
+        ))
+        .into()
+    })
 }
 
 async fn create(app: &App, a: CreateArgs) -> Result<()> {
@@ -260,7 +264,14 @@ async fn import(app: &App, a: ImportArgs) -> Result<()> {
             append_file(&app.store, &app.tenant, dataset, &a.file, a.format).await?
         }
         None => {
-            import_file(&app.store, &app.tenant, &a.file, a.format, a.name.as_deref()).await?
+            import_file(
+                &app.store,
+                &app.tenant,
+                &a.file,
+                a.format,
+                a.name.as_deref(),
+            )
+            .await?
         }
     };
     if a.json {
@@ -281,17 +292,14 @@ async fn export(app: &App, a: ExportArgs) -> Result<()> {
             dataset.version
         );
     }
-    let format = a.format.unwrap_or_else(|| {
-        match a
-            .output
-            .as_deref()
-            .and_then(FileFormat::from_path)
-        {
-            Some(FileFormat::Csv) => ExportFormat::Csv,
-            Some(FileFormat::Tsv) => ExportFormat::Tsv,
-            _ => ExportFormat::Jsonl,
-        }
-    });
+    let format =
+        a.format.unwrap_or_else(
+            || match a.output.as_deref().and_then(FileFormat::from_path) {
+                Some(FileFormat::Csv) => ExportFormat::Csv,
+                Some(FileFormat::Tsv) => ExportFormat::Tsv,
+                _ => ExportFormat::Jsonl,
+            },
+        );
     let out: Box<dyn Write> = match &a.output {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
@@ -314,7 +322,11 @@ async fn export(app: &App, a: ExportArgs) -> Result<()> {
             n
         }
         ExportFormat::Csv | ExportFormat::Tsv => {
-            let delimiter = if format == ExportFormat::Csv { b',' } else { b'\t' };
+            let delimiter = if format == ExportFormat::Csv {
+                b','
+            } else {
+                b'\t'
+            };
             // First pass: the context columns (and whether CSV can hold them).
             let mut columns = CsvColumns::default();
             let mut position = 0usize;
@@ -408,7 +420,11 @@ async fn list(app: &App, a: ListArgs) -> Result<()> {
         .collect();
     print!(
         "{}",
-        table::render(&["ID", "NAME", "VERSION", "ITEMS", "UPDATED"], &rows, &[2, 3])
+        table::render(
+            &["ID", "NAME", "VERSION", "ITEMS", "UPDATED"],
+            &rows,
+            &[2, 3]
+        )
     );
     Ok(())
 }
@@ -454,8 +470,16 @@ async fn show(app: &App, a: ShowArgs) -> Result<()> {
     if dataset.input_schema.is_some() || dataset.output_schema.is_some() {
         println!(
             "  schemas      input {} · output {}",
-            if dataset.input_schema.is_some() { "yes" } else { "no" },
-            if dataset.output_schema.is_some() { "yes" } else { "no" }
+            if dataset.input_schema.is_some() {
+                "yes"
+            } else {
+                "no"
+            },
+            if dataset.output_schema.is_some() {
+                "yes"
+            } else {
+                "no"
+            }
         );
     }
     println!(
@@ -494,8 +518,12 @@ async fn show(app: &App, a: ShowArgs) -> Result<()> {
                 ]
             })
             .collect();
-        for line in table::render(&["RUN", "STATUS", "VERSION", "TARGET", "CREATED"], &rows, &[])
-            .lines()
+        for line in table::render(
+            &["RUN", "STATUS", "VERSION", "TARGET", "CREATED"],
+            &rows,
+            &[],
+        )
+        .lines()
         {
             println!("  {line}");
         }

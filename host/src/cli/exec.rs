@@ -180,7 +180,40 @@ pub async fn execute(app: &App, run: Run, settings: ExecSettings) -> Result<Outc
     let executor = Executor::new(app.store.clone()).with_lease(CLI_LEASE);
     let result = executor.execute(plan, hooks).await;
     feed.progress.finish();
-    let summary = result.map_err(|e| explain_exec_error(e, &run_id))?;
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(RunError::Store(StoreError::Conflict(why))) => {
+            // Another process sharing the database (e.g. `assay serve`)
+            // holds the run: follow it there instead.
+            tracing::debug!(run_id, why, "run held elsewhere; following it");
+            feed.progress.printer().println(&format!(
+                "Run {run_id} is being executed by another process sharing this database; following it (Ctrl-C asks it to cancel)."
+            ));
+            let current = app.store.get_run(&tenant, &run_id).await?;
+            let report = follow(
+                app,
+                current,
+                settings.pass_threshold,
+                settings.progress,
+                Some(cancel),
+            )
+            .await?;
+            let output_error = match &feed.output {
+                Some(out) => write_stored(app, &run_id, out)
+                    .await
+                    .err()
+                    .map(|e| e.to_string()),
+                None => None,
+            };
+            return Ok(Outcome {
+                report,
+                interrupted: interrupted.load(Ordering::SeqCst),
+                detached: false,
+                output_error,
+            });
+        }
+        Err(e) => return Err(anyhow!(e)),
+    };
 
     let output_error = feed.output.as_ref().and_then(OutputSink::finish);
     let feed = Arc::try_unwrap(feed)
@@ -250,26 +283,47 @@ impl Interrupts {
 
 fn explain_plan_error(e: RunError, run: &Run) -> anyhow::Error {
     match e {
-        RunError::PluginLoad { id, message } if message.contains("changed since the run") => anyhow!(
-            "plugin `{id}` was replaced since run {} was created: {message}\n  hint: register the original component again (`assay plugin add <file.wasm>`), or start a new run",
-            run.id
-        ),
+        RunError::PluginLoad { id, message } if message.contains("changed since the run") => {
+            anyhow!(
+                "plugin `{id}` was replaced since run {} was created: {message}\n  hint: register the original component again (`assay plugin add <file.wasm>`), or start a new run",
+                run.id
+            )
+        }
         other => anyhow!(other),
     }
 }
 
-fn explain_exec_error(e: RunError, run_id: &str) -> anyhow::Error {
-    match e {
-        RunError::Store(StoreError::Conflict(message)) => anyhow!(
-            "run {run_id} cannot be executed here: {message}\n  hint: another process (e.g. `assay serve`) may be executing it; follow it with `assay runs watch {run_id}`. If that process died, `assay runs resume {run_id}` works once its lease expires (within 30 s)"
-        ),
-        other => anyhow!(other),
+/// Writes every stored result of a run to the output file (a run followed
+/// rather than executed here).
+async fn write_stored(app: &App, run_id: &str, out: &OutputSink) -> Result<()> {
+    let mut after = 0i64;
+    loop {
+        let page = app
+            .store
+            .results_after_seq(&app.tenant, run_id, after, RESULTS_PAGE)
+            .await?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        let mut file = out.file.lock().expect("output lock");
+        for (_, r) in &page {
+            serde_json::to_writer(&mut *file, r)?;
+            file.write_all(b"\n")?;
+        }
+        file.flush()?;
+    }
+    match out.finish() {
+        Some(e) => Err(anyhow!(e)),
+        None => Ok(()),
     }
 }
 
 /// Feeds every stored result of a run to `builder`; returns (finished,
 /// failed) counts.
-pub async fn feed_stored(app: &App, run_id: &str, builder: &mut SummaryBuilder) -> Result<(u64, u64)> {
+pub async fn feed_stored(
+    app: &App,
+    run_id: &str,
+    builder: &mut SummaryBuilder,
+) -> Result<(u64, u64)> {
     let mut after = 0i64;
     let (mut done, mut failed) = (0u64, 0u64);
     loop {
@@ -309,8 +363,15 @@ pub async fn dataset_name(app: &App, dataset_id: &str) -> Option<String> {
 }
 
 /// Follows a run executed by another process until it ends, showing
-/// progress; then summarizes it.
-pub async fn follow(app: &App, run: Run, pass_threshold: f64, mode: ProgressMode) -> Result<Report> {
+/// progress; then summarizes it. When `cancel` fires, a cancel is requested
+/// through the store (the executing process stops the run).
+pub async fn follow(
+    app: &App,
+    run: Run,
+    pass_threshold: f64,
+    mode: ProgressMode,
+    cancel: Option<CancellationToken>,
+) -> Result<Report> {
     let progress = Progress::start(
         run.total_items as u64,
         (run.succeeded_count + run.failed_count) as u64,
@@ -318,8 +379,22 @@ pub async fn follow(app: &App, run: Run, pass_threshold: f64, mode: ProgressMode
         mode,
     );
     let mut current = run;
+    let mut cancel_sent = false;
     while !current.status.is_terminal() {
-        tokio::time::sleep(FOLLOW_POLL).await;
+        match &cancel {
+            Some(token) if !cancel_sent => {
+                tokio::select! {
+                    _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                    _ = token.cancelled() => {
+                        cancel_sent = true;
+                        if let Err(e) = app.store.request_cancel(&app.tenant, &current.id).await {
+                            tracing::warn!(error = %e, "cancel request failed");
+                        }
+                    }
+                }
+            }
+            _ => tokio::time::sleep(FOLLOW_POLL).await,
+        }
         current = app.store.get_run(&app.tenant, &current.id).await?;
         progress.set_counts(
             (current.succeeded_count + current.failed_count) as u64,

@@ -84,7 +84,12 @@ pub struct GlobalArgs {
     pub database_url: String,
 
     /// Directory searched for `<id>.wasm` when a plugin id is not registered (repeatable)
-    #[arg(long = "plugins-dir", global = true, env = "ASSAY_PLUGINS_DIR", value_name = "DIR")]
+    #[arg(
+        long = "plugins-dir",
+        global = true,
+        env = "ASSAY_PLUGINS_DIR",
+        value_name = "DIR"
+    )]
     pub plugins_dir: Vec<PathBuf>,
 
     /// Cache of compiled plugins [default: the user's cache directory, assay/]
@@ -187,7 +192,10 @@ mod tests {
                     .get_after_help()
                     .map(|h| h.to_string())
                     .unwrap_or_default();
-                assert!(help.contains("Examples:"), "`{path}` --help has no examples");
+                assert!(
+                    help.contains("Examples:"),
+                    "`{path}` --help has no examples"
+                );
             }
         }
         walk(&Cli::command(), "assay");

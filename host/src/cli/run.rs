@@ -291,7 +291,12 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
 }
 
 /// Prints the summary and decides the exit code (shared with `runs resume`).
-pub fn finish(mut outcome: Outcome, fail_under: &[MinScore], fail_on_errors: bool, json: bool) -> Result<Exit> {
+pub fn finish(
+    mut outcome: Outcome,
+    fail_under: &[MinScore],
+    fail_on_errors: bool,
+    json: bool,
+) -> Result<Exit> {
     let gates_ok = outcome.report.apply_gates(fail_under);
     let report = &outcome.report;
     if json {
@@ -389,7 +394,9 @@ async fn dataset_source(app: &App, args: &RunArgs) -> Result<DatasetSource> {
         );
     }
     if args.dataset_name.is_some() {
-        return Err(UsageError("--dataset-name applies only when --dataset is a file".into()).into());
+        return Err(
+            UsageError("--dataset-name applies only when --dataset is a file".into()).into(),
+        );
     }
     let dataset = app.dataset(&args.dataset).await?;
     let version = args.dataset_version.unwrap_or(dataset.version);
@@ -458,7 +465,12 @@ fn resolve_fail_under(scorers: &[ScorerRef], mins: &[MinScore]) -> Result<Vec<Mi
         .map(|m| match &m.scorer {
             None => Ok(m.clone()),
             Some(name) => Ok(MinScore {
-                scorer: Some(find_scorer(scorers, name, "--fail-under")?.record.id.clone()),
+                scorer: Some(
+                    find_scorer(scorers, name, "--fail-under")?
+                        .record
+                        .id
+                        .clone(),
+                ),
                 min: m.min,
             }),
         })

@@ -264,7 +264,9 @@ async fn list(app: &App, a: ListArgs) -> Result<Exit> {
         return Ok(Exit::Success);
     }
     if runs.is_empty() {
-        println!("No runs yet. Start one with `assay run --dataset <file> --target <plugin> --scorer <plugin>`.");
+        println!(
+            "No runs yet. Start one with `assay run --dataset <file> --target <plugin> --scorer <plugin>`."
+        );
         return Ok(Exit::Success);
     }
     let mut names: HashMap<String, String> = HashMap::new();
@@ -285,11 +287,7 @@ async fn list(app: &App, a: ListArgs) -> Result<Exit> {
                 format!("{} v{}", names[&r.dataset_id], r.dataset_version),
                 r.target_id.clone(),
                 r.scorer_ids.join(","),
-                format!(
-                    "{}/{}",
-                    r.succeeded_count + r.failed_count,
-                    r.total_items
-                ),
+                format!("{}/{}", r.succeeded_count + r.failed_count, r.total_items),
                 r.failed_count.to_string(),
                 r.created_at.format("%Y-%m-%d %H:%M").to_string(),
             ]
@@ -298,7 +296,9 @@ async fn list(app: &App, a: ListArgs) -> Result<Exit> {
     print!(
         "{}",
         table::render(
-            &["ID", "STATUS", "DATASET", "TARGET", "SCORERS", "DONE", "FAILED", "CREATED"],
+            &[
+                "ID", "STATUS", "DATASET", "TARGET", "SCORERS", "DONE", "FAILED", "CREATED"
+            ],
             &rows,
             &[5, 6]
         )
@@ -478,7 +478,12 @@ fn render_comparison(c: &ComparisonResult, limit: usize) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "Baseline  {} ({}, v{})\nCandidate {} ({}, v{})\n",
-        c.run_a.id, c.run_a.status, c.run_a.dataset_version, c.run_b.id, c.run_b.status, c.run_b.dataset_version
+        c.run_a.id,
+        c.run_a.status,
+        c.run_a.dataset_version,
+        c.run_b.id,
+        c.run_b.status,
+        c.run_b.dataset_version
     ));
     for w in &c.warnings {
         out.push_str(&format!("warning: {w}\n"));
@@ -507,7 +512,15 @@ fn render_comparison(c: &ComparisonResult, limit: usize) -> String {
             .collect();
         out.push('\n');
         out.push_str(&table::render(
-            &["SCORER", "BASELINE", "CANDIDATE", "DELTA", "PASS RATE", "ERRORS", ""],
+            &[
+                "SCORER",
+                "BASELINE",
+                "CANDIDATE",
+                "DELTA",
+                "PASS RATE",
+                "ERRORS",
+                "",
+            ],
             &rows,
             &[1, 2, 3],
         ));
@@ -531,7 +544,11 @@ fn render_comparison(c: &ComparisonResult, limit: usize) -> String {
                 if let (None, Some(e)) = (&i.error_a, &i.error_b) {
                     changes.push(format!("failed: {}", table::truncate(e, 60)));
                 }
-                vec![i.item_index.to_string(), i.item_id.clone(), changes.join("; ")]
+                vec![
+                    i.item_index.to_string(),
+                    i.item_id.clone(),
+                    changes.join("; "),
+                ]
             })
             .collect();
         out.push_str(&table::render(&["#", "ITEM", "CHANGE"], &rows, &[0]));
@@ -554,7 +571,11 @@ fn render_comparison(c: &ComparisonResult, limit: usize) -> String {
 async fn cancel(app: &App, a: IdArgs) -> Result<Exit> {
     let run = app.run(&a.id).await?;
     if run.status.is_terminal() {
-        bail!("run {} is already {}; nothing to cancel", run.id, run.status);
+        bail!(
+            "run {} is already {}; nothing to cancel",
+            run.id,
+            run.status
+        );
     }
     let run = app.store.request_cancel(&app.tenant, &run.id).await?;
     if run.status == RunStatus::Cancelled {
@@ -601,7 +622,14 @@ async fn resume(app: &App, a: ResumeArgs) -> Result<Exit> {
 
 async fn watch(app: &App, a: WatchArgs) -> Result<Exit> {
     let run = app.run(&a.id).await?;
-    let report = exec::follow(app, run, a.pass_threshold, ProgressMode::detect(a.quiet)).await?;
+    let report = exec::follow(
+        app,
+        run,
+        a.pass_threshold,
+        ProgressMode::detect(a.quiet),
+        None,
+    )
+    .await?;
     if a.json {
         print_json(&report)?;
     } else {

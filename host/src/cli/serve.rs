@@ -68,9 +68,16 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         server.url(),
         redact(&app.database_url)
     );
-    eprintln!("  API under {}/api, OpenAPI document at {}/api/openapi.json", server.url(), server.url());
+    eprintln!(
+        "  API under {}/api, OpenAPI document at {}/api/openapi.json",
+        server.url(),
+        server.url()
+    );
     assay_api::shutdown_signal().await;
-    eprintln!("Stopping (in-flight items get {}s to finish)...", args.grace.as_secs());
+    eprintln!(
+        "Stopping (in-flight items get {}s to finish)...",
+        args.grace.as_secs()
+    );
     server
         .shutdown()
         .await

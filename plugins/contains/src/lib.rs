@@ -37,7 +37,9 @@ pub enum Expected {
 
 fn expected_from_ground_truth(truth: &Value) -> Vec<String> {
     match truth {
-        Value::Array(items) if items.iter().all(Value::is_string) => items.iter().map(json_text).collect(),
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            items.iter().map(json_text).collect()
+        }
         other => vec![json_text(other)],
     }
 }
@@ -59,20 +61,35 @@ impl Scorer for Contains {
             None => expected_from_ground_truth(input.item.require_ground_truth()?),
         };
         if expected.is_empty() {
-            return Err(PluginError::invalid_input("no expected text: the list of values is empty"));
+            return Err(PluginError::invalid_input(
+                "no expected text: the list of values is empty",
+            ));
         }
         let Some(output) = input.output_text() else {
             return Ok(Score::new(0.0).with_reason("the target produced no output"));
         };
-        let fold = |s: &str| if config.ignore_case { s.to_lowercase() } else { s.to_owned() };
+        let fold = |s: &str| {
+            if config.ignore_case {
+                s.to_lowercase()
+            } else {
+                s.to_owned()
+            }
+        };
         let output = fold(&output);
-        let missing: Vec<&String> = expected.iter().filter(|e| !output.contains(&fold(e))).collect();
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|e| !output.contains(&fold(e)))
+            .collect();
         let found = expected.len() - missing.len();
         let reason = if missing.is_empty() {
             "output contains every expected text".to_owned()
         } else {
             let list: Vec<String> = missing.iter().take(5).map(|m| format!("{m:?}")).collect();
-            format!("output contains {found} of {}; missing: {}", expected.len(), list.join(", "))
+            format!(
+                "output contains {found} of {}; missing: {}",
+                expected.len(),
+                list.join(", ")
+            )
         };
         Ok(Score::new(found as f64 / expected.len() as f64).with_reason(reason))
     }
@@ -88,36 +105,88 @@ mod tests {
     fn score(output: Value, truth: Option<Value>, config: Value) -> Result<Score, PluginError> {
         let mut item = Item::new("q1", json!("question"));
         item.ground_truth = truth;
-        testing::score::<Contains>(&ScoreInput::new(item).with_output(output).with_config(config))
+        testing::score::<Contains>(
+            &ScoreInput::new(item)
+                .with_output(output)
+                .with_config(config),
+        )
     }
 
     #[test]
     fn ground_truth_is_the_default_expected_text() {
         let out = json!("The capital of France is Paris.");
-        assert_eq!(score(out.clone(), Some(json!("Paris")), Value::Null).unwrap().value, 1.0);
-        assert_eq!(score(out.clone(), Some(json!("paris")), Value::Null).unwrap().value, 0.0);
-        assert_eq!(score(out, Some(json!("paris")), json!({"ignoreCase": true})).unwrap().value, 1.0);
+        assert_eq!(
+            score(out.clone(), Some(json!("Paris")), Value::Null)
+                .unwrap()
+                .value,
+            1.0
+        );
+        assert_eq!(
+            score(out.clone(), Some(json!("paris")), Value::Null)
+                .unwrap()
+                .value,
+            0.0
+        );
+        assert_eq!(
+            score(out, Some(json!("paris")), json!({"ignoreCase": true}))
+                .unwrap()
+                .value,
+            1.0
+        );
     }
 
     #[test]
     fn config_value_overrides_ground_truth() {
         let out = json!("red green blue");
-        assert_eq!(score(out.clone(), Some(json!("purple")), json!({"value": "green"})).unwrap().value, 1.0);
-        let s = score(out, None, json!({"value": ["red", "blue", "pink", "black"]})).unwrap();
+        assert_eq!(
+            score(
+                out.clone(),
+                Some(json!("purple")),
+                json!({"value": "green"})
+            )
+            .unwrap()
+            .value,
+            1.0
+        );
+        let s = score(
+            out,
+            None,
+            json!({"value": ["red", "blue", "pink", "black"]}),
+        )
+        .unwrap();
         assert_eq!(s.value, 0.5);
         assert!(s.reason.unwrap().contains("\"pink\""));
     }
 
     #[test]
     fn array_ground_truth_scores_the_fraction() {
-        let s = score(json!("alpha beta"), Some(json!(["alpha", "beta", "gamma"])), Value::Null).unwrap();
+        let s = score(
+            json!("alpha beta"),
+            Some(json!(["alpha", "beta", "gamma"])),
+            Value::Null,
+        )
+        .unwrap();
         assert!((s.value - 2.0 / 3.0).abs() < 1e-12);
     }
 
     #[test]
     fn non_string_values_use_compact_json() {
-        assert_eq!(score(json!({"answer": 42, "ok": true}), Some(json!(42)), Value::Null).unwrap().value, 1.0);
-        assert_eq!(score(json!("the answer is 42"), Some(json!(42)), Value::Null).unwrap().value, 1.0);
+        assert_eq!(
+            score(
+                json!({"answer": 42, "ok": true}),
+                Some(json!(42)),
+                Value::Null
+            )
+            .unwrap()
+            .value,
+            1.0
+        );
+        assert_eq!(
+            score(json!("the answer is 42"), Some(json!(42)), Value::Null)
+                .unwrap()
+                .value,
+            1.0
+        );
     }
 
     #[test]

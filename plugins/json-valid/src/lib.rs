@@ -44,10 +44,16 @@ impl Scorer for JsonValid {
         };
         let value = match input.output {
             None => return Ok(Score::new(0.0).with_reason("the target produced no output")),
-            Some(Value::String(text)) => match assay_plugin_sdk::serde_json::from_str::<Value>(&text) {
-                Ok(value) => value,
-                Err(e) => return Ok(Score::new(0.0).with_reason(format!("output is not valid JSON: {e}"))),
-            },
+            Some(Value::String(text)) => {
+                match assay_plugin_sdk::serde_json::from_str::<Value>(&text) {
+                    Ok(value) => value,
+                    Err(e) => {
+                        return Ok(
+                            Score::new(0.0).with_reason(format!("output is not valid JSON: {e}"))
+                        );
+                    }
+                }
+            }
             Some(value) => value,
         };
         let Some(validator) = validator else {
@@ -57,14 +63,23 @@ impl Scorer for JsonValid {
             .iter_errors(&value)
             .map(|e| {
                 let path = e.instance_path().to_string();
-                let path = if path.is_empty() { "/".to_owned() } else { path };
+                let path = if path.is_empty() {
+                    "/".to_owned()
+                } else {
+                    path
+                };
                 format!("{path}: {e}")
             })
             .collect();
         if errors.is_empty() {
             return Ok(Score::new(1.0).with_reason("output is valid JSON and matches the schema"));
         }
-        let listed = errors.iter().take(MAX_LISTED_ERRORS).cloned().collect::<Vec<_>>().join("; ");
+        let listed = errors
+            .iter()
+            .take(MAX_LISTED_ERRORS)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
         let more = errors.len().saturating_sub(MAX_LISTED_ERRORS);
         let reason = if more > 0 {
             format!("output does not match the schema: {listed}; and {more} more")
@@ -85,7 +100,9 @@ mod tests {
     use assay_plugin_sdk::testing;
 
     fn score(output: Value, config: Value) -> Result<Score, PluginError> {
-        let input = ScoreInput::new(Item::new("1", json!("q"))).with_output(output).with_config(config);
+        let input = ScoreInput::new(Item::new("1", json!("q")))
+            .with_output(output)
+            .with_config(config);
         testing::score::<JsonValid>(&input)
     }
 
@@ -112,12 +129,25 @@ mod tests {
             "required": ["name", "age"],
             "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}}
         }});
-        assert_eq!(score(json!({"name": "Ada", "age": 36}), schema.clone()).unwrap().value, 1.0);
-        assert_eq!(score(json!(r#"{"name": "Ada", "age": 36}"#), schema.clone()).unwrap().value, 1.0);
+        assert_eq!(
+            score(json!({"name": "Ada", "age": 36}), schema.clone())
+                .unwrap()
+                .value,
+            1.0
+        );
+        assert_eq!(
+            score(json!(r#"{"name": "Ada", "age": 36}"#), schema.clone())
+                .unwrap()
+                .value,
+            1.0
+        );
         let s = score(json!({"name": 7, "age": -1}), schema.clone()).unwrap();
         assert_eq!(s.value, 0.0);
         let reason = s.reason.unwrap();
-        assert!(reason.contains("/name") && reason.contains("/age"), "{reason}");
+        assert!(
+            reason.contains("/name") && reason.contains("/age"),
+            "{reason}"
+        );
         assert_eq!(s.metadata, Some(json!({"errors": 2})));
         let s = score(json!({"name": "Ada"}), schema).unwrap();
         assert!(s.reason.unwrap().contains("age"));

@@ -44,7 +44,9 @@ impl Scorer for Levenshtein {
         let distance = strsim::levenshtein(&output, &truth);
         let similarity = strsim::normalized_levenshtein(&output, &truth);
         Ok(Score::new(similarity)
-            .with_reason(format!("{distance} edit(s) between output and ground truth"))
+            .with_reason(format!(
+                "{distance} edit(s) between output and ground truth"
+            ))
             .with_metadata(json!({ "distance": distance })))
     }
 }
@@ -58,8 +60,12 @@ mod tests {
 
     fn score(output: &str, truth: &str, config: Value) -> Score {
         let item = Item::new("1", json!("q")).with_ground_truth(json!(truth));
-        testing::score::<Levenshtein>(&ScoreInput::new(item).with_output(json!(output)).with_config(config))
-            .unwrap()
+        testing::score::<Levenshtein>(
+            &ScoreInput::new(item)
+                .with_output(json!(output))
+                .with_config(config),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -87,13 +93,19 @@ mod tests {
 
     #[test]
     fn ignore_case() {
-        assert_eq!(score("PARIS", "paris", json!({"ignoreCase": true})).value, 1.0);
+        assert_eq!(
+            score("PARIS", "paris", json!({"ignoreCase": true})).value,
+            1.0
+        );
         assert_eq!(score("PARIS", "paris", Value::Null).value, 0.0);
     }
 
     #[test]
     fn missing_ground_truth_is_invalid_input() {
         let input = ScoreInput::new(Item::new("1", json!("q"))).with_output(json!("a"));
-        assert!(matches!(testing::score::<Levenshtein>(&input), Err(PluginError::InvalidInput(_))));
+        assert!(matches!(
+            testing::score::<Levenshtein>(&input),
+            Err(PluginError::InvalidInput(_))
+        ));
     }
 }

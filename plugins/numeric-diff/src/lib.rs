@@ -58,7 +58,11 @@ fn truncate(text: &str) -> String {
 /// The score for output `o`, ground truth `g` and tolerance `t` (see the crate docs).
 pub fn numeric_score(o: f64, g: f64, t: f64) -> f64 {
     let diff = (o - g).abs();
-    if diff <= t { 1.0 } else { (1.0 - diff / g.abs().max(EPSILON)).max(0.0) }
+    if diff <= t {
+        1.0
+    } else {
+        (1.0 - diff / g.abs().max(EPSILON)).max(0.0)
+    }
 }
 
 impl Scorer for NumericDiff {
@@ -73,7 +77,9 @@ impl Scorer for NumericDiff {
     fn score(input: ScoreInput) -> Result<Score, PluginError> {
         let config: Config = input.config()?;
         if !(config.tolerance >= 0.0 && config.tolerance.is_finite()) {
-            return Err(PluginError::invalid_input("invalid config at `tolerance`: must be a number >= 0"));
+            return Err(PluginError::invalid_input(
+                "invalid config at `tolerance`: must be a number >= 0",
+            ));
         }
         let g = number("ground truth", input.item.require_ground_truth()?)?;
         let Some(output) = &input.output else {
@@ -96,7 +102,11 @@ mod tests {
 
     fn score(output: Value, truth: Value, config: Value) -> Result<Score, PluginError> {
         let item = Item::new("1", json!("q")).with_ground_truth(truth);
-        testing::score::<NumericDiff>(&ScoreInput::new(item).with_output(output).with_config(config))
+        testing::score::<NumericDiff>(
+            &ScoreInput::new(item)
+                .with_output(output)
+                .with_config(config),
+        )
     }
 
     fn close(a: f64, b: f64) -> bool {
@@ -105,23 +115,49 @@ mod tests {
 
     #[test]
     fn relative_difference() {
-        assert_eq!(score(json!(100), json!(100), Value::Null).unwrap().value, 1.0);
-        assert!(close(score(json!(90), json!(100), Value::Null).unwrap().value, 0.9));
-        assert!(close(score(json!(110), json!(100), Value::Null).unwrap().value, 0.9));
-        assert!(close(score(json!(-5), json!(-10), Value::Null).unwrap().value, 0.5));
-        assert_eq!(score(json!(300), json!(100), Value::Null).unwrap().value, 0.0);
+        assert_eq!(
+            score(json!(100), json!(100), Value::Null).unwrap().value,
+            1.0
+        );
+        assert!(close(
+            score(json!(90), json!(100), Value::Null).unwrap().value,
+            0.9
+        ));
+        assert!(close(
+            score(json!(110), json!(100), Value::Null).unwrap().value,
+            0.9
+        ));
+        assert!(close(
+            score(json!(-5), json!(-10), Value::Null).unwrap().value,
+            0.5
+        ));
+        assert_eq!(
+            score(json!(300), json!(100), Value::Null).unwrap().value,
+            0.0
+        );
     }
 
     #[test]
     fn numeric_strings() {
-        assert!(close(score(json!(" 4.5 "), json!("5"), Value::Null).unwrap().value, 0.9));
-        assert_eq!(score(json!("1e3"), json!(1000), Value::Null).unwrap().value, 1.0);
+        assert!(close(
+            score(json!(" 4.5 "), json!("5"), Value::Null)
+                .unwrap()
+                .value,
+            0.9
+        ));
+        assert_eq!(
+            score(json!("1e3"), json!(1000), Value::Null).unwrap().value,
+            1.0
+        );
     }
 
     #[test]
     fn tolerance_is_absolute() {
         let cfg = json!({"tolerance": 0.5});
-        assert_eq!(score(json!(10.4), json!(10), cfg.clone()).unwrap().value, 1.0);
+        assert_eq!(
+            score(json!(10.4), json!(10), cfg.clone()).unwrap().value,
+            1.0
+        );
         assert!(close(score(json!(11), json!(10), cfg).unwrap().value, 0.9));
         let err = score(json!(1), json!(1), json!({"tolerance": -1})).unwrap_err();
         assert!(err.message().contains("tolerance"));
@@ -130,8 +166,16 @@ mod tests {
     #[test]
     fn zero_ground_truth() {
         assert_eq!(score(json!(0), json!(0), Value::Null).unwrap().value, 1.0);
-        assert_eq!(score(json!(0.001), json!(0), Value::Null).unwrap().value, 0.0);
-        assert_eq!(score(json!(0.001), json!(0), json!({"tolerance": 0.01})).unwrap().value, 1.0);
+        assert_eq!(
+            score(json!(0.001), json!(0), Value::Null).unwrap().value,
+            0.0
+        );
+        assert_eq!(
+            score(json!(0.001), json!(0), json!({"tolerance": 0.01}))
+                .unwrap()
+                .value,
+            1.0
+        );
     }
 
     #[test]
@@ -144,7 +188,10 @@ mod tests {
             (json!("inf"), json!(5)),
         ] {
             let err = score(output.clone(), truth.clone(), Value::Null).unwrap_err();
-            assert!(matches!(err, PluginError::InvalidInput(_)), "{output} vs {truth}: {err:?}");
+            assert!(
+                matches!(err, PluginError::InvalidInput(_)),
+                "{output} vs {truth}: {err:?}"
+            );
         }
         let err = score(json!("x"), json!(1), Value::Null).unwrap_err();
         assert!(err.message().starts_with("output"), "{err}");

@@ -44,7 +44,11 @@ impl Scorer for RegexMatch {
         let Some(pattern) = config.pattern else {
             return Err(PluginError::invalid_input("missing config `pattern`"));
         };
-        let source = if config.full_match { format!(r"\A(?:{pattern})\z") } else { pattern.clone() };
+        let source = if config.full_match {
+            format!(r"\A(?:{pattern})\z")
+        } else {
+            pattern.clone()
+        };
         let regex = RegexBuilder::new(&source)
             .case_insensitive(config.ignore_case)
             .size_limit(SIZE_LIMIT)
@@ -71,21 +75,41 @@ mod tests {
     use assay_plugin_sdk::testing;
 
     fn score(output: Value, config: Value) -> Result<Score, PluginError> {
-        let input = ScoreInput::new(Item::new("1", json!("q"))).with_output(output).with_config(config);
+        let input = ScoreInput::new(Item::new("1", json!("q")))
+            .with_output(output)
+            .with_config(config);
         testing::score::<RegexMatch>(&input)
     }
 
     #[test]
     fn matches_anywhere_by_default() {
         let cfg = json!({"pattern": r"\d{3}-\d{4}"});
-        assert_eq!(score(json!("call 555-1234 now"), cfg.clone()).unwrap().value, 1.0);
+        assert_eq!(
+            score(json!("call 555-1234 now"), cfg.clone())
+                .unwrap()
+                .value,
+            1.0
+        );
         assert_eq!(score(json!("call 55-1234 now"), cfg).unwrap().value, 0.0);
     }
 
     #[test]
     fn options() {
-        assert_eq!(score(json!("HELLO"), json!({"pattern": "hello"})).unwrap().value, 0.0);
-        assert_eq!(score(json!("HELLO"), json!({"pattern": "hello", "ignoreCase": true})).unwrap().value, 1.0);
+        assert_eq!(
+            score(json!("HELLO"), json!({"pattern": "hello"}))
+                .unwrap()
+                .value,
+            0.0
+        );
+        assert_eq!(
+            score(
+                json!("HELLO"),
+                json!({"pattern": "hello", "ignoreCase": true})
+            )
+            .unwrap()
+            .value,
+            1.0
+        );
         let full = json!({"pattern": "a|b", "fullMatch": true});
         assert_eq!(score(json!("b"), full.clone()).unwrap().value, 1.0);
         assert_eq!(score(json!("ab"), full).unwrap().value, 0.0);
@@ -93,15 +117,26 @@ mod tests {
 
     #[test]
     fn non_string_output_matches_its_json() {
-        assert_eq!(score(json!({"ok": true}), json!({"pattern": r#""ok":true"#})).unwrap().value, 1.0);
+        assert_eq!(
+            score(json!({"ok": true}), json!({"pattern": r#""ok":true"#}))
+                .unwrap()
+                .value,
+            1.0
+        );
     }
 
     #[test]
     fn missing_or_bad_pattern_is_invalid_input_naming_it() {
         let err = score(json!("x"), Value::Null).unwrap_err();
-        assert!(matches!(err, PluginError::InvalidInput(_)) && err.message().contains("pattern"), "{err}");
+        assert!(
+            matches!(err, PluginError::InvalidInput(_)) && err.message().contains("pattern"),
+            "{err}"
+        );
         let err = score(json!("x"), json!({"pattern": "(unclosed"})).unwrap_err();
-        assert!(matches!(err, PluginError::InvalidInput(_)) && err.message().contains("`pattern`"), "{err}");
+        assert!(
+            matches!(err, PluginError::InvalidInput(_)) && err.message().contains("`pattern`"),
+            "{err}"
+        );
     }
 
     #[test]

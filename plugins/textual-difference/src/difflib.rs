@@ -58,7 +58,12 @@ impl<'s, T: Eq + Hash> SequenceMatcher<'s, T> {
                     if j >= bhi {
                         break;
                     }
-                    let k = j.checked_sub(1).and_then(|p| j2len.get(&p)).copied().unwrap_or(0) + 1;
+                    let k = j
+                        .checked_sub(1)
+                        .and_then(|p| j2len.get(&p))
+                        .copied()
+                        .unwrap_or(0)
+                        + 1;
                     new_j2len.insert(j, k);
                     if k > bestsize {
                         (besti, bestj, bestsize) = (i + 1 - k, j + 1 - k, k);
@@ -71,10 +76,17 @@ impl<'s, T: Eq + Hash> SequenceMatcher<'s, T> {
         while besti > alo && bestj > blo && a[besti - 1] == b[bestj - 1] {
             (besti, bestj, bestsize) = (besti - 1, bestj - 1, bestsize + 1);
         }
-        while besti + bestsize < ahi && bestj + bestsize < bhi && a[besti + bestsize] == b[bestj + bestsize] {
+        while besti + bestsize < ahi
+            && bestj + bestsize < bhi
+            && a[besti + bestsize] == b[bestj + bestsize]
+        {
             bestsize += 1;
         }
-        Match { a: besti, b: bestj, size: bestsize }
+        Match {
+            a: besti,
+            b: bestj,
+            size: bestsize,
+        }
     }
 
     /// All matching blocks, in order, without the final zero-size sentinel.
@@ -111,7 +123,11 @@ impl<'s, T: Eq + Hash> SequenceMatcher<'s, T> {
     pub fn changes(&self) -> usize {
         let mut changes = 0;
         let (mut i, mut j) = (0, 0);
-        let end = Match { a: self.a.len(), b: self.b.len(), size: 0 };
+        let end = Match {
+            a: self.a.len(),
+            b: self.b.len(),
+            size: 0,
+        };
         for m in self.matching_blocks().into_iter().chain([end]) {
             if i < m.a || j < m.b {
                 changes += 1;
@@ -147,22 +163,36 @@ mod tests {
             ("abcd", "bcde", 0.75, 2),
             ("", "", 1.0, 0),
             ("abc", "", 0.0, 1),
-            ("The quick brown fox", "The quick brown dog", 0.8947368421052632, 2),
+            (
+                "The quick brown fox",
+                "The quick brown dog",
+                0.8947368421052632,
+                2,
+            ),
             ("hello world", "world hello", 0.45454545454545453, 2),
             ("qabxcd", "abycdf", 0.6666666666666666, 3),
-            ("private Thread currentThread;", "private volatile Thread currentThread;", 0.8656716417910447, 1),
+            (
+                "private Thread currentThread;",
+                "private volatile Thread currentThread;",
+                0.8656716417910447,
+                1,
+            ),
             ("café au lait", "cafe au lait", 0.9166666666666666, 1),
         ];
         for &(a, b, want, want_changes) in cases {
-            assert!((ratio(a, b) - want).abs() < 1e-15, "ratio({a:?}, {b:?}) = {} != {want}", ratio(a, b));
+            assert!(
+                (ratio(a, b) - want).abs() < 1e-15,
+                "ratio({a:?}, {b:?}) = {} != {want}",
+                ratio(a, b)
+            );
             assert_eq!(changes(a, b), want_changes, "changes({a:?}, {b:?})");
         }
     }
 
     #[test]
     fn autojunk_on_long_sequences_matches_python() {
-        let a = vec!["the cat sat on the mat"; 12].join(" ");
-        let b = vec!["the dog sat on the log"; 12].join(" ");
+        let a = ["the cat sat on the mat"; 12].join(" ");
+        let b = ["the dog sat on the log"; 12].join(" ");
         let (a, b) = (chars(&a), chars(&b));
         assert!((SequenceMatcher::new(&a, &b, true).ratio() - 0.014545454545454545).abs() < 1e-15);
         assert!((SequenceMatcher::new(&a, &b, false).ratio() - 0.7381818181818182).abs() < 1e-15);
@@ -172,6 +202,13 @@ mod tests {
     fn longest_match_prefers_earliest() {
         let (a, b) = (chars(" abcd"), chars("abcd abcd"));
         let m = SequenceMatcher::new(&a, &b, true).find_longest_match(0, 5, 0, 9);
-        assert_eq!(m, Match { a: 0, b: 4, size: 5 });
+        assert_eq!(
+            m,
+            Match {
+                a: 0,
+                b: 4,
+                size: 5
+            }
+        );
     }
 }

@@ -53,7 +53,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { against: None, autojunk: true }
+        Self {
+            against: None,
+            autojunk: true,
+        }
     }
 }
 
@@ -92,7 +95,9 @@ impl Scorer for TextualDifference {
             reference.len().abs_diff(output.len()) as f64 / longer as f64
         };
         Ok(Score::new(ratio)
-            .with_reason(format!("similarity ratio {ratio:.3} with {changes} change(s)"))
+            .with_reason(format!(
+                "similarity ratio {ratio:.3} with {changes} change(s)"
+            ))
             .with_metadata(json!({ "changes": changes, "lengthDiff": length_diff })))
     }
 }
@@ -104,26 +109,59 @@ mod tests {
     use super::*;
     use assay_plugin_sdk::testing;
 
-    fn score(input: Value, truth: Option<Value>, output: Value, config: Value) -> Result<Score, PluginError> {
+    fn score(
+        input: Value,
+        truth: Option<Value>,
+        output: Value,
+        config: Value,
+    ) -> Result<Score, PluginError> {
         let mut item = Item::new("1", input);
         item.ground_truth = truth;
-        testing::score::<TextualDifference>(&ScoreInput::new(item).with_output(output).with_config(config))
+        testing::score::<TextualDifference>(
+            &ScoreInput::new(item)
+                .with_output(output)
+                .with_config(config),
+        )
     }
 
     #[test]
     fn ratio_against_ground_truth() {
-        let s = score(json!("ignored"), Some(json!("abcd")), json!("bcde"), Value::Null).unwrap();
+        let s = score(
+            json!("ignored"),
+            Some(json!("abcd")),
+            json!("bcde"),
+            Value::Null,
+        )
+        .unwrap();
         assert_eq!(s.value, 0.75);
         assert_eq!(s.metadata, Some(json!({"changes": 2, "lengthDiff": 0.0})));
     }
 
     #[test]
     fn falls_back_to_the_input_and_can_be_forced() {
-        let s = score(json!("hello world"), None, json!("world hello"), Value::Null).unwrap();
+        let s = score(
+            json!("hello world"),
+            None,
+            json!("world hello"),
+            Value::Null,
+        )
+        .unwrap();
         assert!((s.value - 0.45454545454545453).abs() < 1e-15);
-        let s = score(json!("abcd"), Some(json!("zzzz")), json!("bcde"), json!({"against": "input"})).unwrap();
+        let s = score(
+            json!("abcd"),
+            Some(json!("zzzz")),
+            json!("bcde"),
+            json!({"against": "input"}),
+        )
+        .unwrap();
         assert_eq!(s.value, 0.75);
-        let err = score(json!("abcd"), None, json!("x"), json!({"against": "ground-truth"})).unwrap_err();
+        let err = score(
+            json!("abcd"),
+            None,
+            json!("x"),
+            json!({"against": "ground-truth"}),
+        )
+        .unwrap_err();
         assert!(matches!(err, PluginError::InvalidInput(_)));
         let err = score(json!("abcd"), None, json!("x"), json!({"against": "both"})).unwrap_err();
         assert!(err.message().contains("`against`"), "{err}");
@@ -131,7 +169,12 @@ mod tests {
 
     #[test]
     fn empty_texts_score_one() {
-        assert_eq!(score(json!(""), None, json!(""), Value::Null).unwrap().value, 1.0);
+        assert_eq!(
+            score(json!(""), None, json!(""), Value::Null)
+                .unwrap()
+                .value,
+            1.0
+        );
     }
 
     #[test]
@@ -139,7 +182,9 @@ mod tests {
         let a = "ab".repeat(150) + "xyz";
         let b = "ba".repeat(150) + "xyz";
         let with = score(json!(a), None, json!(b), Value::Null).unwrap().value;
-        let without = score(json!(a), None, json!(b), json!({"autojunk": false})).unwrap().value;
+        let without = score(json!(a), None, json!(b), json!({"autojunk": false}))
+            .unwrap()
+            .value;
         // Values from Python's difflib.
         assert!((with - 0.009900990099009901).abs() < 1e-15, "{with}");
         assert!((without - 0.9966996699669967).abs() < 1e-15, "{without}");

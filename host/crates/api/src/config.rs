@@ -6,10 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The address `assay serve` listens on by default (Mastra's dev port).
-pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(
-    std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
-    4111,
-);
+pub const DEFAULT_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 4111);
 /// Default cap on a request body (bulk item uploads, plugin uploads).
 pub const DEFAULT_BODY_LIMIT: usize = 32 << 20;
 /// Default number of runs this process executes at once.

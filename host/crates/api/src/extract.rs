@@ -82,7 +82,12 @@ fn is_json(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
@@ -93,7 +98,13 @@ pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
 }
 
 /// Maps a failure to read the body (too large, broken connection).
@@ -260,7 +271,12 @@ mod tests {
 
     #[test]
     fn broken_json_is_malformed() {
-        for bad in [&b"{\"items\": ["[..], b"", b"{\"items\": []} trailing", b"nope"] {
+        for bad in [
+            &b"{\"items\": ["[..],
+            b"",
+            b"{\"items\": []} trailing",
+            b"nope",
+        ] {
             let e = parse_json::<Body>(bad).unwrap_err();
             assert_eq!(e.code, "malformed_json", "{:?}", std::str::from_utf8(bad));
             assert_eq!(e.status, StatusCode::BAD_REQUEST);

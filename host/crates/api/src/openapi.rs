@@ -66,7 +66,11 @@ fn operation(spec: &RouteSpec) -> Value {
     };
     let paging = || {
         vec![
-            query("page", json!({"type": "integer", "minimum": 0, "default": 0}), "0-based page"),
+            query(
+                "page",
+                json!({"type": "integer", "minimum": 0, "default": 0}),
+                "0-based page",
+            ),
             query(
                 "perPage",
                 json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 10}),
@@ -96,9 +100,11 @@ fn operation(spec: &RouteSpec) -> Value {
                 json!({"type": "integer", "minimum": 0}),
                 "send only results after this sequence number (as Last-Event-ID)",
             ));
-            params.push(json!({"name": "Last-Event-ID", "in": "header", "required": false,
+            params.push(
+                json!({"name": "Last-Event-ID", "in": "header", "required": false,
                 "schema": {"type": "integer"},
-                "description": "resume after this result sequence number"}));
+                "description": "resume after this result sequence number"}),
+            );
         }
     }
     if spec.tenant_scoped() {
@@ -107,7 +113,10 @@ fn operation(spec: &RouteSpec) -> Value {
 
     let mut responses = Map::new();
     let (status, content) = match spec.answer {
-        Answer::Json(status, schema) => (status, json!({"application/json": {"schema": schema_ref(schema)}})),
+        Answer::Json(status, schema) => (
+            status,
+            json!({"application/json": {"schema": schema_ref(schema)}}),
+        ),
         Answer::List(key, schema) => (
             200,
             json!({"application/json": {"schema": {

@@ -274,7 +274,10 @@ async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::NOT_FOUND,
         "route_not_found",
-        format!("no route for {method} {} (see /api/openapi.json)", uri.path()),
+        format!(
+            "no route for {method} {} (see /api/openapi.json)",
+            uri.path()
+        ),
     )
 }
 
@@ -314,7 +317,12 @@ mod tests {
     fn no_route_is_listed_twice() {
         let mut seen = HashSet::new();
         for r in ROUTES {
-            assert!(seen.insert((r.verb, r.path)), "{:?} {} twice", r.verb, r.path);
+            assert!(
+                seen.insert((r.verb, r.path)),
+                "{:?} {} twice",
+                r.verb,
+                r.path
+            );
         }
         let ops: HashSet<_> = ROUTES.iter().map(|r| r.operation_id).collect();
         assert_eq!(ops.len(), ROUTES.len(), "operation ids must be unique");
@@ -322,8 +330,14 @@ mod tests {
 
     #[test]
     fn paths_match_their_templates() {
-        assert!(path_matches("/api/datasets/{datasetId}", "/api/datasets/abc"));
-        assert!(!path_matches("/api/datasets/{datasetId}", "/api/datasets/abc/items"));
+        assert!(path_matches(
+            "/api/datasets/{datasetId}",
+            "/api/datasets/abc"
+        ));
+        assert!(!path_matches(
+            "/api/datasets/{datasetId}",
+            "/api/datasets/abc/items"
+        ));
         assert!(!path_matches("/api/datasets/{datasetId}", "/api/datasets/"));
     }
 }

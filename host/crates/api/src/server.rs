@@ -75,8 +75,7 @@ pub async fn build_state(config: &ServeConfig) -> Result<AppState, ServeError> {
             warn!(file, %error, "plugin skipped");
         }
     }
-    let executor =
-        Executor::new(store.clone()).with_process_item_slots(config.process_item_slots);
+    let executor = Executor::new(store.clone()).with_process_item_slots(config.process_item_slots);
     let scheduler = Scheduler::start(executor, catalog, config.max_active_runs);
     Ok(AppState::new(store, scheduler, config.api_options()))
 }

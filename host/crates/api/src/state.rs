@@ -69,7 +69,13 @@ impl AppState {
     /// Makes sure tenant `id` exists, creating it with the default limits on
     /// first use. Known tenants cost no query.
     pub(crate) async fn ensure_tenant(&self, id: &str) -> ApiResult<()> {
-        if self.inner.tenants.lock().expect("tenant cache").contains(id) {
+        if self
+            .inner
+            .tenants
+            .lock()
+            .expect("tenant cache")
+            .contains(id)
+        {
             return Ok(());
         }
         match self.store().get_tenant(id).await {

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::Limits;
@@ -190,24 +190,30 @@ fn stack_overflow() -> CallError {
     }
 }
 
-/// Whether an out-of-bounds access is a guest's shadow stack running off
-/// the bottom of its memory.
+/// Whether an out-of-bounds access is a guest's shadow stack overflowing.
 ///
-/// Rust and C guests keep their stack in linear memory below the data
-/// ("stack first"), so deep recursion moves the stack pointer below 0; it
-/// wraps to just under 4 GiB and the next store faults there. wasmtime adds
-/// the faulting wasm address to the error as context (its `WasmFault` type
-/// is not public, so the address is read from its message).
+/// Rust and C guests keep their stack in linear memory below their data,
+/// so deep recursion runs the stack pointer below address 0 and the next
+/// store (often a `memory.fill` of a local array) is out of bounds, rather
+/// than exhausting wasmtime's native stack. The trap itself does not say
+/// so; the backtrace does: a full backtrace made of a handful of functions
+/// calling each other.
 fn shadow_stack_overflow(err: &wasmtime::Error) -> bool {
-    const WRAPPED: u64 = 0xF000_0000;
-    err.chain().any(|cause| {
-        let text = cause.to_string();
-        text.strip_prefix("memory fault at wasm address 0x")
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-            .is_some_and(|addr| (WRAPPED..1 << 32).contains(&addr))
-    })
+    let Some(trace) = err.downcast_ref::<WasmBacktrace>() else {
+        return false;
+    };
+    let frames = trace.frames();
+    if frames.len() < RECURSION_FRAMES {
+        return false;
+    }
+    let mut functions: Vec<u32> = frames.iter().map(|f| f.func_index()).collect();
+    functions.sort_unstable();
+    functions.dedup();
+    functions.len() <= 4
 }
+
+/// Backtrace depth (wasmtime keeps 20 frames) that counts as deep recursion.
+const RECURSION_FRAMES: usize = 16;
 
 /// The innermost message of an error chain, without backtraces.
 fn root_message(err: &wasmtime::Error) -> String {

@@ -17,7 +17,10 @@ pub async fn list(
     tenant: TenantId,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Value>> {
-    list_body("datasets", s.store().list_datasets(&tenant, q.page()).await?)
+    list_body(
+        "datasets",
+        s.store().list_datasets(&tenant, q.page()).await?,
+    )
 }
 
 /// `POST /api/datasets`: `{name, description?, metadata?, inputSchema?, outputSchema?}`.

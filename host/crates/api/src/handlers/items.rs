@@ -42,7 +42,10 @@ pub async fn add(
     ApiPath(dataset_id): ApiPath<String>,
     ApiJson(item): ApiJson<NewItem>,
 ) -> ApiResult<(StatusCode, Json<DatasetItem>)> {
-    let mut added = s.store().add_items(&tenant, &dataset_id, vec![item]).await?;
+    let mut added = s
+        .store()
+        .add_items(&tenant, &dataset_id, vec![item])
+        .await?;
     let item = added
         .pop()
         .ok_or_else(|| ApiError::internal("add_items returned no item"))?;
@@ -55,7 +58,9 @@ pub async fn get(
     tenant: TenantId,
     ApiPath((dataset_id, item_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<DatasetItem>> {
-    Ok(Json(s.store().get_item(&tenant, &dataset_id, &item_id).await?))
+    Ok(Json(
+        s.store().get_item(&tenant, &dataset_id, &item_id).await?,
+    ))
 }
 
 /// `PATCH /api/datasets/{datasetId}/items/{itemId}`: `{input?, expectedOutput?, context?}`.

@@ -53,18 +53,18 @@ pub async fn upload(
         .await
         .map_err(|r| body_rejection(r, &s))?;
     if bytes.is_empty() {
-        return Err(ApiError::bad_request("the request body is empty: send the .wasm component"));
+        return Err(ApiError::bad_request(
+            "the request body is empty: send the .wasm component",
+        ));
     }
     let record = s
         .catalog()
         .register_bytes(&tenant, bytes.to_vec())
         .await
         .map_err(|e| match e {
-            assay_runner::RunError::PluginLoad { message, .. } => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_plugin",
-                message,
-            ),
+            assay_runner::RunError::PluginLoad { message, .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_plugin", message)
+            }
             other => other.into(),
         })?;
     tracing::info!(tenant = %tenant.0, plugin = %record.id, digest = %record.digest, "plugin registered");

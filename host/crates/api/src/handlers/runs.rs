@@ -82,7 +82,10 @@ impl TriggerBody {
             )
         })?;
         if self.target_id.trim().is_empty() {
-            return Err(ApiError::invalid_field("targetId", "`targetId` must not be empty"));
+            return Err(ApiError::invalid_field(
+                "targetId",
+                "`targetId` must not be empty",
+            ));
         }
         let scorer_ids = self.scorer_ids.unwrap_or_default();
         let mut seen = HashSet::new();
@@ -257,7 +260,10 @@ pub async fn compare(
     if let Some(p) = body.pass_threshold
         && !p.is_finite()
     {
-        return Err(ApiError::invalid_field("passThreshold", "must be a finite number"));
+        return Err(ApiError::invalid_field(
+            "passThreshold",
+            "must be a finite number",
+        ));
     }
     let options = CompareOptions {
         thresholds: body.thresholds.unwrap_or_default(),

@@ -40,7 +40,10 @@ impl TestServer {
     pub async fn start_in(dir: TempDir, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
         let mut config = ServeConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
-            database_url: format!("sqlite://{}?mode=rwc", dir.path().join("assay.db").display()),
+            database_url: format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("assay.db").display()
+            ),
             cache_dir: Some(plugin_cache().to_path_buf()),
             grace: Duration::from_secs(5),
             sse_poll_interval: Duration::from_millis(50),
@@ -97,7 +100,8 @@ impl TestServer {
                 ct.starts_with("application/json"),
                 "{status}: expected JSON, got `{ct}`: {text}"
             );
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"))
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"))
         };
         (status, body)
     }
@@ -162,11 +166,19 @@ impl TestServer {
 
     /// Polls a run like a playground (every `every`) until it finishes;
     /// returns every run body seen, in order.
-    pub async fn poll_run(&self, dataset: &str, run: &str, every: Duration, limit: Duration) -> Vec<Value> {
+    pub async fn poll_run(
+        &self,
+        dataset: &str,
+        run: &str,
+        every: Duration,
+        limit: Duration,
+    ) -> Vec<Value> {
         let start = Instant::now();
         let mut seen = Vec::new();
         loop {
-            let (status, body) = self.get(&format!("/api/datasets/{dataset}/runs/{run}")).await;
+            let (status, body) = self
+                .get(&format!("/api/datasets/{dataset}/runs/{run}"))
+                .await;
             assert_eq!(status, StatusCode::OK, "{body}");
             let done = matches!(
                 body["status"].as_str(),
@@ -176,7 +188,11 @@ impl TestServer {
             if done {
                 return seen;
             }
-            assert!(start.elapsed() < limit, "run {run} did not finish in {limit:?}: {:?}", seen.last());
+            assert!(
+                start.elapsed() < limit,
+                "run {run} did not finish in {limit:?}: {:?}",
+                seen.last()
+            );
             tokio::time::sleep(every).await;
         }
     }
@@ -209,7 +225,9 @@ impl TestServer {
 pub fn assert_error(status: StatusCode, body: &Value, want: StatusCode, code: &str) -> String {
     assert_eq!(status, want, "{body}");
     assert_eq!(body["code"], code, "{body}");
-    let message = body["message"].as_str().unwrap_or_else(|| panic!("no message: {body}"));
+    let message = body["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message: {body}"));
     assert!(!message.is_empty());
     message.to_string()
 }

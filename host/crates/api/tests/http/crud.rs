@@ -70,7 +70,10 @@ async fn items_support_crud_bulk_search_and_history() {
     let items = format!("/api/datasets/{ds}/items");
 
     let (status, first) = s
-        .post(&items, json!({"input": "alpha", "expectedOutput": "A", "context": {"src": "t"}}))
+        .post(
+            &items,
+            json!({"input": "alpha", "expectedOutput": "A", "context": {"src": "t"}}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     let first_id = first["id"].as_str().unwrap().to_string();
@@ -98,8 +101,16 @@ async fn items_support_crud_bulk_search_and_history() {
     let (_, list) = s.get(&format!("{items}?perPage=3")).await;
     assert_eq!(list["pagination"]["total"], 4);
     assert_eq!(list["pagination"]["hasMore"], true);
-    let inputs: Vec<_> = list["items"].as_array().unwrap().iter().map(|i| i["input"].clone()).collect();
-    assert_eq!(inputs, vec![json!("alpha"), json!("beta"), json!({"q": "gamma"})]);
+    let inputs: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["input"].clone())
+        .collect();
+    assert_eq!(
+        inputs,
+        vec![json!("alpha"), json!("beta"), json!({"q": "gamma"})]
+    );
 
     // Search is a case-insensitive substring of input / expectedOutput.
     let (_, found) = s.get(&format!("{items}?search=GAMM")).await;
@@ -119,7 +130,9 @@ async fn items_support_crud_bulk_search_and_history() {
     let (status, got) = s.get(&one).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(got["input"], "alpha");
-    let (status, patched) = s.patch(&one, json!({"input": "alpha2", "context": null})).await;
+    let (status, patched) = s
+        .patch(&one, json!({"input": "alpha2", "context": null}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
     assert_eq!(patched["input"], "alpha2");
     assert_eq!(patched["expectedOutput"], "A");
@@ -158,7 +171,9 @@ async fn items_support_crud_bulk_search_and_history() {
     assert_eq!(history["versions"][0]["isDeleted"], true);
 
     // The dataset's versions: one per change, newest first.
-    let (status, versions) = s.get(&format!("/api/datasets/{ds}/versions?perPage=100")).await;
+    let (status, versions) = s
+        .get(&format!("/api/datasets/{ds}/versions?perPage=100"))
+        .await;
     assert_eq!(status, StatusCode::OK, "{versions}");
     let (_, dataset) = s.get(&format!("/api/datasets/{ds}")).await;
     assert_eq!(versions["versions"][0]["version"], dataset["version"]);
@@ -169,7 +184,9 @@ async fn items_support_crud_bulk_search_and_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_see_only_their_own_world() {
     let mut s = TestServer::start().await;
-    let ds_default = s.dataset_with_items("shared-name", vec![json!({"input": 1})]).await;
+    let ds_default = s
+        .dataset_with_items("shared-name", vec![json!({"input": 1})])
+        .await;
 
     s.tenant = Some("team-a".into());
     let (_, list) = s.get("/api/datasets").await;
@@ -181,7 +198,9 @@ async fn tenants_see_only_their_own_world() {
     let (status, body) = s.delete(&format!("/api/datasets/{ds_default}")).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     // The same name is free in another tenant.
-    let ds_a = s.dataset_with_items("shared-name", vec![json!({"input": 2})]).await;
+    let ds_a = s
+        .dataset_with_items("shared-name", vec![json!({"input": 2})])
+        .await;
 
     s.tenant = None;
     let (_, list) = s.get("/api/datasets").await;

@@ -18,17 +18,34 @@ async fn malformed_or_mistyped_bodies_are_json_errors_and_change_nothing() {
     let (status, body) = s.send(raw("{\"name\": ", "application/json")).await;
     let message = assert_error(status, &body, StatusCode::BAD_REQUEST, "malformed_json");
     assert!(message.contains("JSON"), "{message}");
-    let (status, body) = s.send(raw("{\"name\": \"x\"} trailing", "application/json")).await;
+    let (status, body) = s
+        .send(raw("{\"name\": \"x\"} trailing", "application/json"))
+        .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "malformed_json");
 
     let (status, body) = s.send(raw("{\"name\": \"x\"}", "text/plain")).await;
-    assert_error(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
     let (status, body) = s
-        .send(s.request(Method::POST, "/api/datasets").body("{\"name\": \"x\"}"))
+        .send(
+            s.request(Method::POST, "/api/datasets")
+                .body("{\"name\": \"x\"}"),
+        )
         .await;
-    assert_error(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
 
-    let (status, body) = s.post("/api/datasets", json!({"description": "no name"})).await;
+    let (status, body) = s
+        .post("/api/datasets", json!({"description": "no name"}))
+        .await;
     let message = assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_body");
     assert!(message.contains("name"), "{message}");
     let (status, body) = s.post("/api/datasets", json!({"name": 42})).await;
@@ -49,7 +66,10 @@ async fn malformed_or_mistyped_bodies_are_json_errors_and_change_nothing() {
         )
         .await;
     let message = assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_body");
-    assert!(message.contains("items[1]") && message.contains("input"), "{message}");
+    assert!(
+        message.contains("items[1]") && message.contains("input"),
+        "{message}"
+    );
     let (_, items) = s.get(&format!("/api/datasets/{ds}/items")).await;
     assert_eq!(items["pagination"]["total"], 1);
     s.stop().await;
@@ -81,16 +101,25 @@ async fn schema_invalid_items_are_rejected_with_the_field() {
         .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "validation_failed");
     let field = body["field"].as_str().unwrap_or_default();
-    assert!(field.contains("items[1]") || field.contains("question"), "{body}");
+    assert!(
+        field.contains("items[1]") || field.contains("question"),
+        "{body}"
+    );
     let (status, body) = s
-        .post(&format!("/api/datasets/{ds}/items"), json!({"input": "not an object"}))
+        .post(
+            &format!("/api/datasets/{ds}/items"),
+            json!({"input": "not an object"}),
+        )
         .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "validation_failed");
     let (_, items) = s.get(&format!("/api/datasets/{ds}/items")).await;
     assert_eq!(items["pagination"]["total"], 0);
     // An invalid schema is refused too.
     let (status, body) = s
-        .post("/api/datasets", json!({"name": "bad-schema", "inputSchema": {"type": "nonsense"}}))
+        .post(
+            "/api/datasets",
+            json!({"name": "bad-schema", "inputSchema": {"type": "nonsense"}}),
+        )
         .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "validation_failed");
     s.stop().await;
@@ -121,7 +150,10 @@ async fn unknown_ids_are_404_also_across_datasets() {
         assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     }
     let (status, body) = s
-        .patch(&format!("/api/datasets/{b}/items/{item_a}"), json!({"input": 9}))
+        .patch(
+            &format!("/api/datasets/{b}/items/{item_a}"),
+            json!({"input": 9}),
+        )
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, body) = s.delete(&format!("/api/datasets/{b}/items/{item_a}")).await;
@@ -130,20 +162,33 @@ async fn unknown_ids_are_404_also_across_datasets() {
     assert_eq!(item["input"], 1, "the item was not changed");
 
     let (status, body) = s
-        .post("/api/datasets/nope/runs", json!({"targetType": "plugin", "targetId": "echo"}))
+        .post(
+            "/api/datasets/nope/runs",
+            json!({"targetType": "plugin", "targetId": "echo"}),
+        )
         .await;
     let message = assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     assert!(message.contains("nope"), "{message}");
     let (status, body) = s
-        .post("/api/datasets/nope/compare", json!({"runIdA": "x", "runIdB": "y"}))
+        .post(
+            "/api/datasets/nope/compare",
+            json!({"runIdA": "x", "runIdB": "y"}),
+        )
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 
     // Routing and parameter errors are JSON too.
     let (status, body) = s.get("/api/nothing-here").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "route_not_found");
-    let (status, body) = s.send(s.request(Method::PUT, &format!("/api/datasets/{a}"))).await;
-    let message = assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    let (status, body) = s
+        .send(s.request(Method::PUT, &format!("/api/datasets/{a}")))
+        .await;
+    let message = assert_error(
+        status,
+        &body,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
     assert!(message.contains("PATCH"), "{message}");
     let (status, body) = s.get("/api/datasets?page=abc").await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_query");
@@ -162,15 +207,26 @@ async fn bodies_over_the_limit_are_413_and_add_nothing() {
         .map(|i| json!({"input": format!("item number {i} with some padding text")}))
         .collect();
     let (status, body) = s
-        .post(&format!("/api/datasets/{ds}/items/bulk"), json!({"items": items}))
+        .post(
+            &format!("/api/datasets/{ds}/items/bulk"),
+            json!({"items": items}),
+        )
         .await;
-    let message = assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    let message = assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
     assert!(message.contains("65536"), "{message}");
     let (_, list) = s.get(&format!("/api/datasets/{ds}/items")).await;
     assert_eq!(list["pagination"]["total"], 0);
     // Under the limit works.
     let (status, body) = s
-        .post(&format!("/api/datasets/{ds}/items/bulk"), json!({"items": items[..100]}))
+        .post(
+            &format!("/api/datasets/{ds}/items/bulk"),
+            json!({"items": items[..100]}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     // Uploads obey the same limit.
@@ -181,7 +237,12 @@ async fn bodies_over_the_limit_are_413_and_add_nothing() {
                 .body(vec![0u8; 100 * 1024]),
         )
         .await;
-    assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
     s.stop().await;
 }
 
@@ -190,12 +251,17 @@ async fn bad_triggers_are_400_and_create_no_run() {
     let s = TestServer::start().await;
     s.upload_plugin("echo").await;
     s.upload_plugin("exact-match").await;
-    let ds = s.dataset_with_items("d", vec![json!({"input": "x", "expectedOutput": "x"})]).await;
+    let ds = s
+        .dataset_with_items("d", vec![json!({"input": "x", "expectedOutput": "x"})])
+        .await;
     let empty = s.dataset_with_items("empty", vec![]).await;
     let runs = format!("/api/datasets/{ds}/runs");
 
     let (status, body) = s
-        .post(&runs, json!({"targetType": "plugin", "targetId": "no-such-target"}))
+        .post(
+            &runs,
+            json!({"targetType": "plugin", "targetId": "no-such-target"}),
+        )
         .await;
     let message = assert_error(status, &body, StatusCode::BAD_REQUEST, "unknown_plugin");
     assert!(message.contains("no-such-target"), "{message}");
@@ -211,25 +277,37 @@ async fn bad_triggers_are_400_and_create_no_run() {
 
     // A scorer where a target is expected.
     let (status, body) = s
-        .post(&runs, json!({"targetType": "plugin", "targetId": "exact-match"}))
+        .post(
+            &runs,
+            json!({"targetType": "plugin", "targetId": "exact-match"}),
+        )
         .await;
     let message = assert_error(status, &body, StatusCode::BAD_REQUEST, "wrong_plugin_kind");
     assert!(message.contains("exact-match"), "{message}");
 
     let (status, body) = s
-        .post(&runs, json!({"targetType": "processor", "targetId": "echo"}))
+        .post(
+            &runs,
+            json!({"targetType": "processor", "targetId": "echo"}),
+        )
         .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_body");
     assert_eq!(body["field"], "targetType");
 
     let (status, body) = s
-        .post(&runs, json!({"targetType": "plugin", "targetId": "echo", "maxConcurrency": 0}))
+        .post(
+            &runs,
+            json!({"targetType": "plugin", "targetId": "echo", "maxConcurrency": 0}),
+        )
         .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_option");
     assert_eq!(body["field"], "maxConcurrency");
 
     let (status, body) = s
-        .post(&runs, json!({"targetType": "plugin", "targetId": "echo", "maxRetries": "many"}))
+        .post(
+            &runs,
+            json!({"targetType": "plugin", "targetId": "echo", "maxRetries": "many"}),
+        )
         .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_body");
     assert_eq!(body["field"], "maxRetries");
@@ -243,7 +321,10 @@ async fn bad_triggers_are_400_and_create_no_run() {
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_body");
 
     let (status, body) = s
-        .post(&runs, json!({"targetType": "plugin", "targetId": "echo", "version": 99}))
+        .post(
+            &runs,
+            json!({"targetType": "plugin", "targetId": "echo", "version": 99}),
+        )
         .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_option");
 

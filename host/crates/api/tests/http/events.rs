@@ -80,7 +80,10 @@ async fn results_stream_as_they_complete_and_resume_after_last_event_id() {
     let events = read_events(resp).await;
     assert_eq!(events[0].event, "run");
     assert!(
-        matches!(events[0].data["status"].as_str(), Some("pending" | "running")),
+        matches!(
+            events[0].data["status"].as_str(),
+            Some("pending" | "running")
+        ),
         "{:?}",
         events[0]
     );
@@ -90,11 +93,20 @@ async fn results_stream_as_they_complete_and_resume_after_last_event_id() {
     assert_eq!(end.data["succeededCount"], total);
     let results: Vec<&SseEvent> = events.iter().filter(|e| e.event == "result").collect();
     assert_eq!(results.len(), total, "every result arrives once");
-    let mut indexes: Vec<i64> = results.iter().map(|e| e.data["itemIndex"].as_i64().unwrap()).collect();
+    let mut indexes: Vec<i64> = results
+        .iter()
+        .map(|e| e.data["itemIndex"].as_i64().unwrap())
+        .collect();
     indexes.sort();
     assert_eq!(indexes, (0..total as i64).collect::<Vec<_>>());
-    let seqs: Vec<i64> = results.iter().map(|e| e.id.as_ref().unwrap().parse().unwrap()).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "ids increase: {seqs:?}");
+    let seqs: Vec<i64> = results
+        .iter()
+        .map(|e| e.id.as_ref().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "ids increase: {seqs:?}"
+    );
     for e in &results {
         assert_eq!(e.data["runId"], run_id.as_str());
         assert_eq!(e.data["output"], e.data["input"]);
@@ -132,7 +144,10 @@ async fn results_stream_as_they_complete_and_resume_after_last_event_id() {
     assert_eq!(tail.iter().filter(|e| e.event == "result").count(), 1);
 
     let (status, body) = s
-        .send(s.request(Method::GET, &events_path).header("last-event-id", "abc"))
+        .send(
+            s.request(Method::GET, &events_path)
+                .header("last-event-id", "abc"),
+        )
         .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
     s.stop().await;
@@ -142,7 +157,9 @@ async fn results_stream_as_they_complete_and_resume_after_last_event_id() {
 async fn an_open_stream_does_not_block_shutdown() {
     let s = TestServer::start().await;
     s.upload_plugin("hostile-target").await;
-    let ds = s.dataset_with_items("slow", vec![json!({"input": 1}), json!({"input": 2})]).await;
+    let ds = s
+        .dataset_with_items("slow", vec![json!({"input": 1}), json!({"input": 2})])
+        .await;
     let (_, t) = s
         .post(
             &format!("/api/datasets/{ds}/runs"),
@@ -152,7 +169,10 @@ async fn an_open_stream_does_not_block_shutdown() {
         .await;
     let run_id = t["runId"].as_str().unwrap();
     let resp = s
-        .request(Method::GET, &format!("/api/datasets/{ds}/runs/{run_id}/events"))
+        .request(
+            Method::GET,
+            &format!("/api/datasets/{ds}/runs/{run_id}/events"),
+        )
         .send()
         .await
         .unwrap();
@@ -164,5 +184,9 @@ async fn an_open_stream_does_not_block_shutdown() {
     );
     assert!(stopped.is_ok(), "shutdown finished");
     // Grace is 5 s in tests: the 20 s item is cut, the stream is closed.
-    assert!(started.elapsed() < Duration::from_secs(12), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -21,14 +21,21 @@ fn doc_routes(doc: &Value) -> BTreeSet<(String, String)> {
 /// required one is present.
 fn assert_matches_schema(doc: &Value, name: &str, value: &Value) {
     let schema = &doc["components"]["schemas"][name];
-    let props = schema["properties"].as_object().unwrap_or_else(|| panic!("schema {name}"));
-    let obj = value.as_object().unwrap_or_else(|| panic!("{name}: not an object: {value}"));
+    let props = schema["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("schema {name}"));
+    let obj = value
+        .as_object()
+        .unwrap_or_else(|| panic!("{name}: not an object: {value}"));
     for key in obj.keys() {
         assert!(props.contains_key(key), "{name}: `{key}` is not documented");
     }
     for req in schema["required"].as_array().unwrap() {
         let req = req.as_str().unwrap();
-        assert!(obj.contains_key(req), "{name}: required `{req}` missing in {value}");
+        assert!(
+            obj.contains_key(req),
+            "{name}: required `{req}` missing in {value}"
+        );
     }
 }
 
@@ -67,14 +74,19 @@ async fn the_document_lists_exactly_the_routes_the_server_answers() {
         } else {
             Value::Null
         };
-        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}: {body}");
+        assert_ne!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {body}"
+        );
         assert_ne!(body["code"], "route_not_found", "{method} {path}: {body}");
-        let documented_statuses: Vec<String> = doc["paths"][path][method.to_lowercase()]["responses"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .cloned()
-            .collect();
+        let documented_statuses: Vec<String> =
+            doc["paths"][path][method.to_lowercase()]["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
         assert!(
             documented_statuses.contains(&status.as_u16().to_string()),
             "{method} {concrete} answered {status}, documented: {documented_statuses:?} ({body})"
@@ -97,11 +109,16 @@ async fn documented_schemas_match_real_answers() {
     assert_matches_schema(&doc, "Dataset", &dataset);
     let ds = dataset["id"].as_str().unwrap();
     let (_, item) = s
-        .post(&format!("/api/datasets/{ds}/items"), json!({"input": "a", "expectedOutput": "a"}))
+        .post(
+            &format!("/api/datasets/{ds}/items"),
+            json!({"input": "a", "expectedOutput": "a"}),
+        )
         .await;
     assert_matches_schema(&doc, "DatasetItem", &item);
     let item_id = item["id"].as_str().unwrap();
-    let (_, versions) = s.get(&format!("/api/datasets/{ds}/items/{item_id}/versions")).await;
+    let (_, versions) = s
+        .get(&format!("/api/datasets/{ds}/items/{item_id}/versions"))
+        .await;
     assert_matches_schema(&doc, "ItemVersion", &versions["versions"][0]);
     assert_matches_schema(&doc, "Pagination", &versions["pagination"]);
     let (_, versions) = s.get(&format!("/api/datasets/{ds}/versions")).await;
@@ -115,7 +132,12 @@ async fn documented_schemas_match_real_answers() {
     assert_matches_schema(&doc, "TriggeredRun", &trigger);
     let run_id = trigger["runId"].as_str().unwrap();
     let seen = s
-        .poll_run(ds, run_id, std::time::Duration::from_millis(50), std::time::Duration::from_secs(30))
+        .poll_run(
+            ds,
+            run_id,
+            std::time::Duration::from_millis(50),
+            std::time::Duration::from_secs(30),
+        )
         .await;
     assert_matches_schema(&doc, "Run", seen.last().unwrap());
     let results = s.all_results(ds, run_id, 10).await;

@@ -30,7 +30,10 @@ async fn plugins_are_uploaded_validated_listed_and_inspected() {
 
     let (status, detail) = s.get("/api/plugins/exact-match").await;
     assert_eq!(status, StatusCode::OK, "{detail}");
-    assert!(detail["world"].as_str().unwrap().contains("scorer"), "{detail}");
+    assert!(
+        detail["world"].as_str().unwrap().contains("scorer"),
+        "{detail}"
+    );
     assert!(!detail["exports"].as_array().unwrap().is_empty());
 
     let upload = |bytes: Vec<u8>, ct: &'static str| {
@@ -38,19 +41,39 @@ async fn plugins_are_uploaded_validated_listed_and_inspected() {
             .header("content-type", ct)
             .body(bytes)
     };
-    let (status, body) = s.send(upload(b"hello, not wasm".to_vec(), "application/wasm")).await;
-    let message = assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_plugin");
+    let (status, body) = s
+        .send(upload(b"hello, not wasm".to_vec(), "application/wasm"))
+        .await;
+    let message = assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_plugin",
+    );
     assert!(message.contains("not a WebAssembly component"), "{message}");
     let old = std::fs::read(assay_test_support::plugin_wasm("old-contract")).unwrap();
     let (status, body) = s.send(upload(old, "application/octet-stream")).await;
-    let message = assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_plugin");
+    let message = assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_plugin",
+    );
     assert!(message.contains("contract"), "{message}");
     let (status, body) = s.send(upload(b"{}".to_vec(), "application/json")).await;
-    assert_error(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
     let (status, body) = s.send(upload(Vec::new(), "application/wasm")).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
     let (_, list) = s.get("/api/plugins").await;
-    assert_eq!(list["pagination"]["total"], 2, "failed uploads register nothing");
+    assert_eq!(
+        list["pagination"]["total"], 2,
+        "failed uploads register nothing"
+    );
 
     // Plugins belong to a tenant.
     s.tenant = Some("other".into());
@@ -78,7 +101,10 @@ async fn plugin_dirs_are_registered_at_start() {
     let s = TestServer::start_with(|c| c.plugin_dirs = vec![dir]).await;
     let (status, list) = s.get("/api/plugins").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(list["pagination"]["total"], 1, "the broken file is skipped: {list}");
+    assert_eq!(
+        list["pagination"]["total"], 1,
+        "the broken file is skipped: {list}"
+    );
     assert_eq!(list["plugins"][0]["id"], "echo");
     s.stop().await;
 }

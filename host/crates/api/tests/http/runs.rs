@@ -14,7 +14,11 @@ fn items(n: usize) -> Vec<Value> {
     (0..n)
         .map(|i| {
             let input = json!({"q": i});
-            let expected = if i % 2 == 0 { input.clone() } else { json!("other") };
+            let expected = if i % 2 == 0 {
+                input.clone()
+            } else {
+                json!("other")
+            };
             json!({"input": input, "expectedOutput": expected})
         })
         .collect()
@@ -25,7 +29,9 @@ fn sleepy(ms: u64) -> Value {
 }
 
 fn count(run: &Value, field: &str) -> i64 {
-    run[field].as_i64().unwrap_or_else(|| panic!("{field} in {run}"))
+    run[field]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{field} in {run}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,7 +71,12 @@ async fn a_triggered_run_is_polled_from_pending_to_completed() {
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
 
     let seen = s
-        .poll_run(&ds, &run_id, Duration::from_millis(200), Duration::from_secs(60))
+        .poll_run(
+            &ds,
+            &run_id,
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+        )
         .await;
     let statuses: Vec<&str> = seen.iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert!(
@@ -79,16 +90,26 @@ async fn a_triggered_run_is_polled_from_pending_to_completed() {
     assert_eq!(count(last, "failedCount"), 0);
     assert!(last["startedAt"].is_string() && last["completedAt"].is_string());
     // Status only moves forward and counts only grow.
-    let rank = |s: &str| ["pending", "running", "completed"].iter().position(|x| *x == s).unwrap();
+    let rank = |s: &str| {
+        ["pending", "running", "completed"]
+            .iter()
+            .position(|x| *x == s)
+            .unwrap()
+    };
     for pair in seen.windows(2) {
-        assert!(rank(pair[0]["status"].as_str().unwrap()) <= rank(pair[1]["status"].as_str().unwrap()));
+        assert!(
+            rank(pair[0]["status"].as_str().unwrap()) <= rank(pair[1]["status"].as_str().unwrap())
+        );
         assert!(count(&pair[0], "succeededCount") <= count(&pair[1], "succeededCount"));
     }
     assert!(
         seen.iter()
-            .any(|r| r["status"] == "running" && (1..total as i64).contains(&count(r, "succeededCount"))),
+            .any(|r| r["status"] == "running"
+                && (1..total as i64).contains(&count(r, "succeededCount"))),
         "a poller sees progress during the run: {:?}",
-        seen.iter().map(|r| (r["status"].clone(), r["succeededCount"].clone())).collect::<Vec<_>>()
+        seen.iter()
+            .map(|r| (r["status"].clone(), r["succeededCount"].clone()))
+            .collect::<Vec<_>>()
     );
 
     // Every result, page by page, in dataset order, with its score.
@@ -146,7 +167,10 @@ async fn a_cancelled_run_ends_cancelled_with_consistent_counts() {
         if run["status"] == "running" && count(&run, "succeededCount") >= 2 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "run never progressed: {run}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run never progressed: {run}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (status, cancelled) = s.post_empty(&format!("{run_path}/cancel")).await;
@@ -154,7 +178,12 @@ async fn a_cancelled_run_ends_cancelled_with_consistent_counts() {
     assert_eq!(cancelled["id"], run_id.as_str());
 
     let seen = s
-        .poll_run(&ds, &run_id, Duration::from_millis(100), Duration::from_secs(30))
+        .poll_run(
+            &ds,
+            &run_id,
+            Duration::from_millis(100),
+            Duration::from_secs(30),
+        )
         .await;
     let run = seen.last().unwrap();
     assert_eq!(run["status"], "cancelled", "{run}");
@@ -166,7 +195,11 @@ async fn a_cancelled_run_ends_cancelled_with_consistent_counts() {
     assert_eq!(ok + failed + skipped, total as i64, "{run}");
     assert!(skipped > 0, "cancel stopped the run early: {run}");
     let results = s.all_results(&ds, &run_id, 100).await;
-    assert_eq!(results.len() as i64, ok + failed, "one result per finished item");
+    assert_eq!(
+        results.len() as i64,
+        ok + failed,
+        "one result per finished item"
+    );
     // Nothing is written after the run was finalized.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, later) = s.get(&run_path).await;
@@ -196,12 +229,16 @@ async fn a_pending_run_is_cancelled_at_once() {
     let (_, first) = trigger(200).await;
     let (_, second) = trigger(10).await;
     let second = second["runId"].as_str().unwrap().to_string();
-    let (status, run) = s.post_empty(&format!("/api/datasets/{ds}/runs/{second}/cancel")).await;
+    let (status, run) = s
+        .post_empty(&format!("/api/datasets/{ds}/runs/{second}/cancel"))
+        .await;
     assert_eq!(status, StatusCode::OK, "{run}");
     assert_eq!(run["status"], "cancelled", "{run}");
     assert_eq!(run["skippedCount"], 10);
     let first = first["runId"].as_str().unwrap();
-    let (status, _) = s.post_empty(&format!("/api/datasets/{ds}/runs/{first}/cancel")).await;
+    let (status, _) = s
+        .post_empty(&format!("/api/datasets/{ds}/runs/{first}/cancel"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     s.stop().await;
 }
@@ -232,20 +269,29 @@ async fn runs_are_compared_and_all_failed_runs_fail() {
     let (_, list) = s.get(&format!("/api/datasets/{ds}/items")).await;
     let item0 = list["items"][0]["id"].as_str().unwrap();
     let (status, body) = s
-        .patch(&format!("/api/datasets/{ds}/items/{item0}"), json!({"expectedOutput": "changed"}))
+        .patch(
+            &format!("/api/datasets/{ds}/items/{item0}"),
+            json!({"expectedOutput": "changed"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let b = run_to_end(&s, &ds, echo).await;
 
     let (status, cmp) = s
-        .post(&format!("/api/datasets/{ds}/compare"), json!({"runIdA": a["id"], "runIdB": b["id"]}))
+        .post(
+            &format!("/api/datasets/{ds}/compare"),
+            json!({"runIdA": a["id"], "runIdB": b["id"]}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{cmp}");
     assert_eq!(cmp["hasRegression"], true, "{cmp}");
     assert_eq!(cmp["versionMismatch"], true, "{cmp}");
     let scorer = &cmp["scorers"]["exact-match"];
     assert_eq!(scorer["statsA"]["avgScore"].as_f64(), Some(0.5), "{cmp}");
-    assert!((scorer["delta"].as_f64().unwrap() + 1.0 / 6.0).abs() < 1e-9, "{cmp}");
+    assert!(
+        (scorer["delta"].as_f64().unwrap() + 1.0 / 6.0).abs() < 1e-9,
+        "{cmp}"
+    );
     assert_eq!(cmp["items"].as_array().unwrap().len(), 6);
     // A tolerant threshold: no regression.
     let (_, cmp) = s
@@ -267,15 +313,26 @@ async fn runs_are_compared_and_all_failed_runs_fail() {
     assert_eq!(c["status"], "failed", "{c}");
     assert_eq!(c["failedCount"], 6);
     let results = s.all_results(&ds, c["id"].as_str().unwrap(), 100).await;
-    assert!(results.iter().all(|r| r["error"].is_string()), "{results:?}");
+    assert!(
+        results.iter().all(|r| r["error"].is_string()),
+        "{results:?}"
+    );
 
     // A run of another dataset is not found through this one.
     let other = s.dataset_with_items("other", items(1)).await;
     let (status, body) = s
-        .post(&format!("/api/datasets/{other}/compare"), json!({"runIdA": a["id"], "runIdB": b["id"]}))
+        .post(
+            &format!("/api/datasets/{other}/compare"),
+            json!({"runIdA": a["id"], "runIdB": b["id"]}),
+        )
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
-    let (status, body) = s.get(&format!("/api/datasets/{other}/runs/{}", a["id"].as_str().unwrap())).await;
+    let (status, body) = s
+        .get(&format!(
+            "/api/datasets/{other}/runs/{}",
+            a["id"].as_str().unwrap()
+        ))
+        .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     s.stop().await;
 }
@@ -311,7 +368,12 @@ async fn a_run_interrupted_by_shutdown_resumes_on_the_next_start() {
         "the run is left resumable, not failed: {run}"
     );
     let seen = s
-        .poll_run(&ds, &run_id, Duration::from_millis(100), Duration::from_secs(60))
+        .poll_run(
+            &ds,
+            &run_id,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        )
         .await;
     let run = seen.last().unwrap();
     assert_eq!(run["status"], "completed", "{run}");
