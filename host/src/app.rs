@@ -28,6 +28,9 @@ pub struct AppConfig {
     pub plugin_dirs: Vec<PathBuf>,
     /// Tenant all commands act for.
     pub tenant: String,
+    /// Lease of a run this process executes (renewed every third of it;
+    /// another process may take the run over once it lapses).
+    pub run_lease: std::time::Duration,
 }
 
 /// An open store plus a lazily built plugin catalog.

@@ -122,9 +122,9 @@ impl Progress {
                 .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
                     let _ = write!(w, "{:.1} items/s", s.per_sec());
                 });
+                bar.set_message(format!("{failed} failed"));
                 bar.set_style(style);
                 bar.set_position(done);
-                bar.set_message(format!("{failed} failed"));
                 bar.enable_steady_tick(Duration::from_millis(120));
                 (Some(bar), None)
             }

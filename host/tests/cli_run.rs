@@ -420,3 +420,84 @@ fn ctrl_c_cancels_the_run_keeps_results_and_exits_130() {
     let written = std::fs::read_to_string(&out).unwrap().lines().count() as i64;
     assert_eq!(written, finished);
 }
+
+#[test]
+fn a_run_whose_process_died_is_resumed_without_repeating_items() {
+    let env = Env::new();
+    let total = 30;
+    let lines: Vec<String> = (0..total)
+        .map(|i| format!("{{\"input\": {{\"n\": {i}}}, \"expectedOutput\": {{\"n\": {i}}}}}"))
+        .collect();
+    let file = env.write("crash.jsonl", &lines.join("\n"));
+    let out = env.path("before-crash.jsonl");
+    let mut child = env
+        .std_cmd()
+        .env("ASSAY_RUN_LEASE", "1s")
+        .args([
+            "run",
+            "-d",
+            file.to_str().unwrap(),
+            "-t",
+            &plugin("hostile-target"),
+            "--target-config",
+            "mode=sleep",
+            "--target-config",
+            "ms=200",
+            "-s",
+            &plugin("exact-match"),
+            "-j",
+            "2",
+            "-o",
+            out.to_str().unwrap(),
+            "-q",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&out)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(Instant::now() < deadline, "no item finished within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to finalize
+    child.wait().unwrap();
+
+    let runs = env.json(&["runs", "list", "--json"]);
+    let run = &runs[0];
+    assert_eq!(run["status"], "running", "{run}");
+    let run_id = run["id"].as_str().unwrap();
+    // Once the dead process's lease lapses, the run resumes here.
+    std::thread::sleep(Duration::from_millis(1500));
+    let report = env.json(&["runs", "resume", run_id, "--json", "-q"]);
+    assert_eq!(report["status"], "completed", "{report}");
+    assert_eq!(report["succeededCount"], total);
+    assert_eq!(scorer(&report, "exact-match")["scoredCount"], total);
+    let results = env
+        .cmd()
+        .args(["runs", "results", run_id, "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let indexes: BTreeSet<i64> = String::from_utf8_lossy(&results)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["itemIndex"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(indexes.len(), total, "one result per item, none repeated");
+    // A finished run cannot be resumed again.
+    env.cmd()
+        .args(["runs", "resume", run_id])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("only pending or running"));
+}

@@ -257,7 +257,7 @@ macro_rules! export_scorer {
 /// export_target!(Echo);
 /// ```
 ///
-/// Like [`export_scorer!`], the export only exists on `wasm32`.
+/// Like [`export_scorer!`](crate::export_scorer!), the export only exists on `wasm32`.
 #[macro_export]
 macro_rules! export_target {
     ($target:ty) => {
@@ -289,4 +289,115 @@ macro_rules! export_target {
             );
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    struct Echoes;
+
+    impl Scorer for Echoes {
+        fn info() -> PluginInfo {
+            PluginInfo::new("echoes", "Echoes", "Scores the config's `value`")
+        }
+        fn score(input: ScoreInput) -> Result<Score, PluginError> {
+            let value = input
+                .config
+                .as_ref()
+                .and_then(|c| c["value"].as_f64())
+                .unwrap_or(1.0);
+            Ok(Score::new(value).with_metadata(serde_json::json!({"id": input.item.id})))
+        }
+    }
+
+    impl Target for Echoes {
+        fn info() -> PluginInfo {
+            PluginInfo::new("echoes", "Echoes", "Returns the item")
+        }
+        fn run(input: TargetInput) -> Result<TargetOutput, PluginError> {
+            let item = input.item;
+            Ok(TargetOutput::new(serde_json::json!([
+                item.input,
+                item.ground_truth,
+                item.metadata
+            ])))
+        }
+    }
+
+    fn item<'a>(input: &'a str, ground_truth: Option<&'a str>) -> wit_scorer::Item {
+        wit_scorer::Item {
+            id: "i1".into(),
+            input: input.into(),
+            ground_truth: ground_truth.map(Into::into),
+            metadata: None,
+        }
+    }
+
+    #[test]
+    fn score_crosses_the_boundary_as_json_text() {
+        let result = scorer_score::<Echoes>(item("1", None), Some("2".into()), None).unwrap();
+        assert_eq!(result.value, 1.0);
+        assert_eq!(result.metadata.as_deref(), Some(r#"{"id":"i1"}"#));
+    }
+
+    #[test]
+    fn invalid_json_from_the_host_is_invalid_input_naming_the_field() {
+        let cases = [
+            (item("{oops", None), None, None, "item input"),
+            (item("1", Some("[")), None, None, "item ground truth"),
+            (item("1", None), Some("nope".to_owned()), None, "output"),
+            (item("1", None), None, Some("{".to_owned()), "config"),
+        ];
+        for (item, output, config, named) in cases {
+            match scorer_score::<Echoes>(item, output, config) {
+                Err(wit_scorer::PluginError::InvalidInput(msg)) => {
+                    assert!(
+                        msg.starts_with(&format!("{named} is not valid JSON")),
+                        "{msg}"
+                    )
+                }
+                other => panic!("expected invalid-input for {named}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_range_scores_become_failed_errors() {
+        for bad in ["1.5", "-0.5"] {
+            let config = format!(r#"{{"value": {bad}}}"#);
+            match scorer_score::<Echoes>(item("1", None), None, Some(config)) {
+                Err(wit_scorer::PluginError::Failed(msg)) => assert!(msg.contains(bad), "{msg}"),
+                other => panic!("expected failed for {bad}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn info_is_passed_through() {
+        assert_eq!(scorer_info::<Echoes>().id, "echoes");
+        assert_eq!(target_info::<Echoes>().name, "Echoes");
+    }
+
+    #[test]
+    fn target_run_round_trips_item_and_output() {
+        let item = wit_target::Item {
+            id: "t".into(),
+            input: r#"{"q":"x"}"#.into(),
+            ground_truth: Some("\"y\"".into()),
+            metadata: Some("null".into()),
+        };
+        let out = target_run::<Echoes>(item, None).unwrap();
+        assert_eq!(out.output, r#"[{"q":"x"},"y",null]"#);
+        assert_eq!(out.trace_id, None);
+    }
+
+    #[test]
+    fn testing_helpers_apply_the_same_checks() {
+        let input = ScoreInput::new(Item::new("1", serde_json::json!(null)))
+            .with_config(serde_json::json!({"value": 2.0}));
+        let err = crate::testing::score::<Echoes>(&input).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Failed);
+    }
 }

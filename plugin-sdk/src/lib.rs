@@ -60,4 +60,21 @@ mod tests {
         assert_ne!(version, line, "unexpected package line: {line}");
         assert_eq!(version, super::CONTRACT_VERSION);
     }
+
+    /// The tutorial's `src/lib.rs` in the README is `examples/my_scorer.rs`
+    /// (whose tests `cargo test` runs), plus hidden doctest lines.
+    #[test]
+    fn readme_tutorial_matches_the_example() {
+        let readme = include_str!("../README.md");
+        let example = include_str!("../examples/my_scorer.rs");
+        let block: Vec<&str> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("<!-- tutorial: examples/my_scorer.rs"))
+            .skip(2)
+            .take_while(|l| !l.starts_with("```"))
+            .filter(|l| *l != "#" && !l.starts_with("# "))
+            .collect();
+        assert!(!block.is_empty(), "tutorial block not found in README.md");
+        assert_eq!(block.join("\n").trim(), example.trim());
+    }
 }

@@ -21,7 +21,10 @@ const KILLS: usize = 5;
 struct Lcg(u64);
 impl Lcg {
     fn next_in(&mut self, lo: u64, hi: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         lo + (self.0 >> 33) % (hi - lo)
     }
 }
@@ -54,11 +57,21 @@ async fn crash_and_resume(database_url: String) {
         .await
         .unwrap();
     let ds = store
-        .create_dataset(TENANT, NewDataset { name: "crash".into(), ..Default::default() })
+        .create_dataset(
+            TENANT,
+            NewDataset {
+                name: "crash".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let items = (0..ITEMS)
-        .map(|i| NewItem { input: json!(i), expected_output: None, context: None })
+        .map(|i| NewItem {
+            input: json!(i),
+            expected_output: None,
+            context: None,
+        })
         .collect();
     store.add_items(TENANT, &ds.id, items).await.unwrap();
     let run = create_run(
@@ -85,18 +98,28 @@ async fn crash_and_resume(database_url: String) {
     let seed = std::env::var("ASSAY_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
     eprintln!("crash test seed: {seed} (replay with ASSAY_CRASH_SEED={seed})");
     let mut rng = Lcg(seed);
     let mut progress = Vec::new();
     for kill in 0..KILLS {
         let mut child = start_server(&database_url, &work.path().join("cache"));
         // Let it work a while (it first waits out the dead owner's lease).
-        let before = store.get_run(TENANT, &run.id).await.unwrap().succeeded_count;
+        let before = store
+            .get_run(TENANT, &run.id)
+            .await
+            .unwrap()
+            .succeeded_count;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let now = store.get_run(TENANT, &run.id).await.unwrap();
-            if now.succeeded_count > before || now.status.is_terminal() || Instant::now() > deadline {
+            if now.succeeded_count > before || now.status.is_terminal() || Instant::now() > deadline
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -105,9 +128,14 @@ async fn crash_and_resume(database_url: String) {
         child.kill().expect("SIGKILL the server");
         child.wait().unwrap();
         let row = store.get_run(TENANT, &run.id).await.unwrap();
-        eprintln!("kill {kill}: status {} with {} results", row.status, row.succeeded_count);
+        eprintln!(
+            "kill {kill}: status {} with {} results",
+            row.status, row.succeeded_count
+        );
         progress.push(row.succeeded_count);
-        assert!(!row.status.is_terminal() || kill == KILLS - 1 || row.succeeded_count as usize == ITEMS);
+        assert!(
+            !row.status.is_terminal() || kill == KILLS - 1 || row.succeeded_count as usize == ITEMS
+        );
     }
     assert!(
         progress.windows(2).any(|w| w[1] > w[0]),
@@ -135,11 +163,18 @@ async fn crash_and_resume(database_url: String) {
     let mut seen = std::collections::BTreeSet::new();
     let mut after = 0;
     loop {
-        let page = store.results_after_seq(TENANT, &run.id, after, 1000).await.unwrap();
+        let page = store
+            .results_after_seq(TENANT, &run.id, after, 1000)
+            .await
+            .unwrap();
         let Some((last, _)) = page.last() else { break };
         after = *last;
         for (_, r) in page {
-            assert!(seen.insert(r.item_id.clone()), "item {} has two results", r.item_id);
+            assert!(
+                seen.insert(r.item_id.clone()),
+                "item {} has two results",
+                r.item_id
+            );
         }
     }
     assert_eq!(seen.len(), ITEMS, "some items have no result");
@@ -148,7 +183,10 @@ async fn crash_and_resume(database_url: String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_run_survives_repeated_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("crash.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("crash.db").display()
+    );
     crash_and_resume(url).await;
 }
 

@@ -19,9 +19,6 @@ use crate::app::App;
 use crate::progress::{Printer, Progress, ProgressMode};
 use crate::report::{Report, SummaryBuilder};
 
-/// Lease of a run executed by the CLI; renewed every third of it, which is
-/// also how soon a cancel requested elsewhere is noticed.
-const CLI_LEASE: Duration = Duration::from_secs(15);
 /// Poll interval when following a run executed elsewhere.
 const FOLLOW_POLL: Duration = Duration::from_millis(500);
 /// Results read per page when summarizing a stored run.
@@ -35,6 +32,10 @@ pub struct ExecSettings {
     pub output: Option<PathBuf>,
     /// How to show progress.
     pub progress: ProgressMode,
+    /// When another live process holds the run, follow it there (a run
+    /// just created, claimed first by `assay serve`) instead of failing
+    /// (a resume).
+    pub follow_if_held: bool,
 }
 
 /// How an execution ended.
@@ -177,12 +178,14 @@ pub async fn execute(app: &App, run: Run, settings: ExecSettings) -> Result<Outc
         ..RunHooks::default()
     };
 
-    let executor = Executor::new(app.store.clone()).with_lease(CLI_LEASE);
+    // The lease is renewed every third of it, which is also how soon a
+    // cancel requested elsewhere is noticed.
+    let executor = Executor::new(app.store.clone()).with_lease(app.config().run_lease);
     let result = executor.execute(plan, hooks).await;
     feed.progress.finish();
     let summary = match result {
         Ok(summary) => summary,
-        Err(RunError::Store(StoreError::Conflict(why))) => {
+        Err(RunError::Store(StoreError::Conflict(why))) if settings.follow_if_held => {
             // Another process sharing the database (e.g. `assay serve`)
             // holds the run: follow it there instead.
             tracing::debug!(run_id, why, "run held elsewhere; following it");
@@ -211,6 +214,11 @@ pub async fn execute(app: &App, run: Run, settings: ExecSettings) -> Result<Outc
                 detached: false,
                 output_error,
             });
+        }
+        Err(RunError::Store(StoreError::Conflict(why))) => {
+            return Err(anyhow!(
+                "run {run_id} cannot be resumed here: {why}\n  hint: another process may still be executing it (`assay runs watch {run_id}` follows it); if that process died, retry once its lease lapses (15 s for the CLI, 30 s for `assay serve`)"
+            ));
         }
         Err(e) => return Err(anyhow!(e)),
     };

@@ -103,6 +103,11 @@ pub struct GlobalArgs {
     /// Tenant to act for (multi-tenant servers)
     #[arg(long, global = true, env = "ASSAY_TENANT", default_value = assay_store::DEFAULT_TENANT, hide = true)]
     pub tenant: String,
+
+    /// Lease of a run executed by this process: after a crash, another
+    /// process can resume the run once it lapses
+    #[arg(long, global = true, env = "ASSAY_RUN_LEASE", default_value = "15s", value_parser = args::parse_duration, hide = true)]
+    pub run_lease: std::time::Duration,
 }
 
 impl GlobalArgs {
@@ -117,6 +122,7 @@ impl GlobalArgs {
             },
             plugin_dirs: self.plugins_dir.clone(),
             tenant: self.tenant.clone(),
+            run_lease: self.run_lease.max(std::time::Duration::from_millis(300)),
         }
     }
 }

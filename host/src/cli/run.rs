@@ -31,9 +31,10 @@ Examples:
       --scorer target/wasm32-wasip2/plugin/exact_match.wasm
 
   # Registered plugins by id, plugin options, more concurrency, results to a file
-  assay run -d examples/capitals.csv -t template -s exact-match -s contains \\
+  assay plugin add target/wasm32-wasip2/plugin/*.wasm
+  assay run -d examples/capitals.csv -t template -s contains -s levenshtein \\
       --target-config 'template=The capital is {{input}}' \\
-      --scorer-config exact-match:ignoreCase=true \\
+      --scorer-config contains:ignoreCase=true \\
       --concurrency 16 --retries 2 --item-timeout 30s --output results.jsonl
 
   # CI gate: exit 3 when the exact-match mean is below 0.8; JSON summary on stdout
@@ -283,6 +284,7 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
     let settings = ExecSettings {
         pass_threshold: args.pass_threshold,
         output: args.output.clone(),
+        follow_if_held: true,
         progress: ProgressMode::detect(args.quiet),
     };
     let mut outcome = exec::execute(app, run, settings).await?;

@@ -612,6 +612,7 @@ async fn resume(app: &App, a: ResumeArgs) -> Result<Exit> {
     let settings = ExecSettings {
         pass_threshold: a.pass_threshold,
         output: a.output.clone(),
+        follow_if_held: false,
         progress: ProgressMode::detect(a.quiet),
     };
     let dataset_name = exec::dataset_name(app, &run.dataset_id).await;

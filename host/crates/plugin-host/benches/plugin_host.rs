@@ -214,12 +214,18 @@ fn per_call(calls: usize, pooling: bool) {
     let items: Vec<PluginItem> = (0..calls).map(item).collect();
     let lat = rt.block_on(async {
         for it in items.iter().take(200) {
-            scorer.score(it, Some(&output), None, &limits).await.unwrap();
+            scorer
+                .score(it, Some(&output), None, &limits)
+                .await
+                .unwrap();
         }
         let mut lat = Vec::with_capacity(calls);
         for it in &items {
             let t = Instant::now();
-            let s = scorer.score(it, Some(&output), None, &limits).await.unwrap();
+            let s = scorer
+                .score(it, Some(&output), None, &limits)
+                .await
+                .unwrap();
             lat.push(t.elapsed());
             assert_eq!(s.value, 1.0);
         }
@@ -258,7 +264,10 @@ fn per_call(calls: usize, pooling: bool) {
                     }
                     let it = item(i);
                     let t = Instant::now();
-                    scorer.score(&it, Some(&output), None, &limits).await.unwrap();
+                    scorer
+                        .score(&it, Some(&output), None, &limits)
+                        .await
+                        .unwrap();
                     lat.push(t.elapsed());
                 }
             });

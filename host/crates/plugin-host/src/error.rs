@@ -25,9 +25,7 @@ pub enum LoadError {
         detail: String,
     },
     /// The bytes are a core WebAssembly module, not a component.
-    #[error(
-        "not a WebAssembly component (it is a core module; build with --target wasm32-wasip2)"
-    )]
+    #[error("not a WebAssembly component (it is a core module; build with --target wasm32-wasip2)")]
     NotAComponent,
     /// The component exports neither plugin interface.
     #[error("component does not export {missing}; it exports: [{}]", found.join(", "))]
@@ -39,9 +37,7 @@ pub enum LoadError {
     },
     /// The component was built against a contract version this host does
     /// not speak.
-    #[error(
-        "plugin was built against assay:plugin contract {plugin} but this host speaks {host}"
-    )]
+    #[error("plugin was built against assay:plugin contract {plugin} but this host speaks {host}")]
     IncompatibleContract {
         /// The plugin's contract version.
         plugin: String,
@@ -165,7 +161,7 @@ pub struct CallFailure {
 /// `5s`, `1.5s`, `250ms`.
 pub(crate) fn fmt_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms >= 1000 && ms % 1000 == 0 {
+    if ms >= 1000 && ms.is_multiple_of(1000) {
         format!("{}s", d.as_secs())
     } else if ms >= 1000 {
         format!("{:.1}s", d.as_secs_f64())
@@ -181,13 +177,13 @@ pub(crate) fn fmt_bytes(n: usize) -> String {
     const KIB: usize = 1024;
     const MIB: usize = 1024 * 1024;
     const GIB: usize = 1024 * 1024 * 1024;
-    if n >= GIB && n % GIB == 0 {
+    if n >= GIB && n.is_multiple_of(GIB) {
         format!("{} GiB", n / GIB)
-    } else if n >= MIB && n % MIB == 0 {
+    } else if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
     } else if n >= MIB {
         format!("{:.1} MiB", n as f64 / MIB as f64)
-    } else if n >= KIB && n % KIB == 0 {
+    } else if n >= KIB && n.is_multiple_of(KIB) {
         format!("{} KiB", n / KIB)
     } else if n >= KIB {
         format!("{:.1} KiB", n as f64 / KIB as f64)

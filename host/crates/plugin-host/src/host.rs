@@ -60,12 +60,14 @@ impl PluginHost {
             .map_err(|e| LoadError::Engine(format!("cannot link WASI: {e}")))?;
         let engine_hash = engine_hash(&engine);
         let cache = match &config.cache_dir {
-            Some(dir) => Some(DiskCache::open(dir, &engine_hash).map_err(|source| {
-                LoadError::Io {
-                    path: dir.clone(),
-                    source,
-                }
-            })?),
+            Some(dir) => {
+                Some(
+                    DiskCache::open(dir, &engine_hash).map_err(|source| LoadError::Io {
+                        path: dir.clone(),
+                        source,
+                    })?,
+                )
+            }
             None => None,
         };
         start_epoch_ticker(&engine, config.epoch_tick);
@@ -144,7 +146,7 @@ impl PluginHost {
         &self.inner.config
     }
 
-    /// The compiled form of `component`'s imports, for reports.
+    /// The shared engine.
     pub(crate) fn engine(&self) -> &Engine {
         &self.inner.engine
     }

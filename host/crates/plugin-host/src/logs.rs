@@ -8,11 +8,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use serde::Serialize;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
-use bytes::Bytes;
 
 /// What the guest wrote to stdout and stderr during one call.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -99,7 +99,11 @@ impl Pollable for CappedPipe {
 }
 
 impl AsyncWrite for CappedPipe {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -170,7 +174,10 @@ mod tests {
     #[test]
     fn finds_panic_message() {
         let stderr = "log line\nthread '<unnamed>' panicked at src/lib.rs:12:9:\nhostile panic: boom\nnote: run with `RUST_BACKTRACE=1`\n";
-        assert_eq!(panic_message(stderr).as_deref(), Some("hostile panic: boom"));
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("hostile panic: boom")
+        );
         let multi = "thread 'main' panicked at src/lib.rs:1:1:\nline one\nline two\n";
         assert_eq!(panic_message(multi).as_deref(), Some("line one\nline two"));
         let old = "thread 'main' panicked at 'boom', src/lib.rs:1:1\n";

@@ -192,8 +192,12 @@ impl Plugin {
             found: exports.clone(),
         };
         let pre = match kind {
-            PluginKind::Scorer => Pre::Scorer(ScorerPluginPre::new(instance_pre).map_err(wrong_shape)?),
-            PluginKind::Target => Pre::Target(TargetPluginPre::new(instance_pre).map_err(wrong_shape)?),
+            PluginKind::Scorer => {
+                Pre::Scorer(ScorerPluginPre::new(instance_pre).map_err(wrong_shape)?)
+            }
+            PluginKind::Target => {
+                Pre::Target(TargetPluginPre::new(instance_pre).map_err(wrong_shape)?)
+            }
         };
         let info = call_info_blocking(&host, &pre)?;
         Ok(Self {
@@ -409,7 +413,11 @@ async fn execute(
         error: CallError::Host("plugin host is shutting down".into()),
         logs: CapturedLogs::default(),
     })?;
-    let mut store = new_store(&host.inner.engine, limits, host.inner.config.max_memory_bytes);
+    let mut store = new_store(
+        &host.inner.engine,
+        limits,
+        host.inner.config.max_memory_bytes,
+    );
     let outcome = tokio::time::timeout(limits.timeout, invoke(pre, &mut store, &request)).await;
     let logs = store.data().logs();
     match outcome {
@@ -458,9 +466,7 @@ async fn invoke(
             match request {
                 Request::Info => Ok(Response::Info(guest.call_info(&mut *store).await?)),
                 Request::Run { item, config } => Ok(Response::Run(
-                    guest
-                        .call_run(&mut *store, item, config.as_ref())
-                        .await?,
+                    guest.call_run(&mut *store, item, config.as_ref()).await?,
                 )),
                 Request::Score { .. } => wasmtime::bail!("a target cannot score"),
             }
@@ -650,14 +656,20 @@ mod tests {
                 reason: None,
                 metadata: None,
             };
-            assert_eq!(check_score(r, &limits).unwrap_err().kind(), "score-out-of-range");
+            assert_eq!(
+                check_score(r, &limits).unwrap_err().kind(),
+                "score-out-of-range"
+            );
         }
         let invalid = ScoreResult {
             value: 1.0,
             reason: None,
             metadata: Some("{nope".into()),
         };
-        assert_eq!(check_score(invalid, &limits).unwrap_err().kind(), "invalid-json");
+        assert_eq!(
+            check_score(invalid, &limits).unwrap_err().kind(),
+            "invalid-json"
+        );
     }
 
     #[test]

@@ -87,11 +87,7 @@ impl std::error::Error for DeadlineExceeded {}
 /// Every epoch tick the guest yields to the async executor (so it never
 /// blocks a tokio worker and a dropped future stops it); once the deadline
 /// has passed the next tick traps it, even if nobody polls a timeout.
-pub(crate) fn new_store(
-    engine: &Engine,
-    limits: &Limits,
-    memory_cap: usize,
-) -> Store<CallState> {
+pub(crate) fn new_store(engine: &Engine, limits: &Limits, memory_cap: usize) -> Store<CallState> {
     let stdout = CappedPipe::new(limits.max_log_bytes);
     let stderr = CappedPipe::new(limits.max_log_bytes);
     let wasi = WasiCtx::builder()

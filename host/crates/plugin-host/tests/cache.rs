@@ -25,7 +25,11 @@ fn second_host_loads_from_the_cache() {
     let entry = dir
         .path()
         .join(format!("{digest}-{}.cwasm", first.engine_config_hash()));
-    assert!(entry.is_file(), "cache entry written at {}", entry.display());
+    assert!(
+        entry.is_file(),
+        "cache entry written at {}",
+        entry.display()
+    );
 
     // A new host (as after a restart) with the same settings hits.
     let second = host_with_cache(dir.path());
@@ -53,7 +57,10 @@ fn corrupt_cache_entry_is_replaced() {
     let reloaded = fresh.load_file(&wasm).unwrap();
     assert!(!reloaded.loaded_from_cache());
     assert_eq!(fresh.cache_stats().writes, 1);
-    assert!(std::fs::read(&entry).unwrap().len() > 1000, "entry rewritten");
+    assert!(
+        std::fs::read(&entry).unwrap().len() > 1000,
+        "entry rewritten"
+    );
 }
 
 #[test]

@@ -35,10 +35,7 @@ async fn infinite_loop_times_out_on_time() {
             after: Duration::from_millis(300)
         }
     );
-    assert_eq!(
-        failure.to_string(),
-        "plugin exceeded its 300ms time limit"
-    );
+    assert_eq!(failure.to_string(), "plugin exceeded its 300ms time limit");
     assert!(took >= Duration::from_millis(300), "{took:?}");
     assert!(took < Duration::from_millis(400), "stopped late: {took:?}");
     good_call_works().await;
@@ -188,7 +185,10 @@ async fn bad_scores_are_out_of_range() {
         assert_eq!(value.is_nan(), expect_nan, "{mode}");
         if !expect_nan {
             assert_eq!(value, 1.5);
-            assert_eq!(failure.to_string(), "plugin returned score 1.5, outside [0, 1]");
+            assert_eq!(
+                failure.to_string(),
+                "plugin returned score 1.5, outside [0, 1]"
+            );
         }
     }
 }

@@ -99,7 +99,10 @@ fn component_with_right_name_but_wrong_functions_is_wrong_world() {
     .expect("valid wat");
     let err = host().load_bytes(&bytes).unwrap_err();
     assert!(matches!(err, LoadError::WrongWorld { .. }), "{err:?}");
-    assert!(err.to_string().contains("assay:plugin/scorer@0.1.0"), "{err}");
+    assert!(
+        err.to_string().contains("assay:plugin/scorer@0.1.0"),
+        "{err}"
+    );
 }
 
 #[test]

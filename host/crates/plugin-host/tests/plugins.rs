@@ -112,7 +112,10 @@ async fn calling_the_wrong_kind_is_a_host_error() {
         .await
         .unwrap_err();
     assert_eq!(err.error.kind(), "host");
-    assert!(err.to_string().contains("is a scorer, not a target"), "{err}");
+    assert!(
+        err.to_string().contains("is a scorer, not a target"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -142,7 +145,10 @@ async fn reading_a_file_fails_inside_the_guest() {
         panic!("expected the guest's own failure, got {:?}", err.error);
     };
     assert!(message.starts_with("read-file: "), "{message}");
-    assert!(!message.contains("root:"), "no /etc/passwd contents: {message}");
+    assert!(
+        !message.contains("root:"),
+        "no /etc/passwd contents: {message}"
+    );
 }
 
 #[tokio::test]
@@ -262,8 +268,15 @@ fn inspect_reports_kind_id_digest_and_imports() {
     assert_eq!(report.id, "exact-match");
     assert_eq!(report.world, "assay:plugin/scorer-plugin@0.1.0");
     assert_eq!(report.contract_version, "0.1.0");
-    assert_eq!(report.size_bytes as u64, std::fs::metadata(&path).unwrap().len());
-    assert!(report.exports.contains(&"assay:plugin/scorer@0.1.0".to_string()));
+    assert_eq!(
+        report.size_bytes as u64,
+        std::fs::metadata(&path).unwrap().len()
+    );
+    assert!(
+        report
+            .exports
+            .contains(&"assay:plugin/scorer@0.1.0".to_string())
+    );
     assert!(
         report
             .imports
@@ -273,7 +286,10 @@ fn inspect_reports_kind_id_digest_and_imports() {
         report.imports
     );
     let text = report.to_string();
-    assert!(text.contains("exact-match") && text.contains(&report.digest), "{text}");
+    assert!(
+        text.contains("exact-match") && text.contains(&report.digest),
+        "{text}"
+    );
     let json: Value = serde_json::to_value(&report).unwrap();
     assert_eq!(json["kind"], "scorer");
     assert_eq!(json["contractVersion"], "0.1.0");

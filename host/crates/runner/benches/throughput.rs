@@ -58,14 +58,19 @@ fn peak_rss_mib() -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let items: usize = arg("--items").map(|v| v.parse().unwrap()).unwrap_or(100_000);
+    let items: usize = arg("--items")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(100_000);
     let backend = arg("--backend").unwrap_or_else(|| "sqlite".into());
     let concurrency: usize = arg("--concurrency")
         .map(|v| v.parse().unwrap())
         .unwrap_or(64);
     let dir = tempfile::tempdir().unwrap();
     let url = match backend.as_str() {
-        "sqlite" => format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),
+        "sqlite" => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        ),
         "postgres" => assay_test_support::postgres::fresh_postgres_database(),
         other => panic!("unknown backend {other}"),
     };
@@ -108,7 +113,10 @@ async fn main() {
         store.add_items(TENANT, &ds.id, batch).await.unwrap();
         added += n;
     }
-    eprintln!("loaded {items} items in {:.1}s", load.elapsed().as_secs_f64());
+    eprintln!(
+        "loaded {items} items in {:.1}s",
+        load.elapsed().as_secs_f64()
+    );
     let rss_before = rss_mib();
 
     let trigger = Instant::now();
@@ -121,7 +129,11 @@ async fn main() {
             version: None,
             target_type: TargetType::Plugin,
             target_id: "echo".into(),
-            scorer_ids: vec!["exact-match".into(), "levenshtein".into(), "contains".into()],
+            scorer_ids: vec![
+                "exact-match".into(),
+                "levenshtein".into(),
+                "contains".into(),
+            ],
             options: RunOptions {
                 max_concurrency: concurrency,
                 ..Default::default()
@@ -154,7 +166,9 @@ async fn main() {
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(summary.succeeded_count as usize, items, "{summary:?}");
 
-    println!("backend={backend} items={items} concurrency={concurrency} target=echo scorers=exact-match,levenshtein,contains");
+    println!(
+        "backend={backend} items={items} concurrency={concurrency} target=echo scorers=exact-match,levenshtein,contains"
+    );
     println!("trigger (create_run) latency: {trigger_ms:.2} ms");
     println!(
         "run: {secs:.2} s, {:.0} items/s end to end (target + 3 scorers + persisted results and scores)",
@@ -164,5 +178,8 @@ async fn main() {
     for (n, rss) in samples.lock().unwrap().iter() {
         println!("RSS after {n:>9} items: {rss:.1} MiB");
     }
-    println!("peak RSS of the process (VmHWM, includes dataset loading): {:.1} MiB", peak_rss_mib());
+    println!(
+        "peak RSS of the process (VmHWM, includes dataset loading): {:.1} MiB",
+        peak_rss_mib()
+    );
 }

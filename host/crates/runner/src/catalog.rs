@@ -123,14 +123,20 @@ impl Catalog {
     }
 
     /// The registered plugin `id` of `tenant`, loaded.
-    pub async fn resolve(&self, tenant: &str, id: &str, kind: &'static str) -> Result<Arc<Plugin>, RunError> {
+    pub async fn resolve(
+        &self,
+        tenant: &str,
+        id: &str,
+        kind: &'static str,
+    ) -> Result<Arc<Plugin>, RunError> {
         let record = match self.store.get_plugin(tenant, id).await {
             Ok(r) => r,
             Err(StoreError::NotFound { .. }) => {
                 return Err(RunError::UnknownPlugin {
                     kind,
                     id: id.to_string(),
-                    hint: " (register it with `assay plugin add <file.wasm>` or POST /api/plugins)".into(),
+                    hint: " (register it with `assay plugin add <file.wasm>` or POST /api/plugins)"
+                        .into(),
                 });
             }
             Err(e) => return Err(e.into()),
@@ -139,8 +145,17 @@ impl Catalog {
     }
 
     /// Loads the component of a registered plugin (memory cache by digest).
-    pub async fn load_record(&self, tenant: &str, record: &PluginRecord) -> Result<Arc<Plugin>, RunError> {
-        if let Some(p) = self.loaded.lock().expect("catalog lock").get(&record.digest) {
+    pub async fn load_record(
+        &self,
+        tenant: &str,
+        record: &PluginRecord,
+    ) -> Result<Arc<Plugin>, RunError> {
+        if let Some(p) = self
+            .loaded
+            .lock()
+            .expect("catalog lock")
+            .get(&record.digest)
+        {
             return Ok(p.clone());
         }
         let bytes = self.store.plugin_bytes(tenant, &record.id).await?;

@@ -203,8 +203,7 @@ pub fn compare_results(
         .chain(a.scorer_ids.iter().cloned())
         .chain(b.scorer_ids.iter().cloned())
         .collect();
-    let threshold_of =
-        |id: &str| options.thresholds.get(id).copied().unwrap_or_default();
+    let threshold_of = |id: &str| options.thresholds.get(id).copied().unwrap_or_default();
 
     let mut scorers = BTreeMap::new();
     for id in &scorer_ids {
@@ -236,7 +235,10 @@ pub fn compare_results(
         let rb = by_id_b.get(ra.item_id.as_str()).copied();
         items.push(item_pair(Some(ra), rb, &threshold_of));
     }
-    for rb in results_b.iter().filter(|r| !ids_a.contains(r.item_id.as_str())) {
+    for rb in results_b
+        .iter()
+        .filter(|r| !ids_a.contains(r.item_id.as_str()))
+    {
         items.push(item_pair(None, Some(rb), &threshold_of));
     }
     items.sort_by_key(|i| i.item_index);

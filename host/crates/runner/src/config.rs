@@ -172,7 +172,12 @@ mod tests {
             max_retries: 99,
             ..Default::default()
         };
-        assert!(opts.validate().unwrap_err().to_string().contains("maxRetries"));
+        assert!(
+            opts.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("maxRetries")
+        );
         assert!(RunOptions::default().validate().is_ok());
     }
 }

@@ -256,8 +256,7 @@ impl Executor {
         } else {
             let current = self.store.get_run(&tenant, &run_id).await?;
             // Items whose result could not be stored still ran: count them.
-            let ok = current.succeeded_count as u64
-                + persistence_failures.min(executed_ok);
+            let ok = current.succeeded_count as u64 + persistence_failures.min(executed_ok);
             if ok == 0 && current.total_items > 0 {
                 RunStatus::Failed
             } else {

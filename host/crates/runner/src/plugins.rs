@@ -6,9 +6,7 @@
 
 use std::sync::Arc;
 
-use assay_plugin_host::{
-    CallFailure, Limits, Plugin, PluginItem, ScoreOutcome, TargetOutcome,
-};
+use assay_plugin_host::{CallFailure, Limits, Plugin, PluginItem, ScoreOutcome, TargetOutcome};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 

@@ -90,7 +90,13 @@ impl Scheduler {
             .store()
             .request_cancel(tenant, run_id)
             .await?;
-        if let Some(hooks) = self.inner.active.lock().expect("scheduler lock").get(run_id) {
+        if let Some(hooks) = self
+            .inner
+            .active
+            .lock()
+            .expect("scheduler lock")
+            .get(run_id)
+        {
             hooks.cancel.cancel();
         }
         Ok(run)
@@ -106,7 +112,10 @@ impl Scheduler {
             hooks.drain.cancel();
         }
         inner.tracker.close();
-        if tokio::time::timeout(grace, inner.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(grace, inner.tracker.wait())
+            .await
+            .is_err()
+        {
             warn!(?grace, "grace period over; cancelling in-flight items");
             inner.abort.cancel();
             for hooks in inner.active.lock().expect("scheduler lock").values() {

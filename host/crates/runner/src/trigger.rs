@@ -186,7 +186,7 @@ pub async fn plan_run(
         scorers.push(Arc::new(WasmScorer::new(
             plugin,
             options.scorer_configs.get(id).cloned(),
-            scorer_limits.clone(),
+            scorer_limits,
         )));
     }
     Ok(RunPlan {

@@ -112,7 +112,11 @@ async fn t4_callback_receives_successes_and_failures() {
     let (store, _dir) = store().await;
     let run = dataset_run(
         &store,
-        vec![json!({"n": 0}), json!({"n": 1, "fail": "boom"}), json!({"n": 2})],
+        vec![
+            json!({"n": 0}),
+            json!({"n": 1, "fail": "boom"}),
+            json!({"n": 2}),
+        ],
     )
     .await;
     let (seen, cb) = collecting();
@@ -131,7 +135,15 @@ async fn t4_callback_receives_successes_and_failures() {
     let failures: Vec<_> = seen.iter().filter(|(i, _)| i.is_failure()).collect();
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].1, 1);
-    assert!(failures[0].0.result.error.as_deref().unwrap().contains("boom"));
+    assert!(
+        failures[0]
+            .0
+            .result
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("boom")
+    );
     assert_eq!(summary.status, RunStatus::Completed);
     assert!(summary.completed_with_errors);
     assert_eq!((summary.succeeded_count, summary.failed_count), (2, 1));
@@ -215,7 +227,7 @@ async fn t7_cancel_calls_back_only_for_finished_items_and_finalizes_consistently
         .await
         .unwrap();
     let called = seen.lock().unwrap().len();
-    assert!(called < 10 && called >= 1, "callback count {called}");
+    assert!((1..10).contains(&called), "callback count {called}");
     assert_eq!(summary.status, RunStatus::Cancelled);
     assert_eq!(summary.succeeded_count as usize, called);
     assert_eq!(
@@ -225,7 +237,17 @@ async fn t7_cancel_calls_back_only_for_finished_items_and_finalizes_consistently
     // Nothing is written after finalization: the stored results match the
     // callbacks, and stay that way.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let stored = store.list_results(TENANT, &run_id, Page { page: 0, per_page: 100 }).await.unwrap();
+    let stored = store
+        .list_results(
+            TENANT,
+            &run_id,
+            Page {
+                page: 0,
+                per_page: 100,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(stored.total as usize, called);
     let row = store.get_run(TENANT, &run_id).await.unwrap();
     assert_eq!(row.status, RunStatus::Cancelled);
@@ -249,7 +271,12 @@ async fn run_where_every_item_fails_is_failed() {
     assert_eq!(summary.status, RunStatus::Failed);
     assert!(!summary.completed_with_errors);
     assert_eq!(summary.failed_count, 4);
-    assert!(summary.results.iter().all(|r| r.result.error.as_deref() == Some("target failed: down")));
+    assert!(
+        summary
+            .results
+            .iter()
+            .all(|r| r.result.error.as_deref() == Some("target failed: down"))
+    );
 }
 
 #[tokio::test]
@@ -271,7 +298,10 @@ async fn retries_transient_errors_only_and_records_retry_count() {
         ..opts(3)
     };
     let summary = Executor::new(store.clone())
-        .execute(plan(run, target.clone(), vec![], options), RunHooks::default())
+        .execute(
+            plan(run, target.clone(), vec![], options),
+            RunHooks::default(),
+        )
         .await
         .unwrap();
     let r = &summary.results;
@@ -280,7 +310,10 @@ async fn retries_transient_errors_only_and_records_retry_count() {
     assert_eq!(r[0].result.retry_count, 2);
     assert_eq!(r[1].result.retry_count, 0, "invalid input is never retried");
     assert_eq!(r[1].result.error_kind.as_deref(), Some("invalid-input"));
-    assert_eq!(r[2].result.retry_count, 3, "transient retried up to maxRetries");
+    assert_eq!(
+        r[2].result.retry_count, 3,
+        "transient retried up to maxRetries"
+    );
     assert_eq!(r[2].result.error_kind.as_deref(), Some("transient"));
     assert_eq!(target.calls.load(Ordering::SeqCst), 3 + 1 + 4);
 }
@@ -311,7 +344,10 @@ async fn cancel_during_backoff_stops_at_once() {
         )
         .await
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5), "waited out the backoff");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited out the backoff"
+    );
     assert_eq!(summary.status, RunStatus::Cancelled);
     assert_eq!(summary.skipped_count, 1);
 }
@@ -338,7 +374,11 @@ async fn item_timeout_fails_a_hanging_item_and_the_run_goes_on() {
     assert_eq!(summary.status, RunStatus::Completed);
     let hung = &summary.results[0].result;
     assert_eq!(hung.error_kind.as_deref(), Some("timeout"));
-    assert!(hung.error.as_deref().unwrap().contains("time"), "{:?}", hung.error);
+    assert!(
+        hung.error.as_deref().unwrap().contains("time"),
+        "{:?}",
+        hung.error
+    );
     assert!(summary.results[1].result.error.is_none());
 }
 
@@ -409,7 +449,17 @@ async fn a_failing_scorer_gives_null_with_error_and_others_are_unaffected() {
         .await
         .unwrap();
     assert_eq!(summary.succeeded_count, 2);
-    let stored = store.list_results(TENANT, &run_id, Page { page: 0, per_page: 10 }).await.unwrap();
+    let stored = store
+        .list_results(
+            TENANT,
+            &run_id,
+            Page {
+                page: 0,
+                per_page: 10,
+            },
+        )
+        .await
+        .unwrap();
     for r in &stored.items {
         let good = r.scores.iter().find(|s| s.scorer_id == "good").unwrap();
         let bad = r.scores.iter().find(|s| s.scorer_id == "bad").unwrap();
@@ -426,7 +476,12 @@ async fn failed_items_are_not_scored() {
     let scorer = MockScorer::ok("s", 1.0);
     let summary = Executor::new(store.clone())
         .execute(
-            plan(run, Arc::new(MockTarget::default()), vec![scorer.clone()], opts(1)),
+            plan(
+                run,
+                Arc::new(MockTarget::default()),
+                vec![scorer.clone()],
+                opts(1),
+            ),
             RunHooks::default(),
         )
         .await
@@ -442,7 +497,10 @@ async fn max_concurrency_is_respected_and_used() {
     let run = dataset_run(&store, inputs).await;
     let target = Arc::new(MockTarget::default());
     Executor::new(store.clone())
-        .execute(plan(run, target.clone(), vec![], opts(3)), RunHooks::default())
+        .execute(
+            plan(run, target.clone(), vec![], opts(3)),
+            RunHooks::default(),
+        )
         .await
         .unwrap();
     assert_eq!(target.max_in_flight.load(Ordering::SeqCst), 3);
@@ -498,7 +556,11 @@ async fn retained_results_come_back_in_dataset_order() {
     let order: Vec<i64> = summary.results.iter().map(|r| r.index).collect();
     assert_eq!(order, vec![0, 1, 2, 3, 4, 5]);
     let completion: Vec<i64> = seen.lock().unwrap().iter().map(|(_, i)| *i).collect();
-    assert_eq!(completion.first(), Some(&5), "callbacks fire in completion order: {completion:?}");
+    assert_eq!(
+        completion.first(),
+        Some(&5),
+        "callbacks fire in completion order: {completion:?}"
+    );
 }
 
 /// Fails any batch that contains the item with input `{"n": 2}`.
@@ -508,7 +570,12 @@ struct PoisonedSink {
 
 #[async_trait]
 impl ResultSink for PoisonedSink {
-    async fn write(&self, run_id: &str, owner: &str, batch: Vec<NewResult>) -> Result<WriteOutcome, StoreError> {
+    async fn write(
+        &self,
+        run_id: &str,
+        owner: &str,
+        batch: Vec<NewResult>,
+    ) -> Result<WriteOutcome, StoreError> {
         if batch.iter().any(|r| r.input["n"] == 2) {
             return Err(StoreError::Conflict("disk on fire".into()));
         }
@@ -534,8 +601,24 @@ async fn a_storage_failure_on_one_result_is_reported_and_not_fatal() {
     assert_eq!(summary.status, RunStatus::Completed);
     assert_eq!(summary.persistence_failures, 1);
     let poisoned = summary.results.iter().find(|r| r.index == 2).unwrap();
-    assert!(poisoned.persistence_error.as_deref().unwrap().contains("disk on fire"));
-    let stored = store.list_results(TENANT, &run_id, Page { page: 0, per_page: 10 }).await.unwrap();
+    assert!(
+        poisoned
+            .persistence_error
+            .as_deref()
+            .unwrap()
+            .contains("disk on fire")
+    );
+    let stored = store
+        .list_results(
+            TENANT,
+            &run_id,
+            Page {
+                page: 0,
+                per_page: 10,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(stored.total, 4, "the other four results were stored");
 }
 
@@ -563,7 +646,10 @@ async fn progress_counts_are_visible_while_the_run_executes() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     handle.await.unwrap().unwrap();
-    assert!(seen_partial, "a poller never saw counts grow during the run");
+    assert!(
+        seen_partial,
+        "a poller never saw counts grow during the run"
+    );
 }
 
 #[tokio::test]
@@ -599,12 +685,25 @@ async fn an_interrupted_run_resumes_only_the_items_without_a_result() {
     // Second process: picks the run up and finishes the rest only.
     let row = store.get_run(TENANT, &run_id).await.unwrap();
     let second = Executor::new(store.clone())
-        .execute(plan(row, target.clone(), vec![], opts(2)), RunHooks::default())
+        .execute(
+            plan(row, target.clone(), vec![], opts(2)),
+            RunHooks::default(),
+        )
         .await
         .unwrap();
     assert_eq!(second.status, RunStatus::Completed);
     assert_eq!(second.succeeded_count, 8);
     assert_eq!(target.calls.load(Ordering::SeqCst), 8, "no item ran twice");
-    let stored = store.list_results(TENANT, &run_id, Page { page: 0, per_page: 100 }).await.unwrap();
+    let stored = store
+        .list_results(
+            TENANT,
+            &run_id,
+            Page {
+                page: 0,
+                per_page: 100,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(stored.total, 8);
 }

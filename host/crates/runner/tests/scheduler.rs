@@ -21,7 +21,8 @@ struct Env {
 
 async fn env_with(url: Option<String>) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let url = url.unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()));
+    let url =
+        url.unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()));
     let store = assay_store::connect(&url).await.unwrap();
     let catalog = Arc::new(catalog_for(&store, &dir));
     for name in ["echo", "exact-match", "hostile-target"] {
@@ -104,33 +105,67 @@ async fn trigger_rejects_what_it_can_check_before_creating_anything() {
     assert!(matches!(err, RunError::UnknownPlugin { .. }));
     assert!(err.to_string().contains("`nope`"), "{err}");
 
-    let err = create_run(&env.store, &env.catalog, TENANT, request(&ds, "echo", &["missing-scorer"]))
-        .await
-        .unwrap_err();
+    let err = create_run(
+        &env.store,
+        &env.catalog,
+        TENANT,
+        request(&ds, "echo", &["missing-scorer"]),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("missing-scorer"), "{err}");
 
-    let err = create_run(&env.store, &env.catalog, TENANT, request(&ds, "exact-match", &[]))
-        .await
-        .unwrap_err();
+    let err = create_run(
+        &env.store,
+        &env.catalog,
+        TENANT,
+        request(&ds, "exact-match", &[]),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, RunError::WrongPluginKind { .. }), "{err}");
 
     let mut bad = request(&ds, "echo", &[]);
     bad.options.max_concurrency = 0;
-    let err = create_run(&env.store, &env.catalog, TENANT, bad).await.unwrap_err();
+    let err = create_run(&env.store, &env.catalog, TENANT, bad)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("maxConcurrency"), "{err}");
 
     let empty = env
         .store
-        .create_dataset(TENANT, NewDataset { name: "empty".into(), ..Default::default() })
+        .create_dataset(
+            TENANT,
+            NewDataset {
+                name: "empty".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    let err = create_run(&env.store, &env.catalog, TENANT, request(&empty.id, "echo", &[]))
-        .await
-        .unwrap_err();
+    let err = create_run(
+        &env.store,
+        &env.catalog,
+        TENANT,
+        request(&empty.id, "echo", &[]),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, RunError::EmptyDataset { .. }), "{err}");
 
     // Nothing was created by the rejected triggers.
-    let runs = env.store.list_runs(TENANT, None, Page { page: 0, per_page: 10 }).await.unwrap();
+    let runs = env
+        .store
+        .list_runs(
+            TENANT,
+            None,
+            Page {
+                page: 0,
+                per_page: 10,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(runs.total, 0);
 }
 
@@ -147,15 +182,34 @@ async fn scheduler_executes_pending_runs_in_the_background_with_real_plugins() {
     )
     .await;
     let scheduler = Scheduler::start(Executor::new(env.store.clone()), env.catalog.clone(), 4);
-    let run = create_run(&env.store, &env.catalog, TENANT, request(&ds, "echo", &["exact-match"]))
-        .await
-        .unwrap();
+    let run = create_run(
+        &env.store,
+        &env.catalog,
+        TENANT,
+        request(&ds, "echo", &["exact-match"]),
+    )
+    .await
+    .unwrap();
     assert_eq!(run.status, RunStatus::Pending);
     scheduler.wake();
     let done = wait_for(&env.store, &run.id, |r| r.status.is_terminal()).await;
     assert_eq!(done.status, RunStatus::Completed);
-    assert_eq!((done.succeeded_count, done.failed_count, done.skipped_count), (3, 0, 0));
-    let results = env.store.list_results(TENANT, &run.id, Page { page: 0, per_page: 10 }).await.unwrap();
+    assert_eq!(
+        (done.succeeded_count, done.failed_count, done.skipped_count),
+        (3, 0, 0)
+    );
+    let results = env
+        .store
+        .list_results(
+            TENANT,
+            &run.id,
+            Page {
+                page: 0,
+                per_page: 10,
+            },
+        )
+        .await
+        .unwrap();
     let scores: Vec<Option<f64>> = results.items.iter().map(|r| r.scores[0].score).collect();
     assert_eq!(scores, vec![Some(1.0), Some(0.0), Some(1.0)]);
     scheduler.shutdown(Duration::from_secs(5)).await;
@@ -170,15 +224,26 @@ async fn runs_beyond_the_scheduler_capacity_stay_pending_until_they_start() {
     let mut req = request(&ds, "hostile-target", &[]);
     req.options.target_config = Some(json!({"mode": "sleep", "ms": 100}));
     req.options.max_concurrency = 1;
-    let first = create_run(&env.store, &env.catalog, TENANT, req.clone()).await.unwrap();
-    let second = create_run(&env.store, &env.catalog, TENANT, req).await.unwrap();
+    let first = create_run(&env.store, &env.catalog, TENANT, req.clone())
+        .await
+        .unwrap();
+    let second = create_run(&env.store, &env.catalog, TENANT, req)
+        .await
+        .unwrap();
     scheduler.wake();
     wait_for(&env.store, &first.id, |r| r.status == RunStatus::Running).await;
     let queued = env.store.get_run(TENANT, &second.id).await.unwrap();
-    assert_eq!(queued.status, RunStatus::Pending, "only one run may execute at once");
+    assert_eq!(
+        queued.status,
+        RunStatus::Pending,
+        "only one run may execute at once"
+    );
     let a = wait_for(&env.store, &first.id, |r| r.status.is_terminal()).await;
     let b = wait_for(&env.store, &second.id, |r| r.status.is_terminal()).await;
-    assert_eq!((a.status, b.status), (RunStatus::Completed, RunStatus::Completed));
+    assert_eq!(
+        (a.status, b.status),
+        (RunStatus::Completed, RunStatus::Completed)
+    );
     scheduler.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -190,14 +255,19 @@ async fn cancelling_through_the_scheduler_stops_a_running_run() {
     let mut req = request(&ds, "hostile-target", &[]);
     req.options.target_config = Some(json!({"mode": "sleep", "ms": 100}));
     req.options.max_concurrency = 2;
-    let run = create_run(&env.store, &env.catalog, TENANT, req).await.unwrap();
+    let run = create_run(&env.store, &env.catalog, TENANT, req)
+        .await
+        .unwrap();
     scheduler.wake();
     wait_for(&env.store, &run.id, |r| r.succeeded_count >= 2).await;
     scheduler.cancel(TENANT, &run.id).await.unwrap();
     let done = wait_for(&env.store, &run.id, |r| r.status.is_terminal()).await;
     assert_eq!(done.status, RunStatus::Cancelled);
     assert!(done.skipped_count > 0);
-    assert_eq!(done.succeeded_count + done.failed_count + done.skipped_count, 40);
+    assert_eq!(
+        done.succeeded_count + done.failed_count + done.skipped_count,
+        40
+    );
     scheduler.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -208,13 +278,19 @@ async fn a_shutdown_leaves_the_run_resumable_and_the_next_process_finishes_it() 
     let mut req = request(&ds, "hostile-target", &[]);
     req.options.target_config = Some(json!({"mode": "sleep", "ms": 50}));
     req.options.max_concurrency = 3;
-    let run = create_run(&env.store, &env.catalog, TENANT, req).await.unwrap();
+    let run = create_run(&env.store, &env.catalog, TENANT, req)
+        .await
+        .unwrap();
 
     let first = Scheduler::start(Executor::new(env.store.clone()), env.catalog.clone(), 2);
     wait_for(&env.store, &run.id, |r| r.succeeded_count >= 3).await;
     first.shutdown(Duration::from_secs(5)).await;
     let paused = env.store.get_run(TENANT, &run.id).await.unwrap();
-    assert_eq!(paused.status, RunStatus::Running, "left resumable, not finalized");
+    assert_eq!(
+        paused.status,
+        RunStatus::Running,
+        "left resumable, not finalized"
+    );
     assert!(paused.succeeded_count < 30);
 
     // A new process (new owner) takes it over at once: the lease was released.
@@ -222,7 +298,18 @@ async fn a_shutdown_leaves_the_run_resumable_and_the_next_process_finishes_it() 
     let done = wait_for(&env.store, &run.id, |r| r.status.is_terminal()).await;
     assert_eq!(done.status, RunStatus::Completed);
     assert_eq!(done.succeeded_count, 30);
-    let results = env.store.list_results(TENANT, &run.id, Page { page: 0, per_page: 100 }).await.unwrap();
+    let results = env
+        .store
+        .list_results(
+            TENANT,
+            &run.id,
+            Page {
+                page: 0,
+                per_page: 100,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(results.total, 30, "exactly one result per item");
     second.shutdown(Duration::from_secs(5)).await;
 }
@@ -240,7 +327,12 @@ async fn two_processes_share_the_runs_of_one_postgres_database() {
     for _ in 0..6 {
         let mut req = request(&ds, "hostile-target", &[]);
         req.options.target_config = Some(json!({"mode": "sleep", "ms": 30}));
-        ids.push(create_run(&env.store, &env.catalog, TENANT, req).await.unwrap().id);
+        ids.push(
+            create_run(&env.store, &env.catalog, TENANT, req)
+                .await
+                .unwrap()
+                .id,
+        );
     }
     a.wake();
     b.wake();
@@ -260,10 +352,25 @@ async fn two_processes_share_the_runs_of_one_postgres_database() {
     for id in &ids {
         let done = wait_for(&env.store, id, |r| r.status.is_terminal()).await;
         assert_eq!(done.status, RunStatus::Completed);
-        let results = env.store.list_results(TENANT, id, Page { page: 0, per_page: 100 }).await.unwrap();
+        let results = env
+            .store
+            .list_results(
+                TENANT,
+                id,
+                Page {
+                    page: 0,
+                    per_page: 100,
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(results.total, 10);
     }
-    assert_eq!(sampler.await.unwrap(), (true, true), "both processes executed runs");
+    assert_eq!(
+        sampler.await.unwrap(),
+        (true, true),
+        "both processes executed runs"
+    );
     a.shutdown(Duration::from_secs(5)).await;
     b.shutdown(Duration::from_secs(5)).await;
 }

@@ -116,7 +116,10 @@ async fn bench(label: &str, s: Arc<dyn Store>) {
     let mut lat = Vec::new();
     for _ in 0..200 {
         let start = Instant::now();
-        let total = s.count_items_at_version(T, &ds.id, ds.version).await.unwrap();
+        let total = s
+            .count_items_at_version(T, &ds.id, ds.version)
+            .await
+            .unwrap();
         let mut nr = new_run(&ds);
         nr.total_items = total;
         let run = s.create_run(T, nr).await.unwrap();
@@ -179,7 +182,10 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        );
         bench("sqlite", connect(&url).await.unwrap()).await;
         let pg = assay_test_support::postgres::fresh_postgres_database();
         bench("postgres", connect(&pg).await.unwrap()).await;

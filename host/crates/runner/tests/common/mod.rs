@@ -69,7 +69,11 @@ pub async fn dataset_run(store: &Arc<dyn Store>, inputs: Vec<Value>) -> Run {
 fn uuid_like() -> String {
     use std::sync::atomic::AtomicU64;
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// `n` plain items `{ "n": i }`.
@@ -77,7 +81,12 @@ pub fn plain(n: usize) -> Vec<Value> {
     (0..n).map(|i| json!({ "n": i })).collect()
 }
 
-pub fn plan(run: Run, target: Arc<dyn Target>, scorers: Vec<Arc<dyn Scorer>>, options: RunOptions) -> RunPlan {
+pub fn plan(
+    run: Run,
+    target: Arc<dyn Target>,
+    scorers: Vec<Arc<dyn Scorer>>,
+    options: RunOptions,
+) -> RunPlan {
     RunPlan {
         tenant: TENANT.into(),
         run,
@@ -129,12 +138,16 @@ impl Target for MockTarget {
         if let Some(k) = item.input.get("failTimes").and_then(Value::as_u64)
             && attempt as u64 <= k
         {
-            return Err(failure(CallError::Transient(format!("flaky attempt {attempt}"))));
+            return Err(failure(CallError::Transient(format!(
+                "flaky attempt {attempt}"
+            ))));
         }
         match item.input.get("fail").and_then(Value::as_str) {
             Some("transient") => Err(failure(CallError::Transient("rate limited (429)".into()))),
             Some("invalid") => Err(failure(CallError::InvalidInput("bad item".into()))),
-            Some(other) => Err(failure(CallError::Failed(format!("target failed: {other}")))),
+            Some(other) => Err(failure(CallError::Failed(format!(
+                "target failed: {other}"
+            )))),
             None => Ok(TargetOutcome {
                 output: item.input.clone(),
                 trace_id: Some(format!("trace-{}", item.id)),
@@ -194,7 +207,11 @@ impl Scorer for MockScorer {
     fn name(&self) -> &str {
         self.id
     }
-    async fn score(&self, _item: &PluginItem, _output: Option<&Value>) -> Result<ScoreOutcome, CallFailure> {
+    async fn score(
+        &self,
+        _item: &PluginItem,
+        _output: Option<&Value>,
+    ) -> Result<ScoreOutcome, CallFailure> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         match self.score {

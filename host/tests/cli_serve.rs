@@ -1,0 +1,159 @@
+//! `assay serve` and the CLI on one database: a run started by either is
+//! visible to the other.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use common::{Env, example, plugin};
+use serde_json::{Value, json};
+
+/// `assay serve` on a free port; stopped with SIGINT on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(env: &Env) -> Self {
+        let mut child = env
+            .std_cmd()
+            .args(["serve", "--addr", "127.0.0.1:0", "--grace", "2s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("serve printed its address")
+                .expect("stderr is text");
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, url }
+    }
+
+    fn stop(mut self) -> Option<i32> {
+        interrupt(&self.child);
+        self.child.wait().unwrap().code()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn interrupt(child: &Child) {
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+/// A tiny blocking HTTP client for the test.
+struct Http {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Http {
+    fn new() -> Self {
+        Self {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn get(&self, url: &str) -> Value {
+        self.rt.block_on(async {
+            self.client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
+    }
+
+    fn post(&self, url: &str, body: &Value) -> (u16, Value) {
+        self.rt.block_on(async {
+            let response = self.client.post(url).json(body).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap())
+        })
+    }
+}
+
+fn scorer_mean(report: &Value, id: &str) -> Value {
+    report["scorers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["scorerId"] == id)
+        .unwrap_or_else(|| panic!("no scorer {id} in {report}"))["mean"]
+        .clone()
+}
+
+#[test]
+fn runs_started_by_the_cli_and_the_server_are_visible_to_both() {
+    let env = Env::new();
+    // Plugins registered by the CLI are the server's too.
+    env.cmd()
+        .args(["plugin", "add", &plugin("echo"), &plugin("exact-match")])
+        .assert()
+        .success();
+    let server = Server::start(&env);
+    let http = Http::new();
+
+    // CLI run → visible through the API.
+    let report = env.json(&[
+        "run",
+        "-d",
+        &example("capitals.jsonl"),
+        "-t",
+        "echo",
+        "-s",
+        "exact-match",
+        "--json",
+        "-q",
+    ]);
+    let dataset = report["datasetId"].as_str().unwrap();
+    let run = report["runId"].as_str().unwrap();
+    let api_run = http.get(&format!("{}/api/datasets/{dataset}/runs/{run}", server.url));
+    assert_eq!(api_run["status"], "completed", "{api_run}");
+    assert_eq!(api_run["succeededCount"], report["succeededCount"]);
+
+    // API-triggered run → executed by the server, followed by the CLI.
+    let (status, triggered) = http.post(
+        &format!("{}/api/datasets/{dataset}/runs", server.url),
+        &json!({"targetType": "plugin", "targetId": "echo", "scorerIds": ["exact-match"]}),
+    );
+    assert_eq!(status, 202, "{triggered}");
+    let api_run_id = triggered["runId"].as_str().unwrap();
+    let watched = env.json(&["runs", "watch", api_run_id, "--json", "-q"]);
+    assert_eq!(watched["status"], "completed");
+    assert_eq!(
+        scorer_mean(&watched, "exact-match"),
+        scorer_mean(&report, "exact-match"),
+        "same dataset, same plugins, same scores"
+    );
+    let listed = env.json(&["runs", "list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    // Ctrl-C stops the server gracefully.
+    assert_eq!(server.stop(), Some(0));
+}
