@@ -61,20 +61,27 @@ mod tests {
         assert_eq!(version, super::CONTRACT_VERSION);
     }
 
-    /// The tutorial's `src/lib.rs` in the README is `examples/my_scorer.rs`
-    /// (whose tests `cargo test` runs), plus hidden doctest lines.
+    /// The tutorial's `src/lib.rs` in the README (two code blocks, plus
+    /// hidden doctest lines) is `examples/my_scorer.rs`, whose tests
+    /// `cargo test` runs.
     #[test]
     fn readme_tutorial_matches_the_example() {
         let readme = include_str!("../README.md");
         let example = include_str!("../examples/my_scorer.rs");
-        let block: Vec<&str> = readme
-            .lines()
-            .skip_while(|l| !l.starts_with("<!-- tutorial: examples/my_scorer.rs"))
-            .skip(2)
-            .take_while(|l| !l.starts_with("```"))
-            .filter(|l| *l != "#" && !l.starts_with("# "))
-            .collect();
-        assert!(!block.is_empty(), "tutorial block not found in README.md");
-        assert_eq!(block.join("\n").trim(), example.trim());
+        let mut parts = Vec::new();
+        let mut lines = readme.lines();
+        while let Some(line) = lines.next() {
+            if line.starts_with("<!-- tutorial: examples/my_scorer.rs") {
+                let part: Vec<&str> = lines
+                    .by_ref()
+                    .skip(1) // the opening fence
+                    .take_while(|l| !l.starts_with("```"))
+                    .filter(|l| *l != "#" && !l.starts_with("# "))
+                    .collect();
+                parts.push(part.join("\n").trim().to_owned());
+            }
+        }
+        assert_eq!(parts.len(), 2, "tutorial blocks not found in README.md");
+        assert_eq!(parts.join("\n\n"), example.trim());
     }
 }

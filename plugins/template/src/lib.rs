@@ -117,7 +117,9 @@ mod tests {
     fn item() -> Item {
         Item::new(
             "item-7",
-            json!({"question": "2+2?", "tags": ["math", {"level": 1}], "n": 4}),
+            // Keys in sorted order: the compact JSON below is then the same
+            // whether or not serde_json's `preserve_order` feature is on.
+            json!({"n": 4, "question": "2+2?", "tags": ["math", {"level": 1}]}),
         )
         .with_ground_truth(json!("4"))
         .with_metadata(json!({"source": "quiz"}))
