@@ -16,13 +16,14 @@ echo "==> building the shipped plugins (wasm32-wasip2)"
 
 echo "==> building assay (release)"
 cargo build --release --locked -p assay
-assay=target/release/assay
+target_dir="${CARGO_TARGET_DIR:-target}"
+assay="$target_dir/release/assay"
 
 echo "==> registering the shipped plugins"
 plugins=()
 for manifest in plugins/*/Cargo.toml; do
     name="$(basename "$(dirname "$manifest")")"
-    plugins+=("target/wasm32-wasip2/plugin/${name//-/_}.wasm")
+    plugins+=("$target_dir/wasm32-wasip2/plugin/${name//-/_}.wasm")
 done
 "$assay" plugin add "${plugins[@]}"
 

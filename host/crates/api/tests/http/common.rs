@@ -60,6 +60,11 @@ impl TestServer {
         }
     }
 
+    /// The server's shared state (store, scheduler).
+    pub fn state(&self) -> &assay_api::AppState {
+        self.server.as_ref().expect("running").state()
+    }
+
     /// Stops the server gracefully and hands back its database directory.
     pub async fn stop(mut self) -> TempDir {
         self.server

@@ -343,3 +343,32 @@ async fn bad_triggers_are_400_and_create_no_run() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_limits_are_429_and_add_nothing() {
+    let mut s = TestServer::start().await;
+    let small = assay_store::Tenant {
+        max_items_per_dataset: 3,
+        ..assay_store::Tenant::with_defaults("small")
+    };
+    s.state().store().upsert_tenant(&small).await.unwrap();
+    s.tenant = Some("small".into());
+    let ds = s
+        .dataset_with_items("limited", vec![json!({"input": 0})])
+        .await;
+    let (status, body) = s
+        .post(
+            &format!("/api/datasets/{ds}/items/bulk"),
+            json!({"items": [{"input": 1}, {"input": 2}, {"input": 3}]}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "limit_exceeded",
+    );
+    let (_, list) = s.get(&format!("/api/datasets/{ds}/items")).await;
+    assert_eq!(list["pagination"]["total"], 1);
+    s.stop().await;
+}

@@ -1,14 +1,55 @@
 //! Results and scores (PostgreSQL).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use sqlx::{Postgres, QueryBuilder};
 
 use super::PostgresStore;
 use super::rows::{self, j, jo, result_cols};
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
-use crate::rules::{INSERT_CHUNK, check_batch, finite, new_id, normalized_score, now, trunc_ms};
+use crate::rules::{check_batch, finite, new_id, normalized_score, now, trunc_ms};
+
+/// The whole batch in one statement (one round trip, one implicit
+/// transaction): lock the run row if `owner` holds its lease (the fence),
+/// insert the results that are new, their scores, and bump the counters by
+/// what was inserted. The row lock also orders concurrent batches of one
+/// run, so `seq` follows commit order within a run.
+const WRITE_BATCH: &str = "\
+WITH fence AS (
+    SELECT id FROM runs WHERE id = $1 AND lease_owner = $2 AND status = 'running' FOR UPDATE
+), ins AS (
+    INSERT INTO results (id, run_id, item_id, item_index, item_version, input, output,
+        expected_output, latency, error, error_kind, started_at, completed_at, retry_count,
+        trace_id, logs, created_at)
+    SELECT u.id, $1, u.item_id, u.item_index, u.item_version, u.input, u.output,
+        u.expected_output, u.latency, u.error, u.error_kind, u.started_at, u.completed_at,
+        u.retry_count, u.trace_id, u.logs, $3
+    FROM UNNEST($4::text[], $5::text[], $6::int8[], $7::int8[], $8::jsonb[], $9::jsonb[],
+        $10::jsonb[], $11::float8[], $12::text[], $13::text[], $14::timestamptz[],
+        $15::timestamptz[], $16::int8[], $17::text[], $18::jsonb[])
+        AS u(id, item_id, item_index, item_version, input, output, expected_output, latency,
+            error, error_kind, started_at, completed_at, retry_count, trace_id, logs)
+    WHERE EXISTS (SELECT 1 FROM fence)
+    ON CONFLICT (run_id, item_id) DO NOTHING
+    RETURNING item_id, error IS NOT NULL AS failed
+), sc AS (
+    INSERT INTO scores (run_id, item_id, scorer_id, ord, scorer_name, score, reason, error,
+        metadata)
+    SELECT $1, s.item_id, s.scorer_id, s.ord, s.scorer_name, s.score, s.reason, s.error,
+        s.metadata
+    FROM UNNEST($19::text[], $20::text[], $21::int8[], $22::text[], $23::float8[],
+        $24::text[], $25::text[], $26::jsonb[])
+        AS s(item_id, scorer_id, ord, scorer_name, score, reason, error, metadata)
+    JOIN ins ON ins.item_id = s.item_id
+    ON CONFLICT DO NOTHING
+), upd AS (
+    UPDATE runs SET
+        succeeded_count = succeeded_count + (SELECT COUNT(*) FROM ins WHERE NOT failed),
+        failed_count = failed_count + (SELECT COUNT(*) FROM ins WHERE failed),
+        updated_at = $3
+    WHERE id = (SELECT id FROM fence)
+)
+SELECT (SELECT COUNT(*) FROM fence), (SELECT COUNT(*) FROM ins)";
 
 pub async fn write_results(
     s: &PostgresStore,
@@ -17,96 +58,92 @@ pub async fn write_results(
     batch: Vec<NewResult>,
 ) -> StoreResult<WriteOutcome> {
     check_batch(&batch)?;
-    let mut tx = s.tx().await?;
-    // The fence: only the lease holder of a running run may write. The row
-    // lock also orders concurrent batches of one run, so `seq` follows
-    // commit order within a run.
-    let (status, holder, _) = super::runs::lock_lease(&mut *tx, run_id).await?;
-    if status != RunStatus::Running || holder.as_deref() != Some(owner) {
-        return Err(StoreError::LeaseLost);
+    let n = batch.len();
+    let mut item_ids = Vec::with_capacity(n);
+    let mut indexes = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut inputs = Vec::with_capacity(n);
+    let mut outputs = Vec::with_capacity(n);
+    let mut expected = Vec::with_capacity(n);
+    let mut latencies = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut started = Vec::with_capacity(n);
+    let mut completed = Vec::with_capacity(n);
+    let mut retries = Vec::with_capacity(n);
+    let mut traces = Vec::with_capacity(n);
+    let mut logs = Vec::with_capacity(n);
+    let (mut s_items, mut s_ids, mut s_ords, mut s_names) = (vec![], vec![], vec![], vec![]);
+    let (mut s_scores, mut s_reasons, mut s_errors, mut s_meta) = (vec![], vec![], vec![], vec![]);
+    for r in &batch {
+        item_ids.push(r.item_id.as_str());
+        indexes.push(r.item_index);
+        versions.push(r.item_version);
+        inputs.push(j(&r.input));
+        outputs.push(jo(r.output.as_ref()));
+        expected.push(jo(r.expected_output.as_ref()));
+        latencies.push(finite(r.latency).unwrap_or(0.0));
+        errors.push(r.error.as_deref());
+        kinds.push(r.error_kind.as_deref());
+        started.push(trunc_ms(r.started_at));
+        completed.push(trunc_ms(r.completed_at));
+        retries.push(r.retry_count);
+        traces.push(r.trace_id.as_deref());
+        logs.push(jo(r.logs.as_ref()));
+        for (ord, sc) in r.scores.iter().enumerate() {
+            s_items.push(r.item_id.as_str());
+            s_ids.push(sc.scorer_id.as_str());
+            s_ords.push(ord as i64);
+            s_names.push(sc.scorer_name.as_str());
+            s_scores.push(normalized_score(sc));
+            s_reasons.push(sc.reason.as_deref());
+            s_errors.push(sc.error.as_deref());
+            s_meta.push(jo(sc.metadata.as_ref()));
+        }
     }
-    if batch.is_empty() {
-        return Ok(WriteOutcome::default());
-    }
-    let at = now();
-    let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());
-    for chunk in batch.chunks(INSERT_CHUNK) {
-        let mut qb = QueryBuilder::<Postgres>::new(
-            "INSERT INTO results (id, run_id, item_id, item_index, item_version, input, output, \
-             expected_output, latency, error, error_kind, started_at, completed_at, retry_count, \
-             trace_id, logs, created_at) ",
-        );
-        qb.push_values(chunk, |mut b, r| {
-            b.push_bind(new_id())
-                .push_bind(run_id)
-                .push_bind(&r.item_id)
-                .push_bind(r.item_index)
-                .push_bind(r.item_version)
-                .push_bind(j(&r.input))
-                .push_bind(jo(r.output.as_ref()))
-                .push_bind(jo(r.expected_output.as_ref()))
-                .push_bind(finite(r.latency).unwrap_or(0.0))
-                .push_bind(&r.error)
-                .push_bind(&r.error_kind)
-                .push_bind(trunc_ms(r.started_at))
-                .push_bind(trunc_ms(r.completed_at))
-                .push_bind(r.retry_count)
-                .push_bind(&r.trace_id)
-                .push_bind(jo(r.logs.as_ref()))
-                .push_bind(at);
+    let ids: Vec<String> = (0..n).map(|_| new_id()).collect();
+    let (fenced, inserted): (i64, i64) = sqlx::query_as(WRITE_BATCH)
+        .bind(run_id)
+        .bind(owner)
+        .bind(now())
+        .bind(&ids)
+        .bind(&item_ids)
+        .bind(&indexes)
+        .bind(&versions)
+        .bind(&inputs)
+        .bind(&outputs)
+        .bind(&expected)
+        .bind(&latencies)
+        .bind(&errors)
+        .bind(&kinds)
+        .bind(&started)
+        .bind(&completed)
+        .bind(&retries)
+        .bind(&traces)
+        .bind(&logs)
+        .bind(&s_items)
+        .bind(&s_ids)
+        .bind(&s_ords)
+        .bind(&s_names)
+        .bind(&s_scores)
+        .bind(&s_reasons)
+        .bind(&s_errors)
+        .bind(&s_meta)
+        .fetch_one(&s.pool)
+        .await?;
+    if fenced == 0 {
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(&s.pool)
+            .await?;
+        return Err(match exists {
+            Some(_) => StoreError::LeaseLost,
+            None => StoreError::not_found("Run", run_id),
         });
-        qb.push(" ON CONFLICT (run_id, item_id) DO NOTHING RETURNING item_id");
-        let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
-        inserted.extend(ids);
     }
-    let fresh: Vec<&NewResult> = batch
-        .iter()
-        .filter(|r| inserted.contains(&r.item_id))
-        .collect();
-    let scores: Vec<(&str, usize, &ScoreRow)> = fresh
-        .iter()
-        .flat_map(|r| {
-            r.scores
-                .iter()
-                .enumerate()
-                .map(move |(i, sc)| (r.item_id.as_str(), i, sc))
-        })
-        .collect();
-    for chunk in scores.chunks(INSERT_CHUNK) {
-        let mut qb = QueryBuilder::<Postgres>::new(
-            "INSERT INTO scores (run_id, item_id, scorer_id, ord, scorer_name, score, reason, \
-             error, metadata) ",
-        );
-        qb.push_values(chunk, |mut b, (item_id, ord, sc)| {
-            b.push_bind(run_id)
-                .push_bind(*item_id)
-                .push_bind(&sc.scorer_id)
-                .push_bind(*ord as i64)
-                .push_bind(&sc.scorer_name)
-                .push_bind(normalized_score(sc))
-                .push_bind(&sc.reason)
-                .push_bind(&sc.error)
-                .push_bind(jo(sc.metadata.as_ref()));
-        });
-        qb.push(" ON CONFLICT DO NOTHING");
-        qb.build().execute(&mut *tx).await?;
-    }
-    let failed = fresh.iter().filter(|r| r.error.is_some()).count() as i64;
-    let succeeded = fresh.len() as i64 - failed;
-    sqlx::query(
-        "UPDATE runs SET succeeded_count = succeeded_count + $1, \
-         failed_count = failed_count + $2, updated_at = $3 WHERE id = $4",
-    )
-    .bind(succeeded)
-    .bind(failed)
-    .bind(at)
-    .bind(run_id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
     Ok(WriteOutcome {
-        inserted: fresh.len() as u64,
-        duplicates: (batch.len() - fresh.len()) as u64,
+        inserted: inserted as u64,
+        duplicates: (n as i64 - inserted) as u64,
     })
 }
 
