@@ -34,7 +34,7 @@ fn start_server(database_url: &str, cache: &std::path::Path) -> Child {
         .args(["serve", "--addr", "127.0.0.1:0", "--grace", "1s"])
         .arg("--database-url")
         .arg(database_url)
-        .env("ASSAY_LEASE_MS", "800")
+        .env("ASSAY_RUN_LEASE", "800ms")
         .env("ASSAY_CACHE_DIR", cache)
         .env("ASSAY_LOG", "warn")
         .stdout(Stdio::null())

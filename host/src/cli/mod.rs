@@ -37,6 +37,7 @@ Environment:
   ASSAY_DATABASE_URL  database (same as --database-url)
   ASSAY_PLUGINS_DIR   directory searched for <id>.wasm (same as --plugins-dir)
   ASSAY_CACHE_DIR     compiled-plugin cache (same as --cache-dir)
+  ASSAY_RUN_LEASE     lease of a run this process executes (same as --run-lease, default 15s)
   ASSAY_LOG, RUST_LOG log filter for stderr, e.g. ASSAY_LOG=debug or assay_runner=debug
 
 Exit codes:
@@ -106,7 +107,7 @@ pub struct GlobalArgs {
 
     /// Lease of a run executed by this process: after a crash, another
     /// process can resume the run once it lapses
-    #[arg(long, global = true, env = "ASSAY_RUN_LEASE", default_value = "15s", value_parser = args::parse_duration, hide = true)]
+    #[arg(long, global = true, env = "ASSAY_RUN_LEASE", default_value = "15s", value_parser = args::parse_duration)]
     pub run_lease: std::time::Duration,
 }
 

@@ -58,6 +58,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         process_item_slots: args.item_slots.max(1),
         grace: args.grace,
         body_limit_bytes: args.body_limit_mib.max(1) << 20,
+        run_lease: app.run_lease,
         ..ServeConfig::default()
     };
     let server = assay_api::start(config)

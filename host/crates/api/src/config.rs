@@ -38,6 +38,9 @@ pub struct ServeConfig {
     pub body_limit_bytes: usize,
     /// How often a run's event stream looks for new results.
     pub sse_poll_interval: Duration,
+    /// Lease of a run this process executes, renewed every third of it. When
+    /// a process dies, its runs are taken over once their lease expires.
+    pub run_lease: Duration,
 }
 
 impl ServeConfig {
@@ -63,6 +66,7 @@ impl Default for ServeConfig {
             grace: DEFAULT_GRACE,
             body_limit_bytes: DEFAULT_BODY_LIMIT,
             sse_poll_interval: ApiOptions::default().sse_poll_interval,
+            run_lease: assay_runner::executor::DEFAULT_LEASE,
         }
     }
 }

@@ -75,7 +75,9 @@ pub async fn build_state(config: &ServeConfig) -> Result<AppState, ServeError> {
             warn!(file, %error, "plugin skipped");
         }
     }
-    let executor = Executor::new(store.clone()).with_process_item_slots(config.process_item_slots);
+    let executor = Executor::new(store.clone())
+        .with_process_item_slots(config.process_item_slots)
+        .with_lease(config.run_lease);
     let scheduler = Scheduler::start(executor, catalog, config.max_active_runs);
     Ok(AppState::new(store, scheduler, config.api_options()))
 }

@@ -69,27 +69,18 @@ pub struct Executor {
 /// Default cap on items in flight across all runs of one process.
 pub const DEFAULT_PROCESS_ITEM_SLOTS: usize = 256;
 /// Default lease of a run; renewed every third of it.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 
 impl Executor {
-    /// An executor writing to `store`, identified by a fresh owner id.
-    ///
-    /// The lease defaults to [`DEFAULT_LEASE`]; the `ASSAY_LEASE_MS`
-    /// environment variable overrides it (a crashed process's runs are taken
-    /// over by another process once their lease has expired).
+    /// An executor writing to `store`, identified by a fresh owner id, with
+    /// the [`DEFAULT_LEASE`].
     pub fn new(store: Arc<dyn Store>) -> Self {
         let sink: Arc<dyn ResultSink> = Arc::new(store.clone());
-        let lease = std::env::var("ASSAY_LEASE_MS")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|ms| *ms >= 100)
-            .map(Duration::from_millis)
-            .unwrap_or(DEFAULT_LEASE);
         Self {
             store,
             sink,
             owner: format!("host-{}", uuid::Uuid::now_v7()),
-            lease,
+            lease: DEFAULT_LEASE,
             item_slots: Arc::new(Semaphore::new(DEFAULT_PROCESS_ITEM_SLOTS)),
             page_size: 256,
             max_batch: 64,

@@ -21,6 +21,9 @@ pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
+    /// A round trip to the database (for health checks).
+    async fn ping(&self) -> StoreResult<()>;
+
     // ---- tenants ----
 
     /// A tenant and its limits.

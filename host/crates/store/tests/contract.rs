@@ -18,6 +18,8 @@ const LEASE: Duration = Duration::from_secs(30);
 /// A store plus whatever keeps its database alive.
 struct Fixture {
     store: Arc<dyn Store>,
+    /// Where it is: a second `connect` to it plays another process.
+    url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -36,6 +38,7 @@ async fn sqlite() -> Fixture {
     );
     Fixture {
         store: connect(&url).await.unwrap(),
+        url,
         _dir: Some(dir),
     }
 }
@@ -44,6 +47,7 @@ async fn postgres() -> Fixture {
     let url = assay_test_support::postgres::fresh_postgres_database();
     Fixture {
         store: connect(&url).await.unwrap(),
+        url,
         _dir: None,
     }
 }
@@ -73,6 +77,7 @@ contract!(
     write_results_is_idempotent,
     stale_owner_cannot_write,
     claim_semantics,
+    two_hosts_never_share_a_run,
     claim_next_run_respects_max_active_runs,
     pending_items_skips_items_with_results,
     cancel_transitions,
@@ -839,6 +844,40 @@ async fn claim_semantics(s: Fixture) {
         .unwrap();
     assert_conflict(s.claim_run(T, &run.id, "rescuer", LEASE).await);
     assert!(s.claim_next_run("a", LEASE).await.unwrap().is_none());
+}
+
+async fn two_hosts_never_share_a_run(s: Fixture) {
+    let other = connect(&s.url).await.unwrap();
+    let (ds, _) = dataset_with(&s, "hosts", 2).await;
+    let mut runs = Vec::new();
+    for _ in 0..6 {
+        runs.push(s.create_run(T, new_run(&ds)).await.unwrap().id);
+    }
+    let claim_all = |st: Arc<dyn Store>, owner: &'static str| {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some((_, r)) = st.claim_next_run(owner, LEASE).await.unwrap() {
+                // Each host writes a result as soon as it holds a run.
+                let item = st.pending_items(T, &r.id, None, 1).await.unwrap();
+                st.write_results(&r.id, owner, vec![result_for(&item[0], 0, None)])
+                    .await
+                    .unwrap();
+                got.push(r.id);
+            }
+            got
+        })
+    };
+    let a = claim_all(s.store.clone(), "host-a");
+    let b = claim_all(other.clone(), "host-b");
+    let mut all = a.await.unwrap();
+    all.extend(b.await.unwrap());
+    all.sort();
+    runs.sort();
+    assert_eq!(all, runs, "every run claimed exactly once");
+    for id in &runs {
+        let r = other.get_run(T, id).await.unwrap();
+        assert_eq!(r.succeeded_count, 1);
+    }
 }
 
 async fn claim_next_run_respects_max_active_runs(s: Fixture) {

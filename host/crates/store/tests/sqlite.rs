@@ -133,39 +133,6 @@ async fn unknown_schemes_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_on_one_file_never_share_a_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = file_url(&dir);
-    let a = connect(&url).await.unwrap();
-    let b = connect(&url).await.unwrap();
-    let mut runs = Vec::new();
-    for _ in 0..4 {
-        runs.push(dataset_and_run(&a, 2).await.1.id);
-    }
-    // Both "processes" claim as fast as they can.
-    let claim_all = |s: Arc<dyn Store>, owner: &'static str| {
-        tokio::spawn(async move {
-            let mut got = Vec::new();
-            while let Some((_, r)) = s
-                .claim_next_run(owner, Duration::from_secs(30))
-                .await
-                .unwrap()
-            {
-                got.push(r.id);
-            }
-            got
-        })
-    };
-    let ha = claim_all(a.clone(), "a");
-    let hb = claim_all(b.clone(), "b");
-    let mut all = ha.await.unwrap();
-    all.extend(hb.await.unwrap());
-    all.sort();
-    runs.sort();
-    assert_eq!(all, runs, "every run claimed exactly once");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_process_finishes_only_the_missing_items() {
     let dir = tempfile::tempdir().unwrap();
     let url = file_url(&dir);

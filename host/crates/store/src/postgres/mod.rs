@@ -61,6 +61,11 @@ impl Store for PostgresStore {
         "postgres"
     }
 
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn get_tenant(&self, id: &str) -> StoreResult<Tenant> {
         tenants::get_tenant(self, id).await
     }

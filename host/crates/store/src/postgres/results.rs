@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-
 use super::PostgresStore;
 use super::rows::{self, j, jo, result_cols};
 use crate::error::{StoreError, StoreResult};

@@ -108,6 +108,11 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
     async fn get_tenant(&self, id: &str) -> StoreResult<Tenant> {
         tenants::get_tenant(self, id).await
     }
