@@ -114,6 +114,10 @@ CREATE TABLE results (
 CREATE INDEX results_by_index ON results (run_id, item_index);
 CREATE INDEX results_by_seq ON results (run_id, seq);
 
+-- Scores are written only with their result, in the same transaction. They
+-- reference the run, not the result: a foreign key into the large, growing
+-- results table would make PostgreSQL check every score against a plan cached
+-- while that table was small (a sequential scan per score).
 CREATE TABLE scores (
     run_id      TEXT NOT NULL,
     item_id     TEXT NOT NULL,
@@ -125,7 +129,7 @@ CREATE TABLE scores (
     error       TEXT,
     metadata    TEXT,
     PRIMARY KEY (run_id, item_id, scorer_id),
-    FOREIGN KEY (run_id, item_id) REFERENCES results (run_id, item_id) ON DELETE CASCADE
+    FOREIGN KEY (run_id) REFERENCES runs (id) ON DELETE CASCADE
 ) WITHOUT ROWID;
 
 CREATE TABLE plugins (

@@ -30,6 +30,10 @@ const SHIPPED: &[&str] = &[
 ];
 
 fn main() {
+    if let Some(dir) = std::env::var_os(IDLE_CHILD) {
+        idle_memory_child(dir.into());
+        return;
+    }
     // `cargo bench` passes `--bench`; any other argument filters nothing.
     let calls: usize = std::env::var("ASSAY_BENCH_CALLS")
         .ok()
@@ -66,7 +70,12 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// RSS of a host with 10 plugins loaded and idle; start-up time from cache.
+/// Environment variable that makes the bench process the idle-memory child.
+const IDLE_CHILD: &str = "ASSAY_BENCH_IDLE_CHILD";
+
+/// RSS of a host with 10 plugins loaded and idle, and its start-up time
+/// from a warm cache, measured in a fresh child process (as a restarted
+/// `assay serve` would start), so nothing this process did counts.
 fn idle_memory(plugins: &[PathBuf]) {
     let ten: Vec<&PathBuf> = plugins.iter().take(10).collect();
     let cache = tempfile::tempdir().unwrap();
@@ -74,37 +83,62 @@ fn idle_memory(plugins: &[PathBuf]) {
         cache_dir: Some(cache.path().to_path_buf()),
         ..HostConfig::default()
     };
-    let before = vm_rss_kib();
-    // Warm the cache in a first host, then measure a fresh one (as a
-    // restarted `assay serve` would start).
     {
-        let warm = PluginHost::new(config.clone()).unwrap();
+        let warm = PluginHost::new(config).unwrap();
         for p in &ten {
             warm.load_file(p).unwrap();
         }
     }
-    let baseline = vm_rss_kib();
+    let paths = std::env::join_paths(&ten).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(IDLE_CHILD, cache.path())
+        .env("ASSAY_BENCH_PLUGINS", paths)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// The child side of [`idle_memory`].
+fn idle_memory_child(cache_dir: PathBuf) {
+    let plugins: Vec<PathBuf> =
+        std::env::split_paths(&std::env::var_os("ASSAY_BENCH_PLUGINS").unwrap()).collect();
+    let start_rss = vm_rss_kib();
     let started = Instant::now();
-    let host = PluginHost::new(config).unwrap();
-    let loaded: Vec<Arc<Plugin>> = ten.iter().map(|p| host.load_file(p).unwrap()).collect();
-    let start_time = started.elapsed();
+    let host = PluginHost::new(HostConfig {
+        cache_dir: Some(cache_dir),
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let host_time = started.elapsed();
+    let host_rss = vm_rss_kib();
+    let loaded: Vec<Arc<Plugin>> = plugins.iter().map(|p| host.load_file(p).unwrap()).collect();
+    let total_time = started.elapsed();
     assert!(loaded.iter().all(|p| p.loaded_from_cache()));
-    std::thread::sleep(Duration::from_millis(200));
-    let after = vm_rss_kib();
-    println!("\n== idle host with {} plugins loaded ==", loaded.len());
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_rss = vm_rss_kib();
     println!(
-        "host start + load {} plugins from the disk cache: {:.1} ms (pooling: {})",
-        loaded.len(),
-        ms(start_time),
-        host.uses_pooling()
+        "\n== idle host with {} plugins loaded (fresh process) ==",
+        loaded.len()
     );
     println!(
-        "VmRSS: process before any host {:.1} MiB; before this host {:.1} MiB; with host + {} plugins idle {:.1} MiB (+{:.1} MiB)",
-        mib(before),
-        mib(baseline),
+        "start: PluginHost::new {:.1} ms (pooling: {}), + load {} plugins from the disk cache = {:.1} ms total",
+        ms(host_time),
+        host.uses_pooling(),
         loaded.len(),
-        mib(after),
-        mib(after.saturating_sub(baseline))
+        ms(total_time)
+    );
+    println!(
+        "VmRSS: process start {:.1} MiB, after PluginHost::new {:.1} MiB, with {} plugins loaded and idle {:.1} MiB (host + plugins: +{:.1} MiB)",
+        mib(start_rss),
+        mib(host_rss),
+        loaded.len(),
+        mib(idle_rss),
+        mib(idle_rss.saturating_sub(start_rss))
     );
 }
 

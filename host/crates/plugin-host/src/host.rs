@@ -261,10 +261,3 @@ pub(crate) fn import_names(engine: &Engine, component: &Component) -> Vec<String
         .map(|(name, _)| name.to_string())
         .collect()
 }
-impl PluginHost {
-    #[doc(hidden)]
-    pub fn tmp_metrics(&self) -> String {
-        let m = self.inner.engine.pooling_allocator_metrics().unwrap();
-        format!("core {} comp {} mem {} tables {} stacks {}", m.core_instances(), m.component_instances(), m.memories(), m.tables(), m.stacks())
-    }
-}

@@ -14,6 +14,10 @@
 //! * calls are `async`: a guest yields to tokio every epoch tick, so it never
 //!   blocks a worker thread, and dropping the call future stops it.
 //!
+//! Calls must run inside a tokio runtime with its time driver enabled
+//! (`enable_all`). Loading is blocking (compilation): from async code, load
+//! inside `spawn_blocking`.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use assay_plugin_host::{HostConfig, Limits, PluginHost, PluginItem};

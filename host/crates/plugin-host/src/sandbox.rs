@@ -107,7 +107,7 @@ pub(crate) fn new_store(engine: &Engine, limits: &Limits, memory_cap: usize) -> 
         },
         stdout,
         stderr,
-        hard_deadline: Instant::now() + limits.timeout,
+        hard_deadline: deadline_after(limits.timeout),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
@@ -120,6 +120,13 @@ pub(crate) fn new_store(engine: &Engine, limits: &Limits, memory_cap: usize) -> 
         }
     });
     store
+}
+
+/// `now + timeout`, saturating (a "no limit" of `Duration::MAX` is fine).
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 impl CallState {
@@ -154,6 +161,9 @@ pub(crate) fn classify(
         return CallError::MemoryLimit {
             limit_bytes: state.memory_limit(),
         };
+    }
+    if let Some(pool) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return CallError::Host(format!("no free plugin instance slot: {pool}"));
     }
     if let Some(exit) = err.downcast_ref::<I32Exit>() {
         return CallError::Trap {

@@ -294,3 +294,62 @@ fn inspect_reports_kind_id_digest_and_imports() {
     assert_eq!(json["kind"], "scorer");
     assert_eq!(json["contractVersion"], "0.1.0");
 }
+
+#[tokio::test]
+async fn on_demand_allocation_works_too() {
+    let host = assay_plugin_host::PluginHost::new(assay_plugin_host::HostConfig {
+        pooling: false,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(!host.uses_pooling());
+    let scorer = host
+        .load_file(&assay_test_support::plugin_wasm("exact-match"))
+        .unwrap();
+    let it = item(json!("q"), Some(json!("a")));
+    let out = scorer
+        .score(&it, Some(&json!("a")), None, &Limits::scorer_default())
+        .await
+        .unwrap();
+    assert_eq!(out.value, 1.0);
+    // The memory limit holds without the pool as well.
+    let bomb = host
+        .load_file(&assay_test_support::plugin_wasm("hostile-target"))
+        .unwrap();
+    let limits = Limits {
+        max_memory_bytes: 8 << 20,
+        ..quick_limits()
+    };
+    let err = bomb
+        .run_target(&item(json!("alloc"), None), None, &limits)
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "plugin exceeded its memory limit of 8 MiB");
+}
+
+#[tokio::test]
+async fn per_call_memory_limit_is_capped_by_the_host() {
+    // A per-call limit above the host's slot size is clamped, and the
+    // message names the limit that actually applied.
+    let host = assay_plugin_host::PluginHost::new(assay_plugin_host::HostConfig {
+        max_memory_bytes: 32 << 20,
+        max_instances: 4,
+        ..Default::default()
+    })
+    .unwrap();
+    let bomb = host
+        .load_file(&assay_test_support::plugin_wasm("hostile-target"))
+        .unwrap();
+    let limits = Limits {
+        max_memory_bytes: 512 << 20,
+        ..quick_limits()
+    };
+    let err = bomb
+        .run_target(&item(json!("alloc"), None), None, &limits)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plugin exceeded its memory limit of 32 MiB"
+    );
+}

@@ -212,6 +212,7 @@ async fn all_items_at(s: &Fixture, ds: &str, version: i64) -> Vec<DatasetItem> {
 // ---------------------------------------------------------------- datasets
 
 async fn dataset_crud(s: Fixture) {
+    s.ping().await.unwrap();
     let a = s
         .create_dataset(
             T,
