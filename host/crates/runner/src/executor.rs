@@ -151,6 +151,11 @@ impl Executor {
         };
         let run_id = run.id.clone();
         info!(run_id, total = run.total_items, "run started");
+        // A cancel requested while nobody held the run (or between the claim
+        // and now) must stop it before any item starts.
+        if run.cancel_requested {
+            hooks.cancel.cancel();
+        }
 
         let retain = hooks
             .retain_results
@@ -159,7 +164,21 @@ impl Executor {
         let stop = CancellationToken::new();
         let abort = CancellationToken::new();
         let lease_lost = CancellationToken::new();
+        // Apply hooks that already fired synchronously, so that no item
+        // starts before the watcher task first runs.
+        if hooks.cancel.is_cancelled() || hooks.abort.is_cancelled() {
+            stop.cancel();
+            abort.cancel();
+        } else if hooks.drain.is_cancelled() {
+            stop.cancel();
+        }
         let watcher = spawn_stop_watcher(&hooks, &stop, &abort, &lease_lost);
+        let cancel_recorder = spawn_cancel_recorder(
+            self.store.clone(),
+            tenant.clone(),
+            run_id.clone(),
+            hooks.cancel.clone(),
+        );
         let heartbeat = spawn_heartbeat(
             self.store.clone(),
             run_id.clone(),
@@ -211,6 +230,7 @@ impl Executor {
         let _ = writer_task.await;
         heartbeat.abort();
         watcher.abort();
+        cancel_recorder.abort();
 
         let persistence_failures = persistence_failures.into_inner();
         let mut results = retained.into_inner();
@@ -219,16 +239,18 @@ impl Executor {
         let executed_failed = failed.into_inner();
         debug!(run_id, executed_ok, executed_failed, "items joined");
 
-        if let Err(e) = feed {
-            warn!(run_id, error = %e, "run failed while reading its items");
-            let run = self
-                .store
-                .finish_run(&run_id, &self.owner, RunStatus::Failed, Some(e.to_string()))
-                .await?;
-            return Ok(RunSummary::from_run(run, persistence_failures, results));
-        }
+        let read_failed = match feed {
+            Ok(()) => false,
+            Err(e) => {
+                // Items could not be read even after retries: leave the run
+                // resumable rather than finalizing it with items unexecuted.
+                warn!(run_id, error = %e, "reading the run's items failed; releasing the run");
+                true
+            }
+        };
 
-        let interrupted = lease_lost.is_cancelled()
+        let interrupted = read_failed
+            || lease_lost.is_cancelled()
             || (!hooks.cancel.is_cancelled()
                 && (hooks.drain.is_cancelled() || hooks.abort.is_cancelled()));
         if interrupted {
@@ -279,13 +301,9 @@ impl Executor {
             if stop.is_cancelled() {
                 break Ok(());
             }
-            let page = match self
-                .store
-                .pending_items(tenant, run_id, after, self.page_size as i64)
-                .await
-            {
+            let page = match self.read_page(tenant, run_id, after, stop).await {
                 Ok(page) => page,
-                Err(e) => break Err(RunError::Store(e)),
+                Err(e) => break Err(e),
             };
             let Some(last) = page.last() else {
                 break Ok(());
@@ -317,6 +335,56 @@ impl Executor {
         }
         outcome
     }
+}
+
+impl Executor {
+    /// One page of pending items, retried with backoff on storage errors
+    /// (a busy database or a dropped connection must not end the run).
+    async fn read_page(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        after: Option<i64>,
+        stop: &CancellationToken,
+    ) -> Result<Vec<DatasetItem>, RunError> {
+        let mut attempt = 0u32;
+        loop {
+            match self
+                .store
+                .pending_items(tenant, run_id, after, self.page_size as i64)
+                .await
+            {
+                Ok(page) => return Ok(page),
+                Err(e) if attempt < STORAGE_RETRIES && !stop.is_cancelled() => {
+                    warn!(run_id, error = %e, attempt, "reading items failed; retrying");
+                    tokio::time::sleep(backoff(STORAGE_RETRY_DELAY, attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(RunError::Store(e)),
+            }
+        }
+    }
+}
+
+/// Retries of a failed storage read or write before giving up on it.
+pub(crate) const STORAGE_RETRIES: u32 = 4;
+/// Base delay between storage retries (exponential, with jitter).
+pub(crate) const STORAGE_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// When the caller cancels, records the request in storage too, so that the
+/// run ends `cancelled` even if this process dies before finalizing it.
+fn spawn_cancel_recorder(
+    store: Arc<dyn Store>,
+    tenant: String,
+    run_id: String,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        cancel.cancelled().await;
+        if let Err(e) = store.request_cancel(&tenant, &run_id).await {
+            debug!(run_id, error = %e, "recording the cancel request failed");
+        }
+    })
 }
 
 fn log_panic(run_id: &str, joined: Result<(), tokio::task::JoinError>) {
@@ -507,7 +575,7 @@ impl ItemContext {
             logs: logs_json(&logs),
             scores,
         };
-        self.finish_item(result, index).await;
+        self.finish_item(without_nul(result), index).await;
     }
 
     /// Target call with retries (transient errors only), the item deadline
@@ -656,6 +724,50 @@ fn item_timeout(limit: Option<Duration>) -> CallFailure {
         },
         logs: CapturedLogs::default(),
     }
+}
+
+/// Replaces U+0000 in everything a plugin produced: PostgreSQL's `text` and
+/// `jsonb` reject it, and both backends must store the same result.
+fn without_nul(mut r: NewResult) -> NewResult {
+    fn text(s: &mut String) {
+        if s.contains('\0') {
+            *s = s.replace('\0', "\u{FFFD}");
+        }
+    }
+    fn json(v: &mut Value) {
+        match v {
+            Value::String(s) => text(s),
+            Value::Array(a) => a.iter_mut().for_each(json),
+            Value::Object(o) => {
+                if o.keys().any(|k| k.contains('\0')) {
+                    let entries: Vec<(String, Value)> = std::mem::take(o).into_iter().collect();
+                    for (mut k, mut val) in entries {
+                        text(&mut k);
+                        json(&mut val);
+                        o.insert(k, val);
+                    }
+                } else {
+                    o.values_mut().for_each(json);
+                }
+            }
+            _ => {}
+        }
+    }
+    for v in [&mut r.output, &mut r.logs].into_iter().flatten() {
+        json(v);
+    }
+    for s in [&mut r.error, &mut r.trace_id].into_iter().flatten() {
+        text(s);
+    }
+    for score in &mut r.scores {
+        for s in [&mut score.reason, &mut score.error].into_iter().flatten() {
+            text(s);
+        }
+        if let Some(m) = &mut score.metadata {
+            json(m);
+        }
+    }
+    r
 }
 
 fn logs_json(logs: &CapturedLogs) -> Option<Value> {

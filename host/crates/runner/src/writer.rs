@@ -14,6 +14,9 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
+use crate::executor::{STORAGE_RETRIES, STORAGE_RETRY_DELAY};
+use crate::retry::backoff;
+
 /// Where results go. The store is the normal sink; tests substitute one that
 /// fails on purpose.
 #[async_trait]
@@ -84,6 +87,28 @@ impl ResultWriter {
     }
 }
 
+/// Writes `batch`, retrying with backoff while the store reports a database
+/// error (busy, locked, connection lost): such errors pass, and giving up on
+/// them would lose results that were already computed.
+async fn write_with_retries(
+    sink: &dyn ResultSink,
+    run_id: &str,
+    owner: &str,
+    batch: &[NewResult],
+) -> Result<WriteOutcome, StoreError> {
+    let mut attempt = 0;
+    loop {
+        match sink.write(run_id, owner, batch.to_vec()).await {
+            Err(StoreError::Database(e)) if attempt < STORAGE_RETRIES => {
+                warn!(run_id, error = %e, attempt, "writing results failed; retrying");
+                tokio::time::sleep(backoff(STORAGE_RETRY_DELAY, attempt)).await;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 async fn write_loop(
     sink: Arc<dyn ResultSink>,
     run_id: String,
@@ -94,7 +119,7 @@ async fn write_loop(
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let (results, acks): (Vec<_>, Vec<_>) = std::mem::take(&mut jobs).into_iter().unzip();
-        match sink.write(&run_id, &owner, results.clone()).await {
+        match write_with_retries(sink.as_ref(), &run_id, &owner, &results).await {
             Ok(_) => acks.into_iter().for_each(|a| {
                 let _ = a.send(WriteAck::Written);
             }),
@@ -110,14 +135,15 @@ async fn write_loop(
             Err(batch_err) => {
                 warn!(run_id, error = %batch_err, size = results.len(), "batch write failed; writing its results one by one");
                 for (result, ack) in results.into_iter().zip(acks) {
-                    let outcome = match sink.write(&run_id, &owner, vec![result]).await {
-                        Ok(_) => WriteAck::Written,
-                        Err(StoreError::LeaseLost) => WriteAck::LeaseLost,
-                        Err(e) => {
-                            warn!(run_id, error = %e, "writing a result failed");
-                            WriteAck::Failed(e.to_string())
-                        }
-                    };
+                    let outcome =
+                        match write_with_retries(sink.as_ref(), &run_id, &owner, &[result]).await {
+                            Ok(_) => WriteAck::Written,
+                            Err(StoreError::LeaseLost) => WriteAck::LeaseLost,
+                            Err(e) => {
+                                warn!(run_id, error = %e, "writing a result failed");
+                                WriteAck::Failed(e.to_string())
+                            }
+                        };
                     let _ = ack.send(outcome);
                 }
             }

@@ -707,3 +707,101 @@ async fn an_interrupted_run_resumes_only_the_items_without_a_result() {
         .unwrap();
     assert_eq!(stored.total, 8);
 }
+
+#[tokio::test]
+async fn a_cancel_requested_before_the_run_is_claimed_starts_no_item() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, plain(6)).await;
+    // Taken by a process that then went away (lease released, run running).
+    store
+        .claim_run(TENANT, &run.id, "dead-host", Duration::from_secs(30))
+        .await
+        .unwrap();
+    store.release_run(&run.id, "dead-host").await.unwrap();
+    store.request_cancel(TENANT, &run.id).await.unwrap();
+    let row = store.get_run(TENANT, &run.id).await.unwrap();
+    let target = Arc::new(MockTarget::default());
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(row, target.clone(), vec![], opts(3)),
+            RunHooks::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.status, RunStatus::Cancelled);
+    assert_eq!(target.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(summary.skipped_count, 6);
+}
+
+#[tokio::test]
+async fn a_local_cancel_is_recorded_in_storage() {
+    let (store, _dir) = store().await;
+    let inputs = (0..10).map(|i| json!({"n": i, "delayMs": 100})).collect();
+    let run = dataset_run(&store, inputs).await;
+    let run_id = run.id.clone();
+    let cancel = CancellationToken::new();
+    let exec = Executor::new(store.clone());
+    let hooks = RunHooks {
+        cancel: cancel.clone(),
+        ..Default::default()
+    };
+    let handle = tokio::spawn(async move {
+        exec.execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], opts(1)),
+            hooks,
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    cancel.cancel();
+    // Even before the executor finalizes, the request is visible to others
+    // (a process that dies now leaves a run the next one cancels).
+    let mut recorded = false;
+    for _ in 0..100 {
+        let row = store.get_run(TENANT, &run_id).await.unwrap();
+        if row.cancel_requested || row.status == RunStatus::Cancelled {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(recorded);
+    assert_eq!(handle.await.unwrap().unwrap().status, RunStatus::Cancelled);
+}
+
+#[tokio::test]
+async fn nul_characters_from_a_plugin_are_stored_on_both_backends() {
+    for url in [
+        None,
+        Some(assay_test_support::postgres::fresh_postgres_database()),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("n.db").display()));
+        let store = assay_store::connect(&url).await.unwrap();
+        let run = dataset_run(&store, vec![json!({"emitNul": true})]).await;
+        let run_id = run.id.clone();
+        let summary = Executor::new(store.clone())
+            .execute(
+                plan(run, Arc::new(MockTarget::default()), vec![], opts(1)),
+                RunHooks::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(summary.persistence_failures, 0, "{url}");
+        let stored = store
+            .list_results(
+                TENANT,
+                &run_id,
+                Page {
+                    page: 0,
+                    per_page: 10,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(stored.total, 1, "{url}");
+        let output = stored.items[0].output.as_ref().unwrap();
+        assert_eq!(output["text"], "a\u{FFFD}b");
+    }
+}

@@ -148,6 +148,14 @@ impl Target for MockTarget {
             Some(other) => Err(failure(CallError::Failed(format!(
                 "target failed: {other}"
             )))),
+            None if item.input.get("emitNul").is_some() => Ok(TargetOutcome {
+                output: json!({"text": "a\u{0}b", "k\u{0}": ["\u{0}"]}),
+                trace_id: None,
+                logs: CapturedLogs {
+                    stdout: "nul \u{0} byte".into(),
+                    ..Default::default()
+                },
+            }),
             None => Ok(TargetOutcome {
                 output: item.input.clone(),
                 trace_id: Some(format!("trace-{}", item.id)),

@@ -17,6 +17,9 @@ use crate::rules::{
 };
 use crate::validate::ItemValidator;
 
+/// A bulk add of at least this many items refreshes the table statistics.
+const ANALYZE_AFTER: usize = 5_000;
+
 /// Up to `limit` live items after position `after` (for re-validation).
 pub async fn live_page<'e, E>(
     ex: E,
@@ -131,6 +134,14 @@ pub async fn add_items(
     .await?;
     record_version(&mut *tx, dataset_id, version, change::ITEMS_ADD, at).await?;
     tx.commit().await?;
+    if added.len() >= ANALYZE_AFTER {
+        // Fresh statistics, so that paging the items in position order uses
+        // the index at once instead of sorting what the stale statistics
+        // call a small table (autovacuum would analyze only a minute later).
+        if let Err(e) = sqlx::query("ANALYZE item_versions").execute(&s.pool).await {
+            tracing::warn!(error = %e, "ANALYZE item_versions failed");
+        }
+    }
     Ok(added)
 }
 

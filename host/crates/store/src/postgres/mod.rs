@@ -15,10 +15,11 @@ mod rows;
 mod runs;
 mod tenants;
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use crate::error::StoreResult;
@@ -38,10 +39,17 @@ impl PostgresStore {
     /// Connects to `postgres://...` and applies the migrations (under
     /// sqlx's advisory lock, so concurrent starts are safe).
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        // Plan every statement with its parameters and the tables' current
+        // size. A generic plan cached while a table was small (e.g. `results`
+        // at the start of the first run) would otherwise stay a sequential
+        // scan for the life of the connection; planning costs well under a
+        // millisecond here.
+        let opts =
+            PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(Duration::from_secs(60))
-            .connect(url)
+            .connect_with(opts)
             .await?;
         sqlx::migrate!("../../../migrations/postgres")
             .run(&pool)
