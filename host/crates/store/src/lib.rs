@@ -16,6 +16,22 @@
 //! * Deleting a dataset deletes its runs, results and scores too (refused
 //!   while one of its runs is pending or running).
 //! * Timestamps have millisecond precision on both backends.
+//! * Item search is a case-insensitive substring match over the JSON text of
+//!   `input` and `expectedOutput`. SQLite folds ASCII letters only and
+//!   matches the compact JSON text (`{"a":1}`); PostgreSQL folds all letters
+//!   and matches `jsonb`'s text (`{"a": 1}`), so searches for values behave
+//!   the same, searches spanning JSON punctuation may not.
+//! * Runs are executed at least once, results stored exactly once: a run is
+//!   held through a lease (`claim_*`, `renew_lease`), `write_results` is
+//!   fenced by it and idempotent on `(run, item)`, and `pending_items` lists
+//!   what a resumed run still has to do. Lease expiry uses the machine's
+//!   clock on SQLite and the database's clock on PostgreSQL.
+//! * SQLite: WAL, `synchronous=NORMAL`, `busy_timeout` 5 s, foreign keys on;
+//!   one writer connection (`BEGIN IMMEDIATE`) plus a read pool, so several
+//!   processes can share a file. A file URL without `mode=` is created (with
+//!   its directory) on first use.
+//! * PostgreSQL: statements are planned with their parameters
+//!   (`plan_cache_mode=force_custom_plan`), see BENCHMARKS.md for why.
 
 mod error;
 mod models;

@@ -80,6 +80,7 @@ contract!(
     two_hosts_never_share_a_run,
     claim_next_run_respects_max_active_runs,
     pending_items_skips_items_with_results,
+    paging_crosses_long_stretches_of_done_or_deleted_items,
     cancel_transitions,
     finish_run_counts_exactly,
     fail_run_marks_setup_failures,
@@ -927,6 +928,44 @@ async fn pending_items_skips_items_with_results(s: Fixture) {
     );
     assert!(
         s.pending_items(T, &run.id, Some(rest[0].position), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn paging_crosses_long_stretches_of_done_or_deleted_items(s: Fixture) {
+    let (ds, added, run) = claimed_run(&s, 2_500, "long").await;
+    let done: Vec<NewResult> = (0..2_000)
+        .filter(|&i| i != 1_200)
+        .map(|i| result_for(&added[i], i as i64, None))
+        .collect();
+    for chunk in done.chunks(500) {
+        s.write_results(&run.id, "long", chunk.to_vec())
+            .await
+            .unwrap();
+    }
+    let first = s.pending_items(T, &run.id, None, 3).await.unwrap();
+    let positions: Vec<i64> = first.iter().map(|i| i.position).collect();
+    assert_eq!(positions, [1_200, 2_000, 2_001]);
+    let rest = s
+        .pending_items(T, &run.id, Some(2_001), 1_000)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 498);
+    assert_eq!(rest.last().unwrap().position, 2_499);
+
+    // Items of a version with a long deleted stretch in the middle.
+    let gone: Vec<String> = added[10..1_600].iter().map(|i| i.id.clone()).collect();
+    assert_eq!(s.delete_items(T, &ds.id, &gone).await.unwrap(), 1_590);
+    let page = s
+        .items_at_version(T, &ds.id, ds.version + 1, Some(5), 6)
+        .await
+        .unwrap();
+    let positions: Vec<i64> = page.iter().map(|i| i.position).collect();
+    assert_eq!(positions, [6, 7, 8, 9, 1_600, 1_601]);
+    assert!(
+        s.items_at_version(T, &ds.id, ds.version + 1, Some(2_499), 10)
             .await
             .unwrap()
             .is_empty()

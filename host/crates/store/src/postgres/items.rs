@@ -331,20 +331,7 @@ pub async fn items_at_version(
 ) -> StoreResult<Vec<DatasetItem>> {
     let ds = fetch_dataset(&s.pool, tenant, dataset_id).await?;
     check_version(&ds, version)?;
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        item_cols!(),
-        " FROM item_versions iv WHERE iv.dataset_id = $1 AND iv.position > $2 \
-         AND iv.valid_from <= $3 AND (iv.valid_to IS NULL OR iv.valid_to > $3) \
-         AND NOT iv.is_deleted ORDER BY iv.position LIMIT $4"
-    ))
-    .bind(dataset_id)
-    .bind(after_position.unwrap_or(-1))
-    .bind(version)
-    .bind(limit.max(0))
-    .fetch_all(&s.pool)
-    .await?;
-    rows.iter().map(rows::item).collect()
+    scan_items(s, dataset_id, version, None, after_position, limit).await
 }
 
 pub async fn count_items_at_version(
@@ -437,21 +424,78 @@ pub async fn pending_items(
     limit: i64,
 ) -> StoreResult<Vec<DatasetItem>> {
     let run = super::runs::get_run(s, tenant, run_id).await?;
-    let rows = sqlx::query(concat!(
+    scan_items(
+        s,
+        &run.dataset_id,
+        run.dataset_version,
+        Some(run_id),
+        after_position,
+        limit,
+    )
+    .await
+}
+
+/// Positions one query of [`scan_items`] covers at least.
+const SCAN_WINDOW: i64 = 1000;
+
+/// The items of `version` (without a result in `run`, if given) after
+/// `after`, by position, up to `limit`.
+///
+/// The scan goes through bounded position windows and checks results with a
+/// per-row index probe (`OFFSET 0` keeps the `NOT EXISTS` a subplan): each
+/// query then costs O(window) whatever the table statistics say. With stale
+/// statistics (a freshly filled table) PostgreSQL would otherwise sort every
+/// remaining item per page, or rescan all of the run's results per item.
+async fn scan_items(
+    s: &PostgresStore,
+    dataset_id: &str,
+    version: i64,
+    run: Option<&str>,
+    after: Option<i64>,
+    limit: i64,
+) -> StoreResult<Vec<DatasetItem>> {
+    const ALL: &str = concat!(
         "SELECT ",
         item_cols!(),
         " FROM item_versions iv WHERE iv.dataset_id = $1 AND iv.position > $2 \
-         AND iv.valid_from <= $3 AND (iv.valid_to IS NULL OR iv.valid_to > $3) \
-         AND NOT iv.is_deleted \
-         AND NOT EXISTS (SELECT 1 FROM results r WHERE r.run_id = $4 AND r.item_id = iv.item_id) \
+         AND iv.position <= $3 AND iv.valid_from <= $4 \
+         AND (iv.valid_to IS NULL OR iv.valid_to > $4) AND NOT iv.is_deleted \
          ORDER BY iv.position LIMIT $5"
-    ))
-    .bind(&run.dataset_id)
-    .bind(after_position.unwrap_or(-1))
-    .bind(run.dataset_version)
-    .bind(run_id)
-    .bind(limit.max(0))
-    .fetch_all(&s.pool)
-    .await?;
-    rows.iter().map(rows::item).collect()
+    );
+    const PENDING: &str = concat!(
+        "SELECT ",
+        item_cols!(),
+        " FROM item_versions iv WHERE iv.dataset_id = $1 AND iv.position > $2 \
+         AND iv.position <= $3 AND iv.valid_from <= $4 \
+         AND (iv.valid_to IS NULL OR iv.valid_to > $4) AND NOT iv.is_deleted \
+         AND NOT EXISTS (SELECT 1 FROM results r \
+             WHERE r.run_id = $6 AND r.item_id = iv.item_id OFFSET 0) \
+         ORDER BY iv.position LIMIT $5"
+    );
+    let limit = limit.max(0);
+    let end: i64 = sqlx::query_scalar("SELECT next_position FROM datasets WHERE id = $1")
+        .bind(dataset_id)
+        .fetch_optional(&s.pool)
+        .await?
+        .unwrap_or(0);
+    let mut after = after.unwrap_or(-1);
+    let mut out: Vec<DatasetItem> = Vec::new();
+    while (out.len() as i64) < limit && after < end - 1 {
+        let upto = after.saturating_add(limit.max(SCAN_WINDOW));
+        let query = sqlx::query(if run.is_some() { PENDING } else { ALL })
+            .bind(dataset_id)
+            .bind(after)
+            .bind(upto)
+            .bind(version)
+            .bind(limit - out.len() as i64);
+        let query = match run {
+            Some(r) => query.bind(r),
+            None => query,
+        };
+        for row in query.fetch_all(&s.pool).await? {
+            out.push(rows::item(&row)?);
+        }
+        after = upto;
+    }
+    Ok(out)
 }
