@@ -712,13 +712,16 @@ async fn an_interrupted_run_resumes_only_the_items_without_a_result() {
 async fn a_cancel_requested_before_the_run_is_claimed_starts_no_item() {
     let (store, _dir) = store().await;
     let run = dataset_run(&store, plain(6)).await;
-    // Taken by a process that then went away (lease released, run running).
+    // Held by a process that dies right after the cancel request reached
+    // the store; its lease then lapses and another process takes the run.
     store
-        .claim_run(TENANT, &run.id, "dead-host", Duration::from_secs(30))
+        .claim_run(TENANT, &run.id, "dying-host", Duration::from_millis(200))
         .await
         .unwrap();
-    store.release_run(&run.id, "dead-host").await.unwrap();
-    store.request_cancel(TENANT, &run.id).await.unwrap();
+    let requested = store.request_cancel(TENANT, &run.id).await.unwrap();
+    assert_eq!(requested.status, RunStatus::Running);
+    assert!(requested.cancel_requested);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let row = store.get_run(TENANT, &run.id).await.unwrap();
     let target = Arc::new(MockTarget::default());
     let summary = Executor::new(store.clone())
@@ -803,5 +806,31 @@ async fn nul_characters_from_a_plugin_are_stored_on_both_backends() {
         assert_eq!(stored.total, 1, "{url}");
         let output = stored.items[0].output.as_ref().unwrap();
         assert_eq!(output["text"], "a\u{FFFD}b");
+    }
+}
+
+#[tokio::test]
+async fn cancelling_a_run_nobody_holds_finalizes_it_at_once_on_both_backends() {
+    for url in [
+        None,
+        Some(assay_test_support::postgres::fresh_postgres_database()),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display()));
+        let store = assay_store::connect(&url).await.unwrap();
+        let run = dataset_run(&store, plain(4)).await;
+        // Interrupted by a shutdown: running, lease released.
+        store
+            .claim_run(TENANT, &run.id, "gone", Duration::from_secs(30))
+            .await
+            .unwrap();
+        store.release_run(&run.id, "gone").await.unwrap();
+        let cancelled = store.request_cancel(TENANT, &run.id).await.unwrap();
+        assert_eq!(cancelled.status, RunStatus::Cancelled, "{url}");
+        assert_eq!(cancelled.skipped_count, 4);
+        assert!(cancelled.completed_at.is_some());
+        // And so it can be deleted.
+        store.delete_run(TENANT, &run.id).await.unwrap();
     }
 }

@@ -186,30 +186,42 @@ pub async fn request_cancel(s: &PostgresStore, tenant: &str, id: &str) -> StoreR
     let mut tx = s.tx().await?;
     let run = lock(&mut *tx, tenant, id).await?;
     let at = now();
-    let row =
-        match run.status {
-            RunStatus::Pending => {
-                sqlx::query(concat!(
-                    "UPDATE runs SET status = 'cancelled', cancel_requested = TRUE, \
+    let row = match run.status {
+        RunStatus::Pending => {
+            sqlx::query(concat!(
+                "UPDATE runs SET status = 'cancelled', cancel_requested = TRUE, \
                  skipped_count = total_items - succeeded_count - failed_count, \
                  completed_at = $1, updated_at = $1 WHERE id = $2 RETURNING ",
-                    run_cols!()
-                ))
-                .bind(at)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-            RunStatus::Running => sqlx::query(concat!(
-                "UPDATE runs SET cancel_requested = TRUE, updated_at = $1 WHERE id = $2 RETURNING ",
                 run_cols!()
             ))
             .bind(at)
             .bind(id)
             .fetch_one(&mut *tx)
-            .await?,
-            done => return Err(run_finished(id, done)),
-        };
+            .await?
+        }
+        RunStatus::Running => {
+            // Nobody holds the run (its process stopped or died): nobody
+            // would ever see the request, so it is finalized right here.
+            let unheld: bool = sqlx::query_scalar(
+                "UPDATE runs SET cancel_requested = TRUE, updated_at = $1 WHERE id = $2 \
+                     RETURNING lease_owner IS NULL OR lease_expires_at <= now()",
+            )
+            .bind(at)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if unheld {
+                let run = finalize(&mut tx, id, RunStatus::Cancelled, None).await?;
+                tx.commit().await?;
+                return Ok(run);
+            }
+            sqlx::query(concat!("SELECT ", run_cols!(), " FROM runs WHERE id = $1"))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?
+        }
+        done => return Err(run_finished(id, done)),
+    };
     tx.commit().await?;
     rows::run(&row)
 }

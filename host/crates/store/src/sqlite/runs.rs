@@ -186,11 +186,25 @@ pub async fn request_cancel(s: &SqliteStore, tenant: &str, id: &str) -> StoreRes
             .await?;
         }
         RunStatus::Running => {
+            // Nobody holds the run (its process stopped or died): nobody
+            // would ever see the request, so it is finalized right here.
+            let unheld: bool = sqlx::query_scalar(
+                "SELECT lease_owner IS NULL OR lease_expires_at <= ? FROM runs WHERE id = ?",
+            )
+            .bind(at)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
             sqlx::query("UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE id = ?")
                 .bind(at)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            if unheld {
+                let run = finalize(&mut tx, id, RunStatus::Cancelled, None).await?;
+                tx.commit().await?;
+                return Ok(run);
+            }
         }
         done => return Err(run_finished(id, done)),
     }
