@@ -176,12 +176,20 @@ impl Inner {
                 Ok(plan) => this.executor.execute(plan, hooks).await.map(|_| ()),
                 Err(e) => {
                     warn!(run_id, error = %e, "run cannot start");
-                    this.executor
-                        .store()
-                        .fail_run(&tenant, &run_id, &e.to_string())
+                    let store = this.executor.store();
+                    // Loading plugins can be slow: only fail the run if this
+                    // process still holds it.
+                    match store
+                        .renew_lease(&run_id, this.executor.owner(), this.executor.lease())
                         .await
-                        .map(|_| ())
-                        .map_err(RunError::from)
+                    {
+                        Err(assay_store::StoreError::LeaseLost) => Ok(()),
+                        _ => store
+                            .fail_run(&tenant, &run_id, &e.to_string())
+                            .await
+                            .map(|_| ())
+                            .map_err(RunError::from),
+                    }
                 }
             };
             if let Err(e) = outcome {

@@ -374,3 +374,24 @@ async fn two_processes_share_the_runs_of_one_postgres_database() {
     a.shutdown(Duration::from_secs(5)).await;
     b.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_run_whose_plugin_disappeared_fails_with_the_reason() {
+    let env = env_with(None).await;
+    let ds = dataset(&env.store, vec![(json!("a"), None)]).await;
+    let run = create_run(&env.store, &env.catalog, TENANT, request(&ds, "echo", &[]))
+        .await
+        .unwrap();
+    env.store.delete_plugin(TENANT, "echo").await.unwrap();
+    // A fresh process: nothing cached in memory.
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Arc::new(catalog_for(&env.store, &dir));
+    let scheduler = Scheduler::start(Executor::new(env.store.clone()), catalog, 1);
+    let done = wait_for(&env.store, &run.id, |r| r.status.is_terminal()).await;
+    assert_eq!(done.status, RunStatus::Failed);
+    assert!(
+        done.error.as_deref().unwrap_or_default().contains("echo"),
+        "{done:?}"
+    );
+    scheduler.shutdown(Duration::from_secs(5)).await;
+}
