@@ -16,7 +16,7 @@ pub mod testing;
 pub use error::{ErrorKind, PluginError};
 pub use info::PluginInfo;
 pub use item::{Item, json_text};
-pub use scorer::{Score, ScoreInput, Scorer};
+pub use scorer::{Against, Score, ScoreInput, Scorer};
 pub use serde_json;
 pub use target::{Target, TargetInput, TargetOutput};
 
@@ -28,7 +28,7 @@ pub const CONTRACT_VERSION: &str = "0.1.0";
 /// Everything a plugin usually needs: `use assay_plugin_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Item, PluginError, PluginInfo, Score, ScoreInput, Scorer, Target, TargetInput,
+        Against, Item, PluginError, PluginInfo, Score, ScoreInput, Scorer, Target, TargetInput,
         TargetOutput, export_scorer, export_target, json_text,
     };
     pub use serde_json::{Value, json};

@@ -19,6 +19,17 @@ pub trait Scorer {
     fn score(input: ScoreInput) -> Result<Score, PluginError>;
 }
 
+/// Which text of an item a scorer compares the output with (config field
+/// `against`: `"ground-truth"` or `"input"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Against {
+    /// The item's ground truth (invalid input when it has none).
+    GroundTruth,
+    /// The item's input.
+    Input,
+}
+
 /// Everything a scorer gets for one item.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreInput {
@@ -68,6 +79,18 @@ impl ScoreInput {
     /// The ground truth as text (like [`output_text`](Self::output_text)).
     pub fn ground_truth_text(&self) -> Option<String> {
         self.item.ground_truth_text()
+    }
+
+    /// The text an output is compared with: the ground truth when the item
+    /// has one, else the item's input, unless `against` picks one (asking for
+    /// a ground truth the item lacks is an invalid-input error).
+    pub fn reference_text(&self, against: Option<Against>) -> Result<String, PluginError> {
+        let truth = self.item.ground_truth.as_ref().filter(|v| !v.is_null());
+        match (against, truth) {
+            (Some(Against::GroundTruth), _) => Ok(json_text(self.item.require_ground_truth()?)),
+            (None, Some(truth)) => Ok(json_text(truth)),
+            (Some(Against::Input), _) | (None, None) => Ok(self.item.input_text()),
+        }
     }
 
     /// The output deserialized into your own type; a missing output or one

@@ -24,16 +24,6 @@ use serde::Deserialize;
 /// The content-similarity scorer.
 pub struct ContentSimilarity;
 
-/// Which text the output is compared with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Against {
-    /// The item's ground truth (invalid input when it has none).
-    GroundTruth,
-    /// The item's input.
-    Input,
-}
-
 /// Config of [`ContentSimilarity`].
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -53,15 +43,6 @@ impl Default for Config {
             ignore_case: true,
             ignore_whitespace: true,
         }
-    }
-}
-
-fn reference(input: &ScoreInput, against: Option<Against>) -> Result<String, PluginError> {
-    let truth = input.item.ground_truth.as_ref().filter(|v| !v.is_null());
-    match (against, truth) {
-        (Some(Against::GroundTruth), _) => Ok(json_text(input.item.require_ground_truth()?)),
-        (None, Some(truth)) => Ok(json_text(truth)),
-        (Some(Against::Input), _) | (None, None) => Ok(input.item.input_text()),
     }
 }
 
@@ -112,7 +93,7 @@ impl Scorer for ContentSimilarity {
 
     fn score(input: ScoreInput) -> Result<Score, PluginError> {
         let config: Config = input.config()?;
-        let reference = config.normalize(&reference(&input, config.against)?);
+        let reference = config.normalize(&input.reference_text(config.against)?);
         let Some(output) = input.output_text() else {
             return Ok(Score::new(0.0).with_reason("the target produced no output"));
         };

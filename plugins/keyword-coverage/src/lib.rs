@@ -28,31 +28,12 @@ pub use stopwords::STOPWORDS;
 /// The keyword-coverage scorer.
 pub struct KeywordCoverage;
 
-/// Which text provides the keywords to look for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Against {
-    /// The item's ground truth (invalid input when it has none).
-    GroundTruth,
-    /// The item's input.
-    Input,
-}
-
 /// Config of [`KeywordCoverage`].
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
     /// The reference; by default the ground truth when present, else the input.
     pub against: Option<Against>,
-}
-
-fn reference(input: &ScoreInput, against: Option<Against>) -> Result<String, PluginError> {
-    let truth = input.item.ground_truth.as_ref().filter(|v| !v.is_null());
-    match (against, truth) {
-        (Some(Against::GroundTruth), _) => Ok(json_text(input.item.require_ground_truth()?)),
-        (None, Some(truth)) => Ok(json_text(truth)),
-        (Some(Against::Input), _) | (None, None) => Ok(input.item.input_text()),
-    }
 }
 
 /// The keywords of `text` (see the crate docs), sorted.
@@ -80,7 +61,7 @@ impl Scorer for KeywordCoverage {
 
     fn score(input: ScoreInput) -> Result<Score, PluginError> {
         let config: Config = input.config()?;
-        let expected = keywords(&reference(&input, config.against)?);
+        let expected = keywords(&input.reference_text(config.against)?);
         if expected.is_empty() {
             return Ok(Score::new(1.0)
                 .with_reason("the reference has no keywords")

@@ -31,16 +31,6 @@ pub use difflib::{Match, SequenceMatcher};
 /// The textual-difference scorer.
 pub struct TextualDifference;
 
-/// Which text the output is compared with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Against {
-    /// The item's ground truth (invalid input when it has none).
-    GroundTruth,
-    /// The item's input.
-    Input,
-}
-
 /// Config of [`TextualDifference`].
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -60,15 +50,6 @@ impl Default for Config {
     }
 }
 
-fn reference(input: &ScoreInput, against: Option<Against>) -> Result<String, PluginError> {
-    let truth = input.item.ground_truth.as_ref().filter(|v| !v.is_null());
-    match (against, truth) {
-        (Some(Against::GroundTruth), _) => Ok(json_text(input.item.require_ground_truth()?)),
-        (None, Some(truth)) => Ok(json_text(truth)),
-        (Some(Against::Input), _) | (None, None) => Ok(input.item.input_text()),
-    }
-}
-
 impl Scorer for TextualDifference {
     fn info() -> PluginInfo {
         PluginInfo::new(
@@ -80,7 +61,7 @@ impl Scorer for TextualDifference {
 
     fn score(input: ScoreInput) -> Result<Score, PluginError> {
         let config: Config = input.config()?;
-        let reference: Vec<char> = reference(&input, config.against)?.chars().collect();
+        let reference: Vec<char> = input.reference_text(config.against)?.chars().collect();
         let Some(output) = input.output_text() else {
             return Ok(Score::new(0.0).with_reason("the target produced no output"));
         };
