@@ -288,19 +288,7 @@ pub fn looks_like_path(spec: &str) -> bool {
         || Path::new(spec).is_file()
 }
 
-/// A database URL without its password.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
+pub use assay_store::redact;
 
 #[cfg(test)]
 mod tests {

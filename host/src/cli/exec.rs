@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use assay_runner::{Executor, ItemWithScores, RunError, RunHooks, on_item_complete, plan_run};
-use assay_store::{Run, StoreError};
+use assay_store::{Run, StoreError, for_each_result_page};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -304,21 +304,22 @@ fn explain_plan_error(e: RunError, run: &Run) -> anyhow::Error {
 /// Writes every stored result of a run to the output file (a run followed
 /// rather than executed here).
 async fn write_stored(app: &App, run_id: &str, out: &OutputSink) -> Result<()> {
-    let mut after = 0i64;
-    loop {
-        let page = app
-            .store
-            .results_after_seq(&app.tenant, run_id, after, RESULTS_PAGE)
-            .await?;
-        let Some((last, _)) = page.last() else { break };
-        after = *last;
-        let mut file = out.file.lock().expect("output lock");
-        for (_, r) in &page {
-            serde_json::to_writer(&mut *file, r)?;
-            file.write_all(b"\n")?;
-        }
-        file.flush()?;
-    }
+    for_each_result_page(
+        app.store.as_ref(),
+        &app.tenant,
+        run_id,
+        RESULTS_PAGE,
+        |page| {
+            let mut file = out.file.lock().expect("output lock");
+            for r in &page {
+                serde_json::to_writer(&mut *file, r)?;
+                file.write_all(b"\n")?;
+            }
+            file.flush()?;
+            Ok::<_, anyhow::Error>(())
+        },
+    )
+    .await?;
     match out.finish() {
         Some(e) => Err(anyhow!(e)),
         None => Ok(()),
@@ -332,23 +333,24 @@ pub async fn feed_stored(
     run_id: &str,
     builder: &mut SummaryBuilder,
 ) -> Result<(u64, u64)> {
-    let mut after = 0i64;
     let (mut done, mut failed) = (0u64, 0u64);
-    loop {
-        let page = app
-            .store
-            .results_after_seq(&app.tenant, run_id, after, RESULTS_PAGE)
-            .await?;
-        let Some((last, _)) = page.last() else { break };
-        after = *last;
-        for (_, r) in &page {
-            builder.add_result(r);
-            done += 1;
-            if r.error.is_some() {
-                failed += 1;
+    for_each_result_page(
+        app.store.as_ref(),
+        &app.tenant,
+        run_id,
+        RESULTS_PAGE,
+        |page| {
+            for r in &page {
+                builder.add_result(r);
+                done += 1;
+                if r.error.is_some() {
+                    failed += 1;
+                }
             }
-        }
-    }
+            Ok::<_, anyhow::Error>(())
+        },
+    )
+    .await?;
     Ok((done, failed))
 }
 

@@ -177,13 +177,11 @@ async fn all_results(
     run_id: &str,
 ) -> Result<Vec<RunResult>, RunError> {
     let mut out = Vec::new();
-    let mut after = 0i64;
-    loop {
-        let page = store.results_after_seq(tenant, run_id, after, 1000).await?;
-        let Some((last, _)) = page.last() else { break };
-        after = *last;
-        out.extend(page.into_iter().map(|(_, r)| r));
-    }
+    assay_store::for_each_result_page(store.as_ref(), tenant, run_id, 1000, |page| {
+        out.extend(page);
+        Ok::<_, RunError>(())
+    })
+    .await?;
     Ok(out)
 }
 

@@ -68,8 +68,8 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     }
 }
 
-/// `url` without a password, for messages.
-fn redact(url: &str) -> String {
+/// A database URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -79,5 +79,27 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+/// Hands every stored result of a run to `visit`, page by page in the order
+/// they were stored (`seq`), without holding more than one page.
+pub async fn for_each_result_page<E: From<StoreError>>(
+    store: &dyn Store,
+    tenant: &str,
+    run_id: &str,
+    page_size: i64,
+    mut visit: impl FnMut(Vec<RunResult>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut after = 0i64;
+    loop {
+        let page = store
+            .results_after_seq(tenant, run_id, after, page_size)
+            .await?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        after = *last;
+        visit(page.into_iter().map(|(_, r)| r).collect())?;
     }
 }
