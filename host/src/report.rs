@@ -590,7 +590,7 @@ mod tests {
             id: "r1".into(),
             dataset_id: "d1".into(),
             dataset_version: 1,
-            target_type: "plugin".into(),
+            target_type: assay_store::TargetType::Plugin,
             target_id: "echo".into(),
             scorer_ids: vec!["exact".into()],
             status: RunStatus::Completed,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
 use assay_plugin_host::{PluginReport, inspect};
-use assay_store::{Page, PluginRecord};
+use assay_store::{Page, PluginKind, PluginRecord};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -179,7 +179,7 @@ fn plugin_table(records: &[PluginRecord]) -> String {
         .map(|r| {
             vec![
                 r.id.clone(),
-                r.kind.clone(),
+                r.kind.to_string(),
                 r.name.clone(),
                 short_digest(&r.digest),
                 format_size(r.size),
@@ -218,8 +218,8 @@ async fn list(app: &App, a: ListArgs) -> Result<Exit> {
     }
     if let Some(kind) = a.kind {
         let want = match kind {
-            KindArg::Scorer => "scorer",
-            KindArg::Target => "target",
+            KindArg::Scorer => PluginKind::Scorer,
+            KindArg::Target => PluginKind::Target,
         };
         records.retain(|r| r.kind == want);
     }

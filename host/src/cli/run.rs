@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use assay_runner::{RunOptions, RunRequest, TargetType, create_run};
-use assay_store::PluginRecord;
+use assay_store::{PluginKind, PluginRecord};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
@@ -196,7 +196,7 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
     let mut scorers: Vec<ScorerRef> = Vec::new();
     for spec in &args.scorers {
         let record = app.plugin(spec).await?;
-        if record.kind != "scorer" {
+        if record.kind != PluginKind::Scorer {
             bail!(
                 "--scorer {spec}: plugin `{}` is a {} plugin, not a scorer",
                 record.id,
@@ -406,9 +406,10 @@ async fn dataset_source(app: &App, args: &RunArgs) -> Result<DatasetSource> {
 }
 
 fn check_kind(target: &PluginRecord, kind: TargetTypeArg, spec: &str) -> Result<()> {
-    match (kind, target.kind.as_str()) {
-        (TargetTypeArg::Plugin, "target") | (TargetTypeArg::Scorer, "scorer") => Ok(()),
-        (TargetTypeArg::Plugin, "scorer") => bail!(
+    match (kind, target.kind) {
+        (TargetTypeArg::Plugin, PluginKind::Target)
+        | (TargetTypeArg::Scorer, PluginKind::Scorer) => Ok(()),
+        (TargetTypeArg::Plugin, PluginKind::Scorer) => bail!(
             "--target {spec}: plugin `{}` is a scorer, not a target\n  hint: pass it with --scorer, or add --target-type scorer to run the scorer itself on items shaped {{input, output, groundTruth}}",
             target.id
         ),

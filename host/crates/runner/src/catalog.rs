@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use assay_plugin_host::{Plugin, PluginHost};
-use assay_store::{PluginRecord, Store, StoreError};
+use assay_plugin_host::{Plugin, PluginHost, PluginKind};
+use assay_store::{PluginKind as StoredKind, PluginRecord, Store, StoreError};
 use chrono::Utc;
 
 use crate::error::RunError;
@@ -62,7 +62,10 @@ impl Catalog {
         let record = PluginRecord {
             id: plugin.info().id.clone(),
             tenant_id: tenant.to_string(),
-            kind: plugin.kind().to_string(),
+            kind: match plugin.kind() {
+                PluginKind::Scorer => StoredKind::Scorer,
+                PluginKind::Target => StoredKind::Target,
+            },
             name: plugin.info().name.clone(),
             description: plugin.info().description.clone(),
             digest: plugin.digest().to_string(),

@@ -15,37 +15,8 @@ use crate::error::RunError;
 use crate::executor::RunPlan;
 use crate::plugins::{Scorer, ScorerAsTarget, Target, WasmScorer, WasmTarget};
 
-/// What a run's target is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetType {
-    /// A target plugin (Mastra's `agent` and `workflow` are accepted as
-    /// aliases when parsing).
-    Plugin,
-    /// A scorer plugin run as the target, to calibrate it on items shaped
-    /// `{input, output, groundTruth}`.
-    Scorer,
-}
-
-impl TargetType {
-    /// Parses `plugin`, `target`, `agent`, `workflow` (all: a target plugin)
-    /// or `scorer`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "plugin" | "target" | "agent" | "workflow" => Some(Self::Plugin),
-            "scorer" => Some(Self::Scorer),
-            _ => None,
-        }
-    }
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Plugin => "plugin",
-            Self::Scorer => "scorer",
-        }
-    }
-}
+/// What a run's target is (stored with the run).
+pub use assay_store::TargetType;
 
 /// A request to run a dataset.
 #[derive(Debug, Clone)]
@@ -135,7 +106,7 @@ pub async fn create_run(
                 id: request.run_id,
                 dataset_id: dataset.id,
                 dataset_version: version,
-                target_type: request.target_type.as_str().to_string(),
+                target_type: request.target_type,
                 target_id: request.target_id,
                 scorer_ids: request.scorer_ids,
                 config: serde_json::to_value(&config).expect("config serializes"),
@@ -159,7 +130,7 @@ pub async fn plan_run(
             message: format!("stored run config is unreadable: {e}"),
         })?;
     let options = config.options;
-    let target_type = TargetType::parse(&run.target_type).unwrap_or(TargetType::Plugin);
+    let target_type = run.target_type;
     let target_limits = plugin_limits(&options, Limits::default(), options.target_timeout);
     let scorer_limits = plugin_limits(&options, Limits::scorer_default(), options.scorer_timeout);
 

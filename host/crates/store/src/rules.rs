@@ -84,28 +84,6 @@ pub fn check_terminal(status: RunStatus) -> StoreResult<()> {
     }
 }
 
-/// `Ok` when `target_type` is one we store.
-pub fn check_target_type(target_type: &str) -> StoreResult<()> {
-    match target_type {
-        "plugin" | "scorer" => Ok(()),
-        other => Err(StoreError::validation(
-            "targetType",
-            format!("expected `plugin` or `scorer`, got `{other}`"),
-        )),
-    }
-}
-
-/// `Ok` when `kind` is a plugin kind.
-pub fn check_plugin_kind(kind: &str) -> StoreResult<()> {
-    match kind {
-        "scorer" | "target" => Ok(()),
-        other => Err(StoreError::validation(
-            "kind",
-            format!("expected `scorer` or `target`, got `{other}`"),
-        )),
-    }
-}
-
 /// The conflict a finished run answers with.
 pub fn run_finished(id: &str, status: RunStatus) -> StoreError {
     StoreError::Conflict(format!("run {id} is already {status}"))

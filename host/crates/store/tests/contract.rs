@@ -87,6 +87,7 @@ contract!(
     results_stream_after_seq,
     deletes_cascade_and_refuse_active_runs,
     plugin_bytes_round_trip,
+    unknown_stored_target_type_is_corrupt,
     add_ten_thousand_items_in_one_call,
     item_limit_per_dataset,
 );
@@ -124,7 +125,7 @@ fn new_run(ds: &Dataset) -> NewRun {
         id: None,
         dataset_id: ds.id.clone(),
         dataset_version: ds.version,
-        target_type: "plugin".into(),
+        target_type: TargetType::Plugin,
         target_id: "echo".into(),
         scorer_ids: vec!["exact".into(), "len".into()],
         config: json!({"maxConcurrency": 4}),
@@ -643,9 +644,13 @@ async fn tenant_isolation(s: Fixture) {
 
     let (ds, added) = dataset_with(&s, "private", 2).await;
     let run = s.create_run(T, new_run(&ds)).await.unwrap();
-    s.register_plugin(T, plugin_record("secret", "target"), vec![1, 2, 3])
-        .await
-        .unwrap();
+    s.register_plugin(
+        T,
+        plugin_record("secret", PluginKind::Target),
+        vec![1, 2, 3],
+    )
+    .await
+    .unwrap();
     let bt = "tenant-b";
     assert_not_found(s.get_dataset(bt, &ds.id).await);
     assert_not_found(s.get_item(bt, &ds.id, &added[0].id).await);
@@ -1141,11 +1146,11 @@ async fn deletes_cascade_and_refuse_active_runs(s: Fixture) {
 
 // ---------------------------------------------------------------- plugins
 
-fn plugin_record(id: &str, kind: &str) -> PluginRecord {
+fn plugin_record(id: &str, kind: PluginKind) -> PluginRecord {
     PluginRecord {
         id: id.into(),
         tenant_id: String::new(),
-        kind: kind.into(),
+        kind,
         name: format!("{id} plugin"),
         description: "test".into(),
         digest: "sha256:00".into(),
@@ -1158,7 +1163,11 @@ fn plugin_record(id: &str, kind: &str) -> PluginRecord {
 async fn plugin_bytes_round_trip(s: Fixture) {
     let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let rec = s
-        .register_plugin(T, plugin_record("exact-match", "scorer"), bytes.clone())
+        .register_plugin(
+            T,
+            plugin_record("exact-match", PluginKind::Scorer),
+            bytes.clone(),
+        )
         .await
         .unwrap();
     assert_eq!(rec.size, 100_000);
@@ -1167,7 +1176,7 @@ async fn plugin_bytes_round_trip(s: Fixture) {
     assert_eq!(s.plugin_bytes(T, "exact-match").await.unwrap(), bytes);
 
     // Same id again: replaced.
-    let mut v2 = plugin_record("exact-match", "scorer");
+    let mut v2 = plugin_record("exact-match", PluginKind::Scorer);
     v2.digest = "sha256:11".into();
     s.register_plugin(T, v2, vec![9, 9]).await.unwrap();
     assert_eq!(
@@ -1176,16 +1185,16 @@ async fn plugin_bytes_round_trip(s: Fixture) {
     );
     assert_eq!(s.plugin_bytes(T, "exact-match").await.unwrap(), [9, 9]);
 
-    s.register_plugin(T, plugin_record("echo", "target"), vec![1])
+    s.register_plugin(T, plugin_record("echo", PluginKind::Target), vec![1])
         .await
         .unwrap();
-    assert_eq!(
-        field_of(
-            s.register_plugin(T, plugin_record("weird", "agent"), vec![1])
-                .await
-        ),
-        "kind"
-    );
+    // A kind other than scorer or target cannot reach the store: it is
+    // refused where a record is read from JSON.
+    let weird = json!({"id": "weird", "kind": "agent", "name": "w", "description": "",
+        "digest": "sha256:00", "contractVersion": "0.1.0", "size": 1,
+        "createdAt": "2026-01-01T00:00:00Z"});
+    let err = serde_json::from_value::<PluginRecord>(weird).unwrap_err();
+    assert!(err.to_string().contains("agent"), "{err}");
     let listed = s.list_plugins(T, Page::default()).await.unwrap();
     assert_eq!(
         listed
@@ -1244,4 +1253,50 @@ async fn item_limit_per_dataset(s: Fixture) {
     }
     s.add_items(T, &ds.id, items(0..1)).await.unwrap();
     assert_eq!(s.get_dataset(T, &ds.id).await.unwrap().item_count, 5);
+}
+
+// ---------------------------------------------------------------- stored names
+
+/// Sets a run's stored `target_type` behind the store's back (a database
+/// edited by hand, or written by a newer version).
+async fn set_stored_target_type(s: &Fixture, run_id: &str, name: &str) {
+    const SQL: &str = "UPDATE runs SET target_type = $1 WHERE id = $2";
+    if s.backend() == "sqlite" {
+        let pool = sqlx::SqlitePool::connect(&s.url).await.unwrap();
+        sqlx::query(SQL)
+            .bind(name)
+            .bind(run_id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&s.url).await.unwrap();
+        sqlx::query(SQL)
+            .bind(name)
+            .bind(run_id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+}
+
+async fn unknown_stored_target_type_is_corrupt(s: Fixture) {
+    let (ds, _) = dataset_with(&s, "stored-names", 2).await;
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    assert_eq!(
+        s.get_run(T, &run.id).await.unwrap().target_type,
+        TargetType::Plugin
+    );
+    set_stored_target_type(&s, &run.id, "agent").await;
+    match s.get_run(T, &run.id).await {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("agent"), "{m}"),
+        other => panic!("expected a corrupt-data error, got {other:?}"),
+    }
+    set_stored_target_type(&s, &run.id, "scorer").await;
+    assert_eq!(
+        s.get_run(T, &run.id).await.unwrap().target_type,
+        TargetType::Scorer
+    );
 }

@@ -49,7 +49,7 @@ async fn dataset_and_run(s: &Arc<dyn Store>, n: usize) -> (Vec<DatasetItem>, Run
                 id: None,
                 dataset_id: ds.id.clone(),
                 dataset_version: 1,
-                target_type: "plugin".into(),
+                target_type: TargetType::Plugin,
                 target_id: "t".into(),
                 scorer_ids: vec![],
                 config: json!({}),
