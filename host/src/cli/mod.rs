@@ -9,6 +9,7 @@ pub mod plugin;
 pub mod run;
 pub mod runs;
 pub mod serve;
+pub mod tenant;
 
 use std::path::PathBuf;
 
@@ -32,6 +33,11 @@ Examples:
   # Look back: list runs, compare two of them
   assay runs list
   assay runs compare <run-a> <run-b>
+
+  # Share one server between teams: tenants, keys, limits
+  assay tenant create team-a --set queued-runs=50
+  assay key create --tenant team-a --role admin
+  assay serve --addr 0.0.0.0:4111 --plugins-dir target/wasm32-wasip2/plugin
 
 Environment:
   ASSAY_DATABASE_URL  database (same as --database-url)
@@ -144,6 +150,12 @@ pub enum Command {
     Runs(runs::RunsCommand),
     /// Serve the HTTP API (and execute runs triggered through it)
     Serve(serve::ServeArgs),
+    /// Create tenants and set their limits (operators)
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// Create, list and revoke API keys (operators)
+    #[command(subcommand)]
+    Key(tenant::KeyCommand),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
 }
@@ -161,6 +173,8 @@ pub async fn run(cli: Cli) -> Result<Exit> {
                 Command::Dataset(cmd) => dataset::run(&app, cmd).await,
                 Command::Plugin(cmd) => plugin::run(&app, cmd).await,
                 Command::Runs(cmd) => runs::run(&app, cmd).await,
+                Command::Tenant(cmd) => tenant::run_tenant(&app, cmd).await,
+                Command::Key(cmd) => tenant::run_key(&app, cmd).await,
                 Command::Completions(_) | Command::Serve(_) => unreachable!("handled above"),
             }
         }

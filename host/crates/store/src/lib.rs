@@ -40,6 +40,7 @@ pub mod postgres;
 pub mod rules;
 pub mod sqlite;
 mod store;
+pub mod tenancy;
 pub mod validate;
 
 use std::sync::Arc;
@@ -50,6 +51,9 @@ pub use page::{DEFAULT_PER_PAGE, MAX_PER_PAGE};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::Store;
+pub use tenancy::{
+    ApiKey, ApiKeyStore, Role, SHARED_TENANT, TenancyStore, TenantInfo, TenantLimits, TenantUsage,
+};
 
 /// Opens the store at `url` and applies pending migrations.
 ///

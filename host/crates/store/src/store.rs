@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use crate::error::StoreResult;
 use crate::models::*;
+use crate::tenancy::{ApiKeyStore, TenancyStore};
 
 /// Storage for datasets, items and their versions, runs, results, scores,
 /// plugins and tenants.
@@ -17,7 +18,7 @@ use crate::models::*;
 /// id and the lease owner instead: only the process that claimed a run
 /// (through a tenant-scoped or a global claim) uses them.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ApiKeyStore + TenancyStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

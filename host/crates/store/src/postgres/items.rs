@@ -15,6 +15,7 @@ use crate::rules::{
     INSERT_CHUNK, apply_item_patch, change, check_item_limit, check_version, like_escape, new_id,
     now,
 };
+use crate::tenancy::{check_stored_bytes, item_bytes};
 use crate::validate::ItemValidator;
 
 /// A bulk add of at least this many items refreshes the table statistics.
@@ -76,14 +77,21 @@ pub async fn add_items(
     }
     ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?
         .check_new_items(&items)?;
-    let (max_items, next_position): (i64, i64) = sqlx::query_as(
-        "SELECT t.max_items_per_dataset, d.next_position FROM datasets d \
-         JOIN tenants t ON t.id = d.tenant_id WHERE d.id = $1",
+    let (max_items, next_position, max_bytes, stored): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT t.max_items_per_dataset, d.next_position, t.max_stored_bytes, \
+         (SELECT COALESCE(SUM(o.stored_bytes), 0)::BIGINT FROM datasets o \
+          WHERE o.tenant_id = d.tenant_id) \
+         FROM datasets d JOIN tenants t ON t.id = d.tenant_id WHERE d.id = $1",
     )
     .bind(dataset_id)
     .fetch_one(&mut *tx)
     .await?;
     check_item_limit(ds.item_count, items.len(), max_items)?;
+    let adding: i64 = items
+        .iter()
+        .map(|it| item_bytes(&it.input, it.expected_output.as_ref(), it.context.as_ref()))
+        .sum();
+    check_stored_bytes(stored, adding, max_bytes)?;
     let version = ds.version + 1;
     let at = now();
     let added: Vec<DatasetItem> = items
@@ -124,12 +132,14 @@ pub async fn add_items(
     let n = added.len() as i64;
     sqlx::query(
         "UPDATE datasets SET version = $1, item_count = item_count + $2, \
-         next_position = next_position + $2, updated_at = $3 WHERE id = $4",
+         next_position = next_position + $2, updated_at = $3, stored_bytes = stored_bytes + $5 \
+         WHERE id = $4",
     )
     .bind(version)
     .bind(n)
     .bind(at)
     .bind(dataset_id)
+    .bind(adding)
     .execute(&mut *tx)
     .await?;
     record_version(&mut *tx, dataset_id, version, change::ITEMS_ADD, at).await?;
@@ -198,12 +208,20 @@ pub async fn update_item(
     .bind(at)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE datasets SET version = $1, updated_at = $2 WHERE id = $3")
-        .bind(version)
-        .bind(at)
-        .bind(dataset_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE datasets SET version = $1, updated_at = $2, stored_bytes = stored_bytes + $4 \
+         WHERE id = $3",
+    )
+    .bind(version)
+    .bind(at)
+    .bind(dataset_id)
+    .bind(item_bytes(
+        &snap.input,
+        snap.expected_output.as_ref(),
+        snap.context.as_ref(),
+    ))
+    .execute(&mut *tx)
+    .await?;
     record_version(&mut *tx, dataset_id, version, change::ITEMS_UPDATE, at).await?;
     tx.commit().await?;
     Ok(DatasetItem {

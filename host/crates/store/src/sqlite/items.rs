@@ -14,6 +14,7 @@ use crate::models::*;
 use crate::rules::{
     INSERT_CHUNK, apply_item_patch, change, check_item_limit, check_version, new_id, now, to_ms,
 };
+use crate::tenancy::{check_stored_bytes, item_bytes};
 use crate::validate::ItemValidator;
 
 /// Filter of the items visible at a dataset version (binds: version twice).
@@ -79,14 +80,20 @@ pub async fn add_items(
     }
     ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?
         .check_new_items(&items)?;
-    let (max_items, next_position): (i64, i64) = sqlx::query_as(
-        "SELECT t.max_items_per_dataset, d.next_position FROM datasets d \
-         JOIN tenants t ON t.id = d.tenant_id WHERE d.id = ?",
+    let (max_items, next_position, max_bytes, stored): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT t.max_items_per_dataset, d.next_position, t.max_stored_bytes, \
+         (SELECT COALESCE(SUM(o.stored_bytes), 0) FROM datasets o WHERE o.tenant_id = d.tenant_id) \
+         FROM datasets d JOIN tenants t ON t.id = d.tenant_id WHERE d.id = ?",
     )
     .bind(dataset_id)
     .fetch_one(&mut *tx)
     .await?;
     check_item_limit(ds.item_count, items.len(), max_items)?;
+    let adding: i64 = items
+        .iter()
+        .map(|it| item_bytes(&it.input, it.expected_output.as_ref(), it.context.as_ref()))
+        .sum();
+    check_stored_bytes(stored, adding, max_bytes)?;
     let version = ds.version + 1;
     let at = now();
     let added: Vec<DatasetItem> = items
@@ -128,11 +135,13 @@ pub async fn add_items(
     let n = added.len() as i64;
     sqlx::query(
         "UPDATE datasets SET version = ?, item_count = item_count + ?, \
-         next_position = next_position + ?, updated_at = ? WHERE id = ?",
+         next_position = next_position + ?, stored_bytes = stored_bytes + ?, updated_at = ? \
+         WHERE id = ?",
     )
     .bind(version)
     .bind(n)
     .bind(n)
+    .bind(adding)
     .bind(at_ms)
     .bind(dataset_id)
     .execute(&mut *tx)
@@ -194,12 +203,20 @@ pub async fn update_item(
     .bind(at_ms)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE datasets SET version = ?, updated_at = ? WHERE id = ?")
-        .bind(version)
-        .bind(at_ms)
-        .bind(dataset_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE datasets SET version = ?, stored_bytes = stored_bytes + ?, updated_at = ? \
+         WHERE id = ?",
+    )
+    .bind(version)
+    .bind(item_bytes(
+        &snap.input,
+        snap.expected_output.as_ref(),
+        snap.context.as_ref(),
+    ))
+    .bind(at_ms)
+    .bind(dataset_id)
+    .execute(&mut *tx)
+    .await?;
     record_version(&mut *tx, dataset_id, version, change::ITEMS_UPDATE, at_ms).await?;
     tx.commit().await?;
     Ok(DatasetItem {
