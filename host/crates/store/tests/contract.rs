@@ -1444,17 +1444,17 @@ async fn stored_bytes_limit_refuses_items_and_changes_nothing(s: Fixture) {
     let (ds, _) = dataset_with(&s, "d", 2).await;
     let used = s.tenant_usage(T).await.unwrap().stored_bytes;
     let mut limits = s.tenant_limits(T).await.unwrap();
-    limits.stored_bytes = used + 10;
+    limits.stored_bytes = used + 40;
     s.set_tenant_limits(T, &limits).await.unwrap();
     let big = vec![NewItem {
-        input: json!("x".repeat(20)),
+        input: json!("x".repeat(60)),
         expected_output: None,
         context: None,
     }];
     match s.add_items(T, &ds.id, big).await {
         Err(StoreError::LimitExceeded { key, limit, .. }) => {
             assert_eq!(key, "stored-bytes");
-            assert_eq!(limit, used + 10);
+            assert_eq!(limit, used + 40);
         }
         other => panic!("expected LimitExceeded, got {other:?}"),
     }
@@ -1464,6 +1464,7 @@ async fn stored_bytes_limit_refuses_items_and_changes_nothing(s: Fixture) {
         (ds.item_count, ds.version)
     );
     assert_eq!(s.tenant_usage(T).await.unwrap().stored_bytes, used);
+    // Smaller items still fit.
     s.add_items(T, &ds.id, vec![item(7)]).await.unwrap();
 }
 
