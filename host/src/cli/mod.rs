@@ -107,9 +107,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_cache: bool,
 
-    /// Tenant to act for (multi-tenant servers)
-    #[arg(long, global = true, env = "ASSAY_TENANT", default_value = assay_store::DEFAULT_TENANT, hide = true)]
-    pub tenant: String,
+    /// Tenant the command acts for [default: default]; `assay key` commands: the key's tenant
+    #[arg(long, global = true, env = "ASSAY_TENANT", value_name = "NAME")]
+    pub tenant: Option<String>,
 
     /// Lease of a run executed by this process: after a crash, another
     /// process can resume the run once it lapses
@@ -128,7 +128,10 @@ impl GlobalArgs {
                 self.cache_dir.clone().or_else(default_cache_dir)
             },
             plugin_dirs: self.plugins_dir.clone(),
-            tenant: self.tenant.clone(),
+            tenant: self
+                .tenant
+                .clone()
+                .unwrap_or_else(|| assay_store::DEFAULT_TENANT.to_string()),
             run_lease: self.run_lease.max(std::time::Duration::from_millis(300)),
         }
     }
@@ -174,7 +177,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
                 Command::Plugin(cmd) => plugin::run(&app, cmd).await,
                 Command::Runs(cmd) => runs::run(&app, cmd).await,
                 Command::Tenant(cmd) => tenant::run_tenant(&app, cmd).await,
-                Command::Key(cmd) => tenant::run_key(&app, cmd).await,
+                Command::Key(cmd) => tenant::run_key(&app, global.tenant.as_deref(), cmd).await,
                 Command::Completions(_) | Command::Serve(_) => unreachable!("handled above"),
             }
         }

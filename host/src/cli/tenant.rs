@@ -119,12 +119,9 @@ Examples:
     Revoke(KeyRevokeArgs),
 }
 
-/// `key create`.
+/// `key create` (the tenant is the global `--tenant NAME`, required).
 #[derive(Debug, Args)]
 pub struct KeyCreateArgs {
-    /// The tenant the key acts for
-    #[arg(long)]
-    pub tenant: String,
     /// viewer, member or admin
     #[arg(long, default_value = "member", value_parser = parse_role)]
     pub role: Role,
@@ -136,12 +133,9 @@ pub struct KeyCreateArgs {
     pub json: bool,
 }
 
-/// `key list`.
+/// `key list` (only the keys of the global `--tenant NAME` when given).
 #[derive(Debug, Args)]
 pub struct KeyListArgs {
-    /// Only this tenant's keys
-    #[arg(long)]
-    pub tenant: Option<String>,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
@@ -295,12 +289,18 @@ pub async fn run_tenant(app: &App, cmd: TenantCommand) -> Result<Exit> {
 }
 
 /// Runs a key command.
-pub async fn run_key(app: &App, cmd: KeyCommand) -> Result<Exit> {
+pub async fn run_key(app: &App, tenant: Option<&str>, cmd: KeyCommand) -> Result<Exit> {
     match cmd {
         KeyCommand::Create(a) => {
-            let (key, token) = issue_api_key(app.store.as_ref(), &a.tenant, a.role, a.name)
+            let Some(tenant) = tenant else {
+                return Err(UsageError(
+                    "`assay key create` needs --tenant NAME (the tenant the key acts for)".into(),
+                )
+                .into());
+            };
+            let (key, token) = issue_api_key(app.store.as_ref(), tenant, a.role, a.name)
                 .await
-                .map_err(|e| no_tenant(&a.tenant, e))?;
+                .map_err(|e| no_tenant(tenant, e))?;
             if a.json {
                 print_json(&json!({"token": token, "key": key}))?;
             } else {
@@ -313,13 +313,13 @@ pub async fn run_key(app: &App, cmd: KeyCommand) -> Result<Exit> {
             }
         }
         KeyCommand::List(a) => {
-            if let Some(t) = &a.tenant {
+            if let Some(t) = tenant {
                 app.store
                     .tenant_limits(t)
                     .await
                     .map_err(|e| no_tenant(t, e))?;
             }
-            let keys = app.store.list_api_keys(a.tenant.as_deref()).await?;
+            let keys = app.store.list_api_keys(tenant).await?;
             if a.json {
                 print_json(&keys)?;
             } else if keys.is_empty() {
