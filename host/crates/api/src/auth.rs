@@ -14,7 +14,7 @@
 //!
 //! A role too weak for the route is a 403 naming the role needed.
 
-use assay_store::{DEFAULT_TENANT, Role, TenancyStore as _};
+use assay_store::{DEFAULT_TENANT, Role};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
