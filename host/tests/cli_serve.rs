@@ -198,7 +198,14 @@ fn serve_without_auth_is_refused_off_loopback() {
     // The help states the security model.
     let help = env.cmd().args(["serve", "--help"]).assert().success();
     let help = String::from_utf8_lossy(&help.get_output().stdout).to_string();
-    for needle in ["Security model", "401", "403", "404", "--no-auth", "--max-item-timeout"] {
+    for needle in [
+        "Security model",
+        "401",
+        "403",
+        "404",
+        "--no-auth",
+        "--max-item-timeout",
+    ] {
         assert!(help.contains(needle), "`assay serve --help` lacks {needle}");
     }
 }

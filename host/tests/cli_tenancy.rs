@@ -72,12 +72,18 @@ fn tenants_are_created_listed_and_their_limits_edited() {
 #[test]
 fn keys_are_shown_once_listed_by_prefix_and_revoked() {
     let env = Env::new();
-    env.cmd().args(["tenant", "create", "team-a"]).assert().success();
+    env.cmd()
+        .args(["tenant", "create", "team-a"])
+        .assert()
+        .success();
     let created = env.json(&[
         "key", "create", "--tenant", "team-a", "--role", "viewer", "--name", "dash", "--json",
     ]);
     let token = created["token"].as_str().unwrap();
-    assert!(token.starts_with("assay_") && token.len() >= 6 + 32, "{token}");
+    assert!(
+        token.starts_with("assay_") && token.len() >= 6 + 32,
+        "{token}"
+    );
     assert_eq!(created["key"]["role"], "viewer");
     // Plain output: the token alone on stdout (for scripts).
     let plain = env
@@ -169,7 +175,14 @@ fn shared_plugins_are_listed_as_shared() {
         .assert()
         .success();
     env.cmd()
-        .args(["run", "-d", &example("capitals.jsonl"), "-t", &plugin("echo"), "-q"])
+        .args([
+            "run",
+            "-d",
+            &example("capitals.jsonl"),
+            "-t",
+            &plugin("echo"),
+            "-q",
+        ])
         .assert()
         .success();
     let listed = env.json(&["plugin", "list", "--json"]);
