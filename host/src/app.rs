@@ -8,14 +8,15 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, anyhow, bail};
 use assay_plugin_host::{HostConfig, PluginHost};
-use assay_runner::{Catalog, RunError};
-use assay_store::{Dataset, Page, PluginRecord, Run, Store, StoreError};
+use assay_runner::{Catalog, Ceilings, RunError};
+use assay_store::{Dataset, Page, PluginRecord, Run, SHARED_TENANT, Store, StoreError};
+use sha2::{Digest, Sha256};
 
 /// How the shipped plugins are built (named in errors about missing files).
 pub const BUILD_PLUGINS_HINT: &str = "the shipped plugins are built with `scripts/build-plugins.sh` into target/wasm32-wasip2/plugin/ (it needs the wasm32-wasip2 target: `rustup target add wasm32-wasip2`)";
 
 /// Most plugin instances alive at once in a CLI process.
-const CLI_MAX_INSTANCES: u32 = 128;
+const CLI_MAX_INSTANCES: u32 = 256;
 
 /// Settings an [`App`] is opened with (from the global flags).
 #[derive(Debug, Clone)]
@@ -128,7 +129,10 @@ impl App {
             return Ok(c.clone());
         }
         let host = self.plugin_host()?;
-        let catalog = Arc::new(Catalog::new(host, self.store.clone()));
+        // The CLI runs the operator's own runs: no ceilings beyond the
+        // options' own ranges (tenant limits still apply, see `assay run`).
+        let catalog =
+            Arc::new(Catalog::new(host, self.store.clone()).with_ceilings(Ceilings::none()));
         Ok(self.catalog.get_or_init(|| catalog).clone())
     }
 
@@ -203,7 +207,7 @@ impl App {
         if looks_like_path(spec) {
             return self.register_file(Path::new(spec)).await;
         }
-        match self.store.get_plugin(&self.tenant, spec).await {
+        match self.catalog()?.visible_plugin(&self.tenant, spec).await {
             Ok(record) => return Ok(record),
             Err(StoreError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
@@ -236,8 +240,30 @@ impl App {
         )
     }
 
-    /// Registers a component file, with errors that name the file.
+    /// Registers a component file for the app's tenant, with errors that
+    /// name the file. A file whose plugin is already registered as shared
+    /// with the same bytes resolves to the shared plugin.
     pub async fn register_file(&self, path: &Path) -> Result<PluginRecord> {
+        match self.register_file_in(&self.tenant, path).await {
+            Err(e) if is_shared_conflict(&e) => {
+                let bytes = std::fs::read(path)?;
+                let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+                let shared = self
+                    .store
+                    .list_visible_plugins(SHARED_TENANT, Page::new(0, 100));
+                let shared = shared.await?;
+                match shared.items.into_iter().find(|r| r.digest == digest) {
+                    Some(record) => Ok(record),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Registers a component file in `namespace` (a tenant, or
+    /// [`SHARED_TENANT`] for `assay plugin add --shared`).
+    pub async fn register_file_in(&self, namespace: &str, path: &Path) -> Result<PluginRecord> {
         if !path.exists() {
             bail!(
                 "plugin file {} does not exist\n  hint: {BUILD_PLUGINS_HINT}",
@@ -252,7 +278,7 @@ impl App {
         }
         let catalog = self.catalog()?;
         catalog
-            .register_file(&self.tenant, path)
+            .register_file(namespace, path)
             .await
             .map_err(|e| match e {
                 RunError::PluginLoad { message, .. } => anyhow!(
@@ -269,7 +295,7 @@ impl App {
         for page in 0..10 {
             let p = self
                 .store
-                .list_plugins(&self.tenant, Page::new(page, 100))
+                .list_visible_plugins(&self.tenant, Page::new(page, 100))
                 .await?;
             ids.extend(p.items.into_iter().map(|r| r.id));
             if !p.has_more {
@@ -278,6 +304,15 @@ impl App {
         }
         Ok(ids)
     }
+}
+
+/// Whether `e` is the conflict of registering a plugin whose id a shared
+/// plugin has.
+fn is_shared_conflict(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<RunError>(),
+        Some(RunError::Store(StoreError::Conflict(m))) if m.contains("shared plugin")
+    )
 }
 
 /// True when a plugin spec names a file rather than an id.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use assay_runner::trigger::clamp_tenant_options;
 use assay_runner::{RunOptions, RunRequest, TargetType, create_run};
 use assay_store::{PluginKind, PluginRecord};
 use clap::{Args, ValueEnum};
@@ -249,6 +250,17 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
     };
 
     let catalog = app.catalog()?;
+    // The CLI clamps what the tenant's limits do not allow, and says so
+    // (the API refuses it instead).
+    let mut options = options;
+    let limits = app.store.tenant_limits(&app.tenant).await?;
+    for notice in clamp_tenant_options(&mut options, &limits) {
+        eprintln!(
+            "note: {notice} (raise it with `assay tenant limits {} --set KEY=VALUE`)",
+            app.tenant
+        );
+    }
+    let concurrency = options.max_concurrency;
     let request = RunRequest {
         dataset_id: dataset.id.clone(),
         version: Some(version),
@@ -277,7 +289,7 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
     if !args.quiet {
         eprintln!(
             "Run {}: {} items of {} v{} through {}, {scorer_list} (concurrency {})",
-            run.id, run.total_items, dataset.name, version, target.id, args.concurrency
+            run.id, run.total_items, dataset.name, version, target.id, concurrency
         );
     }
 

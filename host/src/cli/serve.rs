@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use assay_api::{DEFAULT_ADDR, ServeConfig};
+use assay_api::{AuthMode, DEFAULT_ADDR, ServeConfig};
+use assay_runner::Ceilings;
 use clap::Args;
 
 use crate::app::{normalize_database_url, redact};
@@ -14,19 +15,7 @@ use crate::exit::Exit;
 
 /// Arguments of `assay serve`.
 #[derive(Debug, Args)]
-#[command(after_help = "\
-Examples:
-  assay serve
-  assay serve --addr 0.0.0.0:8080 --plugins-dir target/wasm32-wasip2/plugin
-  ASSAY_DATABASE_URL=postgres://assay:secret@db/assay assay serve --max-active-runs 8
-
-The server executes the runs triggered through it (and resumes runs an
-earlier process left unfinished). Runs started with `assay run` against the
-same database show up in the API, and runs triggered through the API show up
-in `assay runs list`. Ctrl-C or SIGTERM stops it gracefully: in-flight items
-get --grace to finish, unfinished runs stay resumable.
-
-The API is unauthenticated: keep it on localhost or behind a proxy.")]
+#[command(after_help = SERVE_HELP)]
 pub struct ServeArgs {
     /// Address to listen on
     #[arg(long, default_value_t = DEFAULT_ADDR, value_name = "HOST:PORT")]
@@ -43,7 +32,62 @@ pub struct ServeArgs {
     /// Largest request body accepted, in MiB
     #[arg(long, default_value_t = assay_api::DEFAULT_BODY_LIMIT / (1 << 20), value_name = "MIB")]
     pub body_limit_mib: usize,
+    /// No authentication: every request acts as the `default` tenant's admin (loopback addresses only)
+    #[arg(long, conflicts_with = "trust_tenant_header")]
+    pub no_auth: bool,
+    /// Honour `x-assay-tenant` (and `x-assay-role`) set by an authenticating proxy in front
+    #[arg(long)]
+    pub trust_tenant_header: bool,
+    /// Ceiling: linear memory of one plugin call, in MiB
+    #[arg(long, default_value_t = Ceilings::default().max_memory_bytes >> 20, value_name = "MIB")]
+    pub max_memory_mib: usize,
+    /// Ceiling: deadline of one target call
+    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub max_target_timeout: Duration,
+    /// Ceiling: deadline of one scorer call
+    #[arg(long, value_parser = parse_duration, default_value = "1m", value_name = "DURATION")]
+    pub max_scorer_timeout: Duration,
+    /// Ceiling: deadline of one item, all attempts (also for runs that set none)
+    #[arg(long, value_parser = parse_duration, default_value = "15m", value_name = "DURATION")]
+    pub max_item_timeout: Duration,
+    /// Ceiling: JSON one plugin call may return, in KiB
+    #[arg(long, default_value_t = Ceilings::default().max_output_bytes >> 10, value_name = "KIB")]
+    pub max_output_kib: usize,
 }
+
+const SERVE_HELP: &str = "\
+Examples:
+  assay serve --no-auth                       # local development, as tenant `default`
+  assay tenant create team-a && assay key create --tenant team-a --role admin
+  assay serve --addr 0.0.0.0:8080 --plugins-dir target/wasm32-wasip2/plugin
+  ASSAY_DATABASE_URL=postgres://assay:secret@db/assay assay serve --max-active-runs 8
+
+Security model (details: docs/tenancy.md):
+  Every /api route needs `Authorization: Bearer <API key>` and acts as the
+  key's tenant: 401 without a key or with an unknown or revoked one; 403 when
+  the key's role may not act (viewer: read only; member: datasets, runs, the
+  tenant's plugins; admin: also the tenant's keys); another tenant's ids are
+  404. /health is open. Tenants and keys are created by the operator with
+  `assay tenant create` and `assay key create` on the same database, never by
+  a request. --no-auth (acting as `default`) is refused on any address but
+  loopback; --trust-tenant-header is for a proxy that authenticates callers
+  and sets or strips `x-assay-tenant`/`x-assay-role` itself.
+
+  A tenant can: manage its own datasets, items, runs and plugins; use the
+  shared plugins (those of --plugins-dir, and `assay plugin add --shared`).
+  A tenant cannot: see or touch another tenant's data; replace or delete a
+  shared plugin (an upload with a shared plugin's id is a 409); exceed its
+  limits (`assay tenant limits NAME --set key=value`: items in flight, active
+  and queued runs, datasets, items per dataset, stored bytes, plugins, plugin
+  bytes; over a limit: 422 naming it, a trigger over queued-runs: 429 with
+  Retry-After); ask a run for more than the ceilings below (422 naming the
+  ceiling). Plugins run sandboxed: no network, files or clock beyond WASI's.
+
+The server executes the runs triggered through it (and resumes runs an
+earlier process left unfinished). Runs started with `assay run` against the
+same database show up in the API, and runs triggered through the API show up
+in `assay runs list`. Ctrl-C or SIGTERM stops it gracefully: in-flight items
+get --grace to finish, unfinished runs stay resumable.";
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
@@ -59,8 +103,23 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         grace: args.grace,
         body_limit_bytes: args.body_limit_mib.max(1) << 20,
         run_lease: app.run_lease,
+        auth: if args.no_auth {
+            AuthMode::Disabled
+        } else if args.trust_tenant_header {
+            AuthMode::KeysOrTenantHeader
+        } else {
+            AuthMode::Keys
+        },
+        ceilings: Ceilings {
+            max_memory_bytes: args.max_memory_mib.max(1) << 20,
+            max_target_timeout: args.max_target_timeout,
+            max_scorer_timeout: args.max_scorer_timeout,
+            max_item_timeout: args.max_item_timeout,
+            max_output_bytes: args.max_output_kib.max(1) << 10,
+        },
         ..ServeConfig::default()
     };
+    let config_auth = config.auth;
     let server = assay_api::start(config)
         .await
         .map_err(|e| anyhow!("cannot start the server: {e}"))?;
@@ -74,6 +133,17 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         server.url(),
         server.url()
     );
+    match config_auth {
+        AuthMode::Disabled => {
+            eprintln!("  no authentication (--no-auth): every request acts as tenant `default`")
+        }
+        AuthMode::Keys => eprintln!(
+            "  requests need `Authorization: Bearer <key>` (create one with `assay key create --tenant default`)"
+        ),
+        AuthMode::KeysOrTenantHeader => eprintln!(
+            "  API keys, or `x-assay-tenant` from the trusted proxy in front (--trust-tenant-header)"
+        ),
+    }
     assay_api::shutdown_signal().await;
     eprintln!(
         "Stopping (in-flight items get {}s to finish)...",

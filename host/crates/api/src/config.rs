@@ -5,6 +5,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use assay_runner::Ceilings;
+
+use crate::auth::AuthMode;
+
 /// The address `assay serve` listens on by default (Mastra's dev port).
 pub const DEFAULT_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 4111);
@@ -41,6 +45,11 @@ pub struct ServeConfig {
     /// Lease of a run this process executes, renewed every third of it. When
     /// a process dies, its runs are taken over once their lease expires.
     pub run_lease: Duration,
+    /// How callers authenticate ([`AuthMode::Disabled`] is refused unless
+    /// `addr` is loopback).
+    pub auth: AuthMode,
+    /// What no run of this process may exceed.
+    pub ceilings: Ceilings,
 }
 
 impl ServeConfig {
@@ -49,6 +58,7 @@ impl ServeConfig {
         ApiOptions {
             body_limit_bytes: self.body_limit_bytes,
             sse_poll_interval: self.sse_poll_interval,
+            auth: self.auth,
             ..ApiOptions::default()
         }
     }
@@ -67,6 +77,8 @@ impl Default for ServeConfig {
             body_limit_bytes: DEFAULT_BODY_LIMIT,
             sse_poll_interval: ApiOptions::default().sse_poll_interval,
             run_lease: assay_runner::executor::DEFAULT_LEASE,
+            auth: AuthMode::default(),
+            ceilings: Ceilings::default(),
         }
     }
 }
@@ -80,6 +92,8 @@ pub struct ApiOptions {
     pub sse_poll_interval: Duration,
     /// How often an idle event stream sends a keep-alive comment.
     pub sse_keep_alive: Duration,
+    /// How callers authenticate.
+    pub auth: AuthMode,
 }
 
 impl Default for ApiOptions {
@@ -88,6 +102,7 @@ impl Default for ApiOptions {
             body_limit_bytes: DEFAULT_BODY_LIMIT,
             sse_poll_interval: Duration::from_millis(200),
             sse_keep_alive: Duration::from_secs(15),
+            auth: AuthMode::default(),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::extract::TENANT_HEADER;
+use crate::auth::Access;
 use crate::routes::{Answer, QueryParams, ROUTES, RequestBody, RouteSpec};
 
 /// The whole document.
@@ -22,25 +22,32 @@ pub fn document() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Run evaluation datasets through sandboxed WebAssembly plugins. \
                 The /api routes follow the shape of Mastra's datasets \"runs\" API. \
-                Every /api route is scoped to the tenant named by the `x-assay-tenant` header \
-                (default `default`); the header is trusted as is, so until API keys exist the \
-                server must sit behind a proxy that sets or strips it. A tenant is created \
-                with default limits on first use. Errors answer `{message, code}`.",
+                Every /api route needs `Authorization: Bearer <API key>` (an operator creates \
+                tenants and keys with `assay tenant create` and `assay key create`) and acts as \
+                the key's tenant: `viewer` keys read, `member` keys also change datasets, runs \
+                and the tenant's plugins, `admin` keys also manage the tenant's keys. 401: no, \
+                unknown or revoked key; 403: the key's role may not do this; another tenant's \
+                ids are 404. Shared plugins (shipped, or registered by the operator) are visible \
+                to every tenant and read-only. Over a tenant limit or an operator ceiling: 422 \
+                `limit_exceeded` naming the limit (`details: {limit, value}`); a trigger over \
+                the queued-runs limit is 429 with Retry-After. Errors answer `{message, code}`.",
         },
         "tags": [
             {"name": "datasets"}, {"name": "items"}, {"name": "runs"},
-            {"name": "plugins"}, {"name": "system"},
+            {"name": "plugins"}, {"name": "tenant"}, {"name": "system"},
         ],
+        "security": [{"bearer": []}],
         "paths": paths,
         "components": {
             "schemas": schemas(),
-            "parameters": {
-                "Tenant": {
-                    "name": TENANT_HEADER,
-                    "in": "header",
-                    "required": false,
-                    "description": "Tenant id (default `default`); trusted-proxy header.",
-                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (`assay_...`), created with `assay key create` \
+                        or POST /api/keys. Behind a trusted proxy (`assay serve \
+                        --trust-tenant-header`) the `x-assay-tenant` and `x-assay-role` \
+                        headers may be used instead.",
                 },
             },
         },
@@ -107,9 +114,6 @@ fn operation(spec: &RouteSpec) -> Value {
             );
         }
     }
-    if spec.tenant_scoped() {
-        params.push(json!({"$ref": "#/components/parameters/Tenant"}));
-    }
 
     let mut responses = Map::new();
     let (status, content) = match spec.answer {
@@ -138,7 +142,17 @@ fn operation(spec: &RouteSpec) -> Value {
         status.to_string(),
         json!({"description": "success", "content": content}),
     );
-    for code in spec.errors.iter().chain(std::iter::once(&500)) {
+    let auth_errors: &[u16] = if spec.authenticated() {
+        &[401, 403]
+    } else {
+        &[]
+    };
+    for code in spec
+        .errors
+        .iter()
+        .chain(auth_errors)
+        .chain(std::iter::once(&500))
+    {
         responses.insert(
             code.to_string(),
             json!({
@@ -155,6 +169,12 @@ fn operation(spec: &RouteSpec) -> Value {
         "parameters": params,
         "responses": responses,
     });
+    match spec.access {
+        Access::Open => op["security"] = json!([]),
+        Access::Role(role) => {
+            op["x-assay-role"] = json!(role);
+        }
+    }
     match spec.body {
         RequestBody::None => {}
         RequestBody::Json(schema) => {
@@ -177,8 +197,10 @@ fn error_description(code: u16) -> &'static str {
         409 => "conflict with the current state",
         413 => "request body over the size limit",
         415 => "wrong Content-Type",
-        422 => "the plugin cannot be loaded",
-        429 => "a tenant limit is reached",
+        401 => "no API key, or an unknown or revoked one",
+        403 => "the API key's role may not do this",
+        422 => "the plugin cannot be loaded, or a tenant limit or operator ceiling is reached",
+        429 => "the tenant's queue of runs is full (see Retry-After)",
         503 => "the database does not answer",
         _ => "internal error",
     }
@@ -349,7 +371,35 @@ fn schemas() -> Value {
                 "name": string, "description": string,
                 "digest": {"type": "string", "description": "sha256:<hex> of the component"},
                 "contractVersion": string, "size": int, "createdAt": time,
+                "shared": {"type": "boolean",
+                    "description": "a shared plugin (shipped or registered by the operator): read-only"},
             })),
+        "Role": {"type": "string", "enum": ["viewer", "member", "admin"]},
+        "ApiKey": object(&["id", "tenantId", "role", "prefix", "createdAt"], json!({
+            "id": string, "tenantId": string, "name": nullable("string"),
+            "role": schema_ref("Role"),
+            "prefix": {"type": "string", "description": "the first characters of the token"},
+            "createdAt": time, "revokedAt": {"type": ["string", "null"], "format": "date-time"},
+        })),
+        "NewApiKey": {"type": "object", "additionalProperties": false, "properties": {
+            "role": schema_ref("Role"), "name": string,
+        }},
+        "CreatedApiKey": object(&["key", "token"], json!({
+            "key": schema_ref("ApiKey"),
+            "token": {"type": "string", "description": "the secret: shown in this answer only"},
+        })),
+        "TenantLimits": {"type": "object", "properties": {
+            "itemsInFlight": int, "activeRuns": int, "queuedRuns": int, "datasets": int,
+            "itemsPerDataset": int, "storedBytes": int, "plugins": int, "pluginBytes": int,
+        }},
+        "TenantUsage": {"type": "object", "properties": {
+            "datasets": int, "storedBytes": int, "plugins": int, "pluginBytes": int,
+            "activeRuns": int, "queuedRuns": int,
+        }},
+        "TenantStatus": object(&["id", "role", "limits", "usage"], json!({
+            "id": string, "role": schema_ref("Role"), "keyId": nullable("string"),
+            "limits": schema_ref("TenantLimits"), "usage": schema_ref("TenantUsage"),
+        })),
         "PluginDetail": {"allOf": [schema_ref("Plugin"), object(&[], json!({
             "world": string, "imports": strings, "exports": strings,
             "loadError": {"type": "string", "description": "set when the component cannot be loaded"},

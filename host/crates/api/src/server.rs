@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use assay_plugin_host::{HostConfig, LoadError, PluginHost};
 use assay_runner::{Catalog, Executor, Scheduler};
-use assay_store::{DEFAULT_TENANT, StoreError};
+use assay_store::{SHARED_TENANT, StoreError};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -44,13 +44,22 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// `--no-auth` on an address other than loopback.
+    #[error(
+        "refusing to serve {addr} without authentication: --no-auth is only allowed on a \
+         loopback address (127.0.0.1, ::1); create an API key with `assay key create` instead"
+    )]
+    NoAuthOffLoopback {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
     /// The HTTP server failed.
     #[error("HTTP server error: {0}")]
     Io(#[from] std::io::Error),
 }
 
 /// Opens the store, builds the plugin host and catalog, registers the
-/// plugins of `config.plugin_dirs` for the default tenant and starts the
+/// plugins of `config.plugin_dirs` as shared plugins and starts the
 /// scheduler (which also resumes runs interrupted by an earlier process).
 pub async fn build_state(config: &ServeConfig) -> Result<AppState, ServeError> {
     let store = assay_store::connect(&config.database_url).await?;
@@ -59,10 +68,12 @@ pub async fn build_state(config: &ServeConfig) -> Result<AppState, ServeError> {
         cache_dir: config.cache_dir.clone(),
         ..HostConfig::default()
     })?;
-    let catalog = Arc::new(Catalog::new(host, store.clone()));
+    let catalog = Arc::new(Catalog::new(host, store.clone()).with_ceilings(config.ceilings));
+    // Plugins shipped with the server are shared: every tenant sees them,
+    // none can replace them.
     for dir in &config.plugin_dirs {
         let (ok, failed) = catalog
-            .register_dir(DEFAULT_TENANT, dir)
+            .register_dir(SHARED_TENANT, dir)
             .await
             .map_err(|source| ServeError::PluginDir {
                 path: dir.clone(),
@@ -134,6 +145,7 @@ impl RunningServer {
 /// Binds `config.addr`, builds the state (see [`build_state`]) and serves in
 /// the background.
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    check_auth(&config)?;
     let listener = bind(config.addr).await?;
     let state = build_state(&config).await?;
     Ok(spawn(listener, state, config.grace))
@@ -148,6 +160,14 @@ pub async fn start_with_state(
 ) -> Result<RunningServer, ServeError> {
     let listener = bind(addr).await?;
     Ok(spawn(listener, state, grace))
+}
+
+/// Refuses to serve without authentication anywhere but on loopback.
+pub fn check_auth(config: &ServeConfig) -> Result<(), ServeError> {
+    if config.auth == crate::auth::AuthMode::Disabled && !crate::auth::is_loopback(&config.addr) {
+        return Err(ServeError::NoAuthOffLoopback { addr: config.addr });
+    }
+    Ok(())
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {

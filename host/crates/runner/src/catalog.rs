@@ -10,9 +10,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use assay_plugin_host::{Plugin, PluginHost, PluginKind};
-use assay_store::{PluginKind as StoredKind, PluginRecord, Store, StoreError};
+use assay_store::tenancy::check_new_plugin;
+use assay_store::{PluginKind as StoredKind, PluginRecord, SHARED_TENANT, Store, StoreError};
 use chrono::Utc;
 
+use crate::ceilings::Ceilings;
 use crate::error::RunError;
 
 /// Registers and resolves plugins for one process.
@@ -20,6 +22,7 @@ pub struct Catalog {
     host: PluginHost,
     store: Arc<dyn Store>,
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    ceilings: Ceilings,
 }
 
 impl Catalog {
@@ -29,7 +32,20 @@ impl Catalog {
             host,
             store,
             loaded: Mutex::new(HashMap::new()),
+            ceilings: Ceilings::default(),
         }
+    }
+
+    /// The same catalog holding runs to `ceilings` (default:
+    /// [`Ceilings::default`]).
+    pub fn with_ceilings(mut self, ceilings: Ceilings) -> Self {
+        self.ceilings = ceilings;
+        self
+    }
+
+    /// What no run planned or created through this catalog may exceed.
+    pub fn ceilings(&self) -> &Ceilings {
+        &self.ceilings
     }
 
     /// The plugin host (engine, limits, cache).
@@ -39,7 +55,13 @@ impl Catalog {
 
     /// Validates `bytes` as a plugin (loads it in the sandbox, reads its
     /// info) and registers it under its own id for `tenant`, replacing an
-    /// older component with the same id.
+    /// older component of the tenant with the same id.
+    ///
+    /// `Conflict` (naming the id) when a shared plugin has that id: shared
+    /// plugins cannot be replaced by a tenant. `LimitExceeded` when the
+    /// tenant's `plugins` or `plugin-bytes` limit would be crossed. With
+    /// `tenant` = [`SHARED_TENANT`] the plugin is registered as shared
+    /// (operators only; no limits).
     pub async fn register_bytes(
         &self,
         tenant: &str,
@@ -73,6 +95,26 @@ impl Catalog {
             size: bytes.len() as i64,
             created_at: Utc::now(),
         };
+        if tenant != SHARED_TENANT {
+            match self.store.get_plugin(SHARED_TENANT, &record.id).await {
+                Ok(shared) => {
+                    return Err(StoreError::Conflict(format!(
+                        "plugin id `{}` is taken by a shared plugin (digest {}); shared plugins \
+                         cannot be replaced by a tenant: give your plugin another id",
+                        shared.id, shared.digest
+                    ))
+                    .into());
+                }
+                Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let replaces = match self.store.get_plugin(tenant, &record.id).await {
+                Ok(own) => Some(own.size),
+                Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            check_new_plugin(self.store.as_ref(), tenant, record.size, replaces).await?;
+        }
         let stored = self.store.register_plugin(tenant, record, bytes).await?;
         self.loaded
             .lock()
@@ -132,7 +174,7 @@ impl Catalog {
         id: &str,
         kind: &'static str,
     ) -> Result<Arc<Plugin>, RunError> {
-        let record = match self.store.get_plugin(tenant, id).await {
+        let record = match self.visible_plugin(tenant, id).await {
             Ok(r) => r,
             Err(StoreError::NotFound { .. }) => {
                 return Err(RunError::UnknownPlugin {
@@ -145,6 +187,17 @@ impl Catalog {
             Err(e) => return Err(e.into()),
         };
         self.load_record(tenant, &record).await
+    }
+
+    /// The plugin `id` as `tenant` sees it: its own, or else a shared one
+    /// (the record's `tenant_id` says which: [`SHARED_TENANT`] for shared).
+    pub async fn visible_plugin(&self, tenant: &str, id: &str) -> Result<PluginRecord, StoreError> {
+        match self.store.get_plugin(tenant, id).await {
+            Err(StoreError::NotFound { .. }) if tenant != SHARED_TENANT => {
+                self.store.get_plugin(SHARED_TENANT, id).await
+            }
+            other => other,
+        }
     }
 
     /// Loads the component of a registered plugin (memory cache by digest).
@@ -161,7 +214,13 @@ impl Catalog {
         {
             return Ok(p.clone());
         }
-        let bytes = self.store.plugin_bytes(tenant, &record.id).await?;
+        // The record names its namespace (the tenant's, or the shared one).
+        let namespace = if record.tenant_id.is_empty() {
+            tenant
+        } else {
+            &record.tenant_id
+        };
+        let bytes = self.store.plugin_bytes(namespace, &record.id).await?;
         let host = self.host.clone();
         let plugin = tokio::task::spawn_blocking(move || host.load_bytes(&bytes))
             .await

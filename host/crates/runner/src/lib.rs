@@ -12,6 +12,7 @@
 //! * [`compare::compare_runs`] compares two runs.
 
 pub mod catalog;
+pub mod ceilings;
 pub mod compare;
 pub mod config;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod trigger;
 pub mod writer;
 
 pub use catalog::Catalog;
+pub use ceilings::Ceilings;
 pub use config::RunOptions;
 pub use error::RunError;
 pub use executor::{CallbackError, Executor, ItemCallback, RunHooks, RunPlan, on_item_complete};

@@ -42,6 +42,7 @@ pub mod rules;
 mod sql;
 pub mod sqlite;
 mod store;
+pub mod tenancy;
 pub mod validate;
 
 use std::sync::Arc;
@@ -53,6 +54,9 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::{
     Backend, DatasetStore, ItemStore, PluginStore, ResultStore, RunStore, Store, TenantStore,
+};
+pub use tenancy::{
+    ApiKey, ApiKeyStore, Role, SHARED_TENANT, TenancyStore, TenantInfo, TenantLimits, TenantUsage,
 };
 
 /// Opens the store at `url` and applies pending migrations.

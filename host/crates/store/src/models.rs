@@ -33,7 +33,7 @@ impl Tenant {
     pub fn with_defaults(id: impl Into<String>) -> Self {
         Self {
             id: id.into(),
-            max_concurrency: 64,
+            max_concurrency: 256,
             max_active_runs: 16,
             max_items_per_dataset: 10_000_000,
         }

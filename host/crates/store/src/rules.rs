@@ -179,9 +179,8 @@ pub fn apply_item_patch(
 pub fn check_item_limit(current: i64, add: usize, max: i64) -> StoreResult<()> {
     if current.saturating_add(add as i64) > max {
         return Err(StoreError::LimitExceeded {
-            what: format!(
-                "items per dataset ({current} + {add} would exceed the tenant's maximum)"
-            ),
+            key: "items-per-dataset",
+            what: format!("the dataset holds {current} items, adding {add}"),
             limit: max,
         });
     }

@@ -66,16 +66,23 @@ pub mod items {
     pub const INSERT_HEAD: &str = "INSERT INTO item_versions (item_id, version_number, \
          dataset_id, position, valid_from, is_deleted, input, expected_output, context, \
          item_created_at, created_at) ";
-    pub const LIMIT_AND_NEXT_POSITION: &str = "SELECT t.max_items_per_dataset, d.next_position \
+    /// The dataset's item limit, its next position, the tenant's stored-bytes
+    /// limit and what the tenant stores now. Binds: dataset.
+    pub const LIMITS_AND_NEXT_POSITION: &str = "SELECT t.max_items_per_dataset, d.next_position, \
+         t.max_stored_bytes, \
+         (SELECT CAST(COALESCE(SUM(o.stored_bytes), 0) AS BIGINT) FROM datasets o \
+          WHERE o.tenant_id = d.tenant_id) \
          FROM datasets d JOIN tenants t ON t.id = d.tenant_id WHERE d.id = $1";
-    /// Binds: version, items added, time, dataset.
+    /// Binds: version, items added, time, dataset, bytes added.
     pub const BUMP_FOR_ADD: &str = "UPDATE datasets SET version = $1, item_count = item_count + $2, \
-         next_position = next_position + $2, updated_at = $3 WHERE id = $4";
+         next_position = next_position + $2, updated_at = $3, \
+         stored_bytes = stored_bytes + $5 WHERE id = $4";
     /// Binds: version, items deleted, time, dataset.
     pub const BUMP_FOR_DELETE: &str = "UPDATE datasets SET version = $1, \
          item_count = item_count - $2, updated_at = $3 WHERE id = $4";
-    /// Binds: version, time, dataset.
-    pub const BUMP: &str = "UPDATE datasets SET version = $1, updated_at = $2 WHERE id = $3";
+    /// Binds: version, time, dataset, bytes of the new item version.
+    pub const BUMP_FOR_UPDATE: &str = "UPDATE datasets SET version = $1, updated_at = $2, \
+         stored_bytes = stored_bytes + $4 WHERE id = $3";
     /// Closes one item version. Binds: version, item, version number.
     pub const CLOSE: &str =
         "UPDATE item_versions SET valid_to = $1 WHERE item_id = $2 AND version_number = $3";

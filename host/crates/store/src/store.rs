@@ -18,16 +18,33 @@ use async_trait::async_trait;
 
 use crate::error::StoreResult;
 use crate::models::*;
+use crate::tenancy::{ApiKeyStore, TenancyStore};
 
 /// Storage for datasets, items and their versions, runs, results, scores,
 /// plugins and tenants: every area trait at once.
 pub trait Store:
-    Backend + TenantStore + DatasetStore + ItemStore + RunStore + ResultStore + PluginStore
+    Backend
+    + TenantStore
+    + TenancyStore
+    + ApiKeyStore
+    + DatasetStore
+    + ItemStore
+    + RunStore
+    + ResultStore
+    + PluginStore
 {
 }
 
 impl<T> Store for T where
-    T: Backend + TenantStore + DatasetStore + ItemStore + RunStore + ResultStore + PluginStore
+    T: Backend
+        + TenantStore
+        + TenancyStore
+        + ApiKeyStore
+        + DatasetStore
+        + ItemStore
+        + RunStore
+        + ResultStore
+        + PluginStore
 {
 }
 

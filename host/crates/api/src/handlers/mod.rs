@@ -6,6 +6,7 @@ pub mod items;
 pub mod plugins;
 pub mod runs;
 pub mod system;
+pub mod tenancy;
 
 use assay_store::Paged;
 use axum::Json;

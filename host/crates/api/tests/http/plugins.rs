@@ -76,10 +76,10 @@ async fn plugins_are_uploaded_validated_listed_and_inspected() {
     );
 
     // Plugins belong to a tenant.
-    s.tenant = Some("other".into());
+    s.act_as("other").await;
     let (status, body) = s.get("/api/plugins/echo").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
-    s.tenant = None;
+    s.act_as("default").await;
 
     let (status, _) = s.delete("/api/plugins/echo").await;
     assert_eq!(status, StatusCode::OK);
@@ -106,5 +106,6 @@ async fn plugin_dirs_are_registered_at_start() {
         "the broken file is skipped: {list}"
     );
     assert_eq!(list["plugins"][0]["id"], "echo");
+    assert_eq!(list["plugins"][0]["shared"], true, "{list}");
     s.stop().await;
 }

@@ -20,6 +20,7 @@ use crate::rules::{
 };
 use crate::sql;
 use crate::store::ItemStore;
+use crate::tenancy::{check_stored_bytes, item_bytes};
 use crate::validate::ItemValidator;
 
 /// A bulk add of at least this many items refreshes the table statistics.
@@ -174,12 +175,17 @@ impl ItemStore for PostgresStore {
         }
         ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?
             .check_new_items(&items)?;
-        let (max_items, next_position): (i64, i64) =
-            sqlx::query_as(sql::items::LIMIT_AND_NEXT_POSITION)
+        let (max_items, next_position, max_bytes, stored): (i64, i64, i64, i64) =
+            sqlx::query_as(sql::items::LIMITS_AND_NEXT_POSITION)
                 .bind(dataset_id)
                 .fetch_one(&mut *tx)
                 .await?;
         check_item_limit(ds.item_count, items.len(), max_items)?;
+        let adding: i64 = items
+            .iter()
+            .map(|it| item_bytes(&it.input, it.expected_output.as_ref(), it.context.as_ref()))
+            .sum();
+        check_stored_bytes(stored, adding, max_bytes)?;
         let version = ds.version + 1;
         let at = now();
         let added: Vec<DatasetItem> = items
@@ -220,6 +226,7 @@ impl ItemStore for PostgresStore {
             .bind(n)
             .bind(at)
             .bind(dataset_id)
+            .bind(adding)
             .execute(&mut *tx)
             .await?;
         record_version(&mut *tx, dataset_id, version, change::ITEMS_ADD, at).await?;
@@ -289,10 +296,15 @@ impl ItemStore for PostgresStore {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(sql::items::BUMP)
+        sqlx::query(sql::items::BUMP_FOR_UPDATE)
             .bind(version)
             .bind(at)
             .bind(dataset_id)
+            .bind(item_bytes(
+                &snap.input,
+                snap.expected_output.as_ref(),
+                snap.context.as_ref(),
+            ))
             .execute(&mut *tx)
             .await?;
         record_version(&mut *tx, dataset_id, version, change::ITEMS_UPDATE, at).await?;

@@ -9,10 +9,12 @@
 
 mod datasets;
 mod items;
+mod keys;
 mod plugins;
 mod results;
 mod rows;
 mod runs;
+mod tenancy;
 mod tenants;
 
 use std::str::FromStr;

@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 
 use super::PostgresStore;
-use crate::sql;
 use crate::error::{StoreError, StoreResult};
 use crate::models::Tenant;
 use crate::rows;
+use crate::sql;
 use crate::store::TenantStore;
 
 /// `NotFound` unless tenant `id` exists (and keeps it from being deleted

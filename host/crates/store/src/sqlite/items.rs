@@ -19,6 +19,7 @@ use crate::rules::{
 };
 use crate::sql;
 use crate::store::ItemStore;
+use crate::tenancy::{check_stored_bytes, item_bytes};
 use crate::validate::ItemValidator;
 
 /// Filter of the items visible at a dataset version (binds: version twice).
@@ -113,12 +114,17 @@ impl ItemStore for SqliteStore {
         }
         ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?
             .check_new_items(&items)?;
-        let (max_items, next_position): (i64, i64) =
-            sqlx::query_as(sql::items::LIMIT_AND_NEXT_POSITION)
+        let (max_items, next_position, max_bytes, stored): (i64, i64, i64, i64) =
+            sqlx::query_as(sql::items::LIMITS_AND_NEXT_POSITION)
                 .bind(dataset_id)
                 .fetch_one(&mut *tx)
                 .await?;
         check_item_limit(ds.item_count, items.len(), max_items)?;
+        let adding: i64 = items
+            .iter()
+            .map(|it| item_bytes(&it.input, it.expected_output.as_ref(), it.context.as_ref()))
+            .sum();
+        check_stored_bytes(stored, adding, max_bytes)?;
         let version = ds.version + 1;
         let at = now();
         let added: Vec<DatasetItem> = items
@@ -160,6 +166,7 @@ impl ItemStore for SqliteStore {
             .bind(n)
             .bind(at_ms)
             .bind(dataset_id)
+            .bind(adding)
             .execute(&mut *tx)
             .await?;
         record_version(&mut *tx, dataset_id, version, change::ITEMS_ADD, at_ms).await?;
@@ -219,10 +226,15 @@ impl ItemStore for SqliteStore {
         .bind(at_ms)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(sql::items::BUMP)
+        sqlx::query(sql::items::BUMP_FOR_UPDATE)
             .bind(version)
             .bind(at_ms)
             .bind(dataset_id)
+            .bind(item_bytes(
+                &snap.input,
+                snap.expected_output.as_ref(),
+                snap.context.as_ref(),
+            ))
             .execute(&mut *tx)
             .await?;
         record_version(&mut *tx, dataset_id, version, change::ITEMS_UPDATE, at_ms).await?;
