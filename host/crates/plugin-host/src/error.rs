@@ -37,12 +37,14 @@ pub enum LoadError {
     },
     /// The component was built against a contract version this host does
     /// not speak.
-    #[error("plugin was built against assay:plugin contract {plugin} but this host speaks {host}")]
+    #[error("{}", incompatible_message(plugin, supported, *mismatch))]
     IncompatibleContract {
-        /// The plugin's contract version.
+        /// The plugin's contract version (from its export name).
         plugin: String,
-        /// The host's contract version.
-        host: String,
+        /// The versions this host supports, e.g. `0.1.x`.
+        supported: String,
+        /// Whether the plugin is older or newer than that range.
+        mismatch: ContractMismatch,
     },
     /// wasmtime rejected the component (invalid binary, unsupported feature).
     #[error("cannot compile component: {0}")]
@@ -58,6 +60,34 @@ pub enum LoadError {
     /// The wasmtime engine could not be set up.
     #[error("cannot set up the wasm engine: {0}")]
     Engine(String),
+}
+
+/// How a plugin's contract version relates to the host's supported range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractMismatch {
+    /// Older than every supported version: rebuild the plugin.
+    TooOld,
+    /// Newer than every supported version: upgrade the host.
+    TooNew,
+    /// Not a version, or inside the range but not supported.
+    Unknown,
+}
+
+/// `plugin was built against assay:plugin contract 0.0.1, older than this
+/// host supports (0.1.x): rebuild it with a current assay-plugin-sdk`.
+fn incompatible_message(plugin: &str, supported: &str, mismatch: ContractMismatch) -> String {
+    let head = format!("plugin was built against assay:plugin contract {plugin}");
+    match mismatch {
+        ContractMismatch::TooOld => format!(
+            "{head}, older than this host supports ({supported}): rebuild it with a current assay-plugin-sdk"
+        ),
+        ContractMismatch::TooNew => format!(
+            "{head}, newer than this host supports ({supported}): upgrade assay, or build the plugin with an SDK for {supported}"
+        ),
+        ContractMismatch::Unknown => {
+            format!("{head}, which this host does not support (it supports {supported})")
+        }
+    }
 }
 
 /// Why one plugin call failed.
@@ -222,10 +252,20 @@ mod tests {
         assert_eq!(
             LoadError::IncompatibleContract {
                 plugin: "0.0.1".into(),
-                host: "0.1.0".into()
+                supported: "0.1.x".into(),
+                mismatch: ContractMismatch::TooOld,
             }
             .to_string(),
-            "plugin was built against assay:plugin contract 0.0.1 but this host speaks 0.1.0"
+            "plugin was built against assay:plugin contract 0.0.1, older than this host supports (0.1.x): rebuild it with a current assay-plugin-sdk"
+        );
+        assert_eq!(
+            LoadError::IncompatibleContract {
+                plugin: "0.2.0".into(),
+                supported: "0.1.x".into(),
+                mismatch: ContractMismatch::TooNew,
+            }
+            .to_string(),
+            "plugin was built against assay:plugin contract 0.2.0, newer than this host supports (0.1.x): upgrade assay, or build the plugin with an SDK for 0.1.x"
         );
         assert_eq!(fmt_bytes(1536), "1.5 KiB");
         assert_eq!(fmt_bytes(100), "100 bytes");
