@@ -23,11 +23,7 @@ pub(crate) async fn execute(
         error: CallError::Host("plugin host is shutting down".into()),
         logs: CapturedLogs::default(),
     })?;
-    let mut store = new_store(
-        &host.inner.engine,
-        limits,
-        host.inner.config.max_memory_bytes,
-    );
+    let mut store = new_store(&host.inner.engine, limits, &host.inner.config);
     let outcome = tokio::time::timeout(limits.timeout, pre.invoke(&mut store, request)).await;
     let logs = store.data().logs();
     match outcome {

@@ -56,18 +56,53 @@ fn parse_json(text: &str, what: &'static str) -> Result<Value, CallError> {
     })
 }
 
-/// The plugin's own error as a [`CallError`].
-pub(crate) fn guest_error(e: GuestError) -> CallError {
+/// Most bytes of a plugin's `name`.
+pub(crate) const MAX_NAME_BYTES: usize = 256;
+/// Most bytes of a plugin's `description`.
+pub(crate) const MAX_DESCRIPTION_BYTES: usize = 4096;
+
+/// The plugin's own error as a [`CallError`], its message cut to the
+/// call's output cap (a guest cannot make the host store megabytes of
+/// error text per item; the kind, which decides retries, is kept).
+pub(crate) fn guest_error(e: GuestError, limits: &Limits) -> CallError {
+    let cap = |m: String| cap_text(m, limits.max_output_bytes);
     match e {
-        GuestError::InvalidInput(m) => CallError::InvalidInput(m),
-        GuestError::Transient(m) => CallError::Transient(m),
-        GuestError::Failed(m) => CallError::Failed(m),
+        GuestError::InvalidInput(m) => CallError::InvalidInput(cap(m)),
+        GuestError::Transient(m) => CallError::Transient(cap(m)),
+        GuestError::Failed(m) => CallError::Failed(cap(m)),
     }
+}
+
+/// `text` cut to at most `cap` bytes (on a character boundary), saying how
+/// much was cut.
+pub(crate) fn cap_text(mut text: String, cap: usize) -> String {
+    if text.len() <= cap {
+        return text;
+    }
+    let total = text.len();
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&format!(" [cut: {total} bytes, limit {cap}]"));
+    text
 }
 
 /// Checks what a plugin said about itself when it was loaded.
 pub(crate) fn check_info(info: PluginInfo) -> Result<PluginInfo, LoadError> {
     validate_id(&info.id)?;
+    for (field, value, cap) in [
+        ("name", &info.name, MAX_NAME_BYTES),
+        ("description", &info.description, MAX_DESCRIPTION_BYTES),
+    ] {
+        if value.len() > cap {
+            return Err(LoadError::InvalidInfo(format!(
+                "plugin {field} is {} bytes, over the limit of {cap}",
+                value.len()
+            )));
+        }
+    }
     Ok(info)
 }
 
@@ -119,6 +154,35 @@ mod tests {
             check_score(invalid, &limits).unwrap_err().kind(),
             "invalid-json"
         );
+    }
+
+    #[test]
+    fn guest_strings_are_capped() {
+        let limits = Limits {
+            max_output_bytes: 10,
+            ..Limits::default()
+        };
+        let CallError::Transient(m) = guest_error(GuestError::Transient("é".repeat(100)), &limits)
+        else {
+            panic!("the kind is kept");
+        };
+        assert!(m.starts_with("ééééé ["), "{m}");
+        assert!(m.ends_with("[cut: 200 bytes, limit 10]"), "{m}");
+        let short = guest_error(GuestError::Failed("short".into()), &limits);
+        assert_eq!(short, CallError::Failed("short".into()));
+
+        let info = |name: usize, description: usize| PluginInfo {
+            id: "ok".into(),
+            name: "n".repeat(name),
+            description: "d".repeat(description),
+        };
+        assert!(check_info(info(MAX_NAME_BYTES, MAX_DESCRIPTION_BYTES)).is_ok());
+        let err = check_info(info(MAX_NAME_BYTES + 1, 1)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid plugin info: plugin name is 257 bytes, over the limit of 256"
+        );
+        assert!(check_info(info(1, MAX_DESCRIPTION_BYTES + 1)).is_err());
     }
 
     #[test]

@@ -24,6 +24,14 @@ pub enum LoadError {
         /// What was found instead.
         detail: String,
     },
+    /// The component is larger than the host accepts.
+    #[error("component is {}, over the limit of {}", fmt_bytes(*size), fmt_bytes(*limit))]
+    TooLarge {
+        /// Its size in bytes.
+        size: usize,
+        /// `HostConfig::max_component_bytes`.
+        limit: usize,
+    },
     /// The bytes are a core WebAssembly module, not a component.
     #[error("not a WebAssembly component (it is a core module; build with --target wasm32-wasip2)")]
     NotAComponent,
@@ -46,6 +54,13 @@ pub enum LoadError {
         /// Whether the plugin is older or newer than that range.
         mismatch: ContractMismatch,
     },
+    /// The component did not finish loading within the host's time limit
+    /// (which includes waiting for a compile slot).
+    #[error("compiling the component took longer than the limit of {} (the host may be busy compiling other uploads: try again later)", fmt_duration(*limit))]
+    CompileTimeout {
+        /// `HostConfig::compile_timeout`.
+        limit: Duration,
+    },
     /// wasmtime rejected the component (invalid binary, unsupported feature).
     #[error("cannot compile component: {0}")]
     Compile(String),
@@ -60,6 +75,45 @@ pub enum LoadError {
     /// The wasmtime engine could not be set up.
     #[error("cannot set up the wasm engine: {0}")]
     Engine(String),
+}
+
+/// A load's result is shared by every caller that asked for the same bytes
+/// at once, so the error is cloned; an I/O error keeps its kind and text.
+impl Clone for LoadError {
+    fn clone(&self) -> Self {
+        match self {
+            LoadError::Io { path, source } => LoadError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            LoadError::NotWasm { detail } => LoadError::NotWasm {
+                detail: detail.clone(),
+            },
+            LoadError::TooLarge { size, limit } => LoadError::TooLarge {
+                size: *size,
+                limit: *limit,
+            },
+            LoadError::NotAComponent => LoadError::NotAComponent,
+            LoadError::WrongWorld { missing, found } => LoadError::WrongWorld {
+                missing: missing.clone(),
+                found: found.clone(),
+            },
+            LoadError::IncompatibleContract {
+                plugin,
+                supported,
+                mismatch,
+            } => LoadError::IncompatibleContract {
+                plugin: plugin.clone(),
+                supported: supported.clone(),
+                mismatch: *mismatch,
+            },
+            LoadError::CompileTimeout { limit } => LoadError::CompileTimeout { limit: *limit },
+            LoadError::Compile(m) => LoadError::Compile(m.clone()),
+            LoadError::Instantiate(m) => LoadError::Instantiate(m.clone()),
+            LoadError::InvalidInfo(m) => LoadError::InvalidInfo(m.clone()),
+            LoadError::Engine(m) => LoadError::Engine(m.clone()),
+        }
+    }
 }
 
 /// How a plugin's contract version relates to the host's supported range.

@@ -47,6 +47,7 @@ mod contract;
 mod error;
 mod host;
 mod inspect;
+mod loader;
 mod logs;
 mod plugin;
 mod sandbox;

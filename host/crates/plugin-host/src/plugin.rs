@@ -148,7 +148,7 @@ impl Plugin {
             return Err(host_failure("unexpected response", logs));
         };
         match result
-            .map_err(guest_error)
+            .map_err(|e| guest_error(e, limits))
             .and_then(|out| check_target_output(out, limits))
         {
             Ok((output, trace_id)) => Ok(TargetOutcome {
@@ -182,7 +182,7 @@ impl Plugin {
             return Err(host_failure("unexpected response", logs));
         };
         match result
-            .map_err(guest_error)
+            .map_err(|e| guest_error(e, limits))
             .and_then(|score| check_score(score, limits))
         {
             Ok((value, reason, metadata)) => Ok(ScoreOutcome {

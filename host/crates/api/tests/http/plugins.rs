@@ -108,3 +108,32 @@ async fn plugin_dirs_are_registered_at_start() {
     assert_eq!(list["plugins"][0]["id"], "echo");
     s.stop().await;
 }
+
+/// A component over the upload limit (16 MiB by default, under the 32 MiB
+/// body limit) is refused with 413 naming the limit, and nothing is
+/// registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_upload_is_refused_naming_the_limit() {
+    let s = TestServer::start().await;
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    bytes.resize(17 << 20, 0);
+    let (status, body) = s
+        .send(
+            s.request(Method::POST, "/api/plugins")
+                .header("content-type", "application/wasm")
+                .body(bytes),
+        )
+        .await;
+    let message = assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+    assert_eq!(
+        message,
+        "the component is 17825792 bytes, over the upload limit of 16777216 bytes"
+    );
+    let (_, list) = s.get("/api/plugins").await;
+    assert_eq!(list["pagination"]["total"], 0);
+}
