@@ -137,3 +137,67 @@ async fn oversized_upload_is_refused_naming_the_limit() {
     let (_, list) = s.get("/api/plugins").await;
     assert_eq!(list["pagination"]["total"], 0);
 }
+
+/// `bytes` with a custom section appended: the same plugin under another
+/// digest, so every copy is compiled.
+fn with_custom_section(mut bytes: Vec<u8>, tag: u32) -> Vec<u8> {
+    let name = b"assay-test";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(&tag.to_le_bytes());
+    bytes.push(0); // custom section id
+    bytes.push(payload.len() as u8); // LEB128, under 128
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+/// Twenty concurrent uploads of a large component (each a different digest,
+/// so twenty compiles behind the compile semaphore) while `/health` is
+/// polled: every upload is registered and `/health` keeps answering while
+/// they compile. Prints the `/health` latencies it saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_keeps_answering_during_twenty_concurrent_uploads() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    let base = std::fs::read(assay_test_support::plugin_wasm("regex-match")).unwrap();
+    let uploads: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            let bytes = with_custom_section(base.clone(), i);
+            tokio::spawn(async move {
+                s.send(
+                    s.request(Method::POST, "/api/plugins")
+                        .header("content-type", "application/wasm")
+                        .body(bytes),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    while !uploads.iter().all(|u| u.is_finished()) {
+        let started = std::time::Instant::now();
+        let (status, _) = s.get("/health").await;
+        latencies.push(started.elapsed());
+        assert_eq!(status, StatusCode::OK);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for upload in uploads {
+        let (status, body) = upload.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["id"], "regex");
+    }
+    assert!(
+        latencies.len() >= 5,
+        "/health answered only {} times while the uploads ran",
+        latencies.len()
+    );
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() - 1) * p / 100];
+    println!(
+        "/health during 20 concurrent uploads: {} requests, p50 {:?}, p99 {:?}, max {:?}",
+        latencies.len(),
+        pct(50),
+        pct(99),
+        latencies[latencies.len() - 1]
+    );
+}
