@@ -67,20 +67,14 @@ impl Catalog {
         tenant: &str,
         bytes: Vec<u8>,
     ) -> Result<PluginRecord, RunError> {
-        let host = self.host.clone();
-        let (plugin, bytes) = tokio::task::spawn_blocking(move || {
-            let plugin = host.load_bytes(&bytes);
-            (plugin, bytes)
-        })
-        .await
-        .map_err(|e| RunError::PluginLoad {
-            id: "<upload>".into(),
-            message: e.to_string(),
-        })?;
-        let plugin = plugin.map_err(|e| RunError::PluginLoad {
-            id: "<upload>".into(),
-            message: e.to_string(),
-        })?;
+        let plugin = self
+            .host
+            .load(bytes.clone())
+            .await
+            .map_err(|e| RunError::PluginLoad {
+                id: "<upload>".into(),
+                message: e.to_string(),
+            })?;
         let record = PluginRecord {
             id: plugin.info().id.clone(),
             tenant_id: tenant.to_string(),
@@ -221,13 +215,10 @@ impl Catalog {
             &record.tenant_id
         };
         let bytes = self.store.plugin_bytes(namespace, &record.id).await?;
-        let host = self.host.clone();
-        let plugin = tokio::task::spawn_blocking(move || host.load_bytes(&bytes))
+        let plugin = self
+            .host
+            .load(bytes)
             .await
-            .map_err(|e| RunError::PluginLoad {
-                id: record.id.clone(),
-                message: e.to_string(),
-            })?
             .map_err(|e| RunError::PluginLoad {
                 id: record.id.clone(),
                 message: e.to_string(),

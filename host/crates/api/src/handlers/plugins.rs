@@ -75,9 +75,30 @@ pub async fn upload(
             ));
         }
     }
+    // Refuse an oversized component before reading it when the client says
+    // its size, and after reading it (within the body limit) otherwise.
+    let limit = s.catalog().host().config().max_component_bytes;
+    let too_large = |size: usize| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the component is {size} bytes, over the upload limit of {limit} bytes"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(size) = declared.filter(|size| *size > limit) {
+        return Err(too_large(size));
+    }
     let bytes = Bytes::from_request(request, &s)
         .await
         .map_err(|r| body_rejection(r, &s))?;
+    if bytes.len() > limit {
+        return Err(too_large(bytes.len()));
+    }
     if bytes.is_empty() {
         return Err(ApiError::bad_request(
             "the request body is empty: send the .wasm component",
