@@ -1,7 +1,7 @@
 //! The run executor: streams a run's items through its target and scorers on
 //! a bounded pool and persists each result as it completes.
 //!
-//! Lifecycle of one run (design.md section 4):
+//! Lifecycle of one run (see also `docs/runs.md`):
 //! 1. claim the run's lease (status `running`), start a heartbeat;
 //! 2. read the items that have no result yet, page by page (never all at
 //!    once), and start each one when a slot of the run (`maxConcurrency`) and
