@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use assay_api::{DEFAULT_ADDR, ServeConfig};
+use assay_runner::AssemblySettings;
 use clap::Args;
 
 use crate::app::{normalize_database_url, redact};
@@ -35,7 +36,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = assay_api::config::DEFAULT_MAX_ACTIVE_RUNS, value_name = "N")]
     pub max_active_runs: usize,
     /// Items in flight at once across all runs
-    #[arg(long, default_value_t = assay_runner::executor::DEFAULT_PROCESS_ITEM_SLOTS, value_name = "N")]
+    #[arg(long, default_value_t = assay_runner::assembly::DEFAULT_PROCESS_ITEM_SLOTS, value_name = "N")]
     pub item_slots: usize,
     /// At shutdown, how long in-flight items may take to finish
     #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
@@ -48,17 +49,18 @@ pub struct ServeArgs {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
     let app = global.app_config();
-    let database_url = normalize_database_url(&app.database_url)?;
+    let assembly = AssemblySettings {
+        database_url: normalize_database_url(&app.assembly.database_url)?,
+        process_item_slots: args.item_slots.max(1),
+        ..app.assembly.clone()
+    };
     let config = ServeConfig {
         addr: args.addr,
-        database_url,
+        assembly,
         plugin_dirs: app.plugin_dirs.clone(),
-        cache_dir: app.cache_dir.clone(),
         max_active_runs: args.max_active_runs.max(1),
-        process_item_slots: args.item_slots.max(1),
         grace: args.grace,
         body_limit_bytes: args.body_limit_mib.max(1) << 20,
-        run_lease: app.run_lease,
         ..ServeConfig::default()
     };
     let server = assay_api::start(config)
@@ -67,7 +69,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
     eprintln!(
         "assay serve: listening on {} (database {}); Ctrl-C to stop",
         server.url(),
-        redact(&app.database_url)
+        redact(&app.assembly.database_url)
     );
     eprintln!(
         "  API under {}/api, OpenAPI document at {}/api/openapi.json",

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use assay_api::{RunningServer, ServeConfig};
+use assay_runner::AssemblySettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -40,11 +41,14 @@ impl TestServer {
     pub async fn start_in(dir: TempDir, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
         let mut config = ServeConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
-            database_url: format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("assay.db").display()
-            ),
-            cache_dir: Some(plugin_cache().to_path_buf()),
+            assembly: AssemblySettings {
+                database_url: format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("assay.db").display()
+                ),
+                cache_dir: Some(plugin_cache().to_path_buf()),
+                ..AssemblySettings::default()
+            },
             grace: Duration::from_secs(5),
             sse_poll_interval: Duration::from_millis(50),
             ..ServeConfig::default()
