@@ -4,34 +4,28 @@
 //! say what to do next.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use assay_plugin_host::{HostConfig, PluginHost};
-use assay_runner::{Catalog, Ceilings, RunError};
+use assay_plugin_host::PluginHost;
+use assay_runner::{Assembly, AssemblySettings, Catalog, Executor, RunError};
 use assay_store::{Dataset, Page, PluginRecord, Run, SHARED_TENANT, Store, StoreError};
 use sha2::{Digest, Sha256};
 
 /// How the shipped plugins are built (named in errors about missing files).
 pub const BUILD_PLUGINS_HINT: &str = "the shipped plugins are built with `scripts/build-plugins.sh` into target/wasm32-wasip2/plugin/ (it needs the wasm32-wasip2 target: `rustup target add wasm32-wasip2`)";
 
-/// Most plugin instances alive at once in a CLI process.
-const CLI_MAX_INSTANCES: u32 = 256;
-
 /// Settings an [`App`] is opened with (from the global flags).
 #[derive(Debug, Clone)]
 pub struct AppConfig {
-    /// Database URL as given (normalized by [`normalize_database_url`]).
-    pub database_url: String,
-    /// Compiled-plugin cache directory (`None`: no disk cache).
-    pub cache_dir: Option<PathBuf>,
+    /// Store, plugin host and executor settings, shared with `assay serve`.
+    /// The database URL is as the user gave it (normalized by
+    /// [`normalize_database_url`] when the app opens).
+    pub assembly: AssemblySettings,
     /// Directories searched for `<id>.wasm` when a plugin id is unknown.
     pub plugin_dirs: Vec<PathBuf>,
     /// Tenant all commands act for.
     pub tenant: String,
-    /// Lease of a run this process executes (renewed every third of it;
-    /// another process may take the run over once it lapses).
-    pub run_lease: std::time::Duration,
 }
 
 /// An open store plus a lazily built plugin catalog.
@@ -41,7 +35,7 @@ pub struct App {
     /// The tenant.
     pub tenant: String,
     config: AppConfig,
-    catalog: OnceLock<Arc<Catalog>>,
+    assembly: Assembly,
 }
 
 /// The database URL used when none is given: a SQLite file in the user's
@@ -108,42 +102,41 @@ pub fn normalize_database_url(url: &str) -> Result<String> {
 impl App {
     /// Connects to the database (applying migrations).
     pub async fn open(config: AppConfig) -> Result<Self> {
-        let url = normalize_database_url(&config.database_url)?;
-        let store = assay_store::connect(&url).await.map_err(|e| {
+        let settings = AssemblySettings {
+            database_url: normalize_database_url(&config.assembly.database_url)?,
+            ..config.assembly.clone()
+        };
+        let assembly = Assembly::open(settings).await.map_err(|e| {
             anyhow!(
                 "cannot open the database {}: {e}\n  hint: check --database-url / ASSAY_DATABASE_URL",
-                redact(&config.database_url)
+                redact(&config.assembly.database_url)
             )
         })?;
         Ok(Self {
-            store,
+            store: assembly.store().clone(),
             tenant: config.tenant.clone(),
             config,
-            catalog: OnceLock::new(),
+            assembly,
         })
     }
 
     /// The plugin catalog (creates the wasm engine on first use).
     pub fn catalog(&self) -> Result<Arc<Catalog>> {
-        if let Some(c) = self.catalog.get() {
-            return Ok(c.clone());
-        }
-        let host = self.plugin_host()?;
-        // The CLI runs the operator's own runs: no ceilings beyond the
-        // options' own ranges (tenant limits still apply, see `assay run`).
-        let catalog =
-            Arc::new(Catalog::new(host, self.store.clone()).with_ceilings(Ceilings::none()));
-        Ok(self.catalog.get_or_init(|| catalog).clone())
+        self.assembly
+            .catalog()
+            .map_err(|e| anyhow!("cannot start the wasm engine: {e}"))
     }
 
-    /// A fresh plugin host with the CLI's settings.
+    /// A fresh plugin host with this process's settings.
     pub fn plugin_host(&self) -> Result<PluginHost> {
-        let config = HostConfig {
-            cache_dir: self.config.cache_dir.clone(),
-            max_instances: CLI_MAX_INSTANCES,
-            ..HostConfig::default()
-        };
-        PluginHost::new(config).map_err(|e| anyhow!("cannot start the wasm engine: {e}"))
+        self.assembly
+            .plugin_host()
+            .map_err(|e| anyhow!("cannot start the wasm engine: {e}"))
+    }
+
+    /// An executor with this process's settings (lease, item slots).
+    pub fn executor(&self) -> Executor {
+        self.assembly.executor()
     }
 
     /// Settings this app was opened with.

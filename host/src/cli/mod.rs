@@ -14,6 +14,7 @@ pub mod tenant;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use assay_runner::AssemblySettings;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{App, AppConfig, default_cache_dir, default_database_url};
@@ -121,18 +122,25 @@ impl GlobalArgs {
     /// The app settings these flags describe.
     pub fn app_config(&self) -> AppConfig {
         AppConfig {
-            database_url: self.database_url.clone(),
-            cache_dir: if self.no_cache {
-                None
-            } else {
-                self.cache_dir.clone().or_else(default_cache_dir)
+            assembly: AssemblySettings {
+                database_url: self.database_url.clone(),
+                cache_dir: if self.no_cache {
+                    None
+                } else {
+                    self.cache_dir.clone().or_else(default_cache_dir)
+                },
+                run_lease: self.run_lease.max(std::time::Duration::from_millis(300)),
+                // The command line runs the operator's own runs: no ceilings
+                // beyond the options' own ranges (tenant limits still apply,
+                // see `assay run`).
+                ceilings: assay_runner::Ceilings::none(),
+                ..AssemblySettings::default()
             },
             plugin_dirs: self.plugins_dir.clone(),
             tenant: self
                 .tenant
                 .clone()
                 .unwrap_or_else(|| assay_store::DEFAULT_TENANT.to_string()),
-            run_lease: self.run_lease.max(std::time::Duration::from_millis(300)),
         }
     }
 }
@@ -201,6 +209,15 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_run_lease_flag_defaults_to_the_shared_default() {
+        let cli = Cli::try_parse_from(["assay", "runs", "list"]).unwrap();
+        assert_eq!(
+            cli.global.app_config().assembly.run_lease,
+            assay_runner::assembly::DEFAULT_LEASE
+        );
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub struct RunArgs {
     pub fail_on_errors: bool,
 
     /// Score at or above which an item counts as passed
-    #[arg(long, default_value_t = assay_runner::compare::DEFAULT_PASS_THRESHOLD, value_name = "SCORE")]
+    #[arg(long, default_value_t = assay_runner::stats::DEFAULT_PASS_THRESHOLD, value_name = "SCORE")]
     pub pass_threshold: f64,
 
     /// No progress display
@@ -300,7 +300,7 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
         progress: ProgressMode::detect(args.quiet),
     };
     let mut outcome = exec::execute(app, run, settings).await?;
-    outcome.report.dataset_name = Some(dataset.name.clone());
+    outcome.report.stats.dataset_name = Some(dataset.name.clone());
     finish(outcome, &fail_under, args.fail_on_errors, args.json)
 }
 
@@ -325,32 +325,33 @@ pub fn finish(
     if outcome.interrupted {
         eprintln!(
             "Run {} was cancelled by Ctrl-C; the {} finished results are stored (`assay runs show {}`).",
-            report.run_id,
-            report.succeeded_count + report.failed_count,
-            report.run_id
+            report.stats.run_id,
+            report.stats.succeeded_count + report.stats.failed_count,
+            report.stats.run_id
         );
         return Ok(Exit::Interrupted);
     }
     if outcome.detached {
         eprintln!(
             "error: run {} was taken over by another process before it finished; follow it with `assay runs watch {}`",
-            report.run_id, report.run_id
+            report.stats.run_id, report.stats.run_id
         );
         return Ok(Exit::Error);
     }
-    match report.status {
+    match report.stats.status {
         assay_store::RunStatus::Failed => {
             let why = report
+                .stats
                 .error
                 .clone()
                 .unwrap_or_else(|| "every item failed".to_string());
-            eprintln!("error: run {} failed: {why}", report.run_id);
+            eprintln!("error: run {} failed: {why}", report.stats.run_id);
             return Ok(Exit::Error);
         }
         assay_store::RunStatus::Cancelled => {
             eprintln!(
                 "error: run {} was cancelled (by `assay runs cancel` or the API)",
-                report.run_id
+                report.stats.run_id
             );
             return Ok(Exit::Error);
         }
@@ -370,10 +371,10 @@ pub fn finish(
         eprintln!("fail-under: {}", missed.join("; "));
         return Ok(Exit::GateFailed);
     }
-    if fail_on_errors && outcome.report.failed_count > 0 {
+    if fail_on_errors && outcome.report.stats.failed_count > 0 {
         eprintln!(
             "fail-on-errors: {} of {} items failed",
-            outcome.report.failed_count, outcome.report.total_items
+            outcome.report.stats.failed_count, outcome.report.stats.total_items
         );
         return Ok(Exit::ItemsFailed);
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use assay_api::{AuthMode, DEFAULT_ADDR, ServeConfig};
-use assay_runner::Ceilings;
+use assay_runner::{AssemblySettings, Ceilings};
 use clap::Args;
 
 use crate::app::{normalize_database_url, redact};
@@ -24,7 +24,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = assay_api::config::DEFAULT_MAX_ACTIVE_RUNS, value_name = "N")]
     pub max_active_runs: usize,
     /// Items in flight at once across all runs
-    #[arg(long, default_value_t = assay_runner::executor::DEFAULT_PROCESS_ITEM_SLOTS, value_name = "N")]
+    #[arg(long, default_value_t = assay_runner::assembly::DEFAULT_PROCESS_ITEM_SLOTS, value_name = "N")]
     pub item_slots: usize,
     /// At shutdown, how long in-flight items may take to finish
     #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
@@ -92,30 +92,31 @@ get --grace to finish, unfinished runs stay resumable.";
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
     let app = global.app_config();
-    let database_url = normalize_database_url(&app.database_url)?;
-    let config = ServeConfig {
-        addr: args.addr,
-        database_url,
-        plugin_dirs: app.plugin_dirs.clone(),
-        cache_dir: app.cache_dir.clone(),
-        max_active_runs: args.max_active_runs.max(1),
+    let assembly = AssemblySettings {
+        database_url: normalize_database_url(&app.assembly.database_url)?,
         process_item_slots: args.item_slots.max(1),
-        grace: args.grace,
-        body_limit_bytes: args.body_limit_mib.max(1) << 20,
-        run_lease: app.run_lease,
-        auth: if args.no_auth {
-            AuthMode::Disabled
-        } else if args.trust_tenant_header {
-            AuthMode::KeysOrTenantHeader
-        } else {
-            AuthMode::Keys
-        },
         ceilings: Ceilings {
             max_memory_bytes: args.max_memory_mib.max(1) << 20,
             max_target_timeout: args.max_target_timeout,
             max_scorer_timeout: args.max_scorer_timeout,
             max_item_timeout: args.max_item_timeout,
             max_output_bytes: args.max_output_kib.max(1) << 10,
+        },
+        ..app.assembly.clone()
+    };
+    let config = ServeConfig {
+        addr: args.addr,
+        assembly,
+        plugin_dirs: app.plugin_dirs.clone(),
+        max_active_runs: args.max_active_runs.max(1),
+        grace: args.grace,
+        body_limit_bytes: args.body_limit_mib.max(1) << 20,
+        auth: if args.no_auth {
+            AuthMode::Disabled
+        } else if args.trust_tenant_header {
+            AuthMode::KeysOrTenantHeader
+        } else {
+            AuthMode::Keys
         },
         ..ServeConfig::default()
     };
@@ -126,7 +127,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
     eprintln!(
         "assay serve: listening on {} (database {}); Ctrl-C to stop",
         server.url(),
-        redact(&app.database_url)
+        redact(&app.assembly.database_url)
     );
     eprintln!(
         "  API under {}/api, OpenAPI document at {}/api/openapi.json",

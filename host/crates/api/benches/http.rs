@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use assay_api::{AuthMode, ServeConfig};
+use assay_runner::AssemblySettings;
 use assay_store::{DEFAULT_TENANT, NewDataset, NewItem, Role, Store, Tenant};
 use serde_json::{Value, json};
 
@@ -100,8 +101,11 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = ServeConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
-            database_url: format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),
-            cache_dir: Some(dir.path().join("cache")),
+            assembly: AssemblySettings {
+                database_url: format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),
+                cache_dir: Some(dir.path().join("cache")),
+                ..AssemblySettings::default()
+            },
             max_active_runs: 1,
             grace: Duration::from_millis(500),
             auth: AuthMode::Keys,

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use assay_runner::Ceilings;
+use assay_runner::AssemblySettings;
 
 use crate::auth::AuthMode;
 
@@ -24,17 +24,14 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 pub struct ServeConfig {
     /// Where to listen (`127.0.0.1:4111` by default; port 0 picks a free one).
     pub addr: SocketAddr,
-    /// `sqlite://path?mode=rwc`, `sqlite::memory:` or `postgres://...`.
-    pub database_url: String,
+    /// Store, plugin host and executor settings, shared with the command
+    /// line (see [`assay_runner::assembly`]).
+    pub assembly: AssemblySettings,
     /// Directories whose `*.wasm` plugins are registered for the default
     /// tenant at start (a bad file is logged and skipped).
     pub plugin_dirs: Vec<PathBuf>,
-    /// Disk cache of compiled plugins (`None`: compile on every start).
-    pub cache_dir: Option<PathBuf>,
     /// Runs this process executes at once (more wait as `pending`).
     pub max_active_runs: usize,
-    /// Items in flight at once across all runs of this process.
-    pub process_item_slots: usize,
     /// At shutdown, how long in-flight items may take to finish before they
     /// are cancelled (their runs stay resumable either way).
     pub grace: Duration,
@@ -42,14 +39,9 @@ pub struct ServeConfig {
     pub body_limit_bytes: usize,
     /// How often a run's event stream looks for new results.
     pub sse_poll_interval: Duration,
-    /// Lease of a run this process executes, renewed every third of it. When
-    /// a process dies, its runs are taken over once their lease expires.
-    pub run_lease: Duration,
     /// How callers authenticate ([`AuthMode::Disabled`] is refused unless
     /// `addr` is loopback).
     pub auth: AuthMode,
-    /// What no run of this process may exceed.
-    pub ceilings: Ceilings,
 }
 
 impl ServeConfig {
@@ -68,17 +60,13 @@ impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             addr: DEFAULT_ADDR,
-            database_url: "sqlite://assay.db?mode=rwc".into(),
+            assembly: AssemblySettings::default(),
             plugin_dirs: Vec::new(),
-            cache_dir: None,
             max_active_runs: DEFAULT_MAX_ACTIVE_RUNS,
-            process_item_slots: assay_runner::executor::DEFAULT_PROCESS_ITEM_SLOTS,
             grace: DEFAULT_GRACE,
             body_limit_bytes: DEFAULT_BODY_LIMIT,
             sse_poll_interval: ApiOptions::default().sse_poll_interval,
-            run_lease: assay_runner::executor::DEFAULT_LEASE,
             auth: AuthMode::default(),
-            ceilings: Ceilings::default(),
         }
     }
 }

@@ -101,6 +101,11 @@ fn operation(spec: &RouteSpec) -> Value {
                 "case-insensitive substring of input or expectedOutput",
             ));
         }
+        QueryParams::PassThreshold => params.push(query(
+            "passThreshold",
+            json!({"type": "number", "default": 0.5}),
+            "score at or above which an item passes",
+        )),
         QueryParams::Events => {
             params.push(query(
                 "after",
@@ -345,6 +350,37 @@ fn schemas() -> Value {
                 "traceId": nullable("string"), "logs": any,
                 "scores": {"type": "array", "items": schema_ref("ScoreRow")},
                 "createdAt": time,
+            })),
+        "RunSummary": object(
+            &["runId", "status", "datasetId", "datasetVersion", "targetId", "totalItems",
+              "succeededCount", "failedCount", "skippedCount", "pendingCount", "latencyMs",
+              "passThreshold", "scorers", "failures"],
+            json!({
+                "runId": string, "status": schema_ref("RunStatus"), "datasetId": string,
+                "datasetName": string, "datasetVersion": int, "targetId": string,
+                "totalItems": int, "succeededCount": int, "failedCount": int, "skippedCount": int,
+                "pendingCount": {"type": "integer", "description": "items not finished yet (0 once the run ended)"},
+                "error": string,
+                "durationMs": {"type": "number", "description": "start to end (or to now)"},
+                "itemsPerSecond": {"type": "number"},
+                "latencyMs": object(&["count"], json!({
+                    "count": int, "mean": nullable("number"), "p50": nullable("number"),
+                    "p95": nullable("number"), "max": nullable("number"),
+                })),
+                "passThreshold": {"type": "number"},
+                "scorers": {"type": "array", "description": "in the run's scorer order", "items": object(
+                    &["scorerId", "scorerName", "passCount", "scoredCount", "errorCount"],
+                    json!({
+                        "scorerId": string, "scorerName": string,
+                        "mean": nullable("number"), "passRate": nullable("number"),
+                        "passCount": int, "scoredCount": int, "errorCount": int,
+                    }))},
+                "failures": {"type": "array", "description": "grouped by identical error, largest group first",
+                    "items": object(&["source", "message", "count", "itemIndexes"], json!({
+                        "source": {"type": "string", "description": "`target` or a scorer id"},
+                        "kind": string, "message": string, "count": int,
+                        "itemIndexes": {"type": "array", "items": int, "description": "the first few"},
+                    }))},
             })),
         "Threshold": object(&[], json!({
             "value": {"type": "number", "default": 0},

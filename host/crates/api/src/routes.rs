@@ -69,6 +69,8 @@ pub enum QueryParams {
     Items,
     /// `after`.
     Events,
+    /// `passThreshold`.
+    PassThreshold,
 }
 
 /// A route's request body.
@@ -172,7 +174,7 @@ macro_rules! route {
 }
 
 use Answer::{EventStream, Json as Reply, List};
-use QueryParams::{Events, Items, Paging};
+use QueryParams::{Events, Items, Paging, PassThreshold};
 use RequestBody::{Json, Wasm};
 
 const NONE_Q: QueryParams = QueryParams::None;
@@ -257,6 +259,10 @@ pub static ROUTES: &[RouteSpec] = &[
         "The run's results in dataset order, with their scores",
         query: Paging, body: NO_BODY, answer: List("results", "RunResult"),
         errors: &[400, 404], runs::results),
+    route!(Get "/api/datasets/{datasetId}/runs/{runId}/summary", "getRunSummary", "runs",
+        "The run's statistics: per-scorer means and pass rates, latency percentiles, failures grouped by error",
+        query: PassThreshold, body: NO_BODY, answer: Reply(200, "RunSummary"),
+        errors: &[400, 404], runs::summary),
     route!(Get "/api/datasets/{datasetId}/runs/{runId}/events", "streamRunEvents", "runs",
         "Server-Sent Events: `run`, then one `result` per stored result (id = sequence number), then `end`; \
          resumable with `Last-Event-ID`",

@@ -3,11 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use assay_plugin_host::{HostConfig, LoadError, PluginHost};
-use assay_runner::{Catalog, Executor, Scheduler};
+use assay_plugin_host::LoadError;
+use assay_runner::{Assembly, Scheduler};
 use assay_store::{SHARED_TENANT, StoreError};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -58,17 +57,15 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Opens the store, builds the plugin host and catalog, registers the
-/// plugins of `config.plugin_dirs` as shared plugins and starts the
-/// scheduler (which also resumes runs interrupted by an earlier process).
+/// Assembles the store, plugin host, catalog and executor (see
+/// [`assay_runner::Assembly`]), registers the plugins of
+/// `config.plugin_dirs` as shared plugins and starts the scheduler (which
+/// also resumes runs interrupted by an earlier process).
 pub async fn build_state(config: &ServeConfig) -> Result<AppState, ServeError> {
-    let store = assay_store::connect(&config.database_url).await?;
+    let assembly = Assembly::open(config.assembly.clone()).await?;
+    let store = assembly.store().clone();
     info!(backend = store.backend(), "database ready");
-    let host = PluginHost::new(HostConfig {
-        cache_dir: config.cache_dir.clone(),
-        ..HostConfig::default()
-    })?;
-    let catalog = Arc::new(Catalog::new(host, store.clone()).with_ceilings(config.ceilings));
+    let catalog = assembly.catalog()?;
     // Plugins shipped with the server are shared: every tenant sees them,
     // none can replace them.
     for dir in &config.plugin_dirs {
@@ -86,10 +83,7 @@ pub async fn build_state(config: &ServeConfig) -> Result<AppState, ServeError> {
             warn!(file, %error, "plugin skipped");
         }
     }
-    let executor = Executor::new(store.clone())
-        .with_process_item_slots(config.process_item_slots)
-        .with_lease(config.run_lease);
-    let scheduler = Scheduler::start(executor, catalog, config.max_active_runs);
+    let scheduler = Scheduler::start(assembly.executor(), catalog, config.max_active_runs);
     Ok(AppState::new(store, scheduler, config.api_options()))
 }
 

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use assay_api::{AuthMode, RunningServer, ServeConfig};
+use assay_runner::AssemblySettings;
 use assay_store::tenancy::issue_api_key;
 use assay_store::{DEFAULT_TENANT, Role, TenantLimits};
 use reqwest::StatusCode;
@@ -43,11 +44,14 @@ impl TestServer {
     pub async fn start_in(dir: TempDir, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
         let mut config = ServeConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
-            database_url: format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("assay.db").display()
-            ),
-            cache_dir: Some(plugin_cache().to_path_buf()),
+            assembly: AssemblySettings {
+                database_url: format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("assay.db").display()
+                ),
+                cache_dir: Some(plugin_cache().to_path_buf()),
+                ..AssemblySettings::default()
+            },
             grace: Duration::from_secs(5),
             sse_poll_interval: Duration::from_millis(50),
             auth: AuthMode::Keys,

@@ -143,6 +143,10 @@ async fn documented_schemas_match_real_answers() {
     let results = s.all_results(ds, run_id, 10).await;
     assert_matches_schema(&doc, "RunResult", &results[0]);
     assert_matches_schema(&doc, "ScoreRow", &results[0]["scores"][0]);
+    let (_, summary) = s
+        .get(&format!("/api/datasets/{ds}/runs/{run_id}/summary"))
+        .await;
+    assert_matches_schema(&doc, "RunSummary", &summary);
     let (_, plugin) = s.get("/api/plugins/echo").await;
     let plugin_props = doc["components"]["schemas"]["PluginDetail"]["allOf"][1]["properties"]
         .as_object()

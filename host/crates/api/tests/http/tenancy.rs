@@ -446,7 +446,7 @@ async fn tenant_limits_refuse_with_a_4xx_naming_the_limit_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_options_above_an_operator_ceiling_are_refused() {
     let s = TestServer::start_with(|c| {
-        c.ceilings = Ceilings {
+        c.assembly.ceilings = Ceilings {
             max_target_timeout: Duration::from_secs(1),
             max_memory_bytes: 32 << 20,
             ..Ceilings::default()
@@ -554,7 +554,10 @@ async fn no_auth_acts_as_default_on_loopback_and_is_refused_elsewhere() {
     for addr in ["0.0.0.0:0", "[::]:0"] {
         let config = ServeConfig {
             addr: addr.parse().unwrap(),
-            database_url: "sqlite::memory:".into(),
+            assembly: assay_runner::AssemblySettings {
+                database_url: "sqlite::memory:".into(),
+                ..Default::default()
+            },
             auth: AuthMode::Disabled,
             ..ServeConfig::default()
         };
