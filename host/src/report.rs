@@ -250,7 +250,6 @@ mod tests {
     use super::*;
     use assay_runner::StatsBuilder;
     use assay_store::{Run, ScoreRow};
-    use serde_json::json;
 
     fn score(id: &str, v: Option<f64>) -> ScoreRow {
         ScoreRow {

@@ -53,6 +53,21 @@ pub struct ServeArgs {
     /// Ceiling: JSON one plugin call may return, in KiB
     #[arg(long, default_value_t = Ceilings::default().max_output_bytes >> 10, value_name = "KIB")]
     pub max_output_kib: usize,
+    /// Largest plugin component accepted (upload or --plugins-dir), in MiB
+    #[arg(long, default_value_t = AssemblySettings::default().max_component_bytes >> 20, value_name = "MIB")]
+    pub max_plugin_mib: usize,
+    /// Plugin compilations at once, process-wide (further uploads wait)
+    #[arg(long, default_value_t = AssemblySettings::default().max_concurrent_compiles, value_name = "N")]
+    pub compile_concurrency: usize,
+    /// Longest one plugin load may take, waiting for a compile slot included
+    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub compile_timeout: Duration,
+    /// Size budget of the compiled-plugin disk cache, in MiB (least recently used trimmed)
+    #[arg(long, default_value_t = AssemblySettings::default().cache_max_bytes >> 20, value_name = "MIB")]
+    pub plugin_cache_mib: u64,
+    /// Compiled plugin code kept in memory, in MiB (least recently used dropped; reloaded on use)
+    #[arg(long, default_value_t = AssemblySettings::default().loaded_plugin_bytes >> 20, value_name = "MIB")]
+    pub plugin_memory_mib: u64,
 }
 
 const SERVE_HELP: &str = "\
@@ -83,6 +98,13 @@ Security model (details: docs/tenancy.md):
   Retry-After); ask a run for more than the ceilings below (422 naming the
   ceiling). Plugins run sandboxed: no network, files or clock beyond WASI's.
 
+  Uploads are guarded: a component over --max-plugin-mib is refused (413)
+  before compiling; at most --compile-concurrency compile at once, each
+  within --compile-timeout, on threads apart from request handling; the
+  same bytes uploaded concurrently compile once. Compiled code is kept in
+  memory within --plugin-memory-mib and on disk within --plugin-cache-mib
+  (private to the user; an entry the host did not write is not loaded).
+
 The server executes the runs triggered through it (and resumes runs an
 earlier process left unfinished). Runs started with `assay run` against the
 same database show up in the API, and runs triggered through the API show up
@@ -95,6 +117,11 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
     let assembly = AssemblySettings {
         database_url: normalize_database_url(&app.assembly.database_url)?,
         process_item_slots: args.item_slots.max(1),
+        max_component_bytes: args.max_plugin_mib.max(1) << 20,
+        max_concurrent_compiles: args.compile_concurrency.max(1),
+        compile_timeout: args.compile_timeout,
+        cache_max_bytes: args.plugin_cache_mib.max(1) << 20,
+        loaded_plugin_bytes: args.plugin_memory_mib.max(1) << 20,
         ceilings: Ceilings {
             max_memory_bytes: args.max_memory_mib.max(1) << 20,
             max_target_timeout: args.max_target_timeout,

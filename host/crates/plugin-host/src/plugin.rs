@@ -26,6 +26,7 @@ pub struct Plugin {
     digest: String,
     contract_version: String,
     size_bytes: usize,
+    compiled_bytes: usize,
     imports: Vec<String>,
     exports: Vec<String>,
     from_cache: bool,
@@ -53,6 +54,8 @@ impl Plugin {
         from_cache: bool,
     ) -> Result<Self, LoadError> {
         let engine = host.engine();
+        let image = component.image_range();
+        let compiled_bytes = (image.end as usize).saturating_sub(image.start as usize);
         let exports = export_names(engine, &component);
         let imports = import_names(engine, &component);
         let detected = contract::detect(&exports)?;
@@ -81,6 +84,7 @@ impl Plugin {
             digest,
             contract_version: detected.version,
             size_bytes,
+            compiled_bytes,
             imports,
             exports,
             from_cache,
@@ -111,6 +115,12 @@ impl Plugin {
     /// Size of the component in bytes.
     pub fn size_bytes(&self) -> usize {
         self.size_bytes
+    }
+
+    /// Size of the compiled native code this plugin keeps in memory (what
+    /// a cache of loaded plugins should count against its budget).
+    pub fn compiled_bytes(&self) -> usize {
+        self.compiled_bytes
     }
 
     /// The component's import names (WASI interfaces it uses).

@@ -26,6 +26,14 @@ pub const DEFAULT_PROCESS_ITEM_SLOTS: usize = 256;
 /// Default lease of a run this process executes; renewed every third of it.
 /// After a crash, another process resumes the run once the lease lapses.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+/// Default largest component a process loads (uploads included).
+pub const DEFAULT_MAX_COMPONENT_BYTES: usize = 16 << 20;
+/// Default number of components compiling at once in one process.
+pub const DEFAULT_MAX_CONCURRENT_COMPILES: usize = 2;
+/// Default longest one plugin load may take (compile slot wait included).
+pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default size budget of the compiled-plugin disk cache.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 1 << 30;
 /// Database used when none is given.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://assay.db?mode=rwc";
 
@@ -43,6 +51,16 @@ pub struct AssemblySettings {
     pub process_item_slots: usize,
     /// Lease of a run this process executes.
     pub run_lease: Duration,
+    /// Largest component loaded (larger: refused before compiling).
+    pub max_component_bytes: usize,
+    /// Components compiling at once; further loads wait.
+    pub max_concurrent_compiles: usize,
+    /// Longest one load may take, waiting for a compile slot included.
+    pub compile_timeout: Duration,
+    /// Size budget of the compiled-plugin disk cache.
+    pub cache_max_bytes: u64,
+    /// Compiled plugin code kept in memory (least recently used dropped).
+    pub loaded_plugin_bytes: u64,
     /// What no run of this process may exceed (`assay serve` sets them
     /// from its flags; the command line, run by the operator, has none).
     pub ceilings: Ceilings,
@@ -56,6 +74,11 @@ impl Default for AssemblySettings {
             max_instances: DEFAULT_MAX_INSTANCES,
             process_item_slots: DEFAULT_PROCESS_ITEM_SLOTS,
             run_lease: DEFAULT_LEASE,
+            max_component_bytes: DEFAULT_MAX_COMPONENT_BYTES,
+            max_concurrent_compiles: DEFAULT_MAX_CONCURRENT_COMPILES,
+            compile_timeout: DEFAULT_COMPILE_TIMEOUT,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+            loaded_plugin_bytes: crate::catalog::DEFAULT_LOADED_PLUGIN_BYTES,
             ceilings: Ceilings::default(),
         }
     }
@@ -67,6 +90,10 @@ impl AssemblySettings {
         HostConfig {
             cache_dir: self.cache_dir.clone(),
             max_instances: self.max_instances,
+            max_component_bytes: self.max_component_bytes,
+            max_concurrent_compiles: self.max_concurrent_compiles,
+            compile_timeout: self.compile_timeout,
+            cache_max_bytes: self.cache_max_bytes,
             ..HostConfig::default()
         }
     }
@@ -120,7 +147,8 @@ impl Assembly {
         }
         let catalog = Arc::new(
             Catalog::new(self.plugin_host()?, self.store.clone())
-                .with_ceilings(self.settings.ceilings),
+                .with_ceilings(self.settings.ceilings)
+                .with_loaded_budget(self.settings.loaded_plugin_bytes),
         );
         Ok(self.catalog.get_or_init(|| catalog).clone())
     }
@@ -148,6 +176,11 @@ mod tests {
             max_instances: 3,
             process_item_slots: 7,
             run_lease: Duration::from_secs(2),
+            max_component_bytes: 1 << 20,
+            max_concurrent_compiles: 1,
+            compile_timeout: Duration::from_secs(9),
+            cache_max_bytes: 5 << 20,
+            loaded_plugin_bytes: 3 << 20,
             ceilings: Ceilings::none(),
         };
         let assembly = Assembly::open(settings.clone()).await.unwrap();
@@ -158,6 +191,10 @@ mod tests {
         let host = settings.host_config();
         assert_eq!(host.max_instances, 3);
         assert_eq!(host.cache_dir, settings.cache_dir);
+        assert_eq!(host.max_component_bytes, 1 << 20);
+        assert_eq!(host.max_concurrent_compiles, 1);
+        assert_eq!(host.compile_timeout, Duration::from_secs(9));
+        assert_eq!(host.cache_max_bytes, 5 << 20);
         // One catalog per process, however often it is asked for.
         let first = assembly.catalog().unwrap();
         assert!(Arc::ptr_eq(&first, &assembly.catalog().unwrap()));
@@ -170,11 +207,37 @@ mod tests {
         assert_eq!(d.process_item_slots, DEFAULT_PROCESS_ITEM_SLOTS);
         assert_eq!(d.run_lease, DEFAULT_LEASE);
         assert_eq!(d.cache_dir, None);
+        // The host's own defaults and these agree (one number each).
+        let h = HostConfig::default();
+        assert_eq!(d.max_component_bytes, h.max_component_bytes);
+        assert_eq!(d.max_concurrent_compiles, h.max_concurrent_compiles);
+        assert_eq!(d.compile_timeout, h.compile_timeout);
+        assert_eq!(d.cache_max_bytes, h.cache_max_bytes);
         let doc = include_str!("../../../../docs/architecture.md");
         for (name, value) in [
             ("max instances", DEFAULT_MAX_INSTANCES.to_string()),
             ("item slots", DEFAULT_PROCESS_ITEM_SLOTS.to_string()),
             ("run lease", format!("{} s", DEFAULT_LEASE.as_secs())),
+            (
+                "largest component",
+                format!("{} MiB", DEFAULT_MAX_COMPONENT_BYTES >> 20),
+            ),
+            (
+                "compiles at once",
+                DEFAULT_MAX_CONCURRENT_COMPILES.to_string(),
+            ),
+            (
+                "compile timeout",
+                format!("{} s", DEFAULT_COMPILE_TIMEOUT.as_secs()),
+            ),
+            (
+                "disk cache budget",
+                format!("{} MiB", DEFAULT_CACHE_MAX_BYTES >> 20),
+            ),
+            (
+                "loaded plugins",
+                format!("{} MiB", crate::catalog::DEFAULT_LOADED_PLUGIN_BYTES >> 20),
+            ),
         ] {
             assert!(
                 doc.lines()

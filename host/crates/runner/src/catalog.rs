@@ -3,11 +3,11 @@
 //!
 //! Component bytes live in the store (so every process sharing a database
 //! can load them); compiled code is cached on disk by the plugin host, and
-//! loaded plugins are kept in memory by digest.
+//! loaded plugins are kept in memory by digest within a byte budget (see
+//! [`crate::loaded`]).
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use assay_plugin_host::{Plugin, PluginHost, PluginKind};
 use assay_store::tenancy::check_new_plugin;
@@ -16,12 +16,16 @@ use chrono::Utc;
 
 use crate::ceilings::Ceilings;
 use crate::error::RunError;
+use crate::loaded::ByteLru;
+
+/// Default budget of compiled plugin code kept in memory by one process.
+pub const DEFAULT_LOADED_PLUGIN_BYTES: u64 = 512 << 20;
 
 /// Registers and resolves plugins for one process.
 pub struct Catalog {
     host: PluginHost,
     store: Arc<dyn Store>,
-    loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    loaded: ByteLru<Arc<Plugin>>,
     ceilings: Ceilings,
 }
 
@@ -31,9 +35,22 @@ impl Catalog {
         Self {
             host,
             store,
-            loaded: Mutex::new(HashMap::new()),
+            loaded: ByteLru::new(DEFAULT_LOADED_PLUGIN_BYTES),
             ceilings: Ceilings::default(),
         }
+    }
+
+    /// The same catalog keeping at most `bytes` of compiled plugin code in
+    /// memory (least recently used dropped first; default
+    /// [`DEFAULT_LOADED_PLUGIN_BYTES`]).
+    pub fn with_loaded_budget(mut self, bytes: u64) -> Self {
+        self.loaded = ByteLru::new(bytes);
+        self
+    }
+
+    /// Loaded plugins held in memory: how many, and their compiled bytes.
+    pub fn loaded_usage(&self) -> (usize, u64) {
+        (self.loaded.len(), self.loaded.bytes())
     }
 
     /// The same catalog holding runs to `ceilings` (default:
@@ -110,11 +127,29 @@ impl Catalog {
             check_new_plugin(self.store.as_ref(), tenant, record.size, replaces).await?;
         }
         let stored = self.store.register_plugin(tenant, record, bytes).await?;
-        self.loaded
-            .lock()
-            .expect("catalog lock")
-            .insert(plugin.digest().to_string(), plugin);
+        self.keep(plugin);
         Ok(stored)
+    }
+
+    /// Deletes `tenant`'s plugin `id` from the store and drops its compiled
+    /// code from this process's memory (unless another registered plugin
+    /// has the same bytes; it would only be loaded again).
+    pub async fn delete_plugin(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+        let record = self.store.get_plugin(tenant, id).await?;
+        self.store.delete_plugin(tenant, id).await?;
+        self.loaded.remove(&record.digest);
+        Ok(())
+    }
+
+    /// Whether this process holds the compiled code of `digest` in memory.
+    pub fn is_loaded(&self, digest: &str) -> bool {
+        self.loaded.get(digest).is_some()
+    }
+
+    fn keep(&self, plugin: Arc<Plugin>) {
+        let bytes = plugin.compiled_bytes().max(plugin.size_bytes()) as u64;
+        self.loaded
+            .insert(plugin.digest().to_string(), plugin, bytes);
     }
 
     /// Reads a `.wasm` file and registers it (see [`Catalog::register_bytes`]).
@@ -200,13 +235,8 @@ impl Catalog {
         tenant: &str,
         record: &PluginRecord,
     ) -> Result<Arc<Plugin>, RunError> {
-        if let Some(p) = self
-            .loaded
-            .lock()
-            .expect("catalog lock")
-            .get(&record.digest)
-        {
-            return Ok(p.clone());
+        if let Some(p) = self.loaded.get(&record.digest) {
+            return Ok(p);
         }
         // The record names its namespace (the tenant's, or the shared one).
         let namespace = if record.tenant_id.is_empty() {
@@ -223,10 +253,7 @@ impl Catalog {
                 id: record.id.clone(),
                 message: e.to_string(),
             })?;
-        self.loaded
-            .lock()
-            .expect("catalog lock")
-            .insert(record.digest.clone(), plugin.clone());
+        self.keep(plugin.clone());
         Ok(plugin)
     }
 }

@@ -23,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod executor;
 pub mod item;
+pub mod loaded;
 pub mod plugins;
 pub mod retry;
 pub mod scheduler;

@@ -145,7 +145,7 @@ pub async fn delete(
     tenant: TenantId,
     ApiPath(plugin_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
-    match s.store().delete_plugin(&tenant, &plugin_id).await {
+    match s.catalog().delete_plugin(&tenant, &plugin_id).await {
         Err(StoreError::NotFound { .. })
             if s.store()
                 .get_plugin(SHARED_TENANT, &plugin_id)

@@ -202,3 +202,58 @@ async fn health_keeps_answering_during_twenty_concurrent_uploads() {
         latencies[latencies.len() - 1]
     );
 }
+
+/// Compiled plugins held in memory are bounded: with a budget smaller than
+/// two plugins, loading the second drops the first, and a run that needs
+/// the dropped one loads it again; deleting a plugin drops it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loaded_plugins_are_dropped_over_budget_and_on_delete() {
+    let s = TestServer::start_with(|c| c.assembly.loaded_plugin_bytes = 1).await;
+    let catalog = s.state().catalog().clone();
+    let echo = s.upload_plugin("echo").await;
+    let echo_digest = echo["digest"].as_str().unwrap().to_string();
+    assert!(catalog.is_loaded(&echo_digest));
+    let exact = s.upload_plugin("exact-match").await;
+    let exact_digest = exact["digest"].as_str().unwrap().to_string();
+    assert!(catalog.is_loaded(&exact_digest));
+    assert!(
+        !catalog.is_loaded(&echo_digest),
+        "the least recently used plugin stays loaded over the budget"
+    );
+    assert_eq!(catalog.loaded_usage().0, 1);
+
+    // A run of the dropped plugin still works: it is loaded again.
+    let ds = s
+        .dataset_with_items(
+            "d",
+            vec![serde_json::json!({"input": "a", "groundTruth": "a"})],
+        )
+        .await;
+    let (status, run) = s
+        .post(
+            &format!("/api/datasets/{ds}/runs"),
+            serde_json::json!({"targetType": "plugin", "targetId": "echo", "scorerIds": ["exact-match"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let seen = s
+        .poll_run(
+            &ds,
+            run["runId"].as_str().unwrap(),
+            std::time::Duration::from_millis(50),
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(seen.last().unwrap()["status"], "completed", "{seen:?}");
+    assert_eq!(seen.last().unwrap()["succeededCount"], 1);
+
+    // Deleting drops the compiled code of this process at once.
+    let (status, body) = s.delete("/api/plugins/exact-match").await;
+    assert!(status.is_success(), "{status} {body}");
+    let (status, body) = s.delete("/api/plugins/echo").await;
+    assert!(status.is_success(), "{status} {body}");
+    assert!(!catalog.is_loaded(&exact_digest));
+    assert!(!catalog.is_loaded(&echo_digest));
+    assert_eq!(catalog.loaded_usage(), (0, 0));
+    s.stop().await;
+}

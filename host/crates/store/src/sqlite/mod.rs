@@ -7,6 +7,7 @@
 //! separate pool; WAL lets them run while the writer works.
 
 mod datasets;
+mod file;
 mod items;
 mod keys;
 mod plugins;
@@ -25,7 +26,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 use crate::store::Backend;
 
 /// How long a statement waits for a lock held by another connection or
@@ -52,19 +53,14 @@ impl SqliteStore {
             .foreign_keys(true);
         let in_memory = is_in_memory(url);
         // Zero set-up: without an explicit `mode=`, a file database and its
-        // directory are created on first use.
-        if !in_memory && !url.contains("mode=") {
-            opts = opts.create_if_missing(true);
-            if let Some(parent) = opts.get_filename().parent()
-                && !parent.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    StoreError::Config(format!(
-                        "cannot create the directory {}: {e}",
-                        parent.display()
-                    ))
-                })?;
+        // directory are created on first use. Whatever creates it (that, or
+        // `mode=rwc`), the file is made private to the user first.
+        let creates = !url.contains("mode=") || url.contains("mode=rwc");
+        if !in_memory && creates {
+            if !url.contains("mode=") {
+                opts = opts.create_if_missing(true);
             }
+            file::create_private(opts.get_filename())?;
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
