@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use assay_api::{DEFAULT_ADDR, ServeConfig};
+use assay_api::{CorsPolicy, DEFAULT_ADDR, ServeConfig};
 use clap::Args;
 
 use crate::app::{normalize_database_url, redact};
@@ -18,6 +18,7 @@ use crate::exit::Exit;
 Examples:
   assay serve
   assay serve --addr 0.0.0.0:8080 --plugins-dir target/wasm32-wasip2/plugin
+  assay serve --cors-origin http://localhost:3000
   ASSAY_DATABASE_URL=postgres://assay:secret@db/assay assay serve --max-active-runs 8
 
 The server executes the runs triggered through it (and resumes runs an
@@ -25,6 +26,8 @@ earlier process left unfinished). Runs started with `assay run` against the
 same database show up in the API, and runs triggered through the API show up
 in `assay runs list`. Ctrl-C or SIGTERM stops it gracefully: in-flight items
 get --grace to finish, unfinished runs stay resumable.
+
+The playground (a web UI over the same API) is served at `/`.
 
 The API is unauthenticated: keep it on localhost or behind a proxy.")]
 pub struct ServeArgs {
@@ -43,6 +46,21 @@ pub struct ServeArgs {
     /// Largest request body accepted, in MiB
     #[arg(long, default_value_t = assay_api::DEFAULT_BODY_LIMIT / (1 << 20), value_name = "MIB")]
     pub body_limit_mib: usize,
+    /// Origin whose web pages may call the API from a browser, as
+    /// scheme://host[:port] or `*` for any (repeatable) [default: none]
+    #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = parse_cors_origin)]
+    pub cors_origins: Vec<String>,
+    /// Host name the server answers to, against DNS rebinding (repeatable;
+    /// `*` for any) [default on loopback: localhost, 127.0.0.1, ::1 and the
+    /// bound address; elsewhere: any]
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+}
+
+fn parse_cors_origin(value: &str) -> Result<String, String> {
+    CorsPolicy::from_origins(&[value])
+        .map(|_| value.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -59,6 +77,8 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         grace: args.grace,
         body_limit_bytes: args.body_limit_mib.max(1) << 20,
         run_lease: app.run_lease,
+        cors: CorsPolicy::from_origins(&args.cors_origins)?,
+        allowed_hosts: args.allowed_hosts.clone(),
         ..ServeConfig::default()
     };
     let server = assay_api::start(config)
@@ -70,7 +90,8 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         redact(&app.database_url)
     );
     eprintln!(
-        "  API under {}/api, OpenAPI document at {}/api/openapi.json",
+        "  playground at {}/, API under {}/api, OpenAPI document at {}/api/openapi.json",
+        server.url(),
         server.url(),
         server.url()
     );

@@ -5,6 +5,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cors::CorsPolicy;
+use crate::host_check::HostPolicy;
+
 /// The address `assay serve` listens on by default (Mastra's dev port).
 pub const DEFAULT_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 4111);
@@ -41,6 +44,12 @@ pub struct ServeConfig {
     /// Lease of a run this process executes, renewed every third of it. When
     /// a process dies, its runs are taken over once their lease expires.
     pub run_lease: Duration,
+    /// Origins whose web pages may call the API (`--cors-origin`; none by
+    /// default).
+    pub cors: CorsPolicy,
+    /// `--allowed-host` values (`Host` names answered; empty: the loopback
+    /// names and the bound address on loopback, any host elsewhere).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl ServeConfig {
@@ -49,6 +58,8 @@ impl ServeConfig {
         ApiOptions {
             body_limit_bytes: self.body_limit_bytes,
             sse_poll_interval: self.sse_poll_interval,
+            cors: self.cors.clone(),
+            hosts: HostPolicy::for_addr(self.addr, &self.allowed_hosts),
             ..ApiOptions::default()
         }
     }
@@ -67,6 +78,8 @@ impl Default for ServeConfig {
             body_limit_bytes: DEFAULT_BODY_LIMIT,
             sse_poll_interval: ApiOptions::default().sse_poll_interval,
             run_lease: assay_runner::executor::DEFAULT_LEASE,
+            cors: CorsPolicy::Disabled,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -80,6 +93,10 @@ pub struct ApiOptions {
     pub sse_poll_interval: Duration,
     /// How often an idle event stream sends a keep-alive comment.
     pub sse_keep_alive: Duration,
+    /// Cross-origin access.
+    pub cors: CorsPolicy,
+    /// `Host` names answered (DNS-rebinding defence).
+    pub hosts: HostPolicy,
 }
 
 impl Default for ApiOptions {
@@ -88,6 +105,8 @@ impl Default for ApiOptions {
             body_limit_bytes: DEFAULT_BODY_LIMIT,
             sse_poll_interval: Duration::from_millis(200),
             sse_keep_alive: Duration::from_secs(15),
+            cors: CorsPolicy::Disabled,
+            hosts: HostPolicy::for_addr::<&str>(DEFAULT_ADDR, &[]),
         }
     }
 }

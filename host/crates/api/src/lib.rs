@@ -22,14 +22,19 @@
 #![recursion_limit = "256"]
 
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod host_check;
 pub mod openapi;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod web;
 
+pub use cors::CorsPolicy;
+pub use host_check::HostPolicy;
 pub use config::{ApiOptions, DEFAULT_ADDR, DEFAULT_BODY_LIMIT, ServeConfig};
 pub use error::{ApiError, ApiResult};
 pub use extract::TENANT_HEADER;

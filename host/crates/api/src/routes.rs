@@ -1,7 +1,10 @@
 //! The route table: the one list from which both the router and the
 //! OpenAPI document are built, so a route cannot exist undocumented.
 
+use std::sync::Arc;
+
 use axum::Router;
+use axum::middleware;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -9,6 +12,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::handlers::{datasets, events, items, plugins, runs, system};
+use crate::host_check;
 use crate::state::AppState;
 
 /// An HTTP method of a route.
@@ -254,18 +258,29 @@ pub static ROUTES: &[RouteSpec] = &[
         query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404], plugins::delete),
 ];
 
-/// The router: every route of [`ROUTES`] (and nothing else), JSON answers
-/// for unknown paths (404) and wrong methods (405), the body limit, and
-/// request tracing. Add routes to [`ROUTES`], never here.
+/// The router: every route of [`ROUTES`], the playground's static pages
+/// ([`crate::web`]), JSON answers for unknown paths (404) and wrong methods
+/// (405), the body limit, CORS, the `Host` allow-list and request tracing.
+/// Add API routes to [`ROUTES`], never here.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for spec in ROUTES {
         router = router.route(spec.path, (spec.handler)(spec.verb.filter()));
     }
-    router
+    let options = state.options().clone();
+    let mut router = router
+        .merge(crate::web::router())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(state.options().body_limit_bytes))
+        .layer(DefaultBodyLimit::max(options.body_limit_bytes));
+    if let Some(cors) = options.cors.layer() {
+        router = router.layer(cors);
+    }
+    router
+        .layer(middleware::from_fn_with_state(
+            Arc::new(options.hosts),
+            host_check::check,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -4,6 +4,7 @@
 mod common;
 mod crud;
 mod errors;
+mod browser_access;
 mod events;
 mod openapi;
 mod plugins;
