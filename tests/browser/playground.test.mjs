@@ -50,11 +50,13 @@ function startServer(dir) {
     const child = spawn(assayBin, [
       '--database-url', `sqlite://${path.join(dir, 'assay.db')}?mode=rwc`,
       '--plugins-dir', path.join(dir, 'plugins'),
-      '--cache-dir', path.join(dir, 'cache'),
+      // Compiled plugins are cached across runs of the test (keyed by digest).
+      '--cache-dir', path.join(targetDir, 'playground-plugin-cache'),
       'serve', '--addr', '127.0.0.1:0',
     ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
     let stderr = '';
-    const timer = setTimeout(() => reject(new Error(`assay serve did not start in 60 s:\n${stderr}`)), 60000);
+    // A cold start compiles every plugin: minutes on a loaded debug build.
+    const timer = setTimeout(() => reject(new Error(`assay serve did not start in 5 min:\n${stderr}`)), 300000);
     child.stderr.on('data', (chunk) => {
       stderr += chunk;
       const m = stderr.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
@@ -166,7 +168,7 @@ test('the playground, end to end in Chromium', async () => {
     writeFileSync(bad, '{"input": "ok"}\n{"inptu": "typo"}\n');
     await page.setInputFiles('#import-file', bad);
     const error = await page.textContent('#import-error');
-    assert.match(error, /line 2: unknown field `inptu`; did you mean `input`\?/);
+    assert.match(error, /line 2: missing `input`/);
     await page.setInputFiles('#import-file', datasetFile(work));
     await page.click('#import-confirm');
     await page.waitForSelector('#items-table tbody tr');

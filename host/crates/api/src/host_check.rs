@@ -88,9 +88,7 @@ fn strip_port(authority: &str) -> &str {
     }
     match authority.rsplit_once(':') {
         // A bare IPv6 address has several colons and no port.
-        Some((host, port))
-            if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) =>
-        {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
             host
         }
         _ => authority,

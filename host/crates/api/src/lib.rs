@@ -33,11 +33,11 @@ pub mod server;
 pub mod state;
 pub mod web;
 
-pub use cors::CorsPolicy;
-pub use host_check::HostPolicy;
 pub use config::{ApiOptions, DEFAULT_ADDR, DEFAULT_BODY_LIMIT, ServeConfig};
+pub use cors::CorsPolicy;
 pub use error::{ApiError, ApiResult};
 pub use extract::TENANT_HEADER;
+pub use host_check::HostPolicy;
 pub use routes::{ROUTES, router};
 pub use server::{
     RunningServer, ServeError, build_state, serve, shutdown_signal, start, start_with_state,

@@ -30,7 +30,7 @@ pub struct Asset {
 }
 
 macro_rules! asset {
-    ($path:literal, $ct:literal) => {
+    ($path:literal, $ct:expr) => {
         Asset {
             path: $path,
             content_type: $ct,

@@ -38,7 +38,11 @@ async fn no_cross_origin_access_by_default() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(header(&resp, ACAO), None, "no CORS header without --cors-origin");
+    assert_eq!(
+        header(&resp, ACAO),
+        None,
+        "no CORS header without --cors-origin"
+    );
 
     let resp = preflight(&s, "http://app.test").await;
     assert_eq!(header(&resp, ACAO), None);
@@ -138,7 +142,10 @@ async fn a_rebound_host_name_is_refused_and_changes_nothing() {
         "localhost".to_string(),
     ] {
         let (status, list) = s
-            .send(s.request(Method::GET, "/api/datasets").header("host", &host))
+            .send(
+                s.request(Method::GET, "/api/datasets")
+                    .header("host", &host),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{host}");
         assert_eq!(list["pagination"]["total"], 0, "nothing was planted");
