@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, clippy, the unit,
 # integration and end-to-end tests (SQLite and a throwaway PostgreSQL), and
-# the plugins' native tests. Installs the prerequisites first.
+# the plugins' native tests, and the playground in headless Chromium.
+# Installs the prerequisites first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/install-deps.sh --postgres
+./scripts/install-deps.sh --postgres --browser
 
 # A cold build gains nothing from incremental state (CI always starts from a
 # fresh clone), and it costs about 1.6 GB of disk; a developer can opt back in.
@@ -22,3 +23,7 @@ echo "==> building plugins (wasm32-wasip2)"
 
 echo "==> cargo test"
 cargo test --workspace --locked
+
+echo "==> playground in headless Chromium (tests/browser)"
+cargo build --locked -p assay
+(cd tests/browser && node --test --test-reporter=spec)

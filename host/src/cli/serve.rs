@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use assay_api::{AuthMode, DEFAULT_ADDR, ServeConfig};
+use assay_api::{AuthMode, CorsPolicy, DEFAULT_ADDR, ServeConfig};
 use assay_runner::{AssemblySettings, Ceilings};
 use clap::Args;
 
@@ -68,6 +68,21 @@ pub struct ServeArgs {
     /// Compiled plugin code kept in memory, in MiB (least recently used dropped; reloaded on use)
     #[arg(long, default_value_t = AssemblySettings::default().loaded_plugin_bytes >> 20, value_name = "MIB")]
     pub plugin_memory_mib: u64,
+    /// Origin whose web pages may call the API from a browser, as
+    /// scheme://host[:port] or `*` for any (repeatable) [default: none]
+    #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = parse_cors_origin)]
+    pub cors_origins: Vec<String>,
+    /// Host name the server answers to, against DNS rebinding (repeatable;
+    /// `*` for any) [default on loopback: localhost, 127.0.0.1, ::1 and the
+    /// bound address; elsewhere: any]
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+}
+
+fn parse_cors_origin(value: &str) -> Result<String, String> {
+    CorsPolicy::from_origins(&[value])
+        .map(|_| value.to_string())
+        .map_err(|e| e.to_string())
 }
 
 const SERVE_HELP: &str = "\
@@ -75,6 +90,7 @@ Examples:
   assay serve --no-auth                       # local development, as tenant `default`
   assay tenant create team-a && assay key create --tenant team-a --role admin
   assay serve --addr 0.0.0.0:8080 --plugins-dir target/wasm32-wasip2/plugin
+  assay serve --no-auth --cors-origin http://localhost:3000
   ASSAY_DATABASE_URL=postgres://assay:secret@db/assay assay serve --max-active-runs 8
 
 Security model (details: docs/tenancy.md):
@@ -109,7 +125,13 @@ The server executes the runs triggered through it (and resumes runs an
 earlier process left unfinished). Runs started with `assay run` against the
 same database show up in the API, and runs triggered through the API show up
 in `assay runs list`. Ctrl-C or SIGTERM stops it gracefully: in-flight items
-get --grace to finish, unfinished runs stay resumable.";
+get --grace to finish, unfinished runs stay resumable.
+
+The playground (a web UI over the same API) is served at `/`; it asks for an
+API key and keeps it in the browser tab's session storage (with --no-auth it
+needs none). A page of another origin may call the API only if that origin
+is given with --cors-origin; on loopback only the loopback host names are
+answered (--allowed-host), against DNS rebinding.";
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
@@ -145,6 +167,8 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         } else {
             AuthMode::Keys
         },
+        cors: CorsPolicy::from_origins(&args.cors_origins)?,
+        allowed_hosts: args.allowed_hosts.clone(),
         ..ServeConfig::default()
     };
     let config_auth = config.auth;
@@ -157,7 +181,8 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         redact(&app.assembly.database_url)
     );
     eprintln!(
-        "  API under {}/api, OpenAPI document at {}/api/openapi.json",
+        "  playground at {}/, API under {}/api, OpenAPI document at {}/api/openapi.json",
+        server.url(),
         server.url(),
         server.url()
     );

@@ -8,6 +8,8 @@ use std::time::Duration;
 use assay_runner::AssemblySettings;
 
 use crate::auth::AuthMode;
+use crate::cors::CorsPolicy;
+use crate::host_check::HostPolicy;
 
 /// The address `assay serve` listens on by default (Mastra's dev port).
 pub const DEFAULT_ADDR: SocketAddr =
@@ -42,6 +44,12 @@ pub struct ServeConfig {
     /// How callers authenticate ([`AuthMode::Disabled`] is refused unless
     /// `addr` is loopback).
     pub auth: AuthMode,
+    /// Origins whose web pages may call the API (`--cors-origin`; none by
+    /// default).
+    pub cors: CorsPolicy,
+    /// `--allowed-host` values (`Host` names answered; empty: the loopback
+    /// names and the bound address on loopback, any host elsewhere).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl ServeConfig {
@@ -51,6 +59,8 @@ impl ServeConfig {
             body_limit_bytes: self.body_limit_bytes,
             sse_poll_interval: self.sse_poll_interval,
             auth: self.auth,
+            cors: self.cors.clone(),
+            hosts: HostPolicy::for_addr(self.addr, &self.allowed_hosts),
             ..ApiOptions::default()
         }
     }
@@ -67,6 +77,8 @@ impl Default for ServeConfig {
             body_limit_bytes: DEFAULT_BODY_LIMIT,
             sse_poll_interval: ApiOptions::default().sse_poll_interval,
             auth: AuthMode::default(),
+            cors: CorsPolicy::Disabled,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -82,6 +94,10 @@ pub struct ApiOptions {
     pub sse_keep_alive: Duration,
     /// How callers authenticate.
     pub auth: AuthMode,
+    /// Cross-origin access.
+    pub cors: CorsPolicy,
+    /// `Host` names answered (DNS-rebinding defence).
+    pub hosts: HostPolicy,
 }
 
 impl Default for ApiOptions {
@@ -91,6 +107,8 @@ impl Default for ApiOptions {
             sse_poll_interval: Duration::from_millis(200),
             sse_keep_alive: Duration::from_secs(15),
             auth: AuthMode::default(),
+            cors: CorsPolicy::Disabled,
+            hosts: HostPolicy::for_addr::<&str>(DEFAULT_ADDR, &[]),
         }
     }
 }

@@ -24,17 +24,22 @@
 
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod host_check;
 pub mod openapi;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod web;
 
 pub use auth::{AuthMode, Caller, ROLE_HEADER, TENANT_HEADER};
 pub use config::{ApiOptions, DEFAULT_ADDR, DEFAULT_BODY_LIMIT, ServeConfig};
+pub use cors::CorsPolicy;
 pub use error::{ApiError, ApiResult};
+pub use host_check::HostPolicy;
 pub use routes::{ROUTES, router};
 pub use server::{
     RunningServer, ServeError, build_state, serve, shutdown_signal, start, start_with_state,

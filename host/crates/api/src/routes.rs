@@ -1,6 +1,8 @@
 //! The route table: the one list from which both the router and the
 //! OpenAPI document are built, so a route cannot exist undocumented.
 
+use std::sync::Arc;
+
 use assay_store::Role;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -12,6 +14,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{self, Access};
 use crate::error::ApiError;
 use crate::handlers::{datasets, events, items, plugins, runs, system, tenancy};
+use crate::host_check;
 use crate::state::AppState;
 
 /// An HTTP method of a route.
@@ -299,9 +302,10 @@ pub static ROUTES: &[RouteSpec] = &[
         access: Access::Role(Role::Admin), tenancy::revoke_key),
 ];
 
-/// The router: every route of [`ROUTES`] (and nothing else), JSON answers
-/// for unknown paths (404) and wrong methods (405), the body limit, and
-/// request tracing. Add routes to [`ROUTES`], never here.
+/// The router: every route of [`ROUTES`], the playground's static pages
+/// ([`crate::web`]), JSON answers for unknown paths (404) and wrong methods
+/// (405), the body limit, CORS, the `Host` allow-list and request tracing.
+/// Add API routes to [`ROUTES`], never here.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for spec in ROUTES {
@@ -312,10 +316,20 @@ pub fn router(state: AppState) -> Router {
         ));
         router = router.route(spec.path, route);
     }
-    router
+    let options = state.options().clone();
+    let mut router = router
+        .merge(crate::web::router())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(state.options().body_limit_bytes))
+        .layer(DefaultBodyLimit::max(options.body_limit_bytes));
+    if let Some(cors) = options.cors.layer() {
+        router = router.layer(cors);
+    }
+    router
+        .layer(middleware::from_fn_with_state(
+            Arc::new(options.hosts),
+            host_check::check,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

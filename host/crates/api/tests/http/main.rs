@@ -1,6 +1,7 @@
 //! assay's HTTP API over real HTTP: a server on a loopback port, a reqwest
 //! client, a temp SQLite database per test.
 
+mod browser_access;
 mod common;
 mod crud;
 mod errors;
