@@ -62,7 +62,7 @@ impl HostPolicy {
             HostPolicy::Any => true,
             HostPolicy::Only(names) => {
                 let name = normalize(strip_port(host));
-                names.iter().any(|n| *n == name)
+                names.contains(&name)
             }
         }
     }
