@@ -28,9 +28,39 @@ function fail(message) {
   process.exit(1);
 }
 
-async function pluginKind(source) {
-  const { thePlugin } = await import(pathToFileURL(join(SDK_DIR, 'index.js')).href);
-  await import(pathToFileURL(source).href);
+/** Bundles `entryText` (an ES module importing SOURCE) into one file. */
+async function bundleModule(entryText, dir, name) {
+  const { rolldown } = await import('rolldown');
+  const entry = join(dir, `${name}-entry.js`);
+  await writeFile(entry, entryText);
+  const out = join(dir, `${name}.js`);
+  const build = await rolldown({
+    input: entry,
+    platform: 'neutral',
+    // A plugin importing `assay-plugin` gets this SDK, wherever it lives.
+    resolve: {
+      alias: {
+        'assay-plugin/testing': join(SDK_DIR, 'testing.js'),
+        'assay-plugin': join(SDK_DIR, 'index.js'),
+      },
+    },
+    logLevel: 'warn',
+  });
+  await build.write({ file: out, format: 'esm' });
+  await build.close();
+  return out;
+}
+
+/** The kind of the one plugin SOURCE declares: runs a bundle of it in Node
+ * (bundled, so that `assay-plugin` resolves as in the component). */
+async function pluginKind(source, dir) {
+  const inspect = await bundleModule(
+    `import ${JSON.stringify(source)};\n` +
+      `export { thePlugin } from ${JSON.stringify(join(SDK_DIR, 'index.js'))};\n`,
+    dir,
+    'inspect',
+  );
+  const { thePlugin } = await import(pathToFileURL(inspect).href);
   try {
     return thePlugin().kind;
   } catch (e) {
@@ -38,26 +68,15 @@ async function pluginKind(source) {
   }
 }
 
-async function bundle(source, kind, dir) {
-  const { rolldown } = await import('rolldown');
+/** SOURCE, this SDK and the export of its world, as one ES module. */
+function bundle(source, kind, dir) {
   const { exportAs, from } = WORLDS[kind];
-  const entry = join(dir, 'entry.js');
-  await writeFile(
-    entry,
+  return bundleModule(
     `import ${JSON.stringify(source)};\n` +
       `export { ${from} as ${exportAs} } from ${JSON.stringify(join(SDK_DIR, 'component.js'))};\n`,
+    dir,
+    'bundle',
   );
-  const out = join(dir, 'bundle.js');
-  const build = await rolldown({
-    input: entry,
-    platform: 'neutral',
-    // A plugin importing `assay-plugin` gets this SDK, wherever it lives.
-    resolve: { alias: { 'assay-plugin/testing': join(SDK_DIR, 'testing.js'), 'assay-plugin': join(SDK_DIR, 'index.js') } },
-    logLevel: 'warn',
-  });
-  await build.write({ file: out, format: 'esm' });
-  await build.close();
-  return out;
 }
 
 export async function buildComponent(sourceArg, outArg) {
@@ -73,7 +92,6 @@ export async function buildComponent(sourceArg, outArg) {
     fail(`the contract is missing at ${WIT_DIR}`);
   }
   const out = resolve(outArg ?? join(dirname(source), basename(source, extname(source)) + '.wasm'));
-  const kind = await pluginKind(source);
   let componentize;
   try {
     ({ componentize } = await import('@bytecodealliance/componentize-js'));
@@ -81,7 +99,9 @@ export async function buildComponent(sourceArg, outArg) {
     fail('componentize-js not found: run `npm ci` in sdk/js (scripts/install-deps.sh --plugin-sdks does this)');
   }
   const dir = await mkdtemp(join(tmpdir(), 'assay-js-build-'));
+  let kind;
   try {
+    kind = await pluginKind(source, dir);
     const bundled = await bundle(source, kind, dir);
     const { component } = await componentize({
       sourcePath: bundled,
