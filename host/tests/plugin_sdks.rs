@@ -206,14 +206,25 @@ fn word_overlap_gives_identical_scores_in_rust_python_and_javascript() {
     );
     for (dataset, config) in [
         (example("capitals.jsonl"), vec![]),
-        (example("capitals.jsonl"), vec!["--config", "minWordLength=4"]),
+        (
+            example("capitals.jsonl"),
+            vec!["--config", "minWordLength=4"],
+        ),
         (path_str(&extra).to_string(), vec![]),
     ] {
         let (ok_rs, rs) = plugin_test(&env, &c.overlap_rs, &dataset, &config);
         let (ok_py, py) = plugin_test(&env, &c.overlap_py, &dataset, &config);
         let (ok_js, js) = plugin_test(&env, &c.overlap_js, &dataset, &config);
-        assert_eq!(comparable(&rs), comparable(&py), "Rust vs Python on {dataset} {config:?}");
-        assert_eq!(comparable(&rs), comparable(&js), "Rust vs JavaScript on {dataset} {config:?}");
+        assert_eq!(
+            comparable(&rs),
+            comparable(&py),
+            "Rust vs Python on {dataset} {config:?}"
+        );
+        assert_eq!(
+            comparable(&rs),
+            comparable(&js),
+            "Rust vs JavaScript on {dataset} {config:?}"
+        );
         assert_eq!((ok_rs, ok_py, ok_js), (ok_rs, ok_rs, ok_rs));
         if config.is_empty() && dataset.ends_with("capitals.jsonl") {
             assert!(ok_rs);
@@ -281,7 +292,11 @@ fn sdk_errors_prints_and_scores_cross_the_sandbox_as_the_contract_says() {
         assert!(ok, "{lang}: {item}");
         assert_eq!(item["score"], json!(0.5), "{lang}");
         assert_eq!(item["reason"], json!("fine"), "{lang}");
-        assert_eq!(item["metadata"], json!({"lang": lang, "input": "Paris"}), "{lang}");
+        assert_eq!(
+            item["metadata"],
+            json!({"lang": lang, "input": "Paris"}),
+            "{lang}"
+        );
 
         for (what, kind, message) in [
             ("invalid-input", "invalid-input", "invalid input: bad item"),
@@ -306,7 +321,10 @@ fn sdk_errors_prints_and_scores_cross_the_sandbox_as_the_contract_says() {
         match lang {
             "python" => {
                 assert_eq!(error, "KeyError: 'missing'");
-                assert!(stderr.contains("Traceback") && stderr.contains("hostile_py.py"), "{stderr}");
+                assert!(
+                    stderr.contains("Traceback") && stderr.contains("hostile_py.py"),
+                    "{stderr}"
+                );
             }
             _ => {
                 assert!(error.starts_with("TypeError: "), "{error}");
@@ -316,8 +334,16 @@ fn sdk_errors_prints_and_scores_cross_the_sandbox_as_the_contract_says() {
 
         let (ok, item) = hostile(&env, file, "print");
         assert!(ok, "{lang}: {item}");
-        assert_eq!(item["logs"]["stdout"], json!("hello from stdout\n"), "{lang}");
-        assert_eq!(item["logs"]["stderr"], json!("hello from stderr\n"), "{lang}");
+        assert_eq!(
+            item["logs"]["stdout"],
+            json!("hello from stdout\n"),
+            "{lang}"
+        );
+        assert_eq!(
+            item["logs"]["stderr"],
+            json!("hello from stderr\n"),
+            "{lang}"
+        );
 
         // A typo in the config is an error naming the field, not ignored.
         let (ok, items) = plugin_test(
@@ -351,7 +377,10 @@ fn plugin_test_prints_each_score_and_the_logs() {
     assert!(stdout.contains("item 1: score 1.000"), "{stdout}");
     assert!(stdout.contains("  stdout| hello from stdout"), "{stdout}");
     assert!(stdout.contains("  stderr| hello from stderr"), "{stdout}");
-    assert!(stdout.contains("2 ok (mean score 1.000), 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("2 ok (mean score 1.000), 0 failed"),
+        "{stdout}"
+    );
 
     let missing = env
         .cmd()
@@ -367,7 +396,16 @@ fn plugin_test_prints_each_score_and_the_logs() {
 fn plugin_new(env: &Env, parent: &Path, name: &str, lang: &str, kind: &str) -> PathBuf {
     env.cmd()
         .current_dir(parent)
-        .args(["plugin", "new", name, "--lang", lang, "--kind", kind, "--sdk-root"])
+        .args([
+            "plugin",
+            "new",
+            name,
+            "--lang",
+            lang,
+            "--kind",
+            kind,
+            "--sdk-root",
+        ])
         .arg(root())
         .assert()
         .success();
@@ -400,25 +438,45 @@ fn python_projects_from_plugin_new_test_build_and_check_as_generated() {
     let target = plugin_new(&env, &parent, "py-target", "python", "target");
     // The README's three commands, with the SDK's environment.
     for (dir, tests) in [(&scorer, 4), (&target, 2)] {
-        let out = run_ok(Command::new(python()).current_dir(dir).args(["-m", "unittest", "-v"]));
+        let out = run_ok(
+            Command::new(python())
+                .current_dir(dir)
+                .args(["-m", "unittest", "-v"]),
+        );
         let log = String::from_utf8_lossy(&out.stderr);
-        assert!(log.contains(&format!("Ran {tests} tests")) && log.contains("OK"), "{log}");
+        assert!(
+            log.contains(&format!("Ran {tests} tests")) && log.contains("OK"),
+            "{log}"
+        );
     }
-    run_ok(
-        Command::new(python())
-            .current_dir(&scorer)
-            .args(["-m", "assay_plugin", "build", "py_scorer.py"]),
-    );
+    run_ok(Command::new(python()).current_dir(&scorer).args([
+        "-m",
+        "assay_plugin",
+        "build",
+        "py_scorer.py",
+    ]));
     check(&env, &scorer.join("py_scorer.wasm"), "py-scorer");
     // The scaffold's scorer is exact match: "Paris" is its own answer.
-    let (ok, items) = plugin_test(&env, &scorer.join("py_scorer.wasm"), &example("capitals.jsonl"), &["--limit", "3"]);
+    let (ok, items) = plugin_test(
+        &env,
+        &scorer.join("py_scorer.wasm"),
+        &example("capitals.jsonl"),
+        &["--limit", "3"],
+    );
     assert!(ok);
     assert_eq!(comparable(&items)[0], json!([1, 1.0, "equal", null]));
     assert_eq!(items[2]["score"], json!(0.0));
     // An existing project is never overwritten.
     env.cmd()
         .current_dir(&parent)
-        .args(["plugin", "new", "py-scorer", "--lang", "python", "--sdk-root"])
+        .args([
+            "plugin",
+            "new",
+            "py-scorer",
+            "--lang",
+            "python",
+            "--sdk-root",
+        ])
         .arg(root())
         .assert()
         .failure()
@@ -435,14 +493,31 @@ fn javascript_projects_from_plugin_new_test_build_and_check_as_generated() {
     let target = plugin_new(&env, &parent, "js-target", "js", "target");
     for (dir, tests) in [(&scorer, 4), (&target, 2)] {
         // `npm install` links the SDK: nothing is downloaded.
-        run_ok(Command::new("npm").current_dir(dir).args(["install", "--offline", "--no-audit", "--no-fund"]));
+        run_ok(Command::new("npm").current_dir(dir).args([
+            "install",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+        ]));
         let out = run_ok(Command::new("npm").current_dir(dir).args(["test"]));
         let log = String::from_utf8_lossy(&out.stdout);
-        assert!(log.contains(&format!("# pass {tests}")) && log.contains("# fail 0"), "{log}");
+        assert!(
+            log.contains(&format!("# pass {tests}")) && log.contains("# fail 0"),
+            "{log}"
+        );
     }
-    run_ok(Command::new("npm").current_dir(&scorer).args(["run", "build"]));
+    run_ok(
+        Command::new("npm")
+            .current_dir(&scorer)
+            .args(["run", "build"]),
+    );
     check(&env, &scorer.join("js_scorer.wasm"), "js-scorer");
-    let (ok, items) = plugin_test(&env, &scorer.join("js_scorer.wasm"), &example("capitals.jsonl"), &["--limit", "3"]);
+    let (ok, items) = plugin_test(
+        &env,
+        &scorer.join("js_scorer.wasm"),
+        &example("capitals.jsonl"),
+        &["--limit", "3"],
+    );
     assert!(ok);
     assert_eq!(comparable(&items)[0], json!([1, 1.0, "equal", null]));
 }
@@ -473,5 +548,9 @@ fn rust_projects_from_plugin_new_test_build_and_check_as_generated() {
         assert!(log.contains(&format!("{tests} passed; 0 failed")), "{log}");
     }
     run_ok(cargo_in(&scorer).args(["build", "--target", "wasm32-wasip2", "--release"]));
-    check(&env, &target_dir.join("wasm32-wasip2/release/rs_scorer.wasm"), "rs-scorer");
+    check(
+        &env,
+        &target_dir.join("wasm32-wasip2/release/rs_scorer.wasm"),
+        "rs-scorer",
+    );
 }

@@ -11,9 +11,10 @@ function witError(err) {
   if (err instanceof InvalidInput) return { tag: 'invalid-input', val: err.message };
   if (err instanceof Transient) return { tag: 'transient', val: err.message };
   if (err instanceof PluginError) return { tag: 'failed', val: err.message };
-  console.error(err && err.stack ? err.stack : String(err));
   const name = err && err.name ? `${err.name}: ` : '';
-  return { tag: 'failed', val: `${name}${err && err.message !== undefined ? err.message : String(err)}` };
+  const message = `${name}${err && err.message !== undefined ? err.message : String(err)}`;
+  console.error(err && err.stack ? `${message}\n${err.stack}` : message);
+  return { tag: 'failed', val: message };
 }
 
 /** Thrown out of an export, a value with a `payload` is the `err` case. */

@@ -62,12 +62,27 @@ const fn file(path: &'static str, text: &'static str) -> TemplateFile {
 fn template(lang: Lang, kind: KindArg) -> Vec<TemplateFile> {
     match (lang, kind) {
         (Lang::Rust, kind) => vec![
-            file("Cargo.toml", include_str!("../../templates/rust/Cargo.toml.tmpl")),
-            file(".gitignore", include_str!("../../templates/rust/gitignore.tmpl")),
-            file("README.md", include_str!("../../templates/rust/README.md.tmpl")),
+            file(
+                "Cargo.toml",
+                include_str!("../../templates/rust/Cargo.toml.tmpl"),
+            ),
+            file(
+                ".gitignore",
+                include_str!("../../templates/rust/gitignore.tmpl"),
+            ),
+            file(
+                "README.md",
+                include_str!("../../templates/rust/README.md.tmpl"),
+            ),
             match kind {
-                KindArg::Scorer => file("src/lib.rs", include_str!("../../templates/rust/scorer.rs.tmpl")),
-                KindArg::Target => file("src/lib.rs", include_str!("../../templates/rust/target.rs.tmpl")),
+                KindArg::Scorer => file(
+                    "src/lib.rs",
+                    include_str!("../../templates/rust/scorer.rs.tmpl"),
+                ),
+                KindArg::Target => file(
+                    "src/lib.rs",
+                    include_str!("../../templates/rust/target.rs.tmpl"),
+                ),
             },
         ],
         (Lang::Python, kind) => {
@@ -82,8 +97,14 @@ fn template(lang: Lang, kind: KindArg) -> Vec<TemplateFile> {
                 ),
             };
             vec![
-                file(".gitignore", include_str!("../../templates/python/gitignore.tmpl")),
-                file("README.md", include_str!("../../templates/python/README.md.tmpl")),
+                file(
+                    ".gitignore",
+                    include_str!("../../templates/python/gitignore.tmpl"),
+                ),
+                file(
+                    "README.md",
+                    include_str!("../../templates/python/README.md.tmpl"),
+                ),
                 file("{{module}}.py", source),
                 file("test_{{module}}.py", test),
             ]
@@ -100,9 +121,18 @@ fn template(lang: Lang, kind: KindArg) -> Vec<TemplateFile> {
                 ),
             };
             vec![
-                file("package.json", include_str!("../../templates/js/package.json.tmpl")),
-                file(".gitignore", include_str!("../../templates/js/gitignore.tmpl")),
-                file("README.md", include_str!("../../templates/js/README.md.tmpl")),
+                file(
+                    "package.json",
+                    include_str!("../../templates/js/package.json.tmpl"),
+                ),
+                file(
+                    ".gitignore",
+                    include_str!("../../templates/js/gitignore.tmpl"),
+                ),
+                file(
+                    "README.md",
+                    include_str!("../../templates/js/README.md.tmpl"),
+                ),
                 file("{{id}}.js", source),
                 file("{{id}}.test.js", test),
             ]
@@ -215,7 +245,10 @@ fn sdk_root(args: &NewArgs) -> Result<PathBuf> {
 pub fn run(args: NewArgs) -> Result<Exit> {
     check_id(&args.name)?;
     let root = sdk_root(&args)?;
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.exists() {
         let empty = dir.is_dir() && std::fs::read_dir(&dir)?.next().is_none();
         if !empty {
@@ -258,7 +291,10 @@ pub fn run(args: NewArgs) -> Result<Exit> {
     for path in &written {
         println!("  {}", path.display());
     }
-    println!("Next: see {} (test, build, check).", dir.join("README.md").display());
+    println!(
+        "Next: see {} (test, build, check).",
+        dir.join("README.md").display()
+    );
     Ok(Exit::Success)
 }
 
@@ -271,7 +307,17 @@ mod tests {
         for good in ["my-scorer", "a", "word-overlap2"] {
             assert!(check_id(good).is_ok(), "{good}");
         }
-        for bad in ["My-scorer", "1st", "-x", "x-", "a--b", "a_b", "a.b", "", "é"] {
+        for bad in [
+            "My-scorer",
+            "1st",
+            "-x",
+            "x-",
+            "a--b",
+            "a_b",
+            "a.b",
+            "",
+            "é",
+        ] {
             assert!(check_id(bad).is_err(), "{bad}");
         }
     }
@@ -289,7 +335,13 @@ mod tests {
             for kind in [KindArg::Scorer, KindArg::Target] {
                 for f in template(lang, kind) {
                     let text = vars.render(f.text);
-                    assert!(!text.contains("{{"), "{:?} {:?} {}: {text}", lang, kind, f.path);
+                    assert!(
+                        !text.contains("{{"),
+                        "{:?} {:?} {}: {text}",
+                        lang,
+                        kind,
+                        f.path
+                    );
                     assert!(!vars.render(f.path).contains("{{"));
                 }
             }

@@ -186,13 +186,20 @@ pub async fn run(app: &App, a: TestArgs) -> Result<Exit> {
         };
         println!("{} ok{mean}, {failed} failed", outcomes.len() - failed);
     }
-    Ok(if failed == 0 { Exit::Success } else { Exit::Error })
+    Ok(if failed == 0 {
+        Exit::Success
+    } else {
+        Exit::Error
+    })
 }
 
 fn print_outcome(o: &ItemOutcome) {
     let took = format!("{:.1} ms", o.micros as f64 / 1000.0);
     match (&o.error, o.score, &o.output) {
-        (Some(e), _, _) => println!("item {}: error ({}): {}  [{took}]", o.item, e.kind, e.message),
+        (Some(e), _, _) => println!(
+            "item {}: error ({}): {}  [{took}]",
+            o.item, e.kind, e.message
+        ),
         (None, Some(score), _) => println!(
             "item {}: score {score:.3}{}  [{took}]",
             o.item,

@@ -69,7 +69,11 @@ mod tests {
     use super::*;
     use assay_plugin_sdk::testing;
 
-    fn score(output: Option<&str>, truth: Option<&str>, config: Value) -> Result<Score, PluginError> {
+    fn score(
+        output: Option<&str>,
+        truth: Option<&str>,
+        config: Value,
+    ) -> Result<Score, PluginError> {
         let mut item = Item::new("item-1", json!(""));
         if let Some(t) = truth {
             item = item.with_ground_truth(json!(t));
@@ -90,13 +94,23 @@ mod tests {
 
     #[test]
     fn partial_overlap_is_the_jaccard_index() {
-        let s = score(Some("The capital of Italy is Rome."), Some("Rome"), Value::Null).unwrap();
+        let s = score(
+            Some("The capital of Italy is Rome."),
+            Some("Rome"),
+            Value::Null,
+        )
+        .unwrap();
         assert_eq!(s.value, 1.0 / 6.0);
     }
 
     #[test]
     fn min_word_length_ignores_short_words() {
-        let s = score(Some("it is Rome"), Some("Rome"), json!({"minWordLength": 3})).unwrap();
+        let s = score(
+            Some("it is Rome"),
+            Some("Rome"),
+            json!({"minWordLength": 3}),
+        )
+        .unwrap();
         assert_eq!(s.value, 1.0);
     }
 
@@ -104,7 +118,10 @@ mod tests {
     fn no_ground_truth_is_invalid_input() {
         let err = score(Some("Rome"), None, Value::Null).unwrap_err();
         assert!(matches!(err, PluginError::InvalidInput(_)));
-        assert!(err.message().contains("item `item-1` has no ground truth"), "{err}");
+        assert!(
+            err.message().contains("item `item-1` has no ground truth"),
+            "{err}"
+        );
     }
 
     #[test]
