@@ -160,13 +160,14 @@ fn path_str(p: &Path) -> &str {
 
 /// `assay plugin test FILE --dataset DATASET --json` and its per-item results.
 fn plugin_test(env: &Env, file: &Path, dataset: &str, extra: &[&str]) -> (bool, Vec<Value>) {
-    let out = env
-        .cmd()
-        .args(["plugin", "test", path_str(file), "--dataset", dataset])
-        .args(["--limit", "1000", "--json"])
-        .args(extra)
-        .output()
-        .unwrap();
+    // Every item by default; a test that asks for fewer says `--limit` itself
+    // (clap refuses the flag twice).
+    let mut cmd = env.cmd();
+    cmd.args(["plugin", "test", path_str(file), "--dataset", dataset, "--json"]);
+    if !extra.contains(&"--limit") {
+        cmd.args(["--limit", "1000"]);
+    }
+    let out = cmd.args(extra).output().unwrap();
     let items: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "plugin test output is not JSON ({e}):\n{}\n{}",
