@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/install-deps.sh --postgres --browser
+./scripts/install-deps.sh --postgres --sdks --browser
 
 # A cold build gains nothing from incremental state (CI always starts from a
 # fresh clone), and it costs about 1.6 GB of disk; a developer can opt back in.

@@ -6,6 +6,8 @@ pub mod completions;
 pub mod dataset;
 pub mod exec;
 pub mod plugin;
+pub mod plugin_new;
+pub mod plugin_test;
 pub mod run;
 pub mod runs;
 pub mod serve;
