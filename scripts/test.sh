@@ -24,6 +24,12 @@ echo "==> building plugins (wasm32-wasip2)"
 echo "==> cargo test"
 cargo test --workspace --locked
 
+echo "==> Python and JavaScript SDKs' own suites, and the word-overlap examples natively"
+sdk/python/.venv/bin/python -m unittest discover -s sdk/python/tests
+(cd sdk/js && node --test)
+(cd examples/word-overlap/python && ../../../sdk/python/.venv/bin/python -m unittest test_word_overlap)
+(cd examples/word-overlap/js && node --test)
+
 echo "==> playground in headless Chromium (tests/browser)"
-cargo build --locked -p assay
+# Drives target/debug/assay, which `cargo test` built for the CLI tests.
 (cd tests/browser && node --test --test-reporter=spec)

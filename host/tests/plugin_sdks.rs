@@ -22,7 +22,8 @@ fn root() -> PathBuf {
     assay_test_support::workspace_root()
 }
 
-const INSTALL: &str = "run `scripts/install-deps.sh --sdks` (it installs the SDKs' pinned build tools)";
+const INSTALL: &str =
+    "run `scripts/install-deps.sh --sdks` (it installs the SDKs' pinned build tools)";
 
 /// The Python of the SDK's virtual environment (componentize-py, the SDK).
 fn python() -> PathBuf {
@@ -163,7 +164,14 @@ fn plugin_test(env: &Env, file: &Path, dataset: &str, extra: &[&str]) -> (bool, 
     // Every item by default; a test that asks for fewer says `--limit` itself
     // (clap refuses the flag twice).
     let mut cmd = env.cmd();
-    cmd.args(["plugin", "test", path_str(file), "--dataset", dataset, "--json"]);
+    cmd.args([
+        "plugin",
+        "test",
+        path_str(file),
+        "--dataset",
+        dataset,
+        "--json",
+    ]);
     if !extra.contains(&"--limit") {
         cmd.args(["--limit", "1000"]);
     }

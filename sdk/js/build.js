@@ -15,8 +15,13 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const SDK_DIR = dirname(fileURLToPath(import.meta.url));
+/**
+ * The folder under plugin-sdk/wit/ of the contract version this SDK builds
+ * against (`CONTRACT_VERSION` 0.1.0: one folder per major.minor).
+ */
+export const WIT_FOLDER = 'v0.1';
 /** The contract. The only place the JavaScript SDK names the WIT folder. */
-export const WIT_DIR = resolve(SDK_DIR, '..', '..', 'plugin-sdk', 'wit');
+export const WIT_DIR = resolve(SDK_DIR, '..', '..', 'plugin-sdk', 'wit', WIT_FOLDER);
 
 const WORLDS = {
   scorer: { world: 'scorer-plugin', exportAs: 'scorer', from: 'scorerExport' },

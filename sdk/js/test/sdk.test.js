@@ -105,3 +105,11 @@ test('jsonText', () => {
   assert.equal(sdk.jsonText({ city: 'Paris', n: [1] }), '{"city":"Paris","n":[1]}');
   assert.equal(sdk.jsonText(true), 'true');
 });
+
+test('the WIT folder is the contract version the SDK declares', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const { WIT_DIR } = await import('../build.js');
+  const wit = await readFile(join(WIT_DIR, 'assay.wit'), 'utf8');
+  assert.ok(wit.includes(`package assay:plugin@${sdk.CONTRACT_VERSION};`), `${WIT_DIR} is not ${sdk.CONTRACT_VERSION}`);
+});

@@ -22,8 +22,11 @@ from pathlib import Path
 from ._plugin import _registry, the_plugin
 
 SDK_DIR = Path(__file__).resolve().parent.parent
+#: The folder under plugin-sdk/wit/ of the contract version this SDK builds
+#: against (`CONTRACT_VERSION` 0.1.0: one folder per major.minor).
+WIT_FOLDER = "v0.1"
 #: The contract. The only place the Python SDK names the WIT folder.
-WIT_DIR = SDK_DIR.parent.parent / "plugin-sdk" / "wit"
+WIT_DIR = SDK_DIR.parent.parent / "plugin-sdk" / "wit" / WIT_FOLDER
 #: The componentize-py this SDK is tested with (also in requirements.txt).
 COMPONENTIZE_PY = "componentize-py==0.25.1"
 

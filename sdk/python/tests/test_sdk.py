@@ -150,5 +150,12 @@ class ErrorsAndTargetsTest(unittest.TestCase):
             _plugin.the_plugin("scorer")
 
 
+class ContractTest(unittest.TestCase):
+    def test_the_wit_folder_is_the_contract_version_the_sdk_declares(self):
+        from assay_plugin import CONTRACT_VERSION, build
+        wit = (build.WIT_DIR / "assay.wit").read_text()
+        self.assertIn(f"package assay:plugin@{CONTRACT_VERSION};", wit)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -158,7 +158,15 @@ fn with_custom_section(mut bytes: Vec<u8>, tag: u32) -> Vec<u8> {
 /// they compile. Prints the `/health` latencies it saw.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_keeps_answering_during_twenty_concurrent_uploads() {
-    let s = std::sync::Arc::new(TestServer::start().await);
+    // The compile timeout counts the wait for a compile slot: twenty debug
+    // compiles two at a time on a loaded CI machine can take longer than
+    // the default minute. This test is about `/health`, not that limit.
+    let s = std::sync::Arc::new(
+        TestServer::start_with(|c| {
+            c.assembly.compile_timeout = std::time::Duration::from_secs(900);
+        })
+        .await,
+    );
     let base = std::fs::read(assay_test_support::plugin_wasm("regex-match")).unwrap();
     let uploads: Vec<_> = (0..20)
         .map(|i| {
