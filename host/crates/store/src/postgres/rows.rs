@@ -6,7 +6,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::postgres::{PgPool, PgQueryResult, PgRow};
+use sqlx::postgres::{PgConnection, PgPool, PgQueryResult, PgRow};
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
@@ -44,9 +44,14 @@ impl Db for Postgres {
     type Json<'a> = Json<&'a Value>;
     type OptJson<'a> = Option<Json<&'a Value>>;
 
+    type Conn<'c> = &'c mut PgConnection;
+
     const ROW_LOCKS: bool = true;
     const NOT_DELETED: &'static str = "NOT iv.is_deleted";
 
+    fn conn(c: &mut PgConnection) -> &mut PgConnection {
+        c
+    }
     fn time(at: DateTime<Utc>) -> DateTime<Utc> {
         at
     }
@@ -66,6 +71,7 @@ impl Db for Postgres {
 
 impl Handle for PostgresStore {
     type Db = Postgres;
+    type Reads<'a> = &'a PgPool;
 
     fn reads(&self) -> &PgPool {
         &self.pool

@@ -1,8 +1,8 @@
 //! Datasets and their version history, on any backend.
 
-use sqlx::{Encode, Executor, Type};
+use sqlx::Executor;
 
-use super::{Db, Handle};
+use super::{Arg, Db, Handle, paged};
 use crate::error::{StoreError, StoreResult, conflict_on_unique};
 use crate::models::*;
 use crate::rows::{self, StoredRow};
@@ -30,7 +30,6 @@ pub(crate) async fn fetch<'e, DB, E>(ex: E, tenant: &str, id: &str) -> StoreResu
 where
     DB: Db,
     E: Executor<'e, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
 {
     fetch_locked(ex, tenant, id, Lock::None).await
 }
@@ -45,7 +44,6 @@ pub(crate) async fn fetch_locked<'e, DB, E>(
 where
     DB: Db,
     E: Executor<'e, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
 {
     let sql = match lock {
         _ if !DB::ROW_LOCKS => sql::datasets::GET,
@@ -54,8 +52,8 @@ where
         Lock::Update => sql::datasets::GET_FOR_UPDATE,
     };
     let row = sqlx::query(sql)
-        .bind(id)
-        .bind(tenant)
+        .arg(id)
+        .arg(tenant)
         .fetch_optional(ex)
         .await?
         .ok_or_else(|| StoreError::not_found("Dataset", id))?;
@@ -73,28 +71,22 @@ pub(crate) async fn record_version<'e, DB, E>(
 where
     DB: Db,
     E: Executor<'e, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
 {
     sqlx::query(sql::datasets::INSERT_VERSION)
-        .bind(dataset_id)
-        .bind(version)
-        .bind(change)
-        .bind(at)
+        .arg(dataset_id)
+        .arg(version)
+        .arg(change)
+        .arg(at)
         .execute(ex)
         .await?;
     Ok(())
 }
 
-pub(crate) async fn create<DB, S>(s: &S, tenant: &str, new: NewDataset) -> StoreResult<Dataset>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<&'t str>: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-{
+pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    new: NewDataset,
+) -> StoreResult<Dataset> {
     crate::rules::check_name(&new.name)?;
     ItemValidator::new(new.input_schema.as_ref(), new.output_schema.as_ref())?;
     let at = now();
@@ -112,82 +104,60 @@ where
         updated_at: at,
     };
     let mut tx = s.begin_write().await?;
-    super::tenants::require(&mut *tx, tenant).await?;
+    super::tenants::require(DB::conn(&mut tx), tenant).await?;
     sqlx::query(sql::datasets::INSERT)
-        .bind(ds.id.as_str())
-        .bind(tenant)
-        .bind(ds.name.as_str())
-        .bind(ds.description.as_deref())
-        .bind(DB::json_opt(ds.metadata.as_ref()))
-        .bind(DB::json_opt(ds.input_schema.as_ref()))
-        .bind(DB::json_opt(ds.output_schema.as_ref()))
-        .bind(DB::time(at))
-        .execute(&mut *tx)
+        .arg(ds.id.as_str())
+        .arg(tenant)
+        .arg(ds.name.as_str())
+        .arg(ds.description.as_deref())
+        .arg(DB::json_opt(ds.metadata.as_ref()))
+        .arg(DB::json_opt(ds.input_schema.as_ref()))
+        .arg(DB::json_opt(ds.output_schema.as_ref()))
+        .arg(DB::time(at))
+        .execute(DB::conn(&mut tx))
         .await
         .map_err(|e| conflict_on_unique(e, || format!("a dataset named `{}` exists", ds.name)))?;
-    record_version(&mut *tx, &ds.id, 0, change::CREATE, DB::time(at)).await?;
+    record_version(DB::conn(&mut tx), &ds.id, 0, change::CREATE, DB::time(at)).await?;
     tx.commit().await?;
     Ok(ds)
 }
 
-pub(crate) async fn find_by_name<DB, S>(
+pub(crate) async fn find_by_name<DB: Db, S: Handle<Db = DB>>(
     s: &S,
     tenant: &str,
     name: &str,
-) -> StoreResult<Option<Dataset>>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-{
+) -> StoreResult<Option<Dataset>> {
     let row = sqlx::query(sql::datasets::GET_BY_NAME)
-        .bind(tenant)
-        .bind(name)
+        .arg(tenant)
+        .arg(name)
         .fetch_optional(s.reads())
         .await?;
     row.as_ref().map(rows::dataset).transpose()
 }
 
-pub(crate) async fn list<DB, S>(s: &S, tenant: &str, page: Page) -> StoreResult<Paged<Dataset>>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-{
-    let total = sqlx::query(sql::datasets::COUNT)
-        .bind(tenant)
-        .fetch_one(s.reads())
-        .await?
-        .int_at(0)?;
-    let rows = sqlx::query(sql::datasets::LIST)
-        .bind(tenant)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(s.reads())
-        .await?;
-    let items = rows.iter().map(rows::dataset).collect::<StoreResult<_>>()?;
-    Ok(page.wrap(items, total))
+pub(crate) async fn list<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    page: Page,
+) -> StoreResult<Paged<Dataset>> {
+    paged(
+        s,
+        (sql::datasets::COUNT, sql::datasets::LIST),
+        |q| q.arg(tenant),
+        page,
+        rows::dataset,
+    )
+    .await
 }
 
-pub(crate) async fn update<DB, S>(
+pub(crate) async fn update<DB: Db, S: Handle<Db = DB>>(
     s: &S,
     tenant: &str,
     id: &str,
     patch: DatasetPatch,
-) -> StoreResult<Dataset>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<&'t str>: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-{
+) -> StoreResult<Dataset> {
     let mut tx = s.begin_write().await?;
-    let mut ds = fetch_locked(&mut *tx, tenant, id, Lock::Update).await?;
+    let mut ds = fetch_locked(DB::conn(&mut tx), tenant, id, Lock::Update).await?;
     let schema_change = crate::rules::apply_dataset_patch(&mut ds, patch)?;
     let at = now();
     if let Some(field) = schema_change {
@@ -196,7 +166,8 @@ where
             let mut failures = FailureCollector::default();
             let mut after = -1i64;
             loop {
-                let page = super::items::live_page(&mut *tx, id, after, REVALIDATE_PAGE).await?;
+                let page =
+                    super::items::live_page(DB::conn(&mut tx), id, after, REVALIDATE_PAGE).await?;
                 let Some(last) = page.last() else { break };
                 after = last.position;
                 for item in &page {
@@ -206,37 +177,42 @@ where
             failures.finish(field)?;
         }
         ds.version += 1;
-        record_version(&mut *tx, id, ds.version, change::SCHEMA, DB::time(at)).await?;
+        record_version(
+            DB::conn(&mut tx),
+            id,
+            ds.version,
+            change::SCHEMA,
+            DB::time(at),
+        )
+        .await?;
     }
     ds.updated_at = at;
     sqlx::query(sql::datasets::UPDATE)
-        .bind(ds.name.as_str())
-        .bind(ds.description.as_deref())
-        .bind(DB::json_opt(ds.metadata.as_ref()))
-        .bind(DB::json_opt(ds.input_schema.as_ref()))
-        .bind(DB::json_opt(ds.output_schema.as_ref()))
-        .bind(ds.version)
-        .bind(DB::time(at))
-        .bind(id)
-        .execute(&mut *tx)
+        .arg(ds.name.as_str())
+        .arg(ds.description.as_deref())
+        .arg(DB::json_opt(ds.metadata.as_ref()))
+        .arg(DB::json_opt(ds.input_schema.as_ref()))
+        .arg(DB::json_opt(ds.output_schema.as_ref()))
+        .arg(ds.version)
+        .arg(DB::time(at))
+        .arg(id)
+        .execute(DB::conn(&mut tx))
         .await
         .map_err(|e| conflict_on_unique(e, || format!("a dataset named `{}` exists", ds.name)))?;
     tx.commit().await?;
     Ok(ds)
 }
 
-pub(crate) async fn delete<DB, S>(s: &S, tenant: &str, id: &str) -> StoreResult<()>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-{
+pub(crate) async fn delete<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    id: &str,
+) -> StoreResult<()> {
     let mut tx = s.begin_write().await?;
-    fetch_locked(&mut *tx, tenant, id, Lock::Update).await?;
+    fetch_locked(DB::conn(&mut tx), tenant, id, Lock::Update).await?;
     let active = sqlx::query(sql::datasets::COUNT_ACTIVE_RUNS)
-        .bind(id)
-        .fetch_one(&mut *tx)
+        .arg(id)
+        .fetch_one(DB::conn(&mut tx))
         .await?
         .int_at(0)?;
     if active > 0 {
@@ -245,41 +221,26 @@ where
         )));
     }
     sqlx::query(sql::datasets::DELETE)
-        .bind(id)
-        .execute(&mut *tx)
+        .arg(id)
+        .execute(DB::conn(&mut tx))
         .await?;
     tx.commit().await?;
     Ok(())
 }
 
-pub(crate) async fn list_versions<DB, S>(
+pub(crate) async fn list_versions<DB: Db, S: Handle<Db = DB>>(
     s: &S,
     tenant: &str,
     dataset_id: &str,
     page: Page,
-) -> StoreResult<Paged<DatasetVersion>>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-{
+) -> StoreResult<Paged<DatasetVersion>> {
     fetch(s.reads(), tenant, dataset_id).await?;
-    let total = sqlx::query(sql::datasets::COUNT_VERSIONS)
-        .bind(dataset_id)
-        .fetch_one(s.reads())
-        .await?
-        .int_at(0)?;
-    let rows = sqlx::query(sql::datasets::LIST_VERSIONS)
-        .bind(dataset_id)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(s.reads())
-        .await?;
-    let items = rows
-        .iter()
-        .map(rows::dataset_version)
-        .collect::<StoreResult<_>>()?;
-    Ok(page.wrap(items, total))
+    paged(
+        s,
+        (sql::datasets::COUNT_VERSIONS, sql::datasets::LIST_VERSIONS),
+        |q| q.arg(dataset_id),
+        page,
+        rows::dataset_version,
+    )
+    .await
 }

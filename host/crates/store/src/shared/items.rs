@@ -8,10 +8,10 @@
 //! ([`Db::push_search`]).
 
 use chrono::{DateTime, Utc};
-use sqlx::{Encode, Executor, QueryBuilder, Type};
+use sqlx::{Executor, QueryBuilder};
 
 use super::datasets::{Lock, fetch, fetch_locked, record_version};
-use super::{Db, Handle, with_not_deleted};
+use super::{Arg, Db, Handle, PushArg, paged, with_not_deleted};
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
 use crate::rows::{self, StoredRow, item_cols};
@@ -32,13 +32,11 @@ pub(crate) async fn live_page<'e, DB, E>(
 where
     DB: Db,
     E: Executor<'e, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
 {
     let rows = sqlx::query(with_not_deleted::<DB>(sql::items::LIVE_PAGE))
-        .bind(dataset_id)
-        .bind(after)
-        .bind(limit)
+        .arg(dataset_id)
+        .arg(after)
+        .arg(limit)
         .fetch_all(ex)
         .await?;
     rows.iter().map(rows::item).collect()
@@ -53,11 +51,10 @@ async fn live_item<'e, DB, E>(
 where
     DB: Db,
     E: Executor<'e, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
 {
     let row = sqlx::query(with_not_deleted::<DB>(sql::items::LIVE_ITEM))
-        .bind(item_id)
-        .bind(dataset_id)
+        .arg(item_id)
+        .arg(dataset_id)
         .fetch_optional(ex)
         .await?
         .ok_or_else(|| StoreError::not_found("Item", item_id))?;
@@ -66,30 +63,22 @@ where
 
 /// Validates `items`, checks the tenant's limits, inserts them in chunks
 /// (one multi-row `INSERT` each) with one version bump, and commits.
-pub(crate) async fn add<DB, S>(
+pub(crate) async fn add<DB: Db, S: Handle<Db = DB>>(
     s: &S,
     tenant: &str,
     dataset_id: &str,
     items: Vec<NewItem>,
-) -> StoreResult<Vec<DatasetItem>>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-    bool: for<'t> Encode<'t, DB> + Type<DB>,
-{
+) -> StoreResult<Vec<DatasetItem>> {
     let mut tx = s.begin_write().await?;
-    let ds = fetch_locked(&mut *tx, tenant, dataset_id, Lock::Update).await?;
+    let ds = fetch_locked(DB::conn(&mut tx), tenant, dataset_id, Lock::Update).await?;
     if items.is_empty() {
         return Ok(Vec::new());
     }
     ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?
         .check_new_items(&items)?;
     let limits = sqlx::query(sql::items::LIMITS_AND_NEXT_POSITION)
-        .bind(dataset_id)
-        .fetch_one(&mut *tx)
+        .arg(dataset_id)
+        .fetch_one(DB::conn(&mut tx))
         .await?;
     let (max_items, next_position, max_bytes, stored) = (
         limits.int_at(0)?,
@@ -123,30 +112,30 @@ where
     for chunk in added.chunks(INSERT_CHUNK) {
         let mut qb = QueryBuilder::<DB>::new(sql::items::INSERT_HEAD);
         qb.push_values(chunk, |mut b, it| {
-            b.push_bind(it.id.as_str())
-                .push_bind(1i64)
-                .push_bind(dataset_id)
-                .push_bind(it.position)
-                .push_bind(version)
-                .push_bind(false)
-                .push_bind(DB::json(&it.input))
-                .push_bind(DB::json_opt(it.expected_output.as_ref()))
-                .push_bind(DB::json_opt(it.context.as_ref()))
-                .push_bind(DB::time(at))
-                .push_bind(DB::time(at));
+            b.push_arg(it.id.as_str())
+                .push_arg(1i64)
+                .push_arg(dataset_id)
+                .push_arg(it.position)
+                .push_arg(version)
+                .push_arg(false)
+                .push_arg(DB::json(&it.input))
+                .push_arg(DB::json_opt(it.expected_output.as_ref()))
+                .push_arg(DB::json_opt(it.context.as_ref()))
+                .push_arg(DB::time(at))
+                .push_arg(DB::time(at));
         });
-        qb.build().execute(&mut *tx).await?;
+        qb.build().execute(DB::conn(&mut tx)).await?;
     }
     sqlx::query(sql::items::BUMP_FOR_ADD)
-        .bind(version)
-        .bind(added.len() as i64)
-        .bind(DB::time(at))
-        .bind(dataset_id)
-        .bind(adding)
-        .execute(&mut *tx)
+        .arg(version)
+        .arg(added.len() as i64)
+        .arg(DB::time(at))
+        .arg(dataset_id)
+        .arg(adding)
+        .execute(DB::conn(&mut tx))
         .await?;
     record_version(
-        &mut *tx,
+        DB::conn(&mut tx),
         dataset_id,
         version,
         change::ITEMS_ADD,
@@ -157,40 +146,26 @@ where
     Ok(added)
 }
 
-pub(crate) async fn get<DB, S>(
+pub(crate) async fn get<DB: Db, S: Handle<Db = DB>>(
     s: &S,
     tenant: &str,
     dataset_id: &str,
     item_id: &str,
-) -> StoreResult<DatasetItem>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-{
+) -> StoreResult<DatasetItem> {
     fetch(s.reads(), tenant, dataset_id).await?;
     Ok(live_item(s.reads(), dataset_id, item_id).await?.0)
 }
 
-pub(crate) async fn update<DB, S>(
+pub(crate) async fn update<DB: Db, S: Handle<Db = DB>>(
     s: &S,
     tenant: &str,
     dataset_id: &str,
     item_id: &str,
     patch: ItemPatch,
-) -> StoreResult<DatasetItem>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-    bool: for<'t> Encode<'t, DB> + Type<DB>,
-{
+) -> StoreResult<DatasetItem> {
     let mut tx = s.begin_write().await?;
-    let ds = fetch_locked(&mut *tx, tenant, dataset_id, Lock::Update).await?;
-    let (old, number) = live_item(&mut *tx, dataset_id, item_id).await?;
+    let ds = fetch_locked(DB::conn(&mut tx), tenant, dataset_id, Lock::Update).await?;
+    let (old, number) = live_item(DB::conn(&mut tx), dataset_id, item_id).await?;
     let snap = apply_item_patch(&old, patch);
     ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?.check(
         "",
@@ -200,38 +175,38 @@ where
     let version = ds.version + 1;
     let at = now();
     sqlx::query(sql::items::CLOSE)
-        .bind(version)
-        .bind(item_id)
-        .bind(number)
-        .execute(&mut *tx)
+        .arg(version)
+        .arg(item_id)
+        .arg(number)
+        .execute(DB::conn(&mut tx))
         .await?;
     sqlx::query(sql::items::INSERT_ONE)
-        .bind(item_id)
-        .bind(number + 1)
-        .bind(dataset_id)
-        .bind(old.position)
-        .bind(version)
-        .bind(false)
-        .bind(DB::json(&snap.input))
-        .bind(DB::json_opt(snap.expected_output.as_ref()))
-        .bind(DB::json_opt(snap.context.as_ref()))
-        .bind(DB::time(old.created_at))
-        .bind(DB::time(at))
-        .execute(&mut *tx)
+        .arg(item_id)
+        .arg(number + 1)
+        .arg(dataset_id)
+        .arg(old.position)
+        .arg(version)
+        .arg(false)
+        .arg(DB::json(&snap.input))
+        .arg(DB::json_opt(snap.expected_output.as_ref()))
+        .arg(DB::json_opt(snap.context.as_ref()))
+        .arg(DB::time(old.created_at))
+        .arg(DB::time(at))
+        .execute(DB::conn(&mut tx))
         .await?;
     sqlx::query(sql::items::BUMP_FOR_UPDATE)
-        .bind(version)
-        .bind(DB::time(at))
-        .bind(dataset_id)
-        .bind(item_bytes(
+        .arg(version)
+        .arg(DB::time(at))
+        .arg(dataset_id)
+        .arg(item_bytes(
             &snap.input,
             snap.expected_output.as_ref(),
             snap.context.as_ref(),
         ))
-        .execute(&mut *tx)
+        .execute(DB::conn(&mut tx))
         .await?;
     record_version(
-        &mut *tx,
+        DB::conn(&mut tx),
         dataset_id,
         version,
         change::ITEMS_UPDATE,
@@ -252,31 +227,25 @@ where
 /// After a backend closed `deleted` live items (and wrote their tombstones)
 /// at `version`: the dataset's counters, its version history, and the
 /// commit. Nothing deleted: nothing bumped, nothing committed.
-pub(crate) async fn finish_delete<DB>(
+pub(crate) async fn finish_delete<DB: Db>(
     mut tx: sqlx::Transaction<'static, DB>,
     dataset_id: &str,
     version: i64,
     deleted: u64,
     at: DateTime<Utc>,
-) -> StoreResult<u64>
-where
-    DB: Db,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-{
+) -> StoreResult<u64> {
     if deleted == 0 {
         return Ok(0);
     }
     sqlx::query(sql::items::BUMP_FOR_DELETE)
-        .bind(version)
-        .bind(deleted as i64)
-        .bind(DB::time(at))
-        .bind(dataset_id)
-        .execute(&mut *tx)
+        .arg(version)
+        .arg(deleted as i64)
+        .arg(DB::time(at))
+        .arg(dataset_id)
+        .execute(DB::conn(&mut tx))
         .await?;
     record_version(
-        &mut *tx,
+        DB::conn(&mut tx),
         dataset_id,
         version,
         change::ITEMS_DELETE,
@@ -289,20 +258,15 @@ where
 
 /// Appends ` FROM item_versions iv WHERE ...` for `query`: the live items
 /// or those of `query.version`, and the search.
-fn push_filter<DB>(qb: &mut QueryBuilder<DB>, dataset_id: &str, query: &ItemQuery)
-where
-    DB: Db,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-{
+fn push_filter<DB: Db>(qb: &mut QueryBuilder<DB>, dataset_id: &str, query: &ItemQuery) {
     qb.push(" FROM item_versions iv WHERE iv.dataset_id = ")
-        .push_bind(dataset_id);
+        .push_arg(dataset_id);
     match query.version {
         Some(v) => {
             qb.push(" AND iv.valid_from <= ")
-                .push_bind(v)
+                .push_arg(v)
                 .push(" AND (iv.valid_to IS NULL OR iv.valid_to > ")
-                .push_bind(v)
+                .push_arg(v)
                 .push(") AND ");
         }
         None => {
@@ -315,19 +279,12 @@ where
     }
 }
 
-pub(crate) async fn list<DB, S>(
+pub(crate) async fn list<DB: Db, S: Handle<Db = DB>>(
     s: &S,
     tenant: &str,
     dataset_id: &str,
     query: ItemQuery,
-) -> StoreResult<Paged<DatasetItem>>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-{
+) -> StoreResult<Paged<DatasetItem>> {
     let ds = fetch(s.reads(), tenant, dataset_id).await?;
     if let Some(v) = query.version {
         check_version(&ds, v)?;
@@ -338,97 +295,67 @@ where
     let mut qb = QueryBuilder::<DB>::new(concat!("SELECT ", item_cols!()));
     push_filter(&mut qb, dataset_id, &query);
     qb.push(" ORDER BY iv.position LIMIT ")
-        .push_bind(query.page.limit())
+        .push_arg(query.page.limit())
         .push(" OFFSET ")
-        .push_bind(query.page.offset());
+        .push_arg(query.page.offset());
     let rows = qb.build().fetch_all(s.reads()).await?;
     let items = rows.iter().map(rows::item).collect::<StoreResult<_>>()?;
     Ok(query.page.wrap(items, total))
 }
 
-pub(crate) async fn count_at_version<DB, S>(
+pub(crate) async fn count_at_version<DB: Db, S: Handle<Db = DB>>(
     s: &S,
     tenant: &str,
     dataset_id: &str,
     version: i64,
-) -> StoreResult<i64>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-{
+) -> StoreResult<i64> {
     let ds = fetch(s.reads(), tenant, dataset_id).await?;
     check_version(&ds, version)?;
     if version == ds.version {
         return Ok(ds.item_count);
     }
     sqlx::query(with_not_deleted::<DB>(sql::items::COUNT_AT_VERSION))
-        .bind(dataset_id)
-        .bind(version)
+        .arg(dataset_id)
+        .arg(version)
         .fetch_one(s.reads())
         .await?
         .int_at(0)
 }
 
-pub(crate) async fn list_versions<DB, S>(
+pub(crate) async fn list_versions<DB: Db, S: Handle<Db = DB>>(
     s: &S,
     tenant: &str,
     dataset_id: &str,
     item_id: &str,
     page: Page,
-) -> StoreResult<Paged<ItemVersion>>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-{
+) -> StoreResult<Paged<ItemVersion>> {
     fetch(s.reads(), tenant, dataset_id).await?;
-    let total = sqlx::query(sql::items::COUNT_VERSIONS)
-        .bind(item_id)
-        .bind(dataset_id)
-        .fetch_one(s.reads())
-        .await?
-        .int_at(0)?;
-    if total == 0 {
+    let versions = paged(
+        s,
+        (sql::items::COUNT_VERSIONS, sql::items::LIST_VERSIONS),
+        |q| q.arg(item_id).arg(dataset_id),
+        page,
+        rows::item_version,
+    )
+    .await?;
+    if versions.total == 0 {
         return Err(StoreError::not_found("Item", item_id));
     }
-    let rows = sqlx::query(sql::items::LIST_VERSIONS)
-        .bind(item_id)
-        .bind(dataset_id)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(s.reads())
-        .await?;
-    let items = rows
-        .iter()
-        .map(rows::item_version)
-        .collect::<StoreResult<_>>()?;
-    Ok(page.wrap(items, total))
+    Ok(versions)
 }
 
-pub(crate) async fn get_version<DB, S>(
+pub(crate) async fn get_version<DB: Db, S: Handle<Db = DB>>(
     s: &S,
     tenant: &str,
     dataset_id: &str,
     item_id: &str,
     version_number: i64,
-) -> StoreResult<ItemVersion>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-{
+) -> StoreResult<ItemVersion> {
     fetch(s.reads(), tenant, dataset_id).await?;
     let row = sqlx::query(sql::items::GET_VERSION)
-        .bind(item_id)
-        .bind(dataset_id)
-        .bind(version_number)
+        .arg(item_id)
+        .arg(dataset_id)
+        .arg(version_number)
         .fetch_optional(s.reads())
         .await?
         .ok_or_else(|| {

@@ -8,12 +8,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use sqlx::{Encode, Executor, Type};
-
-use super::{Db, Handle};
+use super::{Arg, Db, Handle, paged};
 use crate::error::StoreResult;
 use crate::models::*;
-use crate::rows::{self, StoredRow};
+use crate::rows;
 use crate::sql;
 
 /// How a backend loads the score rows of some items of a run, ordered by
@@ -48,58 +46,37 @@ async fn attach_scores<S: ScoresOf>(
     Ok(())
 }
 
-pub(crate) async fn list<DB, S>(
+pub(crate) async fn list<DB: Db, S: ScoresOf<Db = DB>>(
     s: &S,
     tenant: &str,
     run_id: &str,
     page: Page,
-) -> StoreResult<Paged<RunResult>>
-where
-    DB: Db,
-    S: ScoresOf<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-{
+) -> StoreResult<Paged<RunResult>> {
     super::runs::fetch(s.reads(), tenant, run_id).await?;
-    let total = sqlx::query(sql::results::COUNT)
-        .bind(run_id)
-        .fetch_one(s.reads())
-        .await?
-        .int_at(0)?;
-    let rows = sqlx::query(sql::results::LIST)
-        .bind(run_id)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(s.reads())
-        .await?;
-    let mut items = rows
-        .iter()
-        .map(|r| rows::result(r).map(|(_, res)| res))
-        .collect::<StoreResult<Vec<_>>>()?;
-    attach_scores(s, run_id, &mut items).await?;
-    Ok(page.wrap(items, total))
+    let mut results = paged(
+        s,
+        (sql::results::COUNT, sql::results::LIST),
+        |q| q.arg(run_id),
+        page,
+        |r| rows::result(r).map(|(_, res)| res),
+    )
+    .await?;
+    attach_scores(s, run_id, &mut results.items).await?;
+    Ok(results)
 }
 
-pub(crate) async fn after_seq<DB, S>(
+pub(crate) async fn after_seq<DB: Db, S: ScoresOf<Db = DB>>(
     s: &S,
     tenant: &str,
     run_id: &str,
     after_seq: i64,
     limit: i64,
-) -> StoreResult<Vec<(i64, RunResult)>>
-where
-    DB: Db,
-    S: ScoresOf<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
-{
+) -> StoreResult<Vec<(i64, RunResult)>> {
     super::runs::fetch(s.reads(), tenant, run_id).await?;
     let rows = sqlx::query(sql::results::AFTER_SEQ)
-        .bind(run_id)
-        .bind(after_seq)
-        .bind(limit.max(0))
+        .arg(run_id)
+        .arg(after_seq)
+        .arg(limit.max(0))
         .fetch_all(s.reads())
         .await?;
     let (seqs, mut results): (Vec<i64>, Vec<RunResult>) = rows

@@ -1,8 +1,8 @@
 //! Tenants, on any backend.
 
-use sqlx::{Encode, Executor, Type};
+use sqlx::Executor;
 
-use super::{Db, Handle};
+use super::{Arg, Db, Handle};
 use crate::error::{StoreError, StoreResult};
 use crate::models::Tenant;
 use crate::rows;
@@ -15,28 +15,21 @@ pub(crate) async fn require<'e, DB, E>(ex: E, id: &str) -> StoreResult<()>
 where
     DB: Db,
     E: Executor<'e, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
 {
     let sql = if DB::ROW_LOCKS {
         sql::tenants::EXISTS_FOR_SHARE
     } else {
         sql::tenants::EXISTS
     };
-    match sqlx::query(sql).bind(id).fetch_optional(ex).await? {
+    match sqlx::query(sql).arg(id).fetch_optional(ex).await? {
         Some(_) => Ok(()),
         None => Err(StoreError::not_found("Tenant", id)),
     }
 }
 
-pub(crate) async fn get<DB, S>(s: &S, id: &str) -> StoreResult<Tenant>
-where
-    DB: Db,
-    S: Handle<Db = DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-{
+pub(crate) async fn get<DB: Db, S: Handle<Db = DB>>(s: &S, id: &str) -> StoreResult<Tenant> {
     let row = sqlx::query(sql::tenants::GET)
-        .bind(id)
+        .arg(id)
         .fetch_optional(s.reads())
         .await?
         .ok_or_else(|| StoreError::not_found("Tenant", id))?;

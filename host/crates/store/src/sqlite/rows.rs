@@ -7,7 +7,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::sqlite::{SqlitePool, SqliteQueryResult, SqliteRow};
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteQueryResult, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::SqliteStore;
@@ -47,9 +47,14 @@ impl Db for Sqlite {
     type Json<'a> = String;
     type OptJson<'a> = Option<String>;
 
+    type Conn<'c> = &'c mut SqliteConnection;
+
     const ROW_LOCKS: bool = false;
     const NOT_DELETED: &'static str = "iv.is_deleted = 0";
 
+    fn conn(c: &mut SqliteConnection) -> &mut SqliteConnection {
+        c
+    }
     fn time(at: DateTime<Utc>) -> i64 {
         to_ms(at)
     }
@@ -69,6 +74,7 @@ impl Db for Sqlite {
 
 impl Handle for SqliteStore {
     type Db = Sqlite;
+    type Reads<'a> = &'a SqlitePool;
 
     fn reads(&self) -> &SqlitePool {
         &self.reader
