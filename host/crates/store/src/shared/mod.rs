@@ -6,7 +6,7 @@
 //! through two small traits:
 //!
 //! * [`Db`], implemented for the sqlx database type: how it binds the
-//!   column kinds that differ (time, JSON), its boolean literal, whether
+//!   column kinds that differ (time, JSON), its tombstone filter, whether
 //!   writers lock rows, and the item search.
 //! * [`Handle`], implemented for the store: where reads go and how a write
 //!   transaction starts (`BEGIN IMMEDIATE` on SQLite's one writer, a pooled
