@@ -17,7 +17,7 @@ use crate::tenancy::{
 macro_rules! limit_cols {
     () => {
         "id, max_concurrency, max_active_runs, max_queued_runs, max_datasets, \
-         max_items_per_dataset, max_stored_bytes, max_plugins, max_plugin_bytes, created_at"
+         max_items_per_dataset, max_stored_bytes, max_plugins, max_plugin_bytes, weight, created_at"
     };
 }
 
@@ -31,6 +31,7 @@ fn limits(r: &PgRow) -> StoreResult<TenantLimits> {
         stored_bytes: r.try_get("max_stored_bytes")?,
         plugins: r.try_get("max_plugins")?,
         plugin_bytes: r.try_get("max_plugin_bytes")?,
+        weight: r.try_get("weight")?,
     })
 }
 
@@ -45,6 +46,7 @@ fn info(r: &PgRow) -> StoreResult<TenantInfo> {
 #[async_trait]
 impl TenancyStore for PostgresStore {
     async fn create_tenant(&self, id: &str, l: &TenantLimits) -> StoreResult<TenantInfo> {
+        l.check()?;
         if !valid_tenant_name(id) {
             return Err(StoreError::validation(
                 "tenant",
@@ -55,7 +57,8 @@ impl TenancyStore for PostgresStore {
         sqlx::query(
             "INSERT INTO tenants (id, max_concurrency, max_active_runs, max_queued_runs, \
              max_datasets, max_items_per_dataset, max_stored_bytes, max_plugins, \
-             max_plugin_bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             max_plugin_bytes, created_at, weight) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(id)
         .bind(l.items_in_flight)
@@ -67,6 +70,7 @@ impl TenancyStore for PostgresStore {
         .bind(l.plugins)
         .bind(l.plugin_bytes)
         .bind(at)
+        .bind(l.weight)
         .execute(&self.pool)
         .await
         .map_err(|e| conflict_on_unique(e, || format!("tenant {id} already exists")))?;
@@ -103,10 +107,11 @@ impl TenancyStore for PostgresStore {
     }
 
     async fn set_tenant_limits(&self, id: &str, l: &TenantLimits) -> StoreResult<TenantLimits> {
+        l.check()?;
         let n = sqlx::query(
             "UPDATE tenants SET max_concurrency = $1, max_active_runs = $2, max_queued_runs = $3, \
              max_datasets = $4, max_items_per_dataset = $5, max_stored_bytes = $6, \
-             max_plugins = $7, max_plugin_bytes = $8 WHERE id = $9 AND id <> $10",
+             max_plugins = $7, max_plugin_bytes = $8, weight = $11 WHERE id = $9 AND id <> $10",
         )
         .bind(l.items_in_flight)
         .bind(l.active_runs)
@@ -118,6 +123,7 @@ impl TenancyStore for PostgresStore {
         .bind(l.plugin_bytes)
         .bind(id)
         .bind(SHARED_TENANT)
+        .bind(l.weight)
         .execute(&self.pool)
         .await?
         .rows_affected();

@@ -17,7 +17,7 @@ use crate::tenancy::{
 macro_rules! limit_cols {
     () => {
         "id, max_concurrency, max_active_runs, max_queued_runs, max_datasets, \
-         max_items_per_dataset, max_stored_bytes, max_plugins, max_plugin_bytes, created_at"
+         max_items_per_dataset, max_stored_bytes, max_plugins, max_plugin_bytes, weight, created_at"
     };
 }
 
@@ -31,6 +31,7 @@ fn limits(r: &SqliteRow) -> StoreResult<TenantLimits> {
         stored_bytes: r.try_get("max_stored_bytes")?,
         plugins: r.try_get("max_plugins")?,
         plugin_bytes: r.try_get("max_plugin_bytes")?,
+        weight: r.try_get("weight")?,
     })
 }
 
@@ -45,6 +46,7 @@ fn info(r: &SqliteRow) -> StoreResult<TenantInfo> {
 #[async_trait]
 impl TenancyStore for SqliteStore {
     async fn create_tenant(&self, id: &str, l: &TenantLimits) -> StoreResult<TenantInfo> {
+        l.check()?;
         if !valid_tenant_name(id) {
             return Err(StoreError::validation(
                 "tenant",
@@ -56,7 +58,7 @@ impl TenancyStore for SqliteStore {
         sqlx::query(
             "INSERT INTO tenants (id, max_concurrency, max_active_runs, max_queued_runs, \
              max_datasets, max_items_per_dataset, max_stored_bytes, max_plugins, \
-             max_plugin_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             max_plugin_bytes, weight, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(l.items_in_flight)
@@ -67,6 +69,7 @@ impl TenancyStore for SqliteStore {
         .bind(l.stored_bytes)
         .bind(l.plugins)
         .bind(l.plugin_bytes)
+        .bind(l.weight)
         .bind(to_ms(at))
         .execute(&mut *tx)
         .await
@@ -105,11 +108,12 @@ impl TenancyStore for SqliteStore {
     }
 
     async fn set_tenant_limits(&self, id: &str, l: &TenantLimits) -> StoreResult<TenantLimits> {
+        l.check()?;
         let mut tx = self.write_tx().await?;
         let n = sqlx::query(
             "UPDATE tenants SET max_concurrency = ?, max_active_runs = ?, max_queued_runs = ?, \
              max_datasets = ?, max_items_per_dataset = ?, max_stored_bytes = ?, max_plugins = ?, \
-             max_plugin_bytes = ? WHERE id = ? AND id <> ?",
+             max_plugin_bytes = ?, weight = ? WHERE id = ? AND id <> ?",
         )
         .bind(l.items_in_flight)
         .bind(l.active_runs)
@@ -119,6 +123,7 @@ impl TenancyStore for SqliteStore {
         .bind(l.stored_bytes)
         .bind(l.plugins)
         .bind(l.plugin_bytes)
+        .bind(l.weight)
         .bind(id)
         .bind(SHARED_TENANT)
         .execute(&mut *tx)
