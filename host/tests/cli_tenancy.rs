@@ -72,7 +72,10 @@ fn tenants_are_created_listed_and_their_limits_edited() {
         .code(2)
         .stderr(contains("between 1 and 1000"));
     let again = env.json(&["tenant", "limits", "team-a", "--json"]);
-    assert_eq!(again["limits"]["weight"], 3, "a refused weight changes nothing");
+    assert_eq!(
+        again["limits"]["weight"], 3,
+        "a refused weight changes nothing"
+    );
     env.cmd()
         .args(["tenant", "limits", "nobody"])
         .assert()

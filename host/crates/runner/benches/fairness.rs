@@ -21,9 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use assay_plugin_host::{HostConfig, PluginHost};
-use assay_runner::{
-    Catalog, Executor, RunOptions, RunRequest, Scheduler, TargetType, create_run,
-};
+use assay_runner::{Catalog, Executor, RunOptions, RunRequest, Scheduler, TargetType, create_run};
 use assay_store::{NewDataset, NewItem, Run, RunStatus, Store, Tenant};
 use serde_json::json;
 
@@ -103,9 +101,14 @@ async fn wait_done(store: &Arc<dyn Store>, tenant: &str, id: &str) -> Run {
 /// Triggers B's run and returns how long it took to finish.
 async fn b_run(env: &Env, dataset_id: &str, concurrency: usize) -> Duration {
     let start = Instant::now();
-    let run = create_run(&env.store, &env.catalog, B, request(dataset_id, concurrency))
-        .await
-        .unwrap();
+    let run = create_run(
+        &env.store,
+        &env.catalog,
+        B,
+        request(dataset_id, concurrency),
+    )
+    .await
+    .unwrap();
     env.scheduler.wake();
     let done = wait_done(&env.store, B, &run.id).await;
     let took = start.elapsed();
@@ -154,7 +157,10 @@ async fn main() {
         other => panic!("unknown backend {other}"),
     };
     let store: Arc<dyn Store> = assay_store::connect(&url).await.unwrap();
-    store.upsert_tenant(&Tenant::with_defaults(B)).await.unwrap();
+    store
+        .upsert_tenant(&Tenant::with_defaults(B))
+        .await
+        .unwrap();
     let host = PluginHost::new(HostConfig {
         cache_dir: Some(dir.path().join("cache")),
         ..Default::default()

@@ -97,15 +97,12 @@ impl ItemSlots {
             Some((name, _)) => name.clone(),
             None => Arc::from(tenant),
         };
-        let entry = state
-            .tenants
-            .entry(tenant.clone())
-            .or_insert(TenantState {
-                weight: DEFAULT_WEIGHT,
-                in_use: 0,
-                runs: 0,
-                last_grant: 0,
-            });
+        let entry = state.tenants.entry(tenant.clone()).or_insert(TenantState {
+            weight: DEFAULT_WEIGHT,
+            in_use: 0,
+            runs: 0,
+            last_grant: 0,
+        });
         entry.weight = weight.max(1);
         entry.runs += 1;
         state.runs.insert(
@@ -403,7 +400,9 @@ mod tests {
 
         // Even: a slot B frees goes back to A, who is waiting.
         drop(b1);
-        let a3 = ready(&mut a_next).await.expect("A holds more but is the only waiter");
+        let a3 = ready(&mut a_next)
+            .await
+            .expect("A holds more but is the only waiter");
         assert_eq!((slots.in_use_by("a"), slots.in_use_by("b")), (3, 1));
         drop((a3, b2));
     }

@@ -481,7 +481,10 @@ async fn another_tenants_queue_does_not_hold_up_a_small_run(env: &Env, scheduler
         assert!(Instant::now() < deadline, "B's run never finished: {run:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    assert_eq!((done.status, done.succeeded_count), (RunStatus::Completed, 4));
+    assert_eq!(
+        (done.status, done.succeeded_count),
+        (RunStatus::Completed, 4)
+    );
     let first = run_of(env, TENANT, &queue[0].id).await;
     assert!(
         !first.status.is_terminal(),

@@ -48,7 +48,10 @@ async fn a_tenants_small_run_does_not_wait_for_another_tenants_queue() {
     })
     .await;
     let (_, tenant) = s.get("/api/tenant").await;
-    assert_eq!(tenant["limits"]["weight"], 1, "the default weight: {tenant}");
+    assert_eq!(
+        tenant["limits"]["weight"], 1,
+        "the default weight: {tenant}"
+    );
 
     s.upload_plugin("hostile-target").await;
     let a_ds = s.dataset_with_items("a-queue", items(60)).await;

@@ -9,9 +9,9 @@ use std::time::Duration;
 use sqlx::Row;
 
 use super::PostgresStore;
-use crate::rows;
 use crate::error::StoreResult;
 use crate::models::Run;
+use crate::rows;
 use crate::rules::{ClaimScope, lease_ms, now};
 
 /// Takes the next run for `owner`; same order as the SQLite backend.

@@ -9,15 +9,15 @@ use std::time::Duration;
 use sqlx::{Executor, Postgres, QueryBuilder};
 
 use super::PostgresStore;
+use super::claim;
 use super::datasets::fetch as fetch_dataset;
 use super::rows::j;
 use crate::error::{StoreError, StoreResult, conflict_on_unique};
 use crate::models::*;
 use crate::rows::{self, run_cols};
+use crate::rules::ClaimScope;
 use crate::rules::{check_terminal, check_version, lease_ms, new_id, now, run_finished};
 use crate::sql;
-use super::claim;
-use crate::rules::ClaimScope;
 use crate::store::RunStore;
 
 /// The tenant's run `id` through any executor.

@@ -7,9 +7,9 @@ use std::time::Duration;
 use sqlx::Row;
 
 use super::SqliteStore;
-use crate::rows::{self, run_cols};
 use crate::error::StoreResult;
 use crate::models::Run;
+use crate::rows::{self, run_cols};
 use crate::rules::{ClaimScope, lease_ms, now, to_ms};
 
 /// Takes the next run for `owner`. Order: runs whose lease expired or was

@@ -10,16 +10,16 @@ use std::time::Duration;
 use sqlx::{Executor, QueryBuilder, Sqlite};
 
 use super::SqliteStore;
+use super::claim;
 use super::datasets::fetch as fetch_dataset;
 use super::items::AT_VERSION;
 use super::rows::to_json;
 use crate::error::{StoreError, StoreResult, conflict_on_unique};
 use crate::models::*;
 use crate::rows::{self, item_cols, run_cols};
+use crate::rules::ClaimScope;
 use crate::rules::{check_terminal, check_version, lease_ms, new_id, now, run_finished, to_ms};
 use crate::sql;
-use super::claim;
-use crate::rules::ClaimScope;
 use crate::store::RunStore;
 
 /// The tenant's run `id` through any executor.
