@@ -76,7 +76,8 @@ macro_rules! tenant_cols {
 macro_rules! tenant_limit_cols {
     () => {
         "id, max_concurrency, max_active_runs, max_queued_runs, max_datasets, \
-         max_items_per_dataset, max_stored_bytes, max_plugins, max_plugin_bytes, created_at"
+         max_items_per_dataset, max_stored_bytes, max_plugins, max_plugin_bytes, weight, \
+         created_at"
     };
 }
 /// Columns of `api_keys` read by [`api_key`].
@@ -324,6 +325,7 @@ pub(crate) fn tenant_limits(r: &impl StoredRow) -> StoreResult<TenantLimits> {
         stored_bytes: r.int("max_stored_bytes")?,
         plugins: r.int("max_plugins")?,
         plugin_bytes: r.int("max_plugin_bytes")?,
+        weight: r.int("weight")?,
     })
 }
 

@@ -219,10 +219,11 @@ pub mod plugins {
 pub mod tenancy {
     use super::*;
 
-    /// Binds: id, the eight limits, time.
+    /// Binds: id, the eight limits, the weight, time.
     pub const INSERT: &str = "INSERT INTO tenants (id, max_concurrency, max_active_runs, \
          max_queued_runs, max_datasets, max_items_per_dataset, max_stored_bytes, max_plugins, \
-         max_plugin_bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+         max_plugin_bytes, weight, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     /// Every tenant but the one named by $1 (the shared namespace).
     pub const LIST: &str = concat!(
         "SELECT ",
@@ -234,10 +235,12 @@ pub mod tenancy {
         tenant_limit_cols!(),
         " FROM tenants WHERE id = $1"
     );
-    /// Binds: the eight limits, id, the shared namespace (never changed).
+    /// Binds: the eight limits, the weight, id, the shared namespace (never
+    /// changed).
     pub const SET_LIMITS: &str = "UPDATE tenants SET max_concurrency = $1, max_active_runs = $2, \
          max_queued_runs = $3, max_datasets = $4, max_items_per_dataset = $5, \
-         max_stored_bytes = $6, max_plugins = $7, max_plugin_bytes = $8 WHERE id = $9 AND id <> $10";
+         max_stored_bytes = $6, max_plugins = $7, max_plugin_bytes = $8, weight = $9 \
+         WHERE id = $10 AND id <> $11";
     /// What tenant $1 uses now.
     pub const USAGE: &str = "SELECT \
          (SELECT COUNT(*) FROM datasets WHERE tenant_id = $1) AS datasets, \

@@ -12,9 +12,11 @@ use std::time::Duration;
 use sqlx::{Executor, Postgres, Row};
 
 use super::PostgresStore;
+use super::claim;
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
 use crate::rows::{self, run_cols};
+use crate::rules::ClaimScope;
 use crate::rules::{check_terminal, lease_ms, now, run_finished};
 use crate::shared::runs::{self as shared, fetch, lock};
 use crate::store::RunStore;
@@ -121,33 +123,15 @@ impl RunStore for PostgresStore {
         owner: &str,
         lease: Duration,
     ) -> StoreResult<Option<(String, Run)>> {
-        // Interrupted runs (expired or released lease) first, then pending runs
-        // of tenants below their maxActiveRuns; oldest first. SKIP LOCKED: a run
-        // another host is claiming right now is passed over, not waited for.
-        // (Two hosts claiming pending runs of one tenant at the same instant may
-        // both pass the maxActiveRuns check: the limit can be exceeded by the
-        // number of concurrent claimers.)
-        let row = sqlx::query(concat!(
-        "WITH c AS (SELECT r.id AS claim_id FROM runs r WHERE \
-           (r.status = 'running' AND (r.lease_owner IS NULL OR r.lease_expires_at <= now())) \
-           OR (r.status = 'pending' AND \
-             (SELECT COUNT(*) FROM runs a WHERE a.tenant_id = r.tenant_id AND a.status = 'running') \
-             < (SELECT t.max_active_runs FROM tenants t WHERE t.id = r.tenant_id)) \
-           ORDER BY (r.status = 'running') DESC, r.created_at, r.id \
-           LIMIT 1 FOR UPDATE SKIP LOCKED) \
-         UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $1), \
-         lease_owner = $2, lease_expires_at = now() + $3 * INTERVAL '1 millisecond', \
-         updated_at = $1 FROM c WHERE runs.id = c.claim_id RETURNING ",
-        run_cols!()
-    ))
-    .bind(now())
-    .bind(owner)
-    .bind(lease_ms(lease) as f64)
-    .fetch_optional(&self.pool)
-    .await?;
-        let Some(row) = row else { return Ok(None) };
-        let tenant: String = row.try_get("tenant_id")?;
-        Ok(Some((tenant, rows::run(&row)?)))
+        claim::claim_next_run(self, owner, lease, ClaimScope::AnyTenant).await
+    }
+
+    async fn claim_next_run_of_idle_tenant(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> StoreResult<Option<(String, Run)>> {
+        claim::claim_next_run(self, owner, lease, ClaimScope::IdleTenants).await
     }
 
     async fn claim_run(

@@ -14,6 +14,7 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
     id: &str,
     l: &TenantLimits,
 ) -> StoreResult<TenantInfo> {
+    l.check()?;
     if !valid_tenant_name(id) {
         return Err(StoreError::validation(
             "tenant",
@@ -32,6 +33,7 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
         .arg(l.stored_bytes)
         .arg(l.plugins)
         .arg(l.plugin_bytes)
+        .arg(l.weight)
         .arg(DB::time(at))
         .execute(DB::conn(&mut tx))
         .await
@@ -69,6 +71,7 @@ pub(crate) async fn set_limits<DB: Db, S: Handle<Db = DB>>(
     id: &str,
     l: &TenantLimits,
 ) -> StoreResult<TenantLimits> {
+    l.check()?;
     let mut tx = s.begin_write().await?;
     let done = sqlx::query(sql::tenancy::SET_LIMITS)
         .arg(l.items_in_flight)
@@ -79,6 +82,7 @@ pub(crate) async fn set_limits<DB: Db, S: Handle<Db = DB>>(
         .arg(l.stored_bytes)
         .arg(l.plugins)
         .arg(l.plugin_bytes)
+        .arg(l.weight)
         .arg(id)
         .arg(SHARED_TENANT)
         .execute(DB::conn(&mut tx))

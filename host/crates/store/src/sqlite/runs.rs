@@ -12,10 +12,12 @@ use std::time::Duration;
 use sqlx::{Executor, Sqlite};
 
 use super::SqliteStore;
+use super::claim;
 use super::items::AT_VERSION;
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
 use crate::rows::{self, item_cols, run_cols};
+use crate::rules::ClaimScope;
 use crate::rules::{check_terminal, lease_ms, now, run_finished, to_ms};
 use crate::shared::runs::{self as shared, fetch};
 use crate::store::RunStore;
@@ -122,32 +124,15 @@ impl RunStore for SqliteStore {
         owner: &str,
         lease: Duration,
     ) -> StoreResult<Option<(String, Run)>> {
-        let mut tx = self.write_tx().await?;
-        let at = to_ms(now());
-        // Interrupted runs (expired or released lease) first, then pending runs
-        // of tenants below their maxActiveRuns; oldest first.
-        let row = sqlx::query(concat!(
-        "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?1), \
-         lease_owner = ?2, lease_expires_at = ?3, updated_at = ?1 \
-         WHERE id = (SELECT r.id FROM runs r WHERE \
-           (r.status = 'running' AND (r.lease_owner IS NULL OR r.lease_expires_at <= ?1)) \
-           OR (r.status = 'pending' AND \
-             (SELECT COUNT(*) FROM runs a WHERE a.tenant_id = r.tenant_id AND a.status = 'running') \
-             < (SELECT t.max_active_runs FROM tenants t WHERE t.id = r.tenant_id)) \
-           ORDER BY CASE r.status WHEN 'running' THEN 0 ELSE 1 END, r.created_at, r.id LIMIT 1) \
-         RETURNING ",
-        run_cols!()
-    ))
-    .bind(at)
-    .bind(owner)
-    .bind(at + lease_ms(lease))
-    .fetch_optional(&mut *tx)
-    .await?;
-        tx.commit().await?;
-        let Some(row) = row else { return Ok(None) };
-        use sqlx::Row;
-        let tenant: String = row.try_get("tenant_id")?;
-        Ok(Some((tenant, rows::run(&row)?)))
+        claim::claim_next_run(self, owner, lease, ClaimScope::AnyTenant).await
+    }
+
+    async fn claim_next_run_of_idle_tenant(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> StoreResult<Option<(String, Run)>> {
+        claim::claim_next_run(self, owner, lease, ClaimScope::IdleTenants).await
     }
 
     async fn claim_run(
