@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use std::time::Duration;
 
-use sqlx::{Executor, Postgres, Row};
+use sqlx::{Executor, Postgres};
 
 use super::PostgresStore;
 use super::claim;
