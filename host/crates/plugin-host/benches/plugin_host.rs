@@ -252,30 +252,8 @@ fn per_call(calls: usize, pooling: bool) {
     println!("\n== per call, exact-match, fresh instance, {allocator} allocator ==");
 
     // Sequential, on a current-thread runtime.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let items: Vec<PluginItem> = (0..calls).map(item).collect();
-    let lat = rt.block_on(async {
-        for it in items.iter().take(200) {
-            scorer
-                .score(it, Some(&output), None, &limits)
-                .await
-                .unwrap();
-        }
-        let mut lat = Vec::with_capacity(calls);
-        for it in &items {
-            let t = Instant::now();
-            let s = scorer
-                .score(it, Some(&output), None, &limits)
-                .await
-                .unwrap();
-            lat.push(t.elapsed());
-            assert_eq!(s.value, 1.0);
-        }
-        lat
-    });
+    let lat = sequential_latencies(&scorer, &items, &output, &limits, 200, Some(1.0));
     let total: Duration = lat.iter().sum();
     let s = stats(lat);
     println!(
@@ -363,29 +341,8 @@ fn component_cost(label: &str, path: &std::path::Path, calls: usize) {
         max_memory_bytes: 256 << 20,
         ..Limits::scorer_default()
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let items: Vec<PluginItem> = (0..calls).map(item).collect();
-    let lat = rt.block_on(async {
-        for it in items.iter().take(20) {
-            scorer
-                .score(it, Some(&output), None, &limits)
-                .await
-                .unwrap();
-        }
-        let mut lat = Vec::with_capacity(calls);
-        for it in &items {
-            let t = Instant::now();
-            scorer
-                .score(it, Some(&output), None, &limits)
-                .await
-                .unwrap();
-            lat.push(t.elapsed());
-        }
-        lat
-    });
+    let lat = sequential_latencies(&scorer, &items, &output, &limits, 20, None);
     let total: Duration = lat.iter().sum();
     let st = stats(lat);
     println!(
@@ -402,4 +359,36 @@ fn component_cost(label: &str, path: &std::path::Path, calls: usize) {
         us(st.p99),
         calls as f64 / total.as_secs_f64()
     );
+}
+
+/// The latency of each `score` call over `items`, one call at a time on a
+/// current-thread runtime, after `warmup` calls that are not counted; each
+/// score must be `expect` when given.
+fn sequential_latencies(
+    scorer: &Plugin,
+    items: &[PluginItem],
+    output: &serde_json::Value,
+    limits: &Limits,
+    warmup: usize,
+    expect: Option<f64>,
+) -> Vec<Duration> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for it in items.iter().take(warmup) {
+            scorer.score(it, Some(output), None, limits).await.unwrap();
+        }
+        let mut lat = Vec::with_capacity(items.len());
+        for it in items {
+            let t = Instant::now();
+            let s = scorer.score(it, Some(output), None, limits).await.unwrap();
+            lat.push(t.elapsed());
+            if let Some(want) = expect {
+                assert_eq!(s.value, want);
+            }
+        }
+        lat
+    })
 }
