@@ -143,7 +143,7 @@ impl Catalog {
 
     /// Whether this process holds the compiled code of `digest` in memory.
     pub fn is_loaded(&self, digest: &str) -> bool {
-        self.loaded.get(digest).is_some()
+        self.loaded.contains(digest)
     }
 
     fn keep(&self, plugin: Arc<Plugin>) {

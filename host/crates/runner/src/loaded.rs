@@ -56,6 +56,11 @@ impl<V: Clone> ByteLru<V> {
         Some(entry.value.clone())
     }
 
+    /// Whether `key` is held (without marking it as used).
+    pub fn contains(&self, key: &str) -> bool {
+        self.lock().entries.contains_key(key)
+    }
+
     /// Stores `value` under `key` (replacing what was there), then drops
     /// the least recently used other entries until the total fits the
     /// budget. Returns the keys dropped.
@@ -137,6 +142,7 @@ mod tests {
         // `a` used after `b`: `b` is now the least recently used.
         assert_eq!(lru.get("a"), Some(1));
         assert_eq!(lru.insert("c".into(), 3, 40), vec!["b".to_string()]);
+        assert!(!lru.contains("b"));
         assert_eq!(lru.get("b"), None);
         assert_eq!((lru.get("a"), lru.get("c")), (Some(1), Some(3)));
         assert_eq!(lru.bytes(), 80);
