@@ -45,6 +45,7 @@ mod checks;
 mod config;
 mod contract;
 mod error;
+mod grant;
 mod host;
 mod inspect;
 mod loader;
@@ -57,6 +58,10 @@ pub use cache::CacheStats;
 pub use config::{HostConfig, Limits};
 pub use contract::{CONTRACT_VERSION, supported_contract_versions};
 pub use error::{CallError, CallFailure, ContractMismatch, LoadError};
+pub use grant::{
+    Denial, HostPattern, HostPatternError, NarrowError, NetworkGrant, NetworkLimits, Scheme,
+    is_internal_address,
+};
 pub use host::PluginHost;
 pub use inspect::{PluginReport, inspect};
 pub use logs::CapturedLogs;
