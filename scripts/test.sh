@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, clippy, the unit,
 # integration and end-to-end tests (SQLite and a throwaway PostgreSQL), and
-# the plugins' native tests. Installs the prerequisites first.
+# the plugins' native tests, then the Mastra compatibility test (Mastra's
+# published client against a real `assay serve`). Installs the
+# prerequisites first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/install-deps.sh --postgres
+./scripts/install-deps.sh --postgres --node
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check
@@ -18,3 +20,8 @@ echo "==> building plugins (wasm32-wasip2)"
 
 echo "==> cargo test"
 cargo test --workspace --locked
+
+echo "==> Mastra client compatibility (tests/mastra-client)"
+cargo build --locked -p assay
+target_dir="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
+(cd tests/mastra-client && ASSAY_BIN="$target_dir/debug/assay" npm test)

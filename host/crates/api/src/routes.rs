@@ -2,13 +2,15 @@
 //! OpenAPI document are built, so a route cannot exist undocumented.
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, Uri};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::handlers::{datasets, events, items, plugins, runs, system};
+use crate::handlers::{datasets, events, experiments, items, plugins, runs, scores, system};
 use crate::state::AppState;
 
 /// An HTTP method of a route.
@@ -120,6 +122,13 @@ impl RouteSpec {
         self.tag != "system"
     }
 
+    /// Whether a query string on this route is refused (400
+    /// `invalid_query`): an /api route that takes no parameters, so that a
+    /// filter or scope it does not know is not silently ignored.
+    pub fn refuses_query(&self) -> bool {
+        self.query == QueryParams::None && self.tenant_scoped()
+    }
+
     /// The names of the path parameters, in order.
     pub fn path_params(&self) -> Vec<&'static str> {
         self.path
@@ -210,9 +219,22 @@ pub static ROUTES: &[RouteSpec] = &[
         "An item's history, newest first (deleted items too)",
         query: Paging, body: NO_BODY, answer: List("versions", "ItemVersion"),
         errors: &[400, 404], items::versions),
-    route!(Get "/api/datasets/{datasetId}/items/{itemId}/versions/{versionNumber}", "getItemVersion",
-        "items", "One version (from 1) of an item",
-        query: NONE_Q, body: NO_BODY, answer: Reply(200, "ItemVersion"), errors: &[400, 404], items::version),
+    route!(Get "/api/datasets/{datasetId}/items/{itemId}/versions/{datasetVersion}", "getItemVersion",
+        "items", "The item as it was at a dataset version (404 when it did not exist then)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "ItemHistoryEntry"), errors: &[400, 404],
+        items::version),
+    route!(Get "/api/datasets/{datasetId}/items/{itemId}/history", "getItemHistory", "items",
+        "An item's whole history, newest first, tombstones included (Mastra's shape)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "ItemHistory"), errors: &[404],
+        items::item_history),
+    route!(Post "/api/datasets/{datasetId}/items/batch", "batchInsertItems", "items",
+        "Mastra's name of `POST .../items/bulk`",
+        query: NONE_Q, body: Json("BulkAddItems"), answer: Reply(201, "BulkAddResult"),
+        errors: &[400, 404, 413, 415, 429], items::bulk_add),
+    route!(Delete "/api/datasets/{datasetId}/items/batch", "batchDeleteItems", "items",
+        "Mastra's name of `DELETE .../items/bulk`",
+        query: NONE_Q, body: Json("BulkDeleteItems"), answer: Reply(200, "BulkDeleteResult"),
+        errors: &[400, 404, 413, 415], items::bulk_delete),
     // ---- runs ----
     route!(Get "/api/datasets/{datasetId}/runs", "listRuns", "runs", "List the dataset's runs, newest first",
         query: Paging, body: NO_BODY, answer: List("runs", "Run"), errors: &[400, 404], runs::list),
@@ -238,9 +260,42 @@ pub static ROUTES: &[RouteSpec] = &[
          resumable with `Last-Event-ID`",
         query: Events, body: NO_BODY, answer: EventStream, errors: &[400, 404], events::stream),
     route!(Post "/api/datasets/{datasetId}/compare", "compareRuns", "runs",
-        "Compare two runs of the dataset: per-scorer stats, deltas, regressions",
+        "Compare two runs (or Mastra experiments) of the dataset: per-scorer stats, deltas, regressions",
         query: NONE_Q, body: Json("CompareRuns"), answer: Reply(200, "ComparisonResult"),
         errors: &[400, 404, 413, 415], runs::compare),
+    // ---- experiments (Mastra's names for runs) ----
+    route!(Get "/api/experiments", "listAllExperiments", "experiments",
+        "Every run of the tenant as a Mastra experiment, newest first",
+        query: Paging, body: NO_BODY, answer: List("experiments", "Experiment"), errors: &[400],
+        experiments::list_all),
+    route!(Delete "/api/experiments/{experimentId}", "deleteAnyExperiment", "experiments",
+        "Delete a run and its results, whatever its dataset (409 while it runs)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404, 409],
+        experiments::delete_any),
+    route!(Get "/api/datasets/{datasetId}/experiments", "listExperiments", "experiments",
+        "The dataset's runs as Mastra experiments, newest first",
+        query: Paging, body: NO_BODY, answer: List("experiments", "Experiment"), errors: &[400, 404],
+        experiments::list),
+    route!(Post "/api/datasets/{datasetId}/experiments", "triggerExperiment", "experiments",
+        "Trigger a run (Mastra's name): same body and answer as `POST .../runs`",
+        query: NONE_Q, body: Json("TriggerRun"), answer: Reply(202, "TriggeredRun"),
+        errors: &[400, 404, 413, 415, 422, 429], experiments::trigger),
+    route!(Get "/api/datasets/{datasetId}/experiments/{experimentId}", "getExperiment", "experiments",
+        "A run as a Mastra experiment",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Experiment"), errors: &[404], experiments::get),
+    route!(Delete "/api/datasets/{datasetId}/experiments/{experimentId}", "deleteExperiment",
+        "experiments", "Delete a run and its results (409 while it runs)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404, 409],
+        experiments::delete),
+    route!(Get "/api/datasets/{datasetId}/experiments/{experimentId}/results", "listExperimentResults",
+        "experiments", "The run's results in dataset order, as Mastra experiment results",
+        query: Paging, body: NO_BODY, answer: List("results", "ExperimentResult"),
+        errors: &[400, 404], experiments::results),
+    // ---- scores ----
+    route!(Get "/api/scores/run/{runId}", "listScoresByRunId", "scores",
+        "The run's scores as Mastra score rows (dataset order; failed scorers have no row)",
+        query: Paging, body: NO_BODY, answer: List("scores", "Score"), errors: &[400, 404],
+        scores::by_run),
     // ---- plugins ----
     route!(Get "/api/plugins", "listPlugins", "plugins", "List registered plugins",
         query: Paging, body: NO_BODY, answer: List("plugins", "Plugin"), errors: &[400], plugins::list),
@@ -265,14 +320,47 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn(refuse_unknown_query))
         .layer(DefaultBodyLimit::max(state.options().body_limit_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
+/// Answers 400 `invalid_query` to a query string on a route that takes none
+/// (see [`RouteSpec::refuses_query`]).
+async fn refuse_unknown_query(req: Request, next: Next) -> Response {
+    let query = req.uri().query().unwrap_or("");
+    if !query.is_empty() {
+        let path = req.uri().path();
+        let matching: Vec<&RouteSpec> = ROUTES
+            .iter()
+            .filter(|r| r.verb.method() == *req.method() && path_matches(r.path, path))
+            .collect();
+        if !matching.is_empty() && matching.iter().all(|r| r.refuses_query()) {
+            let names: Vec<&str> = query
+                .split('&')
+                .filter_map(|kv| kv.split('=').next())
+                .filter(|k| !k.is_empty())
+                .collect();
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!(
+                    "{} {} takes no query parameters; got `{}`",
+                    req.method(),
+                    matching[0].path,
+                    names.join("`, `")
+                ),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
 async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
+        StatusCode::NOT_FOUND,
         "route_not_found",
         format!(
             "no route for {method} {} (see /api/openapi.json)",
@@ -288,7 +376,7 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
         .map(|r| r.verb.as_str().to_ascii_uppercase())
         .collect();
     ApiError::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!(
             "{method} is not allowed on {}; allowed: {}",

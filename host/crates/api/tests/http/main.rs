@@ -8,3 +8,4 @@ mod events;
 mod openapi;
 mod plugins;
 mod runs;
+mod strict;
