@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, clippy, the unit,
-# integration and end-to-end tests (SQLite and a throwaway PostgreSQL), and
-# the plugins' native tests, then the Mastra compatibility test (Mastra's
-# published client against a real `assay serve`). Installs the
-# prerequisites first.
+# integration and end-to-end tests (SQLite and a throwaway PostgreSQL), the
+# plugins' native tests, the playground in headless Chromium, and the Mastra
+# compatibility test (Mastra's published client against a real
+# `assay serve`). Installs the prerequisites first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/install-deps.sh --postgres --node
+./scripts/install-deps.sh --postgres --browser --node
+
+# A cold build gains nothing from incremental state (CI always starts from a
+# fresh clone), and it costs about 1.6 GB of disk; a developer can opt back in.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check
@@ -21,7 +25,12 @@ echo "==> building plugins (wasm32-wasip2)"
 echo "==> cargo test"
 cargo test --workspace --locked
 
-echo "==> Mastra client compatibility (tests/mastra-client)"
+echo "==> building the assay binary for the node tests"
 cargo build --locked -p assay
 target_dir="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
-(cd tests/mastra-client && ASSAY_BIN="$target_dir/debug/assay" npm test)
+
+echo "==> playground in headless Chromium (tests/browser)"
+(cd tests/browser && node --test --test-reporter=spec)
+
+echo "==> Mastra client compatibility (tests/mastra-client)"
+(cd tests/mastra-client && ASSAY_BIN="$target_dir/debug/assay" node --test --test-reporter=spec)

@@ -4,33 +4,28 @@
 //! say what to do next.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use assay_plugin_host::{HostConfig, PluginHost};
-use assay_runner::{Catalog, RunError};
-use assay_store::{Dataset, Page, PluginRecord, Run, Store, StoreError};
+use assay_plugin_host::PluginHost;
+use assay_runner::{Assembly, AssemblySettings, Catalog, Executor, RunError};
+use assay_store::{Dataset, Page, PluginRecord, Run, SHARED_TENANT, Store, StoreError};
+use sha2::{Digest, Sha256};
 
 /// How the shipped plugins are built (named in errors about missing files).
 pub const BUILD_PLUGINS_HINT: &str = "the shipped plugins are built with `scripts/build-plugins.sh` into target/wasm32-wasip2/plugin/ (it needs the wasm32-wasip2 target: `rustup target add wasm32-wasip2`)";
 
-/// Most plugin instances alive at once in a CLI process.
-const CLI_MAX_INSTANCES: u32 = 128;
-
 /// Settings an [`App`] is opened with (from the global flags).
 #[derive(Debug, Clone)]
 pub struct AppConfig {
-    /// Database URL as given (normalized by [`normalize_database_url`]).
-    pub database_url: String,
-    /// Compiled-plugin cache directory (`None`: no disk cache).
-    pub cache_dir: Option<PathBuf>,
+    /// Store, plugin host and executor settings, shared with `assay serve`.
+    /// The database URL is as the user gave it (normalized by
+    /// [`normalize_database_url`] when the app opens).
+    pub assembly: AssemblySettings,
     /// Directories searched for `<id>.wasm` when a plugin id is unknown.
     pub plugin_dirs: Vec<PathBuf>,
     /// Tenant all commands act for.
     pub tenant: String,
-    /// Lease of a run this process executes (renewed every third of it;
-    /// another process may take the run over once it lapses).
-    pub run_lease: std::time::Duration,
 }
 
 /// An open store plus a lazily built plugin catalog.
@@ -40,7 +35,7 @@ pub struct App {
     /// The tenant.
     pub tenant: String,
     config: AppConfig,
-    catalog: OnceLock<Arc<Catalog>>,
+    assembly: Assembly,
 }
 
 /// The database URL used when none is given: a SQLite file in the user's
@@ -107,39 +102,41 @@ pub fn normalize_database_url(url: &str) -> Result<String> {
 impl App {
     /// Connects to the database (applying migrations).
     pub async fn open(config: AppConfig) -> Result<Self> {
-        let url = normalize_database_url(&config.database_url)?;
-        let store = assay_store::connect(&url).await.map_err(|e| {
+        let settings = AssemblySettings {
+            database_url: normalize_database_url(&config.assembly.database_url)?,
+            ..config.assembly.clone()
+        };
+        let assembly = Assembly::open(settings).await.map_err(|e| {
             anyhow!(
                 "cannot open the database {}: {e}\n  hint: check --database-url / ASSAY_DATABASE_URL",
-                redact(&config.database_url)
+                redact(&config.assembly.database_url)
             )
         })?;
         Ok(Self {
-            store,
+            store: assembly.store().clone(),
             tenant: config.tenant.clone(),
             config,
-            catalog: OnceLock::new(),
+            assembly,
         })
     }
 
     /// The plugin catalog (creates the wasm engine on first use).
     pub fn catalog(&self) -> Result<Arc<Catalog>> {
-        if let Some(c) = self.catalog.get() {
-            return Ok(c.clone());
-        }
-        let host = self.plugin_host()?;
-        let catalog = Arc::new(Catalog::new(host, self.store.clone()));
-        Ok(self.catalog.get_or_init(|| catalog).clone())
+        self.assembly
+            .catalog()
+            .map_err(|e| anyhow!("cannot start the wasm engine: {e}"))
     }
 
-    /// A fresh plugin host with the CLI's settings.
+    /// A fresh plugin host with this process's settings.
     pub fn plugin_host(&self) -> Result<PluginHost> {
-        let config = HostConfig {
-            cache_dir: self.config.cache_dir.clone(),
-            max_instances: CLI_MAX_INSTANCES,
-            ..HostConfig::default()
-        };
-        PluginHost::new(config).map_err(|e| anyhow!("cannot start the wasm engine: {e}"))
+        self.assembly
+            .plugin_host()
+            .map_err(|e| anyhow!("cannot start the wasm engine: {e}"))
+    }
+
+    /// An executor with this process's settings (lease, item slots).
+    pub fn executor(&self) -> Executor {
+        self.assembly.executor()
     }
 
     /// Settings this app was opened with.
@@ -203,7 +200,7 @@ impl App {
         if looks_like_path(spec) {
             return self.register_file(Path::new(spec)).await;
         }
-        match self.store.get_plugin(&self.tenant, spec).await {
+        match self.catalog()?.visible_plugin(&self.tenant, spec).await {
             Ok(record) => return Ok(record),
             Err(StoreError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
@@ -236,8 +233,30 @@ impl App {
         )
     }
 
-    /// Registers a component file, with errors that name the file.
+    /// Registers a component file for the app's tenant, with errors that
+    /// name the file. A file whose plugin is already registered as shared
+    /// with the same bytes resolves to the shared plugin.
     pub async fn register_file(&self, path: &Path) -> Result<PluginRecord> {
+        match self.register_file_in(&self.tenant, path).await {
+            Err(e) if is_shared_conflict(&e) => {
+                let bytes = std::fs::read(path)?;
+                let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+                let shared = self
+                    .store
+                    .list_visible_plugins(SHARED_TENANT, Page::new(0, 100));
+                let shared = shared.await?;
+                match shared.items.into_iter().find(|r| r.digest == digest) {
+                    Some(record) => Ok(record),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Registers a component file in `namespace` (a tenant, or
+    /// [`SHARED_TENANT`] for `assay plugin add --shared`).
+    pub async fn register_file_in(&self, namespace: &str, path: &Path) -> Result<PluginRecord> {
         if !path.exists() {
             bail!(
                 "plugin file {} does not exist\n  hint: {BUILD_PLUGINS_HINT}",
@@ -252,7 +271,7 @@ impl App {
         }
         let catalog = self.catalog()?;
         catalog
-            .register_file(&self.tenant, path)
+            .register_file(namespace, path)
             .await
             .map_err(|e| match e {
                 RunError::PluginLoad { message, .. } => anyhow!(
@@ -269,7 +288,7 @@ impl App {
         for page in 0..10 {
             let p = self
                 .store
-                .list_plugins(&self.tenant, Page::new(page, 100))
+                .list_visible_plugins(&self.tenant, Page::new(page, 100))
                 .await?;
             ids.extend(p.items.into_iter().map(|r| r.id));
             if !p.has_more {
@@ -278,6 +297,15 @@ impl App {
         }
         Ok(ids)
     }
+}
+
+/// Whether `e` is the conflict of registering a plugin whose id a shared
+/// plugin has.
+fn is_shared_conflict(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<RunError>(),
+        Some(RunError::Store(StoreError::Conflict(m))) if m.contains("shared plugin")
+    )
 }
 
 /// True when a plugin spec names a file rather than an id.

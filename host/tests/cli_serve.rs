@@ -59,39 +59,55 @@ fn interrupt(child: &Child) {
         .unwrap();
 }
 
-/// A tiny blocking HTTP client for the test.
+/// A tiny blocking HTTP client for the test, with an API key.
 struct Http {
     rt: tokio::runtime::Runtime,
     client: reqwest::Client,
+    token: String,
 }
 
 impl Http {
-    fn new() -> Self {
+    fn new(token: &str) -> Self {
         Self {
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap(),
             client: reqwest::Client::new(),
+            token: token.to_string(),
         }
     }
 
-    fn get(&self, url: &str) -> Value {
+    fn get_status(&self, url: &str) -> (u16, Value) {
         self.rt.block_on(async {
-            self.client
+            let response = self
+                .client
                 .get(url)
+                .bearer_auth(&self.token)
                 .send()
                 .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap())
         })
+    }
+
+    fn get(&self, url: &str) -> Value {
+        let (status, body) = self.get_status(url);
+        assert_eq!(status, 200, "{url}: {body}");
+        body
     }
 
     fn post(&self, url: &str, body: &Value) -> (u16, Value) {
         self.rt.block_on(async {
-            let response = self.client.post(url).json(body).send().await.unwrap();
+            let response = self
+                .client
+                .post(url)
+                .bearer_auth(&self.token)
+                .json(body)
+                .send()
+                .await
+                .unwrap();
             let status = response.status().as_u16();
             (status, response.json().await.unwrap())
         })
@@ -117,7 +133,8 @@ fn runs_started_by_the_cli_and_the_server_are_visible_to_both() {
         .assert()
         .success();
     let server = Server::start(&env);
-    let http = Http::new();
+    let key = env.json(&["key", "create", "--tenant", "default", "--json"]);
+    let http = Http::new(key["token"].as_str().unwrap());
 
     // CLI run → visible through the API.
     let report = env.json(&[
@@ -154,6 +171,41 @@ fn runs_started_by_the_cli_and_the_server_are_visible_to_both() {
     let listed = env.json(&["runs", "list", "--json"]);
     assert_eq!(listed.as_array().unwrap().len(), 2);
 
+    // A key revoked with the CLI stops working on the running server.
+    let key_id = key["key"]["id"].as_str().unwrap();
+    env.cmd().args(["key", "revoke", key_id]).assert().success();
+    let (status, body) = http.get_status(&format!("{}/api/datasets", server.url));
+    assert_eq!(status, 401, "{body}");
+
     // Ctrl-C stops the server gracefully.
     assert_eq!(server.stop(), Some(0));
+}
+
+#[test]
+fn serve_without_auth_is_refused_off_loopback() {
+    let env = Env::new();
+    let out = env
+        .cmd()
+        .args(["serve", "--no-auth", "--addr", "0.0.0.0:0"])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("--no-auth") && stderr.contains("loopback"),
+        "{stderr}"
+    );
+    // The help states the security model.
+    let help = env.cmd().args(["serve", "--help"]).assert().success();
+    let help = String::from_utf8_lossy(&help.get_output().stdout).to_string();
+    for needle in [
+        "Security model",
+        "401",
+        "403",
+        "404",
+        "--no-auth",
+        "--max-item-timeout",
+    ] {
+        assert!(help.contains(needle), "`assay serve --help` lacks {needle}");
+    }
 }

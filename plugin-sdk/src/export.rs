@@ -16,7 +16,7 @@ use crate::{
 #[doc(hidden)]
 pub mod scorer_bindings {
     wit_bindgen::generate!({
-        path: "wit",
+        path: "wit/v0.1",
         world: "scorer-plugin",
         pub_export_macro: true,
         export_macro_name: "export_scorer_world",
@@ -29,7 +29,7 @@ pub mod scorer_bindings {
 #[doc(hidden)]
 pub mod target_bindings {
     wit_bindgen::generate!({
-        path: "wit",
+        path: "wit/v0.1",
         world: "target-plugin",
         pub_export_macro: true,
         export_macro_name: "export_target_world",

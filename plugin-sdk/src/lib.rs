@@ -48,7 +48,7 @@ pub mod __private {
 mod tests {
     #[test]
     fn contract_version_matches_the_wit_package() {
-        let wit = include_str!("../wit/assay.wit");
+        let wit = include_str!("../wit/v0.1/assay.wit");
         let line = wit
             .lines()
             .map(str::trim)

@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use assay_runner::{Executor, ItemWithScores, RunError, RunHooks, on_item_complete, plan_run};
+use assay_runner::{ItemWithScores, RunError, RunHooks, StatsBuilder, on_item_complete, plan_run};
 use assay_store::{Run, StoreError, for_each_result_page};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::progress::{Printer, Progress, ProgressMode};
-use crate::report::{Report, SummaryBuilder};
+use crate::report::Report;
 
 /// Poll interval when following a run executed elsewhere.
 const FOLLOW_POLL: Duration = Duration::from_millis(500);
@@ -112,7 +112,7 @@ impl OutputSink {
 struct Feed {
     progress: Progress,
     output: Option<OutputSink>,
-    builder: Mutex<SummaryBuilder>,
+    builder: Mutex<StatsBuilder>,
 }
 
 /// Opens the output file before the run starts, so a bad path fails early.
@@ -138,7 +138,7 @@ pub async fn execute(app: &App, run: Run, settings: ExecSettings) -> Result<Outc
     let tenant = app.tenant.clone();
     let run_id = run.id.clone();
 
-    let mut builder = SummaryBuilder::new(&run.scorer_ids, settings.pass_threshold);
+    let mut builder = StatsBuilder::new(&run.scorer_ids, settings.pass_threshold);
     let (done, failed) = if run.started_at.is_some() {
         feed_stored(app, &run_id, &mut builder).await?
     } else {
@@ -180,7 +180,7 @@ pub async fn execute(app: &App, run: Run, settings: ExecSettings) -> Result<Outc
 
     // The lease is renewed every third of it, which is also how soon a
     // cancel requested elsewhere is noticed.
-    let executor = Executor::new(app.store.clone()).with_lease(app.config().run_lease);
+    let executor = app.executor();
     let result = executor.execute(plan, hooks).await;
     feed.progress.finish();
     let summary = match result {
@@ -217,7 +217,7 @@ pub async fn execute(app: &App, run: Run, settings: ExecSettings) -> Result<Outc
         }
         Err(RunError::Store(StoreError::Conflict(why))) => {
             return Err(anyhow!(
-                "run {run_id} cannot be resumed here: {why}\n  hint: another process may still be executing it (`assay runs watch {run_id}` follows it); if that process died, retry once its lease lapses (15 s for the CLI, 30 s for `assay serve`)"
+                "run {run_id} cannot be resumed here: {why}\n  hint: another process may still be executing it (`assay runs watch {run_id}` follows it); if that process died, retry once its lease lapses (--run-lease of that process, 15 s by default)"
             ));
         }
         Err(e) => return Err(anyhow!(e)),
@@ -228,7 +228,7 @@ pub async fn execute(app: &App, run: Run, settings: ExecSettings) -> Result<Outc
         .map_err(|_| anyhow!("internal error: the run's callback outlived the run"))?;
     let builder = feed.builder.into_inner().expect("summary lock");
     let final_run = app.store.get_run(&tenant, &run_id).await?;
-    let mut report = builder.finish(&final_run);
+    let mut report = Report::from(builder.finish(&final_run));
     report.persistence_failures = summary.persistence_failures;
     Ok(Outcome {
         report,
@@ -331,7 +331,7 @@ async fn write_stored(app: &App, run_id: &str, out: &OutputSink) -> Result<()> {
 pub async fn feed_stored(
     app: &App,
     run_id: &str,
-    builder: &mut SummaryBuilder,
+    builder: &mut StatsBuilder,
 ) -> Result<(u64, u64)> {
     let (mut done, mut failed) = (0u64, 0u64);
     for_each_result_page(
@@ -356,11 +356,9 @@ pub async fn feed_stored(
 
 /// The summary of a run from its stored results.
 pub async fn summarize_stored(app: &App, run: &Run, pass_threshold: f64) -> Result<Report> {
-    let mut builder = SummaryBuilder::new(&run.scorer_ids, pass_threshold);
-    feed_stored(app, &run.id, &mut builder).await?;
-    let mut report = builder.finish(run);
-    report.dataset_name = dataset_name(app, &run.dataset_id).await;
-    Ok(report)
+    let stats =
+        assay_runner::stats::summarize_stored(&app.store, &app.tenant, run, pass_threshold).await?;
+    Ok(Report::from(stats))
 }
 
 /// A dataset's name, if it can be read.

@@ -9,10 +9,12 @@ pub mod plugin;
 pub mod run;
 pub mod runs;
 pub mod serve;
+pub mod tenant;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
+use assay_runner::AssemblySettings;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{App, AppConfig, default_cache_dir, default_database_url};
@@ -32,6 +34,11 @@ Examples:
   # Look back: list runs, compare two of them
   assay runs list
   assay runs compare <run-a> <run-b>
+
+  # Share one server between teams: tenants, keys, limits
+  assay tenant create team-a --set queued-runs=50
+  assay key create --tenant team-a --role admin
+  assay serve --addr 0.0.0.0:4111 --plugins-dir target/wasm32-wasip2/plugin
 
 Environment:
   ASSAY_DATABASE_URL  database (same as --database-url)
@@ -101,9 +108,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_cache: bool,
 
-    /// Tenant to act for (multi-tenant servers)
-    #[arg(long, global = true, env = "ASSAY_TENANT", default_value = assay_store::DEFAULT_TENANT, hide = true)]
-    pub tenant: String,
+    /// Tenant the command acts for [default: default]; `assay key` commands: the key's tenant
+    #[arg(long, global = true, env = "ASSAY_TENANT", value_name = "NAME")]
+    pub tenant: Option<String>,
 
     /// Lease of a run executed by this process: after a crash, another
     /// process can resume the run once it lapses
@@ -115,15 +122,25 @@ impl GlobalArgs {
     /// The app settings these flags describe.
     pub fn app_config(&self) -> AppConfig {
         AppConfig {
-            database_url: self.database_url.clone(),
-            cache_dir: if self.no_cache {
-                None
-            } else {
-                self.cache_dir.clone().or_else(default_cache_dir)
+            assembly: AssemblySettings {
+                database_url: self.database_url.clone(),
+                cache_dir: if self.no_cache {
+                    None
+                } else {
+                    self.cache_dir.clone().or_else(default_cache_dir)
+                },
+                run_lease: self.run_lease.max(std::time::Duration::from_millis(300)),
+                // The command line runs the operator's own runs: no ceilings
+                // beyond the options' own ranges (tenant limits still apply,
+                // see `assay run`).
+                ceilings: assay_runner::Ceilings::none(),
+                ..AssemblySettings::default()
             },
             plugin_dirs: self.plugins_dir.clone(),
-            tenant: self.tenant.clone(),
-            run_lease: self.run_lease.max(std::time::Duration::from_millis(300)),
+            tenant: self
+                .tenant
+                .clone()
+                .unwrap_or_else(|| assay_store::DEFAULT_TENANT.to_string()),
         }
     }
 }
@@ -144,6 +161,12 @@ pub enum Command {
     Runs(runs::RunsCommand),
     /// Serve the HTTP API (and execute runs triggered through it)
     Serve(serve::ServeArgs),
+    /// Create tenants and set their limits (operators)
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// Create, list and revoke API keys (operators)
+    #[command(subcommand)]
+    Key(tenant::KeyCommand),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
 }
@@ -161,6 +184,8 @@ pub async fn run(cli: Cli) -> Result<Exit> {
                 Command::Dataset(cmd) => dataset::run(&app, cmd).await,
                 Command::Plugin(cmd) => plugin::run(&app, cmd).await,
                 Command::Runs(cmd) => runs::run(&app, cmd).await,
+                Command::Tenant(cmd) => tenant::run_tenant(&app, cmd).await,
+                Command::Key(cmd) => tenant::run_key(&app, global.tenant.as_deref(), cmd).await,
                 Command::Completions(_) | Command::Serve(_) => unreachable!("handled above"),
             }
         }
@@ -184,6 +209,15 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_run_lease_flag_defaults_to_the_shared_default() {
+        let cli = Cli::try_parse_from(["assay", "runs", "list"]).unwrap();
+        assert_eq!(
+            cli.global.app_config().assembly.run_lease,
+            assay_runner::assembly::DEFAULT_LEASE
+        );
     }
 
     #[test]

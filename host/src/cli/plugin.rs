@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
 use assay_plugin_host::{PluginReport, inspect};
-use assay_store::{Page, PluginRecord};
+use assay_store::{Page, PluginKind, PluginRecord, SHARED_TENANT};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -23,7 +23,12 @@ Examples:
   assay plugin add target/wasm32-wasip2/plugin/*.wasm
 
 Registering the same file again changes nothing; a new build of a plugin
-replaces the old one under the same id (runs keep the digest they pinned).")]
+replaces the old one under the same id (runs keep the digest they pinned).
+
+With --shared (operators) the plugins are shared: every tenant of `assay serve`
+sees them and none can replace or delete them; a tenant's upload of a
+component with a shared plugin's id is refused (409). `assay serve
+--plugins-dir DIR` registers DIR's plugins as shared.")]
     Add(AddArgs),
     /// List registered plugins
     #[command(after_help = "\
@@ -60,6 +65,9 @@ pub struct AddArgs {
     /// Component files (.wasm)
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Register as shared plugins: visible to every tenant, read-only for them
+    #[arg(long)]
+    pub shared: bool,
     /// Print the registered plugins as JSON
     #[arg(long)]
     pub json: bool,
@@ -112,6 +120,9 @@ pub struct InfoArgs {
 pub struct RemoveArgs {
     /// Plugin id
     pub id: String,
+    /// Remove a shared plugin (every tenant stops seeing it)
+    #[arg(long)]
+    pub shared: bool,
 }
 
 /// The outcome of checking one file, for `--json`.
@@ -134,7 +145,8 @@ pub async fn run(app: &App, cmd: PluginCommand) -> Result<Exit> {
         PluginCommand::Check(a) => check(app, a).await,
         PluginCommand::Info(a) => info(app, a).await,
         PluginCommand::Remove(a) => {
-            app.store.delete_plugin(&app.tenant, &a.id).await.map_err(|e| {
+            let namespace = if a.shared { SHARED_TENANT } else { &app.tenant };
+            app.store.delete_plugin(namespace, &a.id).await.map_err(|e| {
                 if e.is_not_found() {
                     anyhow!("no plugin with id `{}`\n  hint: `assay plugin list` shows the registered plugins", a.id)
                 } else {
@@ -153,7 +165,12 @@ async fn add(app: &App, a: AddArgs) -> Result<Exit> {
     let mut records = Vec::new();
     let mut failures = Vec::new();
     for file in &a.files {
-        match app.register_file(file).await {
+        let registered = if a.shared {
+            app.register_file_in(SHARED_TENANT, file).await
+        } else {
+            app.register_file(file).await
+        };
+        match registered {
             Ok(record) => records.push(record),
             Err(e) => failures.push(e),
         }
@@ -179,14 +196,23 @@ fn plugin_table(records: &[PluginRecord]) -> String {
         .map(|r| {
             vec![
                 r.id.clone(),
-                r.kind.clone(),
+                r.kind.to_string(),
                 r.name.clone(),
                 short_digest(&r.digest),
                 format_size(r.size),
+                if r.tenant_id == SHARED_TENANT {
+                    "shared".into()
+                } else {
+                    "tenant".into()
+                },
             ]
         })
         .collect();
-    table::render(&["ID", "KIND", "NAME", "DIGEST", "SIZE"], &rows, &[4])
+    table::render(
+        &["ID", "KIND", "NAME", "DIGEST", "SIZE", "SCOPE"],
+        &rows,
+        &[4],
+    )
 }
 
 fn short_digest(digest: &str) -> String {
@@ -208,7 +234,7 @@ async fn list(app: &App, a: ListArgs) -> Result<Exit> {
     loop {
         let p = app
             .store
-            .list_plugins(&app.tenant, Page::new(page, 100))
+            .list_visible_plugins(&app.tenant, Page::new(page, 100))
             .await?;
         records.extend(p.items);
         if !p.has_more {
@@ -218,8 +244,8 @@ async fn list(app: &App, a: ListArgs) -> Result<Exit> {
     }
     if let Some(kind) = a.kind {
         let want = match kind {
-            KindArg::Scorer => "scorer",
-            KindArg::Target => "target",
+            KindArg::Scorer => PluginKind::Scorer,
+            KindArg::Target => PluginKind::Target,
         };
         records.retain(|r| r.kind == want);
     }
@@ -313,7 +339,7 @@ async fn info(app: &App, a: InfoArgs) -> Result<Exit> {
             .map_err(|e| anyhow!("{} is not a usable assay plugin: {e}", a.plugin))?;
         (report, None)
     } else {
-        let record = app.store.get_plugin(&app.tenant, &a.plugin).await.map_err(|e| {
+        let record = app.catalog()?.visible_plugin(&app.tenant, &a.plugin).await.map_err(|e| {
             if e.is_not_found() {
                 anyhow!(
                     "no plugin with id `{}`\n  hint: `assay plugin list` shows the registered plugins; `assay plugin info <file.wasm>` describes a file",

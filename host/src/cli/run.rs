@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use assay_runner::trigger::clamp_tenant_options;
 use assay_runner::{RunOptions, RunRequest, TargetType, create_run};
-use assay_store::PluginRecord;
+use assay_store::{PluginKind, PluginRecord};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
@@ -144,7 +145,7 @@ pub struct RunArgs {
     pub fail_on_errors: bool,
 
     /// Score at or above which an item counts as passed
-    #[arg(long, default_value_t = assay_runner::compare::DEFAULT_PASS_THRESHOLD, value_name = "SCORE")]
+    #[arg(long, default_value_t = assay_runner::stats::DEFAULT_PASS_THRESHOLD, value_name = "SCORE")]
     pub pass_threshold: f64,
 
     /// No progress display
@@ -196,7 +197,7 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
     let mut scorers: Vec<ScorerRef> = Vec::new();
     for spec in &args.scorers {
         let record = app.plugin(spec).await?;
-        if record.kind != "scorer" {
+        if record.kind != PluginKind::Scorer {
             bail!(
                 "--scorer {spec}: plugin `{}` is a {} plugin, not a scorer",
                 record.id,
@@ -249,6 +250,17 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
     };
 
     let catalog = app.catalog()?;
+    // The CLI clamps what the tenant's limits do not allow, and says so
+    // (the API refuses it instead).
+    let mut options = options;
+    let limits = app.store.tenant_limits(&app.tenant).await?;
+    for notice in clamp_tenant_options(&mut options, &limits) {
+        eprintln!(
+            "note: {notice} (raise it with `assay tenant limits {} --set KEY=VALUE`)",
+            app.tenant
+        );
+    }
+    let concurrency = options.max_concurrency;
     let request = RunRequest {
         dataset_id: dataset.id.clone(),
         version: Some(version),
@@ -277,7 +289,7 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
     if !args.quiet {
         eprintln!(
             "Run {}: {} items of {} v{} through {}, {scorer_list} (concurrency {})",
-            run.id, run.total_items, dataset.name, version, target.id, args.concurrency
+            run.id, run.total_items, dataset.name, version, target.id, concurrency
         );
     }
 
@@ -288,7 +300,7 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
         progress: ProgressMode::detect(args.quiet),
     };
     let mut outcome = exec::execute(app, run, settings).await?;
-    outcome.report.dataset_name = Some(dataset.name.clone());
+    outcome.report.stats.dataset_name = Some(dataset.name.clone());
     finish(outcome, &fail_under, args.fail_on_errors, args.json)
 }
 
@@ -313,32 +325,33 @@ pub fn finish(
     if outcome.interrupted {
         eprintln!(
             "Run {} was cancelled by Ctrl-C; the {} finished results are stored (`assay runs show {}`).",
-            report.run_id,
-            report.succeeded_count + report.failed_count,
-            report.run_id
+            report.stats.run_id,
+            report.stats.succeeded_count + report.stats.failed_count,
+            report.stats.run_id
         );
         return Ok(Exit::Interrupted);
     }
     if outcome.detached {
         eprintln!(
             "error: run {} was taken over by another process before it finished; follow it with `assay runs watch {}`",
-            report.run_id, report.run_id
+            report.stats.run_id, report.stats.run_id
         );
         return Ok(Exit::Error);
     }
-    match report.status {
+    match report.stats.status {
         assay_store::RunStatus::Failed => {
             let why = report
+                .stats
                 .error
                 .clone()
                 .unwrap_or_else(|| "every item failed".to_string());
-            eprintln!("error: run {} failed: {why}", report.run_id);
+            eprintln!("error: run {} failed: {why}", report.stats.run_id);
             return Ok(Exit::Error);
         }
         assay_store::RunStatus::Cancelled => {
             eprintln!(
                 "error: run {} was cancelled (by `assay runs cancel` or the API)",
-                report.run_id
+                report.stats.run_id
             );
             return Ok(Exit::Error);
         }
@@ -358,10 +371,10 @@ pub fn finish(
         eprintln!("fail-under: {}", missed.join("; "));
         return Ok(Exit::GateFailed);
     }
-    if fail_on_errors && outcome.report.failed_count > 0 {
+    if fail_on_errors && outcome.report.stats.failed_count > 0 {
         eprintln!(
             "fail-on-errors: {} of {} items failed",
-            outcome.report.failed_count, outcome.report.total_items
+            outcome.report.stats.failed_count, outcome.report.stats.total_items
         );
         return Ok(Exit::ItemsFailed);
     }
@@ -406,9 +419,10 @@ async fn dataset_source(app: &App, args: &RunArgs) -> Result<DatasetSource> {
 }
 
 fn check_kind(target: &PluginRecord, kind: TargetTypeArg, spec: &str) -> Result<()> {
-    match (kind, target.kind.as_str()) {
-        (TargetTypeArg::Plugin, "target") | (TargetTypeArg::Scorer, "scorer") => Ok(()),
-        (TargetTypeArg::Plugin, "scorer") => bail!(
+    match (kind, target.kind) {
+        (TargetTypeArg::Plugin, PluginKind::Target)
+        | (TargetTypeArg::Scorer, PluginKind::Scorer) => Ok(()),
+        (TargetTypeArg::Plugin, PluginKind::Scorer) => bail!(
             "--target {spec}: plugin `{}` is a scorer, not a target\n  hint: pass it with --scorer, or add --target-type scorer to run the scorer itself on items shaped {{input, output, groundTruth}}",
             target.id
         ),

@@ -110,7 +110,7 @@ pub struct ShowArgs {
     /// Run id (or a unique prefix)
     pub id: String,
     /// Score at or above which an item counts as passed
-    #[arg(long, default_value_t = assay_runner::compare::DEFAULT_PASS_THRESHOLD)]
+    #[arg(long, default_value_t = assay_runner::stats::DEFAULT_PASS_THRESHOLD)]
     pub pass_threshold: f64,
     /// Print JSON
     #[arg(long)]
@@ -144,7 +144,7 @@ pub struct CompareArgs {
     #[arg(long = "threshold", value_name = "SCORER=TOL", value_parser = parse_compare_threshold)]
     pub thresholds: Vec<(String, Threshold)>,
     /// Score at or above which an item counts as passed
-    #[arg(long, default_value_t = assay_runner::compare::DEFAULT_PASS_THRESHOLD)]
+    #[arg(long, default_value_t = assay_runner::stats::DEFAULT_PASS_THRESHOLD)]
     pub pass_threshold: f64,
     /// Most regressed items listed
     #[arg(long, default_value_t = 20)]
@@ -179,7 +179,7 @@ pub struct ResumeArgs {
     #[arg(long)]
     pub fail_on_errors: bool,
     /// Score at or above which an item counts as passed
-    #[arg(long, default_value_t = assay_runner::compare::DEFAULT_PASS_THRESHOLD)]
+    #[arg(long, default_value_t = assay_runner::stats::DEFAULT_PASS_THRESHOLD)]
     pub pass_threshold: f64,
     /// Print the summary as JSON
     #[arg(long)]
@@ -195,7 +195,7 @@ pub struct WatchArgs {
     /// Run id (or a unique prefix)
     pub id: String,
     /// Score at or above which an item counts as passed
-    #[arg(long, default_value_t = assay_runner::compare::DEFAULT_PASS_THRESHOLD)]
+    #[arg(long, default_value_t = assay_runner::stats::DEFAULT_PASS_THRESHOLD)]
     pub pass_threshold: f64,
     /// Print the summary as JSON
     #[arg(long)]
@@ -617,7 +617,7 @@ async fn resume(app: &App, a: ResumeArgs) -> Result<Exit> {
     };
     let dataset_name = exec::dataset_name(app, &run.dataset_id).await;
     let mut outcome = exec::execute(app, run, settings).await?;
-    outcome.report.dataset_name = dataset_name;
+    outcome.report.stats.dataset_name = dataset_name;
     crate::cli::run::finish(outcome, &a.fail_under, a.fail_on_errors, a.json)
 }
 
@@ -636,7 +636,7 @@ async fn watch(app: &App, a: WatchArgs) -> Result<Exit> {
     } else {
         print!("{}", report.render_text());
     }
-    Ok(match report.status {
+    Ok(match report.stats.status {
         RunStatus::Completed => Exit::Success,
         _ => Exit::Error,
     })

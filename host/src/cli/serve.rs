@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use assay_api::{DEFAULT_ADDR, ServeConfig};
+use assay_api::{AuthMode, CorsPolicy, DEFAULT_ADDR, ServeConfig};
+use assay_runner::{AssemblySettings, Ceilings};
 use clap::Args;
 
 use crate::app::{normalize_database_url, redact};
@@ -14,19 +15,7 @@ use crate::exit::Exit;
 
 /// Arguments of `assay serve`.
 #[derive(Debug, Args)]
-#[command(after_help = "\
-Examples:
-  assay serve
-  assay serve --addr 0.0.0.0:8080 --plugins-dir target/wasm32-wasip2/plugin
-  ASSAY_DATABASE_URL=postgres://assay:secret@db/assay assay serve --max-active-runs 8
-
-The server executes the runs triggered through it (and resumes runs an
-earlier process left unfinished). Runs started with `assay run` against the
-same database show up in the API, and runs triggered through the API show up
-in `assay runs list`. Ctrl-C or SIGTERM stops it gracefully: in-flight items
-get --grace to finish, unfinished runs stay resumable.
-
-The API is unauthenticated: keep it on localhost or behind a proxy.")]
+#[command(after_help = SERVE_HELP)]
 pub struct ServeArgs {
     /// Address to listen on
     #[arg(long, default_value_t = DEFAULT_ADDR, value_name = "HOST:PORT")]
@@ -35,7 +24,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = assay_api::config::DEFAULT_MAX_ACTIVE_RUNS, value_name = "N")]
     pub max_active_runs: usize,
     /// Items in flight at once across all runs
-    #[arg(long, default_value_t = assay_runner::executor::DEFAULT_PROCESS_ITEM_SLOTS, value_name = "N")]
+    #[arg(long, default_value_t = assay_runner::assembly::DEFAULT_PROCESS_ITEM_SLOTS, value_name = "N")]
     pub item_slots: usize,
     /// At shutdown, how long in-flight items may take to finish
     #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
@@ -43,37 +32,171 @@ pub struct ServeArgs {
     /// Largest request body accepted, in MiB
     #[arg(long, default_value_t = assay_api::DEFAULT_BODY_LIMIT / (1 << 20), value_name = "MIB")]
     pub body_limit_mib: usize,
+    /// No authentication: every request acts as the `default` tenant's admin (loopback addresses only)
+    #[arg(long, conflicts_with = "trust_tenant_header")]
+    pub no_auth: bool,
+    /// Honour `x-assay-tenant` (and `x-assay-role`) set by an authenticating proxy in front
+    #[arg(long)]
+    pub trust_tenant_header: bool,
+    /// Ceiling: linear memory of one plugin call, in MiB
+    #[arg(long, default_value_t = Ceilings::default().max_memory_bytes >> 20, value_name = "MIB")]
+    pub max_memory_mib: usize,
+    /// Ceiling: deadline of one target call
+    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub max_target_timeout: Duration,
+    /// Ceiling: deadline of one scorer call
+    #[arg(long, value_parser = parse_duration, default_value = "1m", value_name = "DURATION")]
+    pub max_scorer_timeout: Duration,
+    /// Ceiling: deadline of one item, all attempts (also for runs that set none)
+    #[arg(long, value_parser = parse_duration, default_value = "15m", value_name = "DURATION")]
+    pub max_item_timeout: Duration,
+    /// Ceiling: JSON one plugin call may return, in KiB
+    #[arg(long, default_value_t = Ceilings::default().max_output_bytes >> 10, value_name = "KIB")]
+    pub max_output_kib: usize,
+    /// Largest plugin component accepted (upload or --plugins-dir), in MiB
+    #[arg(long, default_value_t = AssemblySettings::default().max_component_bytes >> 20, value_name = "MIB")]
+    pub max_plugin_mib: usize,
+    /// Plugin compilations at once, process-wide (further uploads wait)
+    #[arg(long, default_value_t = AssemblySettings::default().max_concurrent_compiles, value_name = "N")]
+    pub compile_concurrency: usize,
+    /// Longest one plugin load may take, waiting for a compile slot included
+    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub compile_timeout: Duration,
+    /// Size budget of the compiled-plugin disk cache, in MiB (least recently used trimmed)
+    #[arg(long, default_value_t = AssemblySettings::default().cache_max_bytes >> 20, value_name = "MIB")]
+    pub plugin_cache_mib: u64,
+    /// Compiled plugin code kept in memory, in MiB (least recently used dropped; reloaded on use)
+    #[arg(long, default_value_t = AssemblySettings::default().loaded_plugin_bytes >> 20, value_name = "MIB")]
+    pub plugin_memory_mib: u64,
+    /// Origin whose web pages may call the API from a browser, as
+    /// scheme://host[:port] or `*` for any (repeatable) [default: none]
+    #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = parse_cors_origin)]
+    pub cors_origins: Vec<String>,
+    /// Host name the server answers to, against DNS rebinding (repeatable;
+    /// `*` for any) [default on loopback: localhost, 127.0.0.1, ::1 and the
+    /// bound address; elsewhere: any]
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
 }
+
+fn parse_cors_origin(value: &str) -> Result<String, String> {
+    CorsPolicy::from_origins(&[value])
+        .map(|_| value.to_string())
+        .map_err(|e| e.to_string())
+}
+
+const SERVE_HELP: &str = "\
+Examples:
+  assay serve --no-auth                       # local development, as tenant `default`
+  assay tenant create team-a && assay key create --tenant team-a --role admin
+  assay serve --addr 0.0.0.0:8080 --plugins-dir target/wasm32-wasip2/plugin
+  assay serve --no-auth --cors-origin http://localhost:3000
+  ASSAY_DATABASE_URL=postgres://assay:secret@db/assay assay serve --max-active-runs 8
+
+Security model (details: docs/tenancy.md):
+  Every /api route needs `Authorization: Bearer <API key>` and acts as the
+  key's tenant: 401 without a key or with an unknown or revoked one; 403 when
+  the key's role may not act (viewer: read only; member: datasets, runs, the
+  tenant's plugins; admin: also the tenant's keys); another tenant's ids are
+  404. /health is open. Tenants and keys are created by the operator with
+  `assay tenant create` and `assay key create` on the same database, never by
+  a request. --no-auth (acting as `default`) is refused on any address but
+  loopback; --trust-tenant-header is for a proxy that authenticates callers
+  and sets or strips `x-assay-tenant`/`x-assay-role` itself.
+
+  A tenant can: manage its own datasets, items, runs and plugins; use the
+  shared plugins (those of --plugins-dir, and `assay plugin add --shared`).
+  A tenant cannot: see or touch another tenant's data; replace or delete a
+  shared plugin (an upload with a shared plugin's id is a 409); exceed its
+  limits (`assay tenant limits NAME --set key=value`: items in flight, active
+  and queued runs, datasets, items per dataset, stored bytes, plugins, plugin
+  bytes; over a limit: 422 naming it, a trigger over queued-runs: 429 with
+  Retry-After); ask a run for more than the ceilings below (422 naming the
+  ceiling). Plugins run sandboxed: no network, files or clock beyond WASI's.
+
+  Uploads are guarded: a component over --max-plugin-mib is refused (413)
+  before compiling; at most --compile-concurrency compile at once, each
+  within --compile-timeout, on threads apart from request handling; the
+  same bytes uploaded concurrently compile once. Compiled code is kept in
+  memory within --plugin-memory-mib and on disk within --plugin-cache-mib
+  (private to the user; an entry the host did not write is not loaded).
+
+The server executes the runs triggered through it (and resumes runs an
+earlier process left unfinished). Runs started with `assay run` against the
+same database show up in the API, and runs triggered through the API show up
+in `assay runs list`. Ctrl-C or SIGTERM stops it gracefully: in-flight items
+get --grace to finish, unfinished runs stay resumable.
+
+The playground (a web UI over the same API) is served at `/`; it asks for an
+API key and keeps it in the browser tab's session storage (with --no-auth it
+needs none). A page of another origin may call the API only if that origin
+is given with --cors-origin; on loopback only the loopback host names are
+answered (--allowed-host), against DNS rebinding.";
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
     let app = global.app_config();
-    let database_url = normalize_database_url(&app.database_url)?;
+    let assembly = AssemblySettings {
+        database_url: normalize_database_url(&app.assembly.database_url)?,
+        process_item_slots: args.item_slots.max(1),
+        max_component_bytes: args.max_plugin_mib.max(1) << 20,
+        max_concurrent_compiles: args.compile_concurrency.max(1),
+        compile_timeout: args.compile_timeout,
+        cache_max_bytes: args.plugin_cache_mib.max(1) << 20,
+        loaded_plugin_bytes: args.plugin_memory_mib.max(1) << 20,
+        ceilings: Ceilings {
+            max_memory_bytes: args.max_memory_mib.max(1) << 20,
+            max_target_timeout: args.max_target_timeout,
+            max_scorer_timeout: args.max_scorer_timeout,
+            max_item_timeout: args.max_item_timeout,
+            max_output_bytes: args.max_output_kib.max(1) << 10,
+        },
+        ..app.assembly.clone()
+    };
     let config = ServeConfig {
         addr: args.addr,
-        database_url,
+        assembly,
         plugin_dirs: app.plugin_dirs.clone(),
-        cache_dir: app.cache_dir.clone(),
         max_active_runs: args.max_active_runs.max(1),
-        process_item_slots: args.item_slots.max(1),
         grace: args.grace,
         body_limit_bytes: args.body_limit_mib.max(1) << 20,
-        run_lease: app.run_lease,
+        auth: if args.no_auth {
+            AuthMode::Disabled
+        } else if args.trust_tenant_header {
+            AuthMode::KeysOrTenantHeader
+        } else {
+            AuthMode::Keys
+        },
+        cors: CorsPolicy::from_origins(&args.cors_origins)?,
+        allowed_hosts: args.allowed_hosts.clone(),
         ..ServeConfig::default()
     };
+    let config_auth = config.auth;
     let server = assay_api::start(config)
         .await
         .map_err(|e| anyhow!("cannot start the server: {e}"))?;
     eprintln!(
         "assay serve: listening on {} (database {}); Ctrl-C to stop",
         server.url(),
-        redact(&app.database_url)
+        redact(&app.assembly.database_url)
     );
     eprintln!(
-        "  API under {}/api, OpenAPI document at {}/api/openapi.json",
+        "  playground at {}/, API under {}/api, OpenAPI document at {}/api/openapi.json",
+        server.url(),
         server.url(),
         server.url()
     );
+    match config_auth {
+        AuthMode::Disabled => {
+            eprintln!("  no authentication (--no-auth): every request acts as tenant `default`")
+        }
+        AuthMode::Keys => eprintln!(
+            "  requests need `Authorization: Bearer <key>` (create one with `assay key create --tenant default`)"
+        ),
+        AuthMode::KeysOrTenantHeader => eprintln!(
+            "  API keys, or `x-assay-tenant` from the trusted proxy in front (--trust-tenant-header)"
+        ),
+    }
     assay_api::shutdown_signal().await;
     eprintln!(
         "Stopping (in-flight items get {}s to finish)...",

@@ -1,4 +1,6 @@
-//! HTTP benchmark of `assay serve`, over loopback, in one process:
+//! HTTP benchmark of `assay serve`, over loopback, in one process, with
+//! authentication on (every request carries an API key, looked up by the
+//! hash of its token, as in production):
 //!
 //! 1. trigger latency (`POST /api/datasets/{id}/runs`) on a 100k-item
 //!    dataset, first with the scheduler idle (the tenant may not start runs,
@@ -13,8 +15,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use assay_api::ServeConfig;
-use assay_store::{DEFAULT_TENANT, NewDataset, NewItem, Store, Tenant};
+use assay_api::{AuthMode, ServeConfig};
+use assay_runner::AssemblySettings;
+use assay_store::{DEFAULT_TENANT, NewDataset, NewItem, Role, Store, Tenant};
 use serde_json::{Value, json};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -57,13 +60,24 @@ async fn set_max_active_runs(store: &Arc<dyn Store>, n: i64) {
     store.upsert_tenant(&tenant).await.expect("tenant limits");
 }
 
-async fn trigger_many(client: &reqwest::Client, url: &str, n: u64) -> (Vec<Duration>, Vec<String>) {
+async fn trigger_many(
+    client: &reqwest::Client,
+    token: &str,
+    url: &str,
+    n: u64,
+) -> (Vec<Duration>, Vec<String>) {
     let body = json!({"targetType": "plugin", "targetId": "echo", "maxConcurrency": 8});
     let mut samples = Vec::with_capacity(n as usize);
     let mut ids = Vec::with_capacity(n as usize);
     for _ in 0..n {
         let start = Instant::now();
-        let resp = client.post(url).json(&body).send().await.expect("trigger");
+        let resp = client
+            .post(url)
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("trigger");
         let status = resp.status();
         let answer: Value = resp.json().await.expect("trigger answer");
         samples.push(start.elapsed());
@@ -87,14 +101,23 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = ServeConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
-            database_url: format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),
-            cache_dir: Some(dir.path().join("cache")),
+            assembly: AssemblySettings {
+                database_url: format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),
+                cache_dir: Some(dir.path().join("cache")),
+                ..AssemblySettings::default()
+            },
             max_active_runs: 1,
             grace: Duration::from_millis(500),
+            auth: AuthMode::Keys,
             ..ServeConfig::default()
         };
         let server = assay_api::start(config).await.expect("server starts");
         let store = server.state().store().clone();
+        let (_, token) =
+            assay_store::tenancy::issue_api_key(store.as_ref(), DEFAULT_TENANT, Role::Member, None)
+                .await
+                .expect("API key");
+        let token = token.as_str();
         // Phase 1 keeps every run pending: the tenant may not start any.
         set_max_active_runs(&store, 0).await;
         let echo = std::fs::read(assay_test_support::plugin_wasm("echo")).expect("echo plugin");
@@ -138,11 +161,11 @@ fn main() {
         let client = reqwest::Client::new();
         let runs_url = format!("{}/api/datasets/{}/runs", server.url(), dataset.id);
         // Warm up the connection and the plugin cache.
-        let (_, warm) = trigger_many(&client, &runs_url, 5).await;
+        let (_, warm) = trigger_many(&client, token, &runs_url, 5).await;
 
-        let (idle, pending) = trigger_many(&client, &runs_url, triggers).await;
+        let (idle, pending) = trigger_many(&client, token, &runs_url, triggers).await;
         report(
-            &format!("trigger latency, {items}-item dataset, scheduler idle"),
+            &format!("trigger latency with auth, {items}-item dataset, scheduler idle"),
             idle,
         );
         for id in warm.iter().chain(&pending) {
@@ -151,21 +174,29 @@ fn main() {
 
         // Phase 2: one run executes (100k items through echo) meanwhile.
         set_max_active_runs(&store, 1).await;
-        let (_, first) = trigger_many(&client, &runs_url, 1).await;
+        let (_, first) = trigger_many(&client, token, &runs_url, 1).await;
         let run_url = format!("{runs_url}/{}", first[0]);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let run: Value = client.get(&run_url).send().await.unwrap().json().await.unwrap();
+            let run: Value = client
+                .get(&run_url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             if run["status"] == "running" || Instant::now() > deadline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let executing = server.state().scheduler().active_runs();
-        let (busy, _) = trigger_many(&client, &runs_url, triggers).await;
+        let (busy, _) = trigger_many(&client, token, &runs_url, triggers).await;
         report(
             &format!(
-                "trigger latency, {items}-item dataset, {executing} run executing"
+                "trigger latency with auth, {items}-item dataset, {executing} run executing"
             ),
             busy,
         );
@@ -176,12 +207,13 @@ fn main() {
         for _ in 0..conns {
             let client = client.clone();
             let url = run_url.clone();
+            let token = token.to_string();
             tasks.push(tokio::spawn(async move {
                 let mut samples = Vec::new();
                 let mut errors = 0u64;
                 while Instant::now() < polling_until {
                     let start = Instant::now();
-                    match client.get(&url).send().await {
+                    match client.get(&url).bearer_auth(&token).send().await {
                         Ok(resp) if resp.status().is_success() => {
                             let _ = resp.bytes().await;
                             samples.push(start.elapsed());
@@ -201,7 +233,15 @@ fn main() {
             errors += e;
         }
         let elapsed = started.elapsed().as_secs_f64();
-        let run: Value = client.get(&run_url).send().await.unwrap().json().await.unwrap();
+        let run: Value = client
+            .get(&run_url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         println!(
             "GET run polling: {conns} connections for {elapsed:.1} s: {:.0} requests/s ({} ok, {errors} errors); \
              the executing run reached {} of {} items",

@@ -5,6 +5,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use assay_runner::AssemblySettings;
+
+use crate::auth::AuthMode;
+use crate::cors::CorsPolicy;
+use crate::host_check::HostPolicy;
+
 /// The address `assay serve` listens on by default (Mastra's dev port).
 pub const DEFAULT_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 4111);
@@ -20,17 +26,14 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 pub struct ServeConfig {
     /// Where to listen (`127.0.0.1:4111` by default; port 0 picks a free one).
     pub addr: SocketAddr,
-    /// `sqlite://path?mode=rwc`, `sqlite::memory:` or `postgres://...`.
-    pub database_url: String,
+    /// Store, plugin host and executor settings, shared with the command
+    /// line (see [`assay_runner::assembly`]).
+    pub assembly: AssemblySettings,
     /// Directories whose `*.wasm` plugins are registered for the default
     /// tenant at start (a bad file is logged and skipped).
     pub plugin_dirs: Vec<PathBuf>,
-    /// Disk cache of compiled plugins (`None`: compile on every start).
-    pub cache_dir: Option<PathBuf>,
     /// Runs this process executes at once (more wait as `pending`).
     pub max_active_runs: usize,
-    /// Items in flight at once across all runs of this process.
-    pub process_item_slots: usize,
     /// At shutdown, how long in-flight items may take to finish before they
     /// are cancelled (their runs stay resumable either way).
     pub grace: Duration,
@@ -38,9 +41,15 @@ pub struct ServeConfig {
     pub body_limit_bytes: usize,
     /// How often a run's event stream looks for new results.
     pub sse_poll_interval: Duration,
-    /// Lease of a run this process executes, renewed every third of it. When
-    /// a process dies, its runs are taken over once their lease expires.
-    pub run_lease: Duration,
+    /// How callers authenticate ([`AuthMode::Disabled`] is refused unless
+    /// `addr` is loopback).
+    pub auth: AuthMode,
+    /// Origins whose web pages may call the API (`--cors-origin`; none by
+    /// default).
+    pub cors: CorsPolicy,
+    /// `--allowed-host` values (`Host` names answered; empty: the loopback
+    /// names and the bound address on loopback, any host elsewhere).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl ServeConfig {
@@ -49,6 +58,9 @@ impl ServeConfig {
         ApiOptions {
             body_limit_bytes: self.body_limit_bytes,
             sse_poll_interval: self.sse_poll_interval,
+            auth: self.auth,
+            cors: self.cors.clone(),
+            hosts: HostPolicy::for_addr(self.addr, &self.allowed_hosts),
             ..ApiOptions::default()
         }
     }
@@ -58,15 +70,15 @@ impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             addr: DEFAULT_ADDR,
-            database_url: "sqlite://assay.db?mode=rwc".into(),
+            assembly: AssemblySettings::default(),
             plugin_dirs: Vec::new(),
-            cache_dir: None,
             max_active_runs: DEFAULT_MAX_ACTIVE_RUNS,
-            process_item_slots: assay_runner::executor::DEFAULT_PROCESS_ITEM_SLOTS,
             grace: DEFAULT_GRACE,
             body_limit_bytes: DEFAULT_BODY_LIMIT,
             sse_poll_interval: ApiOptions::default().sse_poll_interval,
-            run_lease: assay_runner::executor::DEFAULT_LEASE,
+            auth: AuthMode::default(),
+            cors: CorsPolicy::Disabled,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -80,6 +92,12 @@ pub struct ApiOptions {
     pub sse_poll_interval: Duration,
     /// How often an idle event stream sends a keep-alive comment.
     pub sse_keep_alive: Duration,
+    /// How callers authenticate.
+    pub auth: AuthMode,
+    /// Cross-origin access.
+    pub cors: CorsPolicy,
+    /// `Host` names answered (DNS-rebinding defence).
+    pub hosts: HostPolicy,
 }
 
 impl Default for ApiOptions {
@@ -88,6 +106,9 @@ impl Default for ApiOptions {
             body_limit_bytes: DEFAULT_BODY_LIMIT,
             sse_poll_interval: Duration::from_millis(200),
             sse_keep_alive: Duration::from_secs(15),
+            auth: AuthMode::default(),
+            cors: CorsPolicy::Disabled,
+            hosts: HostPolicy::for_addr::<&str>(DEFAULT_ADDR, &[]),
         }
     }
 }

@@ -9,6 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 
+/// `Retry-After` of a trigger refused because the tenant's queue is full:
+/// a few seconds, the order of a short run's length.
+const QUEUED_RUNS_RETRY_AFTER: u32 = 5;
+
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -26,8 +30,11 @@ pub struct ApiError {
     pub message: String,
     /// The request field at fault (`items[3].input`, `targetId`, ...).
     pub field: Option<String>,
-    /// Extra structured data (e.g. the failing items of a schema change).
+    /// Extra structured data (e.g. the failing items of a schema change, or
+    /// `{limit, value}` of a limit that was reached).
     pub details: Option<Value>,
+    /// Seconds a client should wait before retrying (`Retry-After`).
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -49,7 +56,22 @@ impl ApiError {
             message: message.into(),
             field: None,
             details: None,
+            retry_after: None,
         }
+    }
+
+    /// 422 (429 with `Retry-After` for `queued-runs`, which frees up as runs
+    /// start) `limit_exceeded`, with `details: {limit, value}`.
+    pub fn over_limit(limit: &str, value: u64, message: String) -> Self {
+        let mut e = if limit == "queued-runs" {
+            let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "limit_exceeded", message);
+            e.retry_after = Some(QUEUED_RUNS_RETRY_AFTER);
+            e
+        } else {
+            Self::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", message)
+        };
+        e.details = Some(serde_json::json!({ "limit": limit, "value": value }));
+        e
     }
 
     /// The same error naming `field`.
@@ -110,7 +132,13 @@ impl IntoResponse for ApiError {
             field: self.field.as_deref(),
             details: self.details.as_ref(),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -126,11 +154,9 @@ impl From<StoreError> for ApiError {
                     .with_field(field)
             }
             StoreError::Conflict(ref m) => Self::new(StatusCode::CONFLICT, "conflict", m.clone()),
-            StoreError::LimitExceeded { .. } => Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "limit_exceeded",
-                e.to_string(),
-            ),
+            StoreError::LimitExceeded { key, limit, .. } => {
+                Self::over_limit(key, limit.max(0) as u64, e.to_string())
+            }
             StoreError::LeaseLost => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             other => Self::internal(other),
         }
@@ -158,6 +184,15 @@ impl From<RunError> for ApiError {
             ),
             RunError::EmptyDataset { .. } => {
                 Self::new(StatusCode::BAD_REQUEST, "empty_dataset", e.to_string())
+            }
+            RunError::OverLimit {
+                ref field,
+                limit,
+                value,
+                ..
+            } => {
+                let field = field.clone();
+                Self::over_limit(limit, value, e.to_string()).with_field(field)
             }
             RunError::Store(s) => s.into(),
         }

@@ -1,6 +1,6 @@
 //! Request extractors whose every failure is an [`ApiError`] (JSON), never
 //! axum's plain-text rejections: JSON bodies, query strings, path
-//! parameters, the tenant header, raw uploads.
+//! parameters, the caller's tenant, raw uploads.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -13,10 +13,8 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiError, code_for_status};
 use crate::state::AppState;
 
-/// The header naming the tenant of a request.
-pub const TENANT_HEADER: &str = "x-assay-tenant";
-/// Longest tenant id accepted.
-const MAX_TENANT_LEN: usize = 64;
+use crate::auth::Caller;
+pub use crate::auth::TENANT_HEADER;
 
 /// A JSON request body. Wrong content type: 415; over the body limit: 413;
 /// not JSON: 400 `malformed_json`; JSON of the wrong shape: 400
@@ -163,12 +161,8 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// The request's tenant: the `x-assay-tenant` header, `default` without it.
-///
-/// The header is trusted as is: until API keys exist, `assay serve` must sit
-/// behind a proxy that sets (or strips) it. A tenant is created with the
-/// default limits on first use, so a new tenant starts with an empty world.
-/// Ids are 1 to 64 characters out of `A-Z a-z 0-9 . _ -`.
+/// The request's tenant, as [`crate::auth::authorize`] established it (an
+/// API key's tenant, a trusted proxy's header, or `default` without auth).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantId(pub String);
 
@@ -179,38 +173,25 @@ impl std::ops::Deref for TenantId {
     }
 }
 
-impl FromRequestParts<AppState> for TenantId {
+impl<S: Send + Sync> FromRequestParts<S> for TenantId {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let id = match parts.headers.get(TENANT_HEADER) {
-            None => assay_store::DEFAULT_TENANT.to_string(),
-            Some(v) => {
-                let id = v.to_str().unwrap_or("");
-                if !valid_tenant(id) {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_tenant",
-                        format!(
-                            "`{TENANT_HEADER}` must be 1 to {MAX_TENANT_LEN} characters of \
-                             A-Z, a-z, 0-9, `.`, `_` or `-`"
-                        ),
-                    ));
-                }
-                id.to_string()
-            }
-        };
-        state.ensure_tenant(&id).await?;
-        Ok(TenantId(id))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(TenantId(caller.tenant))
     }
 }
 
-fn valid_tenant(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_TENANT_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            // Only a route the table marks `Open` lacks a caller, and such a
+            // route must not ask for one.
+            ApiError::internal("a tenant-scoped handler on a route without authentication")
+        })
+    }
 }
 
 /// `page` (0-based) and `perPage` (default 10, at most 100). Any other
@@ -283,14 +264,5 @@ mod tests {
             assert_eq!(e.code, "malformed_json", "{:?}", std::str::from_utf8(bad));
             assert_eq!(e.status, StatusCode::BAD_REQUEST);
         }
-    }
-
-    #[test]
-    fn tenant_ids_are_restricted() {
-        assert!(valid_tenant("default"));
-        assert!(valid_tenant("team-a.prod_1"));
-        assert!(!valid_tenant(""));
-        assert!(!valid_tenant("a b"));
-        assert!(!valid_tenant(&"x".repeat(65)));
     }
 }

@@ -19,27 +19,34 @@
 //! * Errors are JSON `{message, code, field?}` with 400/404/409/413/415/
 //!   422/429 ([`ApiError`]); axum's plain-text rejections never reach a
 //!   client.
-//! * The tenant comes from the `x-assay-tenant` header (default
-//!   `default`). It is trusted as is: until API keys exist, put the server
-//!   behind a proxy that sets or strips it. An unknown tenant is created with
-//!   default limits on first use and starts with an empty world.
+//! * Every `/api` route needs `Authorization: Bearer <API key>` and acts as
+//!   the key's tenant with the key's role (`viewer` reads, `member` changes,
+//!   `admin` also manages keys); `/health` is open. Another tenant's ids are
+//!   404. See [`auth`] for the trusted-proxy and no-auth modes, and
+//!   `docs/tenancy.md` for the whole security model.
 
 #![recursion_limit = "256"]
 
+pub mod auth;
 pub mod bodies;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod host_check;
 pub mod openapi;
 pub mod routes;
 pub mod server;
 pub mod state;
 pub mod views;
+pub mod web;
 
+pub use auth::{AuthMode, Caller, ROLE_HEADER, TENANT_HEADER};
 pub use config::{ApiOptions, DEFAULT_ADDR, DEFAULT_BODY_LIMIT, ServeConfig};
+pub use cors::CorsPolicy;
 pub use error::{ApiError, ApiResult};
-pub use extract::TENANT_HEADER;
+pub use host_check::HostPolicy;
 pub use routes::{ROUTES, router};
 pub use server::{
     RunningServer, ServeError, build_state, serve, shutdown_signal, start, start_with_state,

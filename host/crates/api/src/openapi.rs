@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::extract::TENANT_HEADER;
+use crate::auth::Access;
 use crate::routes::{Answer, QueryParams, ROUTES, RequestBody, RouteSpec};
 
 /// The whole document.
@@ -27,27 +27,34 @@ pub fn document() -> Value {
                 Request bodies are strict: an unknown field is a 400 naming it; Mastra's names \
                 are accepted where they differ (groundTruth = expectedOutput, groundTruthSchema = \
                 outputSchema, datasetVersion = version, experimentIdA/B = runIdA/B). \
-                Every /api route is scoped to the tenant named by the `x-assay-tenant` header \
-                (default `default`); the header is trusted as is, so until API keys exist the \
-                server must sit behind a proxy that sets or strips it. A tenant is created \
-                with default limits on first use. Errors answer `{message, code}`.",
+                Every /api route needs `Authorization: Bearer <API key>` (an operator creates \
+                tenants and keys with `assay tenant create` and `assay key create`) and acts as \
+                the key's tenant: `viewer` keys read, `member` keys also change datasets, runs \
+                and the tenant's plugins, `admin` keys also manage the tenant's keys. 401: no, \
+                unknown or revoked key; 403: the key's role may not do this; another tenant's \
+                ids are 404. Shared plugins (shipped, or registered by the operator) are visible \
+                to every tenant and read-only. Over a tenant limit or an operator ceiling: 422 \
+                `limit_exceeded` naming the limit (`details: {limit, value}`); a trigger over \
+                the queued-runs limit is 429 with Retry-After. Errors answer `{message, code}`.",
         },
         "tags": [
             {"name": "datasets"}, {"name": "items"}, {"name": "runs"},
             {"name": "experiments", "description": "Mastra's names and shapes for runs"},
             {"name": "scores", "description": "Mastra's score rows of a run"},
-            {"name": "plugins"}, {"name": "system"},
+            {"name": "plugins"}, {"name": "tenant"}, {"name": "system"},
         ],
+        "security": [{"bearer": []}],
         "paths": paths,
         "components": {
             "schemas": schemas(),
-            "parameters": {
-                "Tenant": {
-                    "name": TENANT_HEADER,
-                    "in": "header",
-                    "required": false,
-                    "description": "Tenant id (default `default`); trusted-proxy header.",
-                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (`assay_...`), created with `assay key create` \
+                        or POST /api/keys. Behind a trusted proxy (`assay serve \
+                        --trust-tenant-header`) the `x-assay-tenant` and `x-assay-role` \
+                        headers may be used instead.",
                 },
             },
         },
@@ -101,6 +108,11 @@ fn operation(spec: &RouteSpec) -> Value {
                 "case-insensitive substring of input or expectedOutput",
             ));
         }
+        QueryParams::PassThreshold => params.push(query(
+            "passThreshold",
+            json!({"type": "number", "default": 0.5}),
+            "score at or above which an item passes",
+        )),
         QueryParams::Events => {
             params.push(query(
                 "after",
@@ -113,9 +125,6 @@ fn operation(spec: &RouteSpec) -> Value {
                 "description": "resume after this result sequence number"}),
             );
         }
-    }
-    if spec.tenant_scoped() {
-        params.push(json!({"$ref": "#/components/parameters/Tenant"}));
     }
 
     let mut responses = Map::new();
@@ -146,10 +155,16 @@ fn operation(spec: &RouteSpec) -> Value {
         json!({"description": "success", "content": content}),
     );
     let query_refused = (spec.refuses_query() && !spec.errors.contains(&400)).then_some(&400);
+    let auth_errors: &[u16] = if spec.authenticated() {
+        &[401, 403]
+    } else {
+        &[]
+    };
     for code in spec
         .errors
         .iter()
         .chain(query_refused)
+        .chain(auth_errors)
         .chain(std::iter::once(&500))
     {
         responses.insert(
@@ -168,6 +183,12 @@ fn operation(spec: &RouteSpec) -> Value {
         "parameters": params,
         "responses": responses,
     });
+    match spec.access {
+        Access::Open => op["security"] = json!([]),
+        Access::Role(role) => {
+            op["x-assay-role"] = json!(role);
+        }
+    }
     match spec.body {
         RequestBody::None => {}
         RequestBody::Json(schema) => {
@@ -192,8 +213,10 @@ fn error_description(code: u16) -> &'static str {
         409 => "conflict with the current state",
         413 => "request body over the size limit",
         415 => "wrong Content-Type",
-        422 => "the plugin cannot be loaded",
-        429 => "a tenant limit is reached",
+        401 => "no API key, or an unknown or revoked one",
+        403 => "the API key's role may not do this",
+        422 => "the plugin cannot be loaded, or a tenant limit or operator ceiling is reached",
+        429 => "the tenant's queue of runs is full (see Retry-After)",
         503 => "the database does not answer",
         _ => "internal error",
     }
@@ -382,6 +405,37 @@ fn schemas() -> Value {
                 "scores": {"type": "array", "items": schema_ref("ScoreRow")},
                 "createdAt": time,
             })),
+        "RunSummary": object(
+            &["runId", "status", "datasetId", "datasetVersion", "targetId", "totalItems",
+              "succeededCount", "failedCount", "skippedCount", "pendingCount", "latencyMs",
+              "passThreshold", "scorers", "failures"],
+            json!({
+                "runId": string, "status": schema_ref("RunStatus"), "datasetId": string,
+                "datasetName": string, "datasetVersion": int, "targetId": string,
+                "totalItems": int, "succeededCount": int, "failedCount": int, "skippedCount": int,
+                "pendingCount": {"type": "integer", "description": "items not finished yet (0 once the run ended)"},
+                "error": string,
+                "durationMs": {"type": "number", "description": "start to end (or to now)"},
+                "itemsPerSecond": {"type": "number"},
+                "latencyMs": object(&["count"], json!({
+                    "count": int, "mean": nullable("number"), "p50": nullable("number"),
+                    "p95": nullable("number"), "max": nullable("number"),
+                })),
+                "passThreshold": {"type": "number"},
+                "scorers": {"type": "array", "description": "in the run's scorer order", "items": object(
+                    &["scorerId", "scorerName", "passCount", "scoredCount", "errorCount"],
+                    json!({
+                        "scorerId": string, "scorerName": string,
+                        "mean": nullable("number"), "passRate": nullable("number"),
+                        "passCount": int, "scoredCount": int, "errorCount": int,
+                    }))},
+                "failures": {"type": "array", "description": "grouped by identical error, largest group first",
+                    "items": object(&["source", "message", "count", "itemIndexes"], json!({
+                        "source": {"type": "string", "description": "`target` or a scorer id"},
+                        "kind": string, "message": string, "count": int,
+                        "itemIndexes": {"type": "array", "items": int, "description": "the first few"},
+                    }))},
+            })),
         "Threshold": strict(&[], json!({
             "value": {"type": "number", "default": 0},
             "direction": {"type": "string", "enum": ["higher-is-better", "lower-is-better"]},
@@ -466,7 +520,35 @@ fn schemas() -> Value {
                 "name": string, "description": string,
                 "digest": {"type": "string", "description": "sha256:<hex> of the component"},
                 "contractVersion": string, "size": int, "createdAt": time,
+                "shared": {"type": "boolean",
+                    "description": "a shared plugin (shipped or registered by the operator): read-only"},
             })),
+        "Role": {"type": "string", "enum": ["viewer", "member", "admin"]},
+        "ApiKey": object(&["id", "tenantId", "role", "prefix", "createdAt"], json!({
+            "id": string, "tenantId": string, "name": nullable("string"),
+            "role": schema_ref("Role"),
+            "prefix": {"type": "string", "description": "the first characters of the token"},
+            "createdAt": time, "revokedAt": {"type": ["string", "null"], "format": "date-time"},
+        })),
+        "NewApiKey": {"type": "object", "additionalProperties": false, "properties": {
+            "role": schema_ref("Role"), "name": string,
+        }},
+        "CreatedApiKey": object(&["key", "token"], json!({
+            "key": schema_ref("ApiKey"),
+            "token": {"type": "string", "description": "the secret: shown in this answer only"},
+        })),
+        "TenantLimits": {"type": "object", "properties": {
+            "itemsInFlight": int, "activeRuns": int, "queuedRuns": int, "datasets": int,
+            "itemsPerDataset": int, "storedBytes": int, "plugins": int, "pluginBytes": int,
+        }},
+        "TenantUsage": {"type": "object", "properties": {
+            "datasets": int, "storedBytes": int, "plugins": int, "pluginBytes": int,
+            "activeRuns": int, "queuedRuns": int,
+        }},
+        "TenantStatus": object(&["id", "role", "limits", "usage"], json!({
+            "id": string, "role": schema_ref("Role"), "keyId": nullable("string"),
+            "limits": schema_ref("TenantLimits"), "usage": schema_ref("TenantUsage"),
+        })),
         "PluginDetail": {"allOf": [schema_ref("Plugin"), object(&[], json!({
             "world": string, "imports": strings, "exports": strings,
             "loadError": {"type": "string", "description": "set when the component cannot be loaded"},

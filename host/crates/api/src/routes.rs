@@ -1,6 +1,9 @@
 //! The route table: the one list from which both the router and the
 //! OpenAPI document are built, so a route cannot exist undocumented.
 
+use std::sync::Arc;
+
+use assay_store::Role;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{Method, StatusCode, Uri};
@@ -9,8 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use tower_http::trace::TraceLayer;
 
+use crate::auth::{self, Access};
 use crate::error::ApiError;
-use crate::handlers::{datasets, events, experiments, items, plugins, runs, scores, system};
+use crate::handlers::{
+    datasets, events, experiments, items, plugins, runs, scores, system, tenancy,
+};
+use crate::host_check;
 use crate::state::AppState;
 
 /// An HTTP method of a route.
@@ -68,6 +75,8 @@ pub enum QueryParams {
     Items,
     /// `after`.
     Events,
+    /// `passThreshold`.
+    PassThreshold,
 }
 
 /// A route's request body.
@@ -111,22 +120,26 @@ pub struct RouteSpec {
     pub body: RequestBody,
     /// Success answer.
     pub answer: Answer,
-    /// Error statuses it can answer (besides 500).
+    /// Error statuses it can answer (besides 500; 401 and 403 are added
+    /// for authenticated routes).
     pub errors: &'static [u16],
+    /// Who may call it (by default: anyone with a key for `GET`, a member
+    /// for every change).
+    pub access: Access,
     handler: fn(MethodFilter) -> MethodRouter<AppState>,
 }
 
 impl RouteSpec {
-    /// Whether the route reads the tenant header.
-    pub fn tenant_scoped(&self) -> bool {
-        self.tag != "system"
+    /// Whether the route needs a caller (an API key, or a trusted header).
+    pub fn authenticated(&self) -> bool {
+        self.access != Access::Open
     }
 
     /// Whether a query string on this route is refused (400
     /// `invalid_query`): an /api route that takes no parameters, so that a
     /// filter or scope it does not know is not silently ignored.
     pub fn refuses_query(&self) -> bool {
-        self.query == QueryParams::None && self.tenant_scoped()
+        self.query == QueryParams::None && self.path.starts_with("/api/")
     }
 
     /// The names of the path parameters, in order.
@@ -138,10 +151,25 @@ impl RouteSpec {
     }
 }
 
+/// The access a route gets unless the table says otherwise: reading needs
+/// a key of any role, changing anything a member.
+pub const fn default_access(verb: Verb) -> Access {
+    match verb {
+        Verb::Get => Access::Role(Role::Viewer),
+        _ => Access::Role(Role::Member),
+    }
+}
+
 macro_rules! route {
     ($verb:ident $path:literal, $op:literal, $tag:literal, $summary:literal,
      query: $query:expr, body: $body:expr, answer: $answer:expr, errors: $errors:expr,
      $handler:path) => {
+        route!($verb $path, $op, $tag, $summary, query: $query, body: $body, answer: $answer,
+            errors: $errors, access: default_access(Verb::$verb), $handler)
+    };
+    ($verb:ident $path:literal, $op:literal, $tag:literal, $summary:literal,
+     query: $query:expr, body: $body:expr, answer: $answer:expr, errors: $errors:expr,
+     access: $access:expr, $handler:path) => {
         RouteSpec {
             verb: Verb::$verb,
             path: $path,
@@ -152,13 +180,14 @@ macro_rules! route {
             body: $body,
             answer: $answer,
             errors: $errors,
+            access: $access,
             handler: |m| on(m, $handler),
         }
     };
 }
 
 use Answer::{EventStream, Json as Reply, List};
-use QueryParams::{Events, Items, Paging};
+use QueryParams::{Events, Items, Paging, PassThreshold};
 use RequestBody::{Json, Wasm};
 
 const NONE_Q: QueryParams = QueryParams::None;
@@ -167,8 +196,9 @@ const NO_BODY: RequestBody = RequestBody::None;
 /// Every route of the server.
 pub static ROUTES: &[RouteSpec] = &[
     // ---- system ----
-    route!(Get "/health", "health", "system", "Liveness and database check",
-        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Health"), errors: &[503], system::health),
+    route!(Get "/health", "health", "system", "Liveness and database check (no authentication)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Health"), errors: &[503],
+        access: Access::Open, system::health),
     route!(Get "/api/health", "apiHealth", "system", "Liveness and database check (under /api)",
         query: NONE_Q, body: NO_BODY, answer: Reply(200, "Health"), errors: &[503], system::health),
     route!(Get "/api/openapi.json", "openapi", "system", "This OpenAPI 3.1 document",
@@ -178,7 +208,7 @@ pub static ROUTES: &[RouteSpec] = &[
         query: Paging, body: NO_BODY, answer: List("datasets", "Dataset"), errors: &[400], datasets::list),
     route!(Post "/api/datasets", "createDataset", "datasets", "Create a dataset",
         query: NONE_Q, body: Json("NewDataset"), answer: Reply(201, "Dataset"),
-        errors: &[400, 409, 413, 415], datasets::create),
+        errors: &[400, 409, 413, 415, 422], datasets::create),
     route!(Get "/api/datasets/{datasetId}", "getDataset", "datasets", "Get a dataset",
         query: NONE_Q, body: NO_BODY, answer: Reply(200, "Dataset"), errors: &[404], datasets::get),
     route!(Patch "/api/datasets/{datasetId}", "updateDataset", "datasets",
@@ -199,11 +229,11 @@ pub static ROUTES: &[RouteSpec] = &[
         errors: &[400, 404], items::list),
     route!(Post "/api/datasets/{datasetId}/items", "addItem", "items", "Add one item",
         query: NONE_Q, body: Json("NewItem"), answer: Reply(201, "DatasetItem"),
-        errors: &[400, 404, 413, 415, 429], items::add),
+        errors: &[400, 404, 413, 415, 422], items::add),
     route!(Post "/api/datasets/{datasetId}/items/bulk", "bulkAddItems", "items",
         "Add many items at once (all or nothing, one version)",
         query: NONE_Q, body: Json("BulkAddItems"), answer: Reply(201, "BulkAddResult"),
-        errors: &[400, 404, 413, 415, 429], items::bulk_add),
+        errors: &[400, 404, 413, 415, 422], items::bulk_add),
     route!(Delete "/api/datasets/{datasetId}/items/bulk", "bulkDeleteItems", "items",
         "Delete many items at once (one version)",
         query: NONE_Q, body: Json("BulkDeleteItems"), answer: Reply(200, "BulkDeleteResult"),
@@ -255,6 +285,10 @@ pub static ROUTES: &[RouteSpec] = &[
         "The run's results in dataset order, with their scores",
         query: Paging, body: NO_BODY, answer: List("results", "RunResult"),
         errors: &[400, 404], runs::results),
+    route!(Get "/api/datasets/{datasetId}/runs/{runId}/summary", "getRunSummary", "runs",
+        "The run's statistics: per-scorer means and pass rates, latency percentiles, failures grouped by error",
+        query: PassThreshold, body: NO_BODY, answer: Reply(200, "RunSummary"),
+        errors: &[400, 404], runs::summary),
     route!(Get "/api/datasets/{datasetId}/runs/{runId}/events", "streamRunEvents", "runs",
         "Server-Sent Events: `run`, then one `result` per stored result (id = sequence number), then `end`; \
          resumable with `Last-Event-ID`",
@@ -301,61 +335,92 @@ pub static ROUTES: &[RouteSpec] = &[
         query: Paging, body: NO_BODY, answer: List("plugins", "Plugin"), errors: &[400], plugins::list),
     route!(Post "/api/plugins", "uploadPlugin", "plugins",
         "Upload a plugin: the raw .wasm component; validated in the sandbox, registered under its own id",
-        query: NONE_Q, body: Wasm, answer: Reply(201, "Plugin"), errors: &[400, 413, 415, 422], plugins::upload),
+        query: NONE_Q, body: Wasm, answer: Reply(201, "Plugin"), errors: &[400, 409, 413, 415, 422], plugins::upload),
     route!(Get "/api/plugins/{pluginId}", "getPlugin", "plugins",
         "A plugin's record and what its component declares",
         query: NONE_Q, body: NO_BODY, answer: Reply(200, "PluginDetail"), errors: &[404], plugins::get),
     route!(Delete "/api/plugins/{pluginId}", "deletePlugin", "plugins", "Unregister a plugin",
-        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404], plugins::delete),
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404, 409], plugins::delete),
+    // ---- the caller's tenant and its keys ----
+    route!(Get "/api/tenant", "getTenant", "tenant",
+        "The caller's tenant: its limits, what it uses, and the caller's role",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "TenantStatus"), errors: &[], tenancy::status),
+    route!(Get "/api/keys", "listApiKeys", "tenant", "The tenant's API keys (never their tokens)",
+        query: NONE_Q, body: NO_BODY, answer: List("keys", "ApiKey"), errors: &[],
+        access: Access::Role(Role::Admin), tenancy::list_keys),
+    route!(Post "/api/keys", "createApiKey", "tenant",
+        "Create an API key for the tenant; the token is in this answer only",
+        query: NONE_Q, body: Json("NewApiKey"), answer: Reply(201, "CreatedApiKey"),
+        errors: &[400, 413, 415], access: Access::Role(Role::Admin), tenancy::create_key),
+    route!(Delete "/api/keys/{keyId}", "revokeApiKey", "tenant",
+        "Revoke one of the tenant's API keys (it stops authenticating at once)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "ApiKey"), errors: &[404],
+        access: Access::Role(Role::Admin), tenancy::revoke_key),
 ];
 
-/// The router: every route of [`ROUTES`] (and nothing else), JSON answers
-/// for unknown paths (404) and wrong methods (405), the body limit, and
-/// request tracing. Add routes to [`ROUTES`], never here.
+/// The router: every route of [`ROUTES`], the playground's static pages
+/// ([`crate::web`]), JSON answers for unknown paths (404) and wrong methods
+/// (405), the body limit, CORS, the `Host` allow-list and request tracing.
+/// Add API routes to [`ROUTES`], never here.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for spec in ROUTES {
-        router = router.route(spec.path, (spec.handler)(spec.verb.filter()));
+        let access = spec.access;
+        let mut route = (spec.handler)(spec.verb.filter());
+        if spec.refuses_query() {
+            // Inside the authorization layer: a caller without a key gets
+            // 401, not a hint about the route's parameters.
+            let template = spec.path;
+            route = route.route_layer(middleware::from_fn(move |req, next| {
+                refuse_query(template, req, next)
+            }));
+        }
+        let route = route.route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            move |s, req, next| auth::authorize(s, access, req, next),
+        ));
+        router = router.route(spec.path, route);
     }
-    router
+    let options = state.options().clone();
+    let mut router = router
+        .merge(crate::web::router())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(middleware::from_fn(refuse_unknown_query))
-        .layer(DefaultBodyLimit::max(state.options().body_limit_bytes))
+        .layer(DefaultBodyLimit::max(options.body_limit_bytes));
+    if let Some(cors) = options.cors.layer() {
+        router = router.layer(cors);
+    }
+    router
+        .layer(middleware::from_fn_with_state(
+            Arc::new(options.hosts),
+            host_check::check,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
 /// Answers 400 `invalid_query` to a query string on a route that takes none
-/// (see [`RouteSpec::refuses_query`]).
-async fn refuse_unknown_query(req: Request, next: Next) -> Response {
+/// (see [`RouteSpec::refuses_query`]), naming the parameters it got.
+async fn refuse_query(template: &'static str, req: Request, next: Next) -> Response {
     let query = req.uri().query().unwrap_or("");
-    if !query.is_empty() {
-        let path = req.uri().path();
-        let matching: Vec<&RouteSpec> = ROUTES
-            .iter()
-            .filter(|r| r.verb.method() == *req.method() && path_matches(r.path, path))
-            .collect();
-        if !matching.is_empty() && matching.iter().all(|r| r.refuses_query()) {
-            let names: Vec<&str> = query
-                .split('&')
-                .filter_map(|kv| kv.split('=').next())
-                .filter(|k| !k.is_empty())
-                .collect();
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                format!(
-                    "{} {} takes no query parameters; got `{}`",
-                    req.method(),
-                    matching[0].path,
-                    names.join("`, `")
-                ),
-            )
-            .into_response();
-        }
+    if query.is_empty() {
+        return next.run(req).await;
     }
-    next.run(req).await
+    let names: Vec<&str> = query
+        .split('&')
+        .filter_map(|kv| kv.split('=').next())
+        .filter(|k| !k.is_empty())
+        .collect();
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        format!(
+            "{} {template} takes no query parameters; got `{}`",
+            req.method(),
+            names.join("`, `")
+        ),
+    )
+    .into_response()
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {

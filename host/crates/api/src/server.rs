@@ -3,12 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use assay_plugin_host::{HostConfig, LoadError, PluginHost};
-use assay_runner::{Catalog, Executor, Scheduler};
-use assay_store::{DEFAULT_TENANT, StoreError};
+use assay_plugin_host::LoadError;
+use assay_runner::{Assembly, Scheduler};
+use assay_store::{SHARED_TENANT, StoreError};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -44,25 +43,34 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// `--no-auth` on an address other than loopback.
+    #[error(
+        "refusing to serve {addr} without authentication: --no-auth is only allowed on a \
+         loopback address (127.0.0.1, ::1); create an API key with `assay key create` instead"
+    )]
+    NoAuthOffLoopback {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
     /// The HTTP server failed.
     #[error("HTTP server error: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Opens the store, builds the plugin host and catalog, registers the
-/// plugins of `config.plugin_dirs` for the default tenant and starts the
-/// scheduler (which also resumes runs interrupted by an earlier process).
+/// Assembles the store, plugin host, catalog and executor (see
+/// [`assay_runner::Assembly`]), registers the plugins of
+/// `config.plugin_dirs` as shared plugins and starts the scheduler (which
+/// also resumes runs interrupted by an earlier process).
 pub async fn build_state(config: &ServeConfig) -> Result<AppState, ServeError> {
-    let store = assay_store::connect(&config.database_url).await?;
+    let assembly = Assembly::open(config.assembly.clone()).await?;
+    let store = assembly.store().clone();
     info!(backend = store.backend(), "database ready");
-    let host = PluginHost::new(HostConfig {
-        cache_dir: config.cache_dir.clone(),
-        ..HostConfig::default()
-    })?;
-    let catalog = Arc::new(Catalog::new(host, store.clone()));
+    let catalog = assembly.catalog()?;
+    // Plugins shipped with the server are shared: every tenant sees them,
+    // none can replace them.
     for dir in &config.plugin_dirs {
         let (ok, failed) = catalog
-            .register_dir(DEFAULT_TENANT, dir)
+            .register_dir(SHARED_TENANT, dir)
             .await
             .map_err(|source| ServeError::PluginDir {
                 path: dir.clone(),
@@ -75,10 +83,7 @@ pub async fn build_state(config: &ServeConfig) -> Result<AppState, ServeError> {
             warn!(file, %error, "plugin skipped");
         }
     }
-    let executor = Executor::new(store.clone())
-        .with_process_item_slots(config.process_item_slots)
-        .with_lease(config.run_lease);
-    let scheduler = Scheduler::start(executor, catalog, config.max_active_runs);
+    let scheduler = Scheduler::start(assembly.executor(), catalog, config.max_active_runs);
     Ok(AppState::new(store, scheduler, config.api_options()))
 }
 
@@ -134,6 +139,7 @@ impl RunningServer {
 /// Binds `config.addr`, builds the state (see [`build_state`]) and serves in
 /// the background.
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    check_auth(&config)?;
     let listener = bind(config.addr).await?;
     let state = build_state(&config).await?;
     Ok(spawn(listener, state, config.grace))
@@ -148,6 +154,14 @@ pub async fn start_with_state(
 ) -> Result<RunningServer, ServeError> {
     let listener = bind(addr).await?;
     Ok(spawn(listener, state, grace))
+}
+
+/// Refuses to serve without authentication anywhere but on loopback.
+pub fn check_auth(config: &ServeConfig) -> Result<(), ServeError> {
+    if config.auth == crate::auth::AuthMode::Disabled && !crate::auth::is_loopback(&config.addr) {
+        return Err(ServeError::NoAuthOffLoopback { addr: config.addr });
+    }
+    Ok(())
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {

@@ -10,7 +10,9 @@
 //! cancelled experiment) with the exact status in `runStatus`, and target
 //! type `plugin` is `agent`.
 
-use assay_store::{Dataset, DatasetItem, DatasetVersion, ItemVersion, Run, RunResult, RunStatus};
+use assay_store::{
+    Dataset, DatasetItem, DatasetVersion, ItemVersion, Run, RunResult, RunStatus, TargetType,
+};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -97,8 +99,11 @@ fn experiment_status(s: RunStatus) -> &'static str {
 }
 
 /// Mastra's target type of a run: a target plugin is an `agent`.
-fn experiment_target_type(t: &str) -> &str {
-    if t == "scorer" { "scorer" } else { "agent" }
+fn experiment_target_type(t: TargetType) -> &'static str {
+    match t {
+        TargetType::Plugin => "agent",
+        TargetType::Scorer => "scorer",
+    }
 }
 
 /// A run as a Mastra experiment (`experimentResponseSchema`), with every
@@ -109,7 +114,7 @@ pub fn experiment(r: &Run) -> Result<Value, ApiError> {
     m.insert("runStatus".into(), json!(r.status));
     m.insert(
         "targetType".into(),
-        json!(experiment_target_type(&r.target_type)),
+        json!(experiment_target_type(r.target_type)),
     );
     Ok(Value::Object(m))
 }
@@ -182,7 +187,7 @@ pub fn score_rows(run: &Run, r: &RunResult) -> Vec<Value> {
                 "createdAt": r.created_at,
                 "updatedAt": null,
             });
-            if run.target_type != "scorer" {
+            if run.target_type == TargetType::Plugin {
                 row["entityType"] = json!("AGENT");
             }
             if let Some(reason) = &s.reason {

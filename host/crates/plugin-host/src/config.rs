@@ -31,6 +31,27 @@ pub struct HostConfig {
     pub max_wasm_stack: usize,
     /// Epoch tick: the granularity of time limits and of guest yields.
     pub epoch_tick: Duration,
+    /// Largest component accepted for loading (larger: refused before
+    /// compiling). Bounds what one upload can make the host compile.
+    pub max_component_bytes: usize,
+    /// Most components compiling at once in [`PluginHost::load`](crate::PluginHost::load)
+    /// (process-wide); further loads wait.
+    pub max_concurrent_compiles: usize,
+    /// Longest a [`PluginHost::load`](crate::PluginHost::load) may take,
+    /// waiting for a compile slot included.
+    pub compile_timeout: Duration,
+    /// Size budget of the disk cache: after each write the least recently
+    /// used entries are removed until the directory is within it.
+    pub cache_max_bytes: u64,
+    /// Most core wasm instances one component may create.
+    pub max_core_instances_per_component: u32,
+    /// Most linear memories one component may define.
+    pub max_memories_per_component: u32,
+    /// Most tables one component may define.
+    pub max_tables_per_component: u32,
+    /// Largest `wasi:random` request a guest may make at once (larger
+    /// requests trap instead of making the host allocate them).
+    pub max_random_bytes: u64,
 }
 
 impl Default for HostConfig {
@@ -42,6 +63,14 @@ impl Default for HostConfig {
             max_memory_bytes: 1024 * MIB,
             max_wasm_stack: 512 * 1024,
             epoch_tick: Duration::from_millis(10),
+            max_component_bytes: 16 * MIB,
+            max_concurrent_compiles: 2,
+            compile_timeout: Duration::from_secs(60),
+            cache_max_bytes: 1 << 30,
+            max_core_instances_per_component: 16,
+            max_memories_per_component: 2,
+            max_tables_per_component: 4,
+            max_random_bytes: MIB as u64,
         }
     }
 }

@@ -24,6 +24,14 @@ pub enum LoadError {
         /// What was found instead.
         detail: String,
     },
+    /// The component is larger than the host accepts.
+    #[error("component is {}, over the limit of {}", fmt_bytes(*size), fmt_bytes(*limit))]
+    TooLarge {
+        /// Its size in bytes.
+        size: usize,
+        /// `HostConfig::max_component_bytes`.
+        limit: usize,
+    },
     /// The bytes are a core WebAssembly module, not a component.
     #[error("not a WebAssembly component (it is a core module; build with --target wasm32-wasip2)")]
     NotAComponent,
@@ -37,12 +45,21 @@ pub enum LoadError {
     },
     /// The component was built against a contract version this host does
     /// not speak.
-    #[error("plugin was built against assay:plugin contract {plugin} but this host speaks {host}")]
+    #[error("{}", incompatible_message(plugin, supported, *mismatch))]
     IncompatibleContract {
-        /// The plugin's contract version.
+        /// The plugin's contract version (from its export name).
         plugin: String,
-        /// The host's contract version.
-        host: String,
+        /// The versions this host supports, e.g. `0.1.x`.
+        supported: String,
+        /// Whether the plugin is older or newer than that range.
+        mismatch: ContractMismatch,
+    },
+    /// The component did not finish loading within the host's time limit
+    /// (which includes waiting for a compile slot).
+    #[error("compiling the component took longer than the limit of {} (the host may be busy compiling other uploads: try again later)", fmt_duration(*limit))]
+    CompileTimeout {
+        /// `HostConfig::compile_timeout`.
+        limit: Duration,
     },
     /// wasmtime rejected the component (invalid binary, unsupported feature).
     #[error("cannot compile component: {0}")]
@@ -58,6 +75,73 @@ pub enum LoadError {
     /// The wasmtime engine could not be set up.
     #[error("cannot set up the wasm engine: {0}")]
     Engine(String),
+}
+
+/// A load's result is shared by every caller that asked for the same bytes
+/// at once, so the error is cloned; an I/O error keeps its kind and text.
+impl Clone for LoadError {
+    fn clone(&self) -> Self {
+        match self {
+            LoadError::Io { path, source } => LoadError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            LoadError::NotWasm { detail } => LoadError::NotWasm {
+                detail: detail.clone(),
+            },
+            LoadError::TooLarge { size, limit } => LoadError::TooLarge {
+                size: *size,
+                limit: *limit,
+            },
+            LoadError::NotAComponent => LoadError::NotAComponent,
+            LoadError::WrongWorld { missing, found } => LoadError::WrongWorld {
+                missing: missing.clone(),
+                found: found.clone(),
+            },
+            LoadError::IncompatibleContract {
+                plugin,
+                supported,
+                mismatch,
+            } => LoadError::IncompatibleContract {
+                plugin: plugin.clone(),
+                supported: supported.clone(),
+                mismatch: *mismatch,
+            },
+            LoadError::CompileTimeout { limit } => LoadError::CompileTimeout { limit: *limit },
+            LoadError::Compile(m) => LoadError::Compile(m.clone()),
+            LoadError::Instantiate(m) => LoadError::Instantiate(m.clone()),
+            LoadError::InvalidInfo(m) => LoadError::InvalidInfo(m.clone()),
+            LoadError::Engine(m) => LoadError::Engine(m.clone()),
+        }
+    }
+}
+
+/// How a plugin's contract version relates to the host's supported range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractMismatch {
+    /// Older than every supported version: rebuild the plugin.
+    TooOld,
+    /// Newer than every supported version: upgrade the host.
+    TooNew,
+    /// Not a version, or inside the range but not supported.
+    Unknown,
+}
+
+/// `plugin was built against assay:plugin contract 0.0.1, older than this
+/// host supports (0.1.x): rebuild it with a current assay-plugin-sdk`.
+fn incompatible_message(plugin: &str, supported: &str, mismatch: ContractMismatch) -> String {
+    let head = format!("plugin was built against assay:plugin contract {plugin}");
+    match mismatch {
+        ContractMismatch::TooOld => format!(
+            "{head}, older than this host supports ({supported}): rebuild it with a current assay-plugin-sdk"
+        ),
+        ContractMismatch::TooNew => format!(
+            "{head}, newer than this host supports ({supported}): upgrade assay, or build the plugin with an SDK for {supported}"
+        ),
+        ContractMismatch::Unknown => {
+            format!("{head}, which this host does not support (it supports {supported})")
+        }
+    }
 }
 
 /// Why one plugin call failed.
@@ -222,10 +306,20 @@ mod tests {
         assert_eq!(
             LoadError::IncompatibleContract {
                 plugin: "0.0.1".into(),
-                host: "0.1.0".into()
+                supported: "0.1.x".into(),
+                mismatch: ContractMismatch::TooOld,
             }
             .to_string(),
-            "plugin was built against assay:plugin contract 0.0.1 but this host speaks 0.1.0"
+            "plugin was built against assay:plugin contract 0.0.1, older than this host supports (0.1.x): rebuild it with a current assay-plugin-sdk"
+        );
+        assert_eq!(
+            LoadError::IncompatibleContract {
+                plugin: "0.2.0".into(),
+                supported: "0.1.x".into(),
+                mismatch: ContractMismatch::TooNew,
+            }
+            .to_string(),
+            "plugin was built against assay:plugin contract 0.2.0, newer than this host supports (0.1.x): upgrade assay, or build the plugin with an SDK for 0.1.x"
         );
         assert_eq!(fmt_bytes(1536), "1.5 KiB");
         assert_eq!(fmt_bytes(100), "100 bytes");

@@ -14,6 +14,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::cache::{self, CacheCounters, CacheStats, DiskCache};
 use crate::config::HostConfig;
 use crate::error::LoadError;
+use crate::loader::InFlight;
 use crate::plugin::Plugin;
 use crate::sandbox::CallState;
 
@@ -42,6 +43,10 @@ pub(crate) struct HostInner {
     counters: CacheCounters,
     /// One permit per instance slot: calls beyond `max_instances` wait.
     pub(crate) slots: Arc<Semaphore>,
+    /// One permit per concurrent compile of [`PluginHost::load`].
+    pub(crate) compile_slots: Arc<Semaphore>,
+    /// Guarded loads in progress, by digest.
+    pub(crate) in_flight: InFlight,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -63,18 +68,19 @@ impl PluginHost {
             .map_err(|e| LoadError::Engine(format!("cannot link WASI: {e}")))?;
         let engine_hash = engine_hash(&engine);
         let cache = match &config.cache_dir {
-            Some(dir) => {
-                Some(
-                    DiskCache::open(dir, &engine_hash).map_err(|source| LoadError::Io {
+            Some(dir) => Some(
+                DiskCache::open(dir, &engine_hash, config.cache_max_bytes).map_err(|source| {
+                    LoadError::Io {
                         path: dir.clone(),
                         source,
-                    })?,
-                )
-            }
+                    }
+                })?,
+            ),
             None => None,
         };
         start_epoch_ticker(&engine, config.epoch_tick);
         let slots = Arc::new(Semaphore::new(config.max_instances.max(1) as usize));
+        let compile_slots = Arc::new(Semaphore::new(config.max_concurrent_compiles.max(1)));
         tracing::debug!(pooling, %engine_hash, "plugin host ready");
         Ok(Self {
             inner: Arc::new(HostInner {
@@ -86,6 +92,8 @@ impl PluginHost {
                 cache,
                 counters: CacheCounters::default(),
                 slots,
+                compile_slots,
+                in_flight: InFlight::default(),
             }),
         })
     }
@@ -107,6 +115,13 @@ impl PluginHost {
     /// Blocking (compiling takes tens to hundreds of milliseconds): from
     /// async code call it inside `tokio::task::spawn_blocking`.
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
+        let limit = self.inner.config.max_component_bytes;
+        if bytes.len() > limit {
+            return Err(LoadError::TooLarge {
+                size: bytes.len(),
+                limit,
+            });
+        }
         check_header(bytes)?;
         let sha256_hex = hex::encode(Sha256::digest(bytes));
         let (component, from_cache) = cache::load_or_compile(
@@ -188,6 +203,9 @@ fn engine_config(config: &HostConfig, pooling: bool) -> Config {
             .total_stacks(n)
             .max_memories_per_module(1)
             .max_tables_per_module(1)
+            .max_core_instances_per_component(config.max_core_instances_per_component)
+            .max_memories_per_component(config.max_memories_per_component)
+            .max_tables_per_component(config.max_tables_per_component)
             .max_memory_size(config.max_memory_bytes)
             .linear_memory_keep_resident(0)
             .table_keep_resident(0)

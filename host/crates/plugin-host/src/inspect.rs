@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::error::{LoadError, fmt_bytes};
 use crate::host::PluginHost;
-use crate::plugin::{Plugin, PluginKind};
+use crate::plugin::Plugin;
+use crate::types::PluginKind;
 
 /// A loaded plugin described for people (Display) and tools (Serialize).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,7 +1,9 @@
 //! The sandboxed plugin runtime of assay.
 //!
 //! Plugins are WASI 0.2 components exporting the `assay:plugin/scorer` or
-//! `assay:plugin/target` interface (`plugin-sdk/wit/assay.wit`). A
+//! `assay:plugin/target` interface of a contract version the host supports
+//! (one WIT folder per version, `plugin-sdk/wit/vX.Y/`; see
+//! [`supported_contract_versions`] and `docs/plugin-contract.md`). A
 //! [`PluginHost`] compiles each component once (caching the native code on
 //! disk), and every call runs in a fresh, pre-instantiated sandbox:
 //!
@@ -38,21 +40,25 @@
 
 mod bindings;
 mod cache;
+mod call;
+mod checks;
 mod config;
+mod contract;
 mod error;
 mod host;
 mod inspect;
+mod loader;
 mod logs;
 mod plugin;
 mod sandbox;
+mod types;
 
 pub use cache::CacheStats;
 pub use config::{HostConfig, Limits};
-pub use error::{CallError, CallFailure, LoadError};
+pub use contract::{CONTRACT_VERSION, supported_contract_versions};
+pub use error::{CallError, CallFailure, ContractMismatch, LoadError};
 pub use host::PluginHost;
 pub use inspect::{PluginReport, inspect};
 pub use logs::CapturedLogs;
-pub use plugin::{Plugin, PluginInfo, PluginItem, PluginKind, ScoreOutcome, TargetOutcome};
-
-/// The version of the `assay:plugin` WIT contract this host speaks.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub use plugin::Plugin;
+pub use types::{PluginInfo, PluginItem, PluginKind, ScoreOutcome, TargetOutcome};

@@ -8,7 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
-use crate::config::Limits;
+use crate::config::{HostConfig, Limits};
 use crate::error::CallError;
 use crate::logs::{CappedPipe, CapturedLogs, panic_message};
 
@@ -34,9 +34,16 @@ impl WasiView for CallState {
 
 /// Caps linear memory and remembers whether it refused a growth, so that the
 /// trap that follows (Rust's `rust_oom` aborts) is reported as a memory limit.
+///
+/// It also bounds what one component may create (instances, memories,
+/// tables) when instances are allocated on demand; the pooling allocator
+/// enforces the same numbers per component.
 struct MemoryLimiter {
     max_memory: usize,
     denied: bool,
+    max_instances: usize,
+    max_memories: usize,
+    max_tables: usize,
 }
 
 /// Most table elements an instance may have (function tables of big guests).
@@ -64,6 +71,18 @@ impl ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|max| desired <= max))
     }
+
+    fn instances(&self) -> usize {
+        self.max_instances
+    }
+
+    fn memories(&self) -> usize {
+        self.max_memories
+    }
+
+    fn tables(&self) -> usize {
+        self.max_tables
+    }
 }
 
 /// Raised by the epoch callback when a guest runs past its hard deadline.
@@ -87,10 +106,11 @@ impl std::error::Error for DeadlineExceeded {}
 /// Every epoch tick the guest yields to the async executor (so it never
 /// blocks a tokio worker and a dropped future stops it); once the deadline
 /// has passed the next tick traps it, even if nobody polls a timeout.
-pub(crate) fn new_store(engine: &Engine, limits: &Limits, memory_cap: usize) -> Store<CallState> {
+pub(crate) fn new_store(engine: &Engine, limits: &Limits, host: &HostConfig) -> Store<CallState> {
     let stdout = CappedPipe::new(limits.max_log_bytes);
     let stderr = CappedPipe::new(limits.max_log_bytes);
     let wasi = WasiCtx::builder()
+        .max_random_size(host.max_random_bytes)
         .stdin(wasmtime_wasi::p2::pipe::ClosedInputStream)
         .stdout(stdout.clone())
         .stderr(stderr.clone())
@@ -102,8 +122,11 @@ pub(crate) fn new_store(engine: &Engine, limits: &Limits, memory_cap: usize) -> 
         wasi,
         table: ResourceTable::new(),
         limiter: MemoryLimiter {
-            max_memory: limits.max_memory_bytes.min(memory_cap),
+            max_memory: limits.max_memory_bytes.min(host.max_memory_bytes),
             denied: false,
+            max_instances: host.max_core_instances_per_component as usize,
+            max_memories: host.max_memories_per_component as usize,
+            max_tables: host.max_tables_per_component as usize,
         },
         stdout,
         stderr,

@@ -24,6 +24,48 @@ async fn hostile_scorer(mode: &str, limits: &Limits) -> CallFailure {
 }
 
 #[tokio::test]
+async fn oversized_random_request_traps_instead_of_allocating() {
+    let failure = hostile_scorer("random", &quick_limits()).await;
+    let CallError::Trap { message } = &failure.error else {
+        panic!("expected a trap, got {:?}", failure.error);
+    };
+    assert!(
+        message.contains("exceeds limit 1048576"),
+        "names the limit: {message}"
+    );
+    // Within the bound the call succeeds.
+    let ok = plugin("hostile-scorer")
+        .score(
+            &item(json!("random"), None),
+            None,
+            Some(&json!({"mode": "random", "bytes": 4096})),
+            &quick_limits(),
+        )
+        .await
+        .expect("small random request");
+    assert_eq!(ok.reason.as_deref(), Some("got 4096 random bytes"));
+    good_call_works().await;
+}
+
+#[tokio::test]
+async fn long_error_message_is_capped_and_keeps_its_kind() {
+    let limits = Limits {
+        max_output_bytes: 1024,
+        ..quick_limits()
+    };
+    let failure = hostile_scorer("long-error", &limits).await;
+    let CallError::Transient(message) = &failure.error else {
+        panic!("expected a transient error, got {:?}", failure.error);
+    };
+    assert!(message.len() < 1100, "{} bytes", message.len());
+    assert!(
+        message.ends_with("[cut: 2097152 bytes, limit 1024]"),
+        "{}",
+        &message[1000..]
+    );
+}
+
+#[tokio::test]
 async fn infinite_loop_times_out_on_time() {
     let limits = Limits::default().with_timeout(Duration::from_millis(300));
     let started = Instant::now();

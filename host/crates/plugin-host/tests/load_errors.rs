@@ -1,7 +1,7 @@
 //! What `load_bytes` / `load_file` say about things that are not assay
 //! plugins. These need no plugin fixtures except `old-contract`.
 
-use assay_plugin_host::{HostConfig, LoadError, PluginHost};
+use assay_plugin_host::{ContractMismatch, HostConfig, LoadError, PluginHost};
 
 fn host() -> PluginHost {
     PluginHost::new(HostConfig::default()).expect("host")
@@ -106,19 +106,56 @@ fn component_with_right_name_but_wrong_functions_is_wrong_world() {
 }
 
 #[test]
-fn old_contract_version_is_refused_with_both_versions() {
+fn old_contract_version_is_refused_naming_the_supported_range() {
     let path = assay_test_support::plugin_wasm("old-contract");
     let err = host().load_file(&path).unwrap_err();
     match &err {
-        LoadError::IncompatibleContract { plugin, host } => {
+        LoadError::IncompatibleContract {
+            plugin,
+            supported,
+            mismatch,
+        } => {
             assert_eq!(plugin, "0.0.1");
-            assert_eq!(host, assay_plugin_host::CONTRACT_VERSION);
+            assert_eq!(supported, "0.1.x");
+            assert_eq!(*mismatch, ContractMismatch::TooOld);
         }
         other => panic!("expected IncompatibleContract, got {other:?}"),
     }
     assert_eq!(
         err.to_string(),
-        "plugin was built against assay:plugin contract 0.0.1 but this host speaks 0.1.0"
+        "plugin was built against assay:plugin contract 0.0.1, older than this host supports (0.1.x): rebuild it with a current assay-plugin-sdk"
+    );
+}
+
+/// A component whose scorer export is from a contract newer than the host.
+#[test]
+fn newer_contract_version_is_refused_naming_the_supported_range() {
+    let bytes = wat::parse_str(
+        r#"
+        (component
+          (core module $m (func (export "run") (result i32) i32.const 0))
+          (core instance $i (instantiate $m))
+          (func $run (result (result)) (canon lift (core func $i "run")))
+          (instance $inst (export "run" (func $run)))
+          (export "assay:plugin/scorer@0.2.0" (instance $inst))
+        )
+        "#,
+    )
+    .expect("valid wat");
+    let err = host().load_bytes(&bytes).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            LoadError::IncompatibleContract {
+                mismatch: ContractMismatch::TooNew,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "plugin was built against assay:plugin contract 0.2.0, newer than this host supports (0.1.x): upgrade assay, or build the plugin with an SDK for 0.1.x"
     );
 }
 

@@ -9,9 +9,7 @@ use assay_store::{Run, RunResult, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RunError;
-
-/// A score at or above this passes, unless the caller says otherwise.
-pub const DEFAULT_PASS_THRESHOLD: f64 = 0.5;
+use crate::stats::{DEFAULT_PASS_THRESHOLD, ScoreTally, tally_by_scorer};
 
 /// Which way is better for a scorer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -37,7 +35,8 @@ pub struct Threshold {
     pub direction: Direction,
 }
 
-/// Statistics of one scorer over one run.
+/// Statistics of one scorer over one run (computed by
+/// [`crate::stats::ScoreTally`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScorerStats {
@@ -203,10 +202,15 @@ pub fn compare_results(
         .collect();
     let threshold_of = |id: &str| options.thresholds.get(id).copied().unwrap_or_default();
 
+    let tallies_a = tally_by_scorer(results_a, pass);
+    let tallies_b = tally_by_scorer(results_b, pass);
+    let stats_of = |tallies: &HashMap<String, ScoreTally>, id: &str| {
+        ScorerStats::from(tallies.get(id).copied().unwrap_or_default())
+    };
     let mut scorers = BTreeMap::new();
     for id in &scorer_ids {
-        let stats_a = stats(results_a, id, pass);
-        let stats_b = stats(results_b, id, pass);
+        let stats_a = stats_of(&tallies_a, id);
+        let stats_b = stats_of(&tallies_b, id);
         let threshold = threshold_of(id);
         let delta = match (stats_a.avg_score, stats_b.avg_score) {
             (Some(x), Some(y)) => Some(y - x),
@@ -280,34 +284,23 @@ fn worse(delta: f64, t: Threshold) -> bool {
     }
 }
 
-fn stats(results: &[RunResult], scorer_id: &str, pass: f64) -> ScorerStats {
-    let mut s = ScorerStats::default();
-    let mut sum = 0.0;
-    for score in results
-        .iter()
-        .flat_map(|r| r.scores.iter())
-        .filter(|s| s.scorer_id == scorer_id)
-    {
-        s.total_items += 1;
-        match score.score {
-            Some(v) => {
-                s.score_count += 1;
-                sum += v;
-                if v >= pass {
-                    s.pass_count += 1;
-                }
-            }
-            None => s.error_count += 1,
+impl From<ScoreTally> for ScorerStats {
+    fn from(t: ScoreTally) -> Self {
+        let total = t.total();
+        Self {
+            error_count: t.errors,
+            error_rate: if total > 0 {
+                t.errors as f64 / total as f64
+            } else {
+                0.0
+            },
+            pass_count: t.passed,
+            pass_rate: t.pass_rate().unwrap_or(0.0),
+            avg_score: t.mean(),
+            score_count: t.scored,
+            total_items: total,
         }
     }
-    if s.total_items > 0 {
-        s.error_rate = s.error_count as f64 / s.total_items as f64;
-    }
-    if s.score_count > 0 {
-        s.pass_rate = s.pass_count as f64 / s.score_count as f64;
-        s.avg_score = Some(sum / s.score_count as f64);
-    }
-    s
 }
 
 fn scores_of(r: Option<&RunResult>) -> BTreeMap<String, Option<f64>> {

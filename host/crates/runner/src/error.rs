@@ -49,6 +49,21 @@ pub enum RunError {
         /// The pinned version.
         version: i64,
     },
+    /// A run option asks for more than the tenant's limits or the
+    /// operator's ceilings allow.
+    #[error("`{field}` {asked} is above the {scope} `{limit}` ({value})")]
+    OverLimit {
+        /// The JSON field name of the option.
+        field: String,
+        /// What was asked.
+        asked: u64,
+        /// `tenant limit` or `operator ceiling`.
+        scope: &'static str,
+        /// The limit's name (`items-in-flight`, `max-target-timeout`, ...).
+        limit: &'static str,
+        /// The limit's value (milliseconds for durations, bytes for sizes).
+        value: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -1,6 +1,9 @@
 //! The assay run layer: creating runs, executing them on a bounded pool,
 //! scheduling them in the background, comparing them.
 //!
+//! * [`Assembly`] builds a process's store, plugin host, catalog and
+//!   executor from one [`AssemblySettings`] (the CLI and the server both
+//!   use it).
 //! * [`trigger::create_run`] validates a request and stores a `pending` run
 //!   without touching any item.
 //! * [`Executor::execute`] streams one run's items through its target and
@@ -9,28 +12,36 @@
 //! * [`Scheduler`] claims pending and orphaned runs from storage and
 //!   executes them in the background; it also resumes runs interrupted by a
 //!   crash or a shutdown.
-//! * [`compare::compare_runs`] compares two runs.
+//! * [`stats`] computes a run's statistics (per scorer, latency, failures);
+//!   [`compare::compare_runs`] compares two runs with the same tallies.
 
+pub mod assembly;
 pub mod catalog;
+pub mod ceilings;
 pub mod compare;
 pub mod config;
 pub mod error;
 pub mod executor;
 pub mod item;
+pub mod loaded;
 pub mod plugins;
 pub mod retry;
 pub mod scheduler;
+pub mod stats;
 pub mod summary;
 pub mod trigger;
 pub mod writer;
 
+pub use assembly::{Assembly, AssemblySettings};
 pub use catalog::Catalog;
+pub use ceilings::Ceilings;
 pub use config::RunOptions;
 pub use error::RunError;
 pub use executor::{CallbackError, Executor, ItemCallback, RunHooks, RunPlan, on_item_complete};
 pub use item::ItemWithScores;
 pub use plugins::{Scorer, ScorerAsTarget, Target, WasmScorer, WasmTarget};
 pub use scheduler::Scheduler;
+pub use stats::{RunStats, StatsBuilder};
 pub use summary::RunSummary;
 pub use trigger::{RunRequest, StoredRunConfig, TargetType, create_run, plan_run};
 pub use writer::{ResultSink, ResultWriter, WriteAck};

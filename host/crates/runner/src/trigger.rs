@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use assay_plugin_host::{Limits, Plugin, PluginKind};
-use assay_store::{NewRun, Run, Store};
+use assay_store::{NewRun, Run, Store, TenantLimits};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
@@ -15,37 +14,8 @@ use crate::error::RunError;
 use crate::executor::RunPlan;
 use crate::plugins::{Scorer, ScorerAsTarget, Target, WasmScorer, WasmTarget};
 
-/// What a run's target is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetType {
-    /// A target plugin (Mastra's `agent` and `workflow` are accepted as
-    /// aliases when parsing).
-    Plugin,
-    /// A scorer plugin run as the target, to calibrate it on items shaped
-    /// `{input, output, groundTruth}`.
-    Scorer,
-}
-
-impl TargetType {
-    /// Parses `plugin`, `target`, `agent`, `workflow` (all: a target plugin)
-    /// or `scorer`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "plugin" | "target" | "agent" | "workflow" => Some(Self::Plugin),
-            "scorer" => Some(Self::Scorer),
-            _ => None,
-        }
-    }
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Plugin => "plugin",
-            Self::Scorer => "scorer",
-        }
-    }
-}
+/// What a run's target is (stored with the run).
+pub use assay_store::TargetType;
 
 /// A request to run a dataset.
 #[derive(Debug, Clone)]
@@ -89,12 +59,20 @@ pub async fn create_run(
     tenant: &str,
     request: RunRequest,
 ) -> Result<Run, RunError> {
-    let mut options = request.options;
+    let options = request.options;
     options.validate()?;
-    let limits = store.get_tenant(tenant).await?;
-    options.max_concurrency = options
-        .max_concurrency
-        .min(limits.max_concurrency.max(1) as usize);
+    catalog.ceilings().check(&options)?;
+    let limits = store.tenant_limits(tenant).await?;
+    check_tenant_options(&options, &limits)?;
+    let usage = store.tenant_usage(tenant).await?;
+    if usage.queued_runs >= limits.queued_runs {
+        return Err(assay_store::tenancy::over_limit(
+            "queued-runs",
+            limits.queued_runs,
+            format_args!("the tenant has {} runs waiting to start", usage.queued_runs),
+        )
+        .into());
+    }
 
     let dataset = store.get_dataset(tenant, &request.dataset_id).await?;
     let version = request.version.unwrap_or(dataset.version);
@@ -135,7 +113,7 @@ pub async fn create_run(
                 id: request.run_id,
                 dataset_id: dataset.id,
                 dataset_version: version,
-                target_type: request.target_type.as_str().to_string(),
+                target_type: request.target_type,
                 target_id: request.target_id,
                 scorer_ids: request.scorer_ids,
                 config: serde_json::to_value(&config).expect("config serializes"),
@@ -144,6 +122,37 @@ pub async fn create_run(
         )
         .await?;
     Ok(run)
+}
+
+/// `OverLimit` when a run option asks for more than the tenant's limits
+/// allow (`maxConcurrency` above `items-in-flight`).
+pub fn check_tenant_options(options: &RunOptions, limits: &TenantLimits) -> Result<(), RunError> {
+    let max = limits.items_in_flight.max(0) as u64;
+    if options.max_concurrency as u64 > max {
+        return Err(RunError::OverLimit {
+            field: "maxConcurrency".into(),
+            asked: options.max_concurrency as u64,
+            scope: "tenant limit",
+            limit: "items-in-flight",
+            value: max,
+        });
+    }
+    Ok(())
+}
+
+/// Lowers the options above the tenant's limits to them and says what
+/// changed (the CLI prints the notices; see [`check_tenant_options`]).
+pub fn clamp_tenant_options(options: &mut RunOptions, limits: &TenantLimits) -> Vec<String> {
+    match check_tenant_options(options, limits) {
+        Ok(()) => Vec::new(),
+        Err(e) => {
+            options.max_concurrency = limits.items_in_flight.max(1) as usize;
+            vec![format!(
+                "{e}; running {} items at a time",
+                options.max_concurrency
+            )]
+        }
+    }
 }
 
 /// Loads the plugins of a stored run and builds its execution plan.
@@ -158,10 +167,24 @@ pub async fn plan_run(
             field: "config".into(),
             message: format!("stored run config is unreadable: {e}"),
         })?;
-    let options = config.options;
-    let target_type = TargetType::parse(&run.target_type).unwrap_or(TargetType::Plugin);
-    let target_limits = plugin_limits(&options, Limits::default(), options.target_timeout);
-    let scorer_limits = plugin_limits(&options, Limits::scorer_default(), options.scorer_timeout);
+    let mut options = config.options;
+    let target_type = run.target_type;
+    // A stored run is held to this process's ceilings (a run created
+    // elsewhere may have asked for more than they allow).
+    let ceilings = catalog.ceilings();
+    let target_limits = ceilings.call_limits(
+        Limits::default(),
+        options.target_timeout,
+        ceilings.max_target_timeout,
+        options.max_memory_bytes,
+    );
+    let scorer_limits = ceilings.call_limits(
+        Limits::scorer_default(),
+        options.scorer_timeout,
+        ceilings.max_scorer_timeout,
+        options.max_memory_bytes,
+    );
+    options.item_timeout = Some(ceilings.item_timeout(options.item_timeout));
 
     let target_plugin = resolve_target(catalog, tenant, target_type, &run.target_id).await?;
     check_pin(&run.target_id, &config.target_digest, &target_plugin)?;
@@ -197,17 +220,6 @@ pub async fn plan_run(
         options,
         claimed,
     })
-}
-
-fn plugin_limits(options: &RunOptions, base: Limits, timeout: Option<Duration>) -> Limits {
-    let mut limits = base;
-    if let Some(t) = timeout {
-        limits.timeout = t;
-    }
-    if let Some(m) = options.max_memory_bytes {
-        limits.max_memory_bytes = m;
-    }
-    limits
 }
 
 fn check_pin(id: &str, pinned: &str, plugin: &Plugin) -> Result<(), RunError> {

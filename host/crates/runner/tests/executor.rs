@@ -1,5 +1,7 @@
-//! The executor's behaviour: the seven streaming regression tests of the seed
-//! (T-1..T-7) and the run semantics of design.md section 4.
+//! The executor's behaviour: the per-item completion callback (once per
+//! item, with its dataset index; results retained or not; failures passed
+//! on; a failing callback is not fatal; an awaited callback holds its slot;
+//! cancel) and the run lifecycle described in `docs/runs.md`.
 
 mod common;
 
@@ -40,7 +42,7 @@ fn opts(max_concurrency: usize) -> RunOptions {
 }
 
 #[tokio::test]
-async fn t1_callback_fires_once_per_item_with_its_dataset_index() {
+async fn callback_fires_once_per_item_with_its_dataset_index() {
     let (store, _dir) = store().await;
     let run = dataset_run(&store, plain(5)).await;
     let (seen, cb) = collecting();
@@ -68,7 +70,7 @@ async fn t1_callback_fires_once_per_item_with_its_dataset_index() {
 }
 
 #[tokio::test]
-async fn t2_callback_defaults_retain_results_to_false() {
+async fn callback_defaults_retain_results_to_false() {
     let (store, _dir) = store().await;
     let run = dataset_run(&store, plain(5)).await;
     let (seen, cb) = collecting();
@@ -88,7 +90,7 @@ async fn t2_callback_defaults_retain_results_to_false() {
 }
 
 #[tokio::test]
-async fn t3_explicit_retain_with_callback_gives_both() {
+async fn explicit_retain_with_callback_gives_both() {
     let (store, _dir) = store().await;
     let run = dataset_run(&store, plain(3)).await;
     let (seen, cb) = collecting();
@@ -108,7 +110,7 @@ async fn t3_explicit_retain_with_callback_gives_both() {
 }
 
 #[tokio::test]
-async fn t4_callback_receives_successes_and_failures() {
+async fn callback_receives_successes_and_failures() {
     let (store, _dir) = store().await;
     let run = dataset_run(
         &store,
@@ -150,7 +152,7 @@ async fn t4_callback_receives_successes_and_failures() {
 }
 
 #[tokio::test]
-async fn t5_throwing_callback_is_not_fatal() {
+async fn a_failing_callback_is_not_fatal() {
     let (store, _dir) = store().await;
     let run = dataset_run(&store, plain(3)).await;
     let cb = on_item_complete(|_, _| async { Err("callback exploded".into()) });
@@ -169,7 +171,7 @@ async fn t5_throwing_callback_is_not_fatal() {
 }
 
 #[tokio::test]
-async fn t6_async_callback_is_awaited_and_holds_the_slot() {
+async fn async_callback_is_awaited_and_holds_the_slot() {
     let (store, _dir) = store().await;
     let run = dataset_run(&store, plain(3)).await;
     let spans: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::default();
@@ -202,7 +204,7 @@ async fn t6_async_callback_is_awaited_and_holds_the_slot() {
 }
 
 #[tokio::test]
-async fn t7_cancel_calls_back_only_for_finished_items_and_finalizes_consistently() {
+async fn cancel_calls_back_only_for_finished_items_and_finalizes_consistently() {
     let (store, _dir) = store().await;
     let inputs = (0..10).map(|i| json!({"n": i, "delayMs": 200})).collect();
     let run = dataset_run(&store, inputs).await;

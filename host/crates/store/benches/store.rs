@@ -95,7 +95,7 @@ fn new_run(ds: &Dataset) -> NewRun {
         id: None,
         dataset_id: ds.id.clone(),
         dataset_version: ds.version,
-        target_type: "plugin".into(),
+        target_type: TargetType::Plugin,
         target_id: "t".into(),
         scorer_ids: vec![],
         config: json!({}),

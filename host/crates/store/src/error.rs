@@ -15,9 +15,15 @@ pub enum StoreError {
     /// a duplicate id or name, a finished run).
     #[error("conflict: {0}")]
     Conflict(String),
-    /// A tenant limit would be exceeded.
-    #[error("limit exceeded: {what} (limit {limit})")]
-    LimitExceeded { what: String, limit: i64 },
+    /// A tenant limit would be exceeded; nothing was changed. `key` names
+    /// the limit as `assay tenant limits --set` takes it, `limit` is its
+    /// value, `what` says how it would be exceeded.
+    #[error("limit `{key}` ({limit}) exceeded: {what}")]
+    LimitExceeded {
+        key: &'static str,
+        what: String,
+        limit: i64,
+    },
     /// The caller no longer holds the run's lease (another process took the
     /// run, or it was finished): nothing was written.
     #[error("lease lost: another owner holds this run, or it is finished")]

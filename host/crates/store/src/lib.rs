@@ -11,7 +11,7 @@
 //!   Items are stored as SCD-2 rows, so a run pinned to version V sees exactly
 //!   V's items, however the dataset changes later.
 //! * Items are listed by `position` (insertion order, the dataset order)
-//!   ascending, not newest first as in Mastra: the order a run processes them.
+//!   ascending (not newest first): the order a run processes them.
 //! * Dataset names are unique per tenant.
 //! * Deleting a dataset deletes its runs, results and scores too (refused
 //!   while one of its runs is pending or running).
@@ -37,9 +37,12 @@ mod error;
 mod models;
 mod page;
 pub mod postgres;
+mod rows;
 pub mod rules;
+mod sql;
 pub mod sqlite;
 mod store;
+pub mod tenancy;
 pub mod validate;
 
 use std::sync::Arc;
@@ -49,7 +52,12 @@ pub use models::*;
 pub use page::{DEFAULT_PER_PAGE, MAX_PER_PAGE};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use store::Store;
+pub use store::{
+    Backend, DatasetStore, ItemStore, PluginStore, ResultStore, RunStore, Store, TenantStore,
+};
+pub use tenancy::{
+    ApiKey, ApiKeyStore, Role, SHARED_TENANT, TenancyStore, TenantInfo, TenantLimits, TenantUsage,
+};
 
 /// Opens the store at `url` and applies pending migrations.
 ///

@@ -33,7 +33,7 @@ impl Tenant {
     pub fn with_defaults(id: impl Into<String>) -> Self {
         Self {
             id: id.into(),
-            max_concurrency: 64,
+            max_concurrency: 256,
             max_active_runs: 16,
             max_items_per_dataset: 10_000_000,
         }
@@ -232,6 +232,88 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
+/// What a run's target is. Lowercase in JSON and in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetType {
+    /// A target plugin (Mastra's `agent` and `workflow` are accepted as
+    /// aliases by [`TargetType::parse`]).
+    Plugin,
+    /// A scorer plugin run as the target, to calibrate it on items shaped
+    /// `{input, output, groundTruth}`.
+    Scorer,
+}
+
+impl TargetType {
+    /// The name stored in the database and used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetType::Plugin => "plugin",
+            TargetType::Scorer => "scorer",
+        }
+    }
+
+    /// Parses a name as a client may write it: `plugin`, `target`, `agent`,
+    /// `workflow` (all: a target plugin) or `scorer`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "plugin" | "target" | "agent" | "workflow" => Some(TargetType::Plugin),
+            "scorer" => Some(TargetType::Scorer),
+            _ => None,
+        }
+    }
+
+    /// Parses the stored name only (`plugin` or `scorer`).
+    pub fn from_stored(s: &str) -> Option<Self> {
+        match s {
+            "plugin" => Some(TargetType::Plugin),
+            "scorer" => Some(TargetType::Scorer),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TargetType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a registered plugin is. Lowercase in JSON and in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// Grades outputs.
+    Scorer,
+    /// Turns items into outputs.
+    Target,
+}
+
+impl PluginKind {
+    /// The name stored in the database and used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Scorer => "scorer",
+            PluginKind::Target => "target",
+        }
+    }
+
+    /// Parses `scorer` or `target`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "scorer" => Some(PluginKind::Scorer),
+            "target" => Some(PluginKind::Target),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A run: every item of one pinned dataset version through a target and
 /// scorers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,8 +322,7 @@ pub struct Run {
     pub id: String,
     pub dataset_id: String,
     pub dataset_version: i64,
-    /// `plugin` or `scorer`.
-    pub target_type: String,
+    pub target_type: TargetType,
     pub target_id: String,
     pub scorer_ids: Vec<String>,
     pub status: RunStatus,
@@ -268,7 +349,7 @@ pub struct NewRun {
     pub id: Option<String>,
     pub dataset_id: String,
     pub dataset_version: i64,
-    pub target_type: String,
+    pub target_type: TargetType,
     pub target_id: String,
     pub scorer_ids: Vec<String>,
     pub config: Value,
@@ -364,8 +445,7 @@ pub struct PluginRecord {
     pub id: String,
     #[serde(skip)]
     pub tenant_id: String,
-    /// `scorer` or `target`.
-    pub kind: String,
+    pub kind: PluginKind,
     pub name: String,
     pub description: String,
     /// `sha256:<hex>` of the component bytes.

@@ -84,28 +84,6 @@ pub fn check_terminal(status: RunStatus) -> StoreResult<()> {
     }
 }
 
-/// `Ok` when `target_type` is one we store.
-pub fn check_target_type(target_type: &str) -> StoreResult<()> {
-    match target_type {
-        "plugin" | "scorer" => Ok(()),
-        other => Err(StoreError::validation(
-            "targetType",
-            format!("expected `plugin` or `scorer`, got `{other}`"),
-        )),
-    }
-}
-
-/// `Ok` when `kind` is a plugin kind.
-pub fn check_plugin_kind(kind: &str) -> StoreResult<()> {
-    match kind {
-        "scorer" | "target" => Ok(()),
-        other => Err(StoreError::validation(
-            "kind",
-            format!("expected `scorer` or `target`, got `{other}`"),
-        )),
-    }
-}
-
 /// The conflict a finished run answers with.
 pub fn run_finished(id: &str, status: RunStatus) -> StoreError {
     StoreError::Conflict(format!("run {id} is already {status}"))
@@ -201,9 +179,8 @@ pub fn apply_item_patch(
 pub fn check_item_limit(current: i64, add: usize, max: i64) -> StoreResult<()> {
     if current.saturating_add(add as i64) > max {
         return Err(StoreError::LimitExceeded {
-            what: format!(
-                "items per dataset ({current} + {add} would exceed the tenant's maximum)"
-            ),
+            key: "items-per-dataset",
+            what: format!("the dataset holds {current} items, adding {add}"),
             limit: max,
         });
     }

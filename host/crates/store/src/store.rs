@@ -1,4 +1,16 @@
-//! The storage contract both backends implement.
+//! The storage contract, one trait per area, and [`Store`], their union.
+//!
+//! Each backend implements every area trait directly (`impl DatasetStore for
+//! SqliteStore` in `sqlite/datasets.rs`, ...); [`Store`] is implemented for
+//! any type that implements them all, so callers keep using
+//! `Arc<dyn Store>`. See `docs/storage.md`.
+//!
+//! Every call that names a dataset, run or plugin takes the tenant and scopes
+//! by it: another tenant's ids behave exactly like unknown ids
+//! ([`crate::StoreError::NotFound`]). The run-execution calls
+//! (`renew_lease`, `write_results`, `finish_run`, ...) are keyed by the run
+//! id and the lease owner instead: only the process that claimed a run
+//! (through a tenant-scoped or a global claim) uses them.
 
 use std::time::Duration;
 
@@ -6,33 +18,58 @@ use async_trait::async_trait;
 
 use crate::error::StoreResult;
 use crate::models::*;
+use crate::tenancy::{ApiKeyStore, TenancyStore};
 
 /// Storage for datasets, items and their versions, runs, results, scores,
-/// plugins and tenants.
-///
-/// Every call that names a dataset, run or plugin takes the tenant and scopes
-/// by it: another tenant's ids behave exactly like unknown ids
-/// ([`crate::StoreError::NotFound`]). The run-execution calls
-/// (`renew_lease`, `write_results`, `finish_run`, ...) are keyed by the run
-/// id and the lease owner instead: only the process that claimed a run
-/// (through a tenant-scoped or a global claim) uses them.
+/// plugins and tenants: every area trait at once.
+pub trait Store:
+    Backend
+    + TenantStore
+    + TenancyStore
+    + ApiKeyStore
+    + DatasetStore
+    + ItemStore
+    + RunStore
+    + ResultStore
+    + PluginStore
+{
+}
+
+impl<T> Store for T where
+    T: Backend
+        + TenantStore
+        + TenancyStore
+        + ApiKeyStore
+        + DatasetStore
+        + ItemStore
+        + RunStore
+        + ResultStore
+        + PluginStore
+{
+}
+
+/// Which database a store talks to, and whether it answers.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Backend: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
     /// A round trip to the database (for health checks).
     async fn ping(&self) -> StoreResult<()>;
+}
 
-    // ---- tenants ----
-
+/// Tenants and their limits.
+#[async_trait]
+pub trait TenantStore: Send + Sync + 'static {
     /// A tenant and its limits.
     async fn get_tenant(&self, id: &str) -> StoreResult<Tenant>;
     /// Creates or replaces a tenant's limits.
     async fn upsert_tenant(&self, tenant: &Tenant) -> StoreResult<Tenant>;
+}
 
-    // ---- datasets ----
-
+/// Datasets and their version history.
+#[async_trait]
+pub trait DatasetStore: Send + Sync + 'static {
     /// Creates a dataset at version 0. Names are unique per tenant
     /// (`Conflict` otherwise); schemas must be valid JSON Schemas.
     async fn create_dataset(&self, tenant: &str, new: NewDataset) -> StoreResult<Dataset>;
@@ -53,9 +90,18 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the dataset with its items, history, runs, results and
     /// scores. `Conflict` while one of its runs is pending or running.
     async fn delete_dataset(&self, tenant: &str, id: &str) -> StoreResult<()>;
+    /// Newest first.
+    async fn list_dataset_versions(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        page: Page,
+    ) -> StoreResult<Paged<DatasetVersion>>;
+}
 
-    // ---- items ----
-
+/// Items of a dataset and their history.
+#[async_trait]
+pub trait ItemStore: Send + Sync + 'static {
     /// Adds items (validated, all or nothing) with one version bump.
     /// Returns them in insertion order; an empty list changes nothing.
     async fn add_items(
@@ -113,13 +159,6 @@ pub trait Store: Send + Sync + 'static {
         dataset_id: &str,
         version: i64,
     ) -> StoreResult<i64>;
-    /// Newest first.
-    async fn list_dataset_versions(
-        &self,
-        tenant: &str,
-        dataset_id: &str,
-        page: Page,
-    ) -> StoreResult<Paged<DatasetVersion>>;
     /// An item's history, newest first (works for deleted items).
     async fn list_item_versions(
         &self,
@@ -136,9 +175,11 @@ pub trait Store: Send + Sync + 'static {
         item_id: &str,
         version_number: i64,
     ) -> StoreResult<ItemVersion>;
+}
 
-    // ---- runs ----
-
+/// Runs, and their execution state: leases, pending items, finalization.
+#[async_trait]
+pub trait RunStore: Send + Sync + 'static {
     /// Inserts a `pending` run pinned to `new.dataset_version` (O(1): no
     /// per-item rows).
     async fn create_run(&self, tenant: &str, new: NewRun) -> StoreResult<Run>;
@@ -155,8 +196,6 @@ pub trait Store: Send + Sync + 'static {
     /// pending → cancelled at once; running → `cancelRequested`; finished →
     /// `Conflict`.
     async fn request_cancel(&self, tenant: &str, id: &str) -> StoreResult<Run>;
-
-    // ---- run execution (the runner's durable state) ----
 
     /// Takes the oldest pending run whose tenant has fewer than
     /// `maxActiveRuns` running, or else the oldest running run whose lease
@@ -195,16 +234,6 @@ pub trait Store: Send + Sync + 'static {
         after_position: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<DatasetItem>>;
-    /// Writes a batch of results with their scores in one transaction,
-    /// fenced by `owner`'s lease (`LeaseLost`: nothing written). Idempotent on
-    /// `(run, item)`: an already stored item counts as a duplicate and keeps
-    /// its scores. Bumps the run's counters by what was inserted.
-    async fn write_results(
-        &self,
-        run_id: &str,
-        owner: &str,
-        batch: Vec<NewResult>,
-    ) -> StoreResult<WriteOutcome>;
     /// Finalizes a run `owner` holds: counts recomputed from the results,
     /// `skipped = total - succeeded - failed`, `completedAt`, lease cleared.
     /// `status` must be terminal. `Conflict` when already finished.
@@ -218,6 +247,21 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a pending or running run failed with `error` (setup failures;
     /// no lease needed). `Conflict` when already finished.
     async fn fail_run(&self, tenant: &str, run_id: &str, error: &str) -> StoreResult<Run>;
+}
+
+/// Results of runs, with their scores.
+#[async_trait]
+pub trait ResultStore: Send + Sync + 'static {
+    /// Writes a batch of results with their scores in one transaction,
+    /// fenced by `owner`'s lease (`LeaseLost`: nothing written). Idempotent on
+    /// `(run, item)`: an already stored item counts as a duplicate and keeps
+    /// its scores. Bumps the run's counters by what was inserted.
+    async fn write_results(
+        &self,
+        run_id: &str,
+        owner: &str,
+        batch: Vec<NewResult>,
+    ) -> StoreResult<WriteOutcome>;
     /// Results in item index order, with their scores.
     async fn list_results(
         &self,
@@ -234,9 +278,11 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: i64,
     ) -> StoreResult<Vec<(i64, RunResult)>>;
+}
 
-    // ---- plugins ----
-
+/// Registered plugins and their component bytes.
+#[async_trait]
+pub trait PluginStore: Send + Sync + 'static {
     /// Registers (or replaces: same id) a plugin and its component bytes.
     async fn register_plugin(
         &self,

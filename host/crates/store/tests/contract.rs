@@ -87,8 +87,14 @@ contract!(
     results_stream_after_seq,
     deletes_cascade_and_refuse_active_runs,
     plugin_bytes_round_trip,
+    unknown_stored_target_type_is_corrupt,
     add_ten_thousand_items_in_one_call,
     item_limit_per_dataset,
+    api_keys_are_found_by_hash_listed_and_revoked,
+    tenants_are_created_by_name_once_and_their_limits_edited,
+    tenant_usage_counts_what_a_tenant_holds,
+    stored_bytes_limit_refuses_items_and_changes_nothing,
+    shared_plugins_are_visible_to_every_tenant,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -124,7 +130,7 @@ fn new_run(ds: &Dataset) -> NewRun {
         id: None,
         dataset_id: ds.id.clone(),
         dataset_version: ds.version,
-        target_type: "plugin".into(),
+        target_type: TargetType::Plugin,
         target_id: "echo".into(),
         scorer_ids: vec!["exact".into(), "len".into()],
         config: json!({"maxConcurrency": 4}),
@@ -643,9 +649,13 @@ async fn tenant_isolation(s: Fixture) {
 
     let (ds, added) = dataset_with(&s, "private", 2).await;
     let run = s.create_run(T, new_run(&ds)).await.unwrap();
-    s.register_plugin(T, plugin_record("secret", "target"), vec![1, 2, 3])
-        .await
-        .unwrap();
+    s.register_plugin(
+        T,
+        plugin_record("secret", PluginKind::Target),
+        vec![1, 2, 3],
+    )
+    .await
+    .unwrap();
     let bt = "tenant-b";
     assert_not_found(s.get_dataset(bt, &ds.id).await);
     assert_not_found(s.get_item(bt, &ds.id, &added[0].id).await);
@@ -1141,11 +1151,11 @@ async fn deletes_cascade_and_refuse_active_runs(s: Fixture) {
 
 // ---------------------------------------------------------------- plugins
 
-fn plugin_record(id: &str, kind: &str) -> PluginRecord {
+fn plugin_record(id: &str, kind: PluginKind) -> PluginRecord {
     PluginRecord {
         id: id.into(),
         tenant_id: String::new(),
-        kind: kind.into(),
+        kind,
         name: format!("{id} plugin"),
         description: "test".into(),
         digest: "sha256:00".into(),
@@ -1158,7 +1168,11 @@ fn plugin_record(id: &str, kind: &str) -> PluginRecord {
 async fn plugin_bytes_round_trip(s: Fixture) {
     let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let rec = s
-        .register_plugin(T, plugin_record("exact-match", "scorer"), bytes.clone())
+        .register_plugin(
+            T,
+            plugin_record("exact-match", PluginKind::Scorer),
+            bytes.clone(),
+        )
         .await
         .unwrap();
     assert_eq!(rec.size, 100_000);
@@ -1167,7 +1181,7 @@ async fn plugin_bytes_round_trip(s: Fixture) {
     assert_eq!(s.plugin_bytes(T, "exact-match").await.unwrap(), bytes);
 
     // Same id again: replaced.
-    let mut v2 = plugin_record("exact-match", "scorer");
+    let mut v2 = plugin_record("exact-match", PluginKind::Scorer);
     v2.digest = "sha256:11".into();
     s.register_plugin(T, v2, vec![9, 9]).await.unwrap();
     assert_eq!(
@@ -1176,16 +1190,16 @@ async fn plugin_bytes_round_trip(s: Fixture) {
     );
     assert_eq!(s.plugin_bytes(T, "exact-match").await.unwrap(), [9, 9]);
 
-    s.register_plugin(T, plugin_record("echo", "target"), vec![1])
+    s.register_plugin(T, plugin_record("echo", PluginKind::Target), vec![1])
         .await
         .unwrap();
-    assert_eq!(
-        field_of(
-            s.register_plugin(T, plugin_record("weird", "agent"), vec![1])
-                .await
-        ),
-        "kind"
-    );
+    // A kind other than scorer or target cannot reach the store: it is
+    // refused where a record is read from JSON.
+    let weird = json!({"id": "weird", "kind": "agent", "name": "w", "description": "",
+        "digest": "sha256:00", "contractVersion": "0.1.0", "size": 1,
+        "createdAt": "2026-01-01T00:00:00Z"});
+    let err = serde_json::from_value::<PluginRecord>(weird).unwrap_err();
+    assert!(err.to_string().contains("agent"), "{err}");
     let listed = s.list_plugins(T, Page::default()).await.unwrap();
     assert_eq!(
         listed
@@ -1244,4 +1258,325 @@ async fn item_limit_per_dataset(s: Fixture) {
     }
     s.add_items(T, &ds.id, items(0..1)).await.unwrap();
     assert_eq!(s.get_dataset(T, &ds.id).await.unwrap().item_count, 5);
+}
+
+// ---------------------------------------------------------------- stored names
+
+/// Sets a run's stored `target_type` behind the store's back (a database
+/// edited by hand, or written by a newer version).
+async fn set_stored_target_type(s: &Fixture, run_id: &str, name: &str) {
+    const SQL: &str = "UPDATE runs SET target_type = $1 WHERE id = $2";
+    if s.backend() == "sqlite" {
+        let pool = sqlx::SqlitePool::connect(&s.url).await.unwrap();
+        sqlx::query(SQL)
+            .bind(name)
+            .bind(run_id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&s.url).await.unwrap();
+        sqlx::query(SQL)
+            .bind(name)
+            .bind(run_id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+}
+
+async fn unknown_stored_target_type_is_corrupt(s: Fixture) {
+    let (ds, _) = dataset_with(&s, "stored-names", 2).await;
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    assert_eq!(
+        s.get_run(T, &run.id).await.unwrap().target_type,
+        TargetType::Plugin
+    );
+    set_stored_target_type(&s, &run.id, "agent").await;
+    match s.get_run(T, &run.id).await {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("agent"), "{m}"),
+        other => panic!("expected a corrupt-data error, got {other:?}"),
+    }
+    set_stored_target_type(&s, &run.id, "scorer").await;
+    assert_eq!(
+        s.get_run(T, &run.id).await.unwrap().target_type,
+        TargetType::Scorer
+    );
+}
+
+async fn api_keys_are_found_by_hash_listed_and_revoked(s: Fixture) {
+    use assay_store::tenancy::{authenticate, hash_token, issue_api_key};
+    let store: &dyn ApiKeyStore = s.store.as_ref();
+    s.create_tenant("team-a", &TenantLimits::default())
+        .await
+        .unwrap();
+    let (admin, token) = issue_api_key(store, "team-a", Role::Admin, Some("alice".into()))
+        .await
+        .unwrap();
+    assert!(token.starts_with(&admin.prefix));
+    let (viewer, _) = issue_api_key(store, T, Role::Viewer, None).await.unwrap();
+    let found = s.api_key_by_hash(&hash_token(&token)).await.unwrap();
+    assert_eq!(found.as_ref(), Some(&admin));
+    assert_eq!(
+        authenticate(store, &token).await.unwrap(),
+        Some(admin.clone())
+    );
+    assert_eq!(authenticate(store, "assay_nope").await.unwrap(), None);
+    assert_eq!(
+        s.api_key_by_hash(&hash_token("assay_nope")).await.unwrap(),
+        None
+    );
+    // A key for a tenant that does not exist is refused.
+    assert!(
+        issue_api_key(store, "nobody", Role::Member, None)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    let all = s.list_api_keys(None).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        s.list_api_keys(Some("team-a")).await.unwrap(),
+        vec![admin.clone()]
+    );
+
+    // Another tenant cannot revoke it; the operator (no tenant) can.
+    assert!(
+        s.revoke_api_key(Some(T), &admin.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert_eq!(
+        authenticate(store, &token).await.unwrap(),
+        Some(admin.clone())
+    );
+    let revoked = s.revoke_api_key(None, &admin.id).await.unwrap();
+    let at = revoked.revoked_at.expect("revoked");
+    assert_eq!(authenticate(store, &token).await.unwrap(), None);
+    let again = s.revoke_api_key(Some("team-a"), &admin.id).await.unwrap();
+    assert_eq!(
+        again.revoked_at,
+        Some(at),
+        "the first revocation time stays"
+    );
+    assert!(
+        s.revoke_api_key(None, "no-such-key")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert_eq!(
+        s.list_api_keys(Some(T)).await.unwrap()[0].id,
+        viewer.id,
+        "other keys are untouched"
+    );
+}
+
+async fn tenants_are_created_by_name_once_and_their_limits_edited(s: Fixture) {
+    let mut limits = TenantLimits::default();
+    limits.set("queued-runs", "7").unwrap();
+    let info = s.create_tenant("team-a", &limits).await.unwrap();
+    assert_eq!(info.limits.queued_runs, 7);
+    match s.create_tenant("team-a", &TenantLimits::default()).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("team-a"), "{m}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    for bad in ["", "a b", SHARED_TENANT, &"x".repeat(65)] {
+        assert_eq!(
+            field_of(s.create_tenant(bad, &TenantLimits::default()).await),
+            "tenant",
+            "{bad:?}"
+        );
+    }
+    let ids: Vec<_> = s
+        .list_tenants()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["default", "team-a"],
+        "the shared namespace is no tenant"
+    );
+    assert_eq!(s.tenant_limits("team-a").await.unwrap(), limits);
+    let defaults = s.tenant_limits(T).await.unwrap();
+    assert_eq!(defaults, TenantLimits::default());
+
+    let mut changed = limits;
+    changed.items_in_flight = 500;
+    changed.stored_bytes = 1 << 20;
+    s.set_tenant_limits("team-a", &changed).await.unwrap();
+    assert_eq!(s.tenant_limits("team-a").await.unwrap(), changed);
+    // The runner's view of the same limits agrees.
+    let t = s.get_tenant("team-a").await.unwrap();
+    assert_eq!(t.max_concurrency, 500);
+    assert!(s.tenant_limits("nobody").await.unwrap_err().is_not_found());
+    assert!(
+        s.set_tenant_limits("nobody", &changed)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        s.set_tenant_limits(SHARED_TENANT, &changed)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+async fn tenant_usage_counts_what_a_tenant_holds(s: Fixture) {
+    assert_eq!(s.tenant_usage(T).await.unwrap(), TenantUsage::default());
+    let (ds, added) = dataset_with(&s, "d", 3).await;
+    let usage = s.tenant_usage(T).await.unwrap();
+    assert_eq!(usage.datasets, 1);
+    let bytes: i64 = items(0..3)
+        .iter()
+        .map(|i| {
+            assay_store::tenancy::item_bytes(
+                &i.input,
+                i.expected_output.as_ref(),
+                i.context.as_ref(),
+            )
+        })
+        .sum();
+    assert_eq!(usage.stored_bytes, bytes);
+    // An update stores a new version: its bytes count too.
+    let patch = ItemPatch {
+        input: Some(json!("0123456789")),
+        ..Default::default()
+    };
+    let updated = s.update_item(T, &ds.id, &added[0].id, patch).await.unwrap();
+    let grown = s.tenant_usage(T).await.unwrap().stored_bytes;
+    assert_eq!(
+        grown,
+        bytes
+            + assay_store::tenancy::item_bytes(
+                &updated.input,
+                updated.expected_output.as_ref(),
+                updated.context.as_ref()
+            )
+    );
+    s.register_plugin(T, plugin_record("echo", PluginKind::Target), vec![0; 1000])
+        .await
+        .unwrap();
+    s.register_plugin(
+        SHARED_TENANT,
+        plugin_record("shared", PluginKind::Scorer),
+        vec![0; 50],
+    )
+    .await
+    .unwrap();
+    s.create_run(T, new_run(&s.get_dataset(T, &ds.id).await.unwrap()))
+        .await
+        .unwrap();
+    let usage = s.tenant_usage(T).await.unwrap();
+    assert_eq!(
+        (usage.plugins, usage.plugin_bytes),
+        (1, 1000),
+        "shared plugins are not the tenant's"
+    );
+    assert_eq!((usage.queued_runs, usage.active_runs), (1, 0));
+    s.claim_next_run("me", LEASE).await.unwrap().unwrap();
+    let usage = s.tenant_usage(T).await.unwrap();
+    assert_eq!((usage.queued_runs, usage.active_runs), (0, 1));
+    s.create_tenant("other", &TenantLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.tenant_usage("other").await.unwrap(),
+        TenantUsage::default()
+    );
+}
+
+async fn stored_bytes_limit_refuses_items_and_changes_nothing(s: Fixture) {
+    let (ds, _) = dataset_with(&s, "d", 2).await;
+    let used = s.tenant_usage(T).await.unwrap().stored_bytes;
+    let mut limits = s.tenant_limits(T).await.unwrap();
+    limits.stored_bytes = used + 40;
+    s.set_tenant_limits(T, &limits).await.unwrap();
+    let big = vec![NewItem {
+        input: json!("x".repeat(60)),
+        expected_output: None,
+        context: None,
+    }];
+    match s.add_items(T, &ds.id, big).await {
+        Err(StoreError::LimitExceeded { key, limit, .. }) => {
+            assert_eq!(key, "stored-bytes");
+            assert_eq!(limit, used + 40);
+        }
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
+    let after = s.get_dataset(T, &ds.id).await.unwrap();
+    assert_eq!(
+        (after.item_count, after.version),
+        (ds.item_count, ds.version)
+    );
+    assert_eq!(s.tenant_usage(T).await.unwrap().stored_bytes, used);
+    // Smaller items still fit.
+    s.add_items(T, &ds.id, vec![item(7)]).await.unwrap();
+}
+
+async fn shared_plugins_are_visible_to_every_tenant(s: Fixture) {
+    s.create_tenant("team-a", &TenantLimits::default())
+        .await
+        .unwrap();
+    for id in ["echo", "exact-match"] {
+        let kind = if id == "echo" {
+            PluginKind::Target
+        } else {
+            PluginKind::Scorer
+        };
+        s.register_plugin(SHARED_TENANT, plugin_record(id, kind), vec![1])
+            .await
+            .unwrap();
+    }
+    // team-a has its own `echo` (registered before the shared one, say).
+    let mut own = plugin_record("echo", PluginKind::Target);
+    own.digest = "sha256:own".into();
+    s.register_plugin("team-a", own, vec![2]).await.unwrap();
+    s.register_plugin("team-a", plugin_record("mine", PluginKind::Scorer), vec![3])
+        .await
+        .unwrap();
+
+    let seen = |tenant: &'static str| {
+        let s = &s;
+        async move {
+            s.list_visible_plugins(tenant, Page::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|p| (p.id, p.tenant_id))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        seen("team-a").await,
+        [
+            ("echo".to_string(), "team-a".to_string()),
+            ("exact-match".into(), SHARED_TENANT.into()),
+            ("mine".into(), "team-a".into()),
+        ]
+    );
+    assert_eq!(
+        seen(T).await,
+        [
+            ("echo".to_string(), SHARED_TENANT.to_string()),
+            ("exact-match".into(), SHARED_TENANT.into()),
+        ]
+    );
+    let page = s
+        .list_visible_plugins("team-a", Page::new(1, 2))
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.items.len(), page.has_more), (3, 1, false));
+    // The tenant-scoped calls do not see shared plugins: callers decide.
+    assert!(s.get_plugin(T, "echo").await.unwrap_err().is_not_found());
 }

@@ -49,7 +49,7 @@ async fn dataset_and_run(s: &Arc<dyn Store>, n: usize) -> (Vec<DatasetItem>, Run
                 id: None,
                 dataset_id: ds.id.clone(),
                 dataset_version: 1,
-                target_type: "plugin".into(),
+                target_type: TargetType::Plugin,
                 target_id: "t".into(),
                 scorer_ids: vec![],
                 config: json!({}),
@@ -121,6 +121,50 @@ async fn a_file_url_without_mode_creates_the_file_and_its_directory() {
     .await
     .unwrap();
     assert!(path.is_file());
+}
+
+/// The database holds key hashes and every tenant's data: a file (and its
+/// WAL) that assay creates is its owner's only, whichever URL form made it.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_database_file_assay_creates_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, url) in [
+        (
+            "bare",
+            format!("sqlite://{}", dir.path().join("new/bare.db").display()),
+        ),
+        (
+            "rwc",
+            format!("sqlite://{}?mode=rwc", dir.path().join("rwc.db").display()),
+        ),
+    ] {
+        let s = connect(&url).await.unwrap();
+        s.create_dataset(
+            T,
+            NewDataset {
+                name: "x".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let db = dir.path().join(if name == "bare" {
+            "new/bare.db"
+        } else {
+            "rwc.db"
+        });
+        assert_eq!(mode(&db), 0o600, "{name}: database file");
+        let wal = db.with_extension("db-wal");
+        assert!(
+            wal.exists(),
+            "{name}: the WAL should exist while the store is open"
+        );
+        assert_eq!(mode(&wal), 0o600, "{name}: WAL file");
+    }
+    assert_eq!(mode(&dir.path().join("new")), 0o700);
 }
 
 #[tokio::test]

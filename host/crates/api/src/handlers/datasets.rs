@@ -37,6 +37,7 @@ pub async fn create(
     if new.name.trim().is_empty() {
         return Err(ApiError::invalid_field("name", "`name` must not be empty"));
     }
+    assay_store::tenancy::check_new_dataset(s.store().as_ref(), &tenant).await?;
     let dataset = s.store().create_dataset(&tenant, new).await?;
     Ok((StatusCode::CREATED, Json(views::dataset(&dataset)?)))
 }

@@ -8,6 +8,7 @@ pub mod plugins;
 pub mod runs;
 pub mod scores;
 pub mod system;
+pub mod tenancy;
 
 use assay_store::Paged;
 use axum::Json;

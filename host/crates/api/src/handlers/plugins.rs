@@ -1,7 +1,7 @@
 //! `/api/plugins`: list, upload (raw `.wasm`), inspect, delete.
 
 use assay_plugin_host::PluginReport;
-use assay_store::PluginRecord;
+use assay_store::{Paged, PluginRecord, SHARED_TENANT, StoreError};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -16,25 +16,51 @@ use crate::state::AppState;
 /// Media types accepted for a plugin upload.
 pub const WASM_MEDIA_TYPES: [&str; 2] = ["application/wasm", "application/octet-stream"];
 
-/// `GET /api/plugins`: by id.
+/// A plugin record as the API shows it: `shared` says whether it is a
+/// shared plugin (shipped or registered by the operator: read-only) or the
+/// tenant's own.
+fn plugin_json(record: &PluginRecord) -> ApiResult<Value> {
+    let mut body = serde_json::to_value(record).map_err(ApiError::internal)?;
+    body["shared"] = json!(record.tenant_id == SHARED_TENANT);
+    Ok(body)
+}
+
+/// `GET /api/plugins`: the tenant's own plugins and the shared ones, by id.
 pub async fn list(
     State(s): State<AppState>,
     tenant: TenantId,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Value>> {
-    list_body("plugins", s.store().list_plugins(&tenant, q.page()).await?)
+    let page = s.store().list_visible_plugins(&tenant, q.page()).await?;
+    let items = page
+        .items
+        .iter()
+        .map(plugin_json)
+        .collect::<ApiResult<Vec<_>>>()?;
+    list_body(
+        "plugins",
+        Paged {
+            items,
+            total: page.total,
+            page: page.page,
+            per_page: page.per_page,
+            has_more: page.has_more,
+        },
+    )
 }
 
 /// `POST /api/plugins`: the body is the component itself
 /// (`Content-Type: application/wasm` or `application/octet-stream`). It is
 /// loaded in the sandbox (which validates it) and registered under the id
-/// its `info` reports, replacing a plugin with the same id. 201 with the
-/// record; 422 with the loader's message when it is not a usable plugin.
+/// its `info` reports, in the tenant's namespace, replacing the tenant's
+/// plugin with the same id. 201 with the record; 422 with the loader's
+/// message when it is not a usable plugin (or a plugin limit is reached);
+/// 409 naming the id when a shared plugin has it.
 pub async fn upload(
     State(s): State<AppState>,
     tenant: TenantId,
     request: Request,
-) -> ApiResult<(StatusCode, Json<PluginRecord>)> {
+) -> ApiResult<(StatusCode, Json<Value>)> {
     match media_type(request.headers()) {
         Some(t) if WASM_MEDIA_TYPES.contains(&t.as_str()) => {}
         other => {
@@ -49,9 +75,30 @@ pub async fn upload(
             ));
         }
     }
+    // Refuse an oversized component before reading it when the client says
+    // its size, and after reading it (within the body limit) otherwise.
+    let limit = s.catalog().host().config().max_component_bytes;
+    let too_large = |size: usize| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the component is {size} bytes, over the upload limit of {limit} bytes"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(size) = declared.filter(|size| *size > limit) {
+        return Err(too_large(size));
+    }
     let bytes = Bytes::from_request(request, &s)
         .await
         .map_err(|r| body_rejection(r, &s))?;
+    if bytes.len() > limit {
+        return Err(too_large(bytes.len()));
+    }
     if bytes.is_empty() {
         return Err(ApiError::bad_request(
             "the request body is empty: send the .wasm component",
@@ -68,7 +115,7 @@ pub async fn upload(
             other => other.into(),
         })?;
     tracing::info!(tenant = %tenant.0, plugin = %record.id, digest = %record.digest, "plugin registered");
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok((StatusCode::CREATED, Json(plugin_json(&record)?)))
 }
 
 /// `GET /api/plugins/{pluginId}`: the record plus what the component
@@ -78,8 +125,8 @@ pub async fn get(
     tenant: TenantId,
     ApiPath(plugin_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
-    let record = s.store().get_plugin(&tenant, &plugin_id).await?;
-    let mut body = serde_json::to_value(&record).map_err(ApiError::internal)?;
+    let record = s.catalog().visible_plugin(&tenant, &plugin_id).await?;
+    let mut body = plugin_json(&record)?;
     match s.catalog().load_record(&tenant, &record).await {
         Ok(plugin) => {
             let report = PluginReport::from_plugin(&plugin);
@@ -98,6 +145,23 @@ pub async fn delete(
     tenant: TenantId,
     ApiPath(plugin_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
-    s.store().delete_plugin(&tenant, &plugin_id).await?;
-    Ok(success())
+    match s.catalog().delete_plugin(&tenant, &plugin_id).await {
+        Err(StoreError::NotFound { .. })
+            if s.store()
+                .get_plugin(SHARED_TENANT, &plugin_id)
+                .await
+                .is_ok() =>
+        {
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "plugin `{plugin_id}` is a shared plugin (shipped or registered by the \
+                     operator): a tenant cannot delete it"
+                ),
+            ))
+        }
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(success()),
+    }
 }

@@ -1,16 +1,18 @@
 //! `/api/datasets/{datasetId}/runs...` and `/compare`: trigger, poll,
-//! results, cancel, delete, compare.
+//! results, summary, cancel, delete, compare.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use assay_runner::compare::{CompareOptions, compare_results};
+use assay_runner::stats::{DEFAULT_PASS_THRESHOLD, RunStats, summarize_stored};
 use assay_runner::{RunOptions, RunRequest, TargetType, create_run};
 use assay_store::{Run, RunResult, StoreError};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::bodies::{CompareRuns, TriggerRun};
@@ -182,6 +184,40 @@ pub async fn results(
         "results",
         s.store().list_results(&tenant, &run_id, q.page()).await?,
     )
+}
+
+/// Query of the run summary.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SummaryQuery {
+    /// Score at or above which an item passes (default 0.5).
+    pub pass_threshold: Option<f64>,
+}
+
+/// `GET /api/datasets/{datasetId}/runs/{runId}/summary`: the run's
+/// statistics from its stored results (per-scorer means and pass rates,
+/// latency percentiles, failures grouped by error), the same figures
+/// `assay runs show` prints. Works during a run too (`pendingCount`).
+pub async fn summary(
+    State(s): State<AppState>,
+    tenant: TenantId,
+    ApiPath((dataset_id, run_id)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<SummaryQuery>,
+) -> ApiResult<Json<RunStats>> {
+    if let Some(p) = q.pass_threshold
+        && !p.is_finite()
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "`passThreshold` must be a finite number",
+        )
+        .with_field("passThreshold"));
+    }
+    let run = run_of(&s, &tenant, &dataset_id, &run_id).await?;
+    let pass_threshold = q.pass_threshold.unwrap_or(DEFAULT_PASS_THRESHOLD);
+    let stats = summarize_stored(s.store(), &tenant, &run, pass_threshold).await?;
+    Ok(Json(stats))
 }
 
 /// `POST /api/datasets/{datasetId}/runs/{runId}/cancel`: a pending run is

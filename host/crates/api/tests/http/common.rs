@@ -4,7 +4,10 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use assay_api::{RunningServer, ServeConfig};
+use assay_api::{AuthMode, RunningServer, ServeConfig};
+use assay_runner::AssemblySettings;
+use assay_store::tenancy::issue_api_key;
+use assay_store::{DEFAULT_TENANT, Role, TenantLimits};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -20,8 +23,9 @@ pub struct TestServer {
     server: Option<RunningServer>,
     pub base: String,
     pub client: reqwest::Client,
-    /// Sent as `x-assay-tenant` when set.
-    pub tenant: Option<String>,
+    /// Sent as `Authorization: Bearer` when set (an admin key of `default`
+    /// from the start; see [`TestServer::act_as`]).
+    pub token: Option<String>,
     pub dir: TempDir,
 }
 
@@ -40,24 +44,54 @@ impl TestServer {
     pub async fn start_in(dir: TempDir, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
         let mut config = ServeConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
-            database_url: format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("assay.db").display()
-            ),
-            cache_dir: Some(plugin_cache().to_path_buf()),
+            assembly: AssemblySettings {
+                database_url: format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("assay.db").display()
+                ),
+                cache_dir: Some(plugin_cache().to_path_buf()),
+                ..AssemblySettings::default()
+            },
             grace: Duration::from_secs(5),
             sse_poll_interval: Duration::from_millis(50),
+            auth: AuthMode::Keys,
             ..ServeConfig::default()
         };
         tweak(&mut config);
         let server = assay_api::start(config).await.expect("server starts");
-        Self {
+        let mut s = Self {
             base: server.url(),
             server: Some(server),
             client: reqwest::Client::new(),
-            tenant: None,
+            token: None,
             dir,
+        };
+        if s.state().options().auth != AuthMode::Disabled {
+            s.act_as(DEFAULT_TENANT).await;
         }
+        s
+    }
+
+    /// A new key of `tenant` with `role` (the tenant is created first if
+    /// it does not exist); returns its token.
+    pub async fn key(&self, tenant: &str, role: Role) -> String {
+        let store = self.state().store();
+        if let Err(e) = store.tenant_limits(tenant).await {
+            assert!(e.is_not_found(), "{e}");
+            store
+                .create_tenant(tenant, &TenantLimits::default())
+                .await
+                .expect("tenant created");
+        }
+        let (_, token) = issue_api_key(store.as_ref(), tenant, role, None)
+            .await
+            .expect("key created");
+        token
+    }
+
+    /// From now on, requests carry a new admin key of `tenant`.
+    pub async fn act_as(&mut self, tenant: &str) {
+        self.token = Some(self.key(tenant, Role::Admin).await);
     }
 
     /// The server's shared state (store, scheduler).
@@ -82,8 +116,8 @@ impl TestServer {
 
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let rb = self.client.request(method, self.url(path));
-        match &self.tenant {
-            Some(t) => rb.header("x-assay-tenant", t),
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
             None => rb,
         }
     }

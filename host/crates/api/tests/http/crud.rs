@@ -191,7 +191,7 @@ async fn tenants_see_only_their_own_world() {
         .dataset_with_items("shared-name", vec![json!({"input": 1})])
         .await;
 
-    s.tenant = Some("team-a".into());
+    s.act_as("team-a").await;
     let (_, list) = s.get("/api/datasets").await;
     assert_eq!(list["pagination"]["total"], 0, "a new tenant starts empty");
     let (status, body) = s.get(&format!("/api/datasets/{ds_default}")).await;
@@ -205,16 +205,12 @@ async fn tenants_see_only_their_own_world() {
         .dataset_with_items("shared-name", vec![json!({"input": 2})])
         .await;
 
-    s.tenant = None;
+    s.act_as("default").await;
     let (_, list) = s.get("/api/datasets").await;
     assert_eq!(list["pagination"]["total"], 1);
     let (status, body) = s.get(&format!("/api/datasets/{ds_a}")).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, _) = s.get(&format!("/api/datasets/{ds_default}")).await;
     assert_eq!(status, StatusCode::OK);
-
-    s.tenant = Some("bad tenant!".into());
-    let (status, body) = s.get("/api/datasets").await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_tenant");
     s.stop().await;
 }

@@ -4,6 +4,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use assay_store::TenantLimits;
+
 use crate::common::{TestServer, assert_error};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,14 +347,18 @@ async fn bad_triggers_are_400_and_create_no_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tenant_limits_are_429_and_add_nothing() {
+async fn items_over_the_tenant_limit_are_422_naming_it_and_add_nothing() {
     let mut s = TestServer::start().await;
-    let small = assay_store::Tenant {
-        max_items_per_dataset: 3,
-        ..assay_store::Tenant::with_defaults("small")
+    s.act_as("small").await;
+    let limits = TenantLimits {
+        items_per_dataset: 3,
+        ..TenantLimits::default()
     };
-    s.state().store().upsert_tenant(&small).await.unwrap();
-    s.tenant = Some("small".into());
+    s.state()
+        .store()
+        .set_tenant_limits("small", &limits)
+        .await
+        .unwrap();
     let ds = s
         .dataset_with_items("limited", vec![json!({"input": 0})])
         .await;
@@ -362,11 +368,16 @@ async fn tenant_limits_are_429_and_add_nothing() {
             json!({"items": [{"input": 1}, {"input": 2}, {"input": 3}]}),
         )
         .await;
-    assert_error(
+    let message = assert_error(
         status,
         &body,
-        StatusCode::TOO_MANY_REQUESTS,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "limit_exceeded",
+    );
+    assert!(message.contains("items-per-dataset"), "{message}");
+    assert_eq!(
+        body["details"],
+        json!({"limit": "items-per-dataset", "value": 3})
     );
     let (_, list) = s.get(&format!("/api/datasets/{ds}/items")).await;
     assert_eq!(list["pagination"]["total"], 1);

@@ -1,6 +1,7 @@
 //! assay's HTTP API over real HTTP: a server on a loopback port, a reqwest
 //! client, a temp SQLite database per test.
 
+mod browser_access;
 mod common;
 mod crud;
 mod errors;
@@ -9,3 +10,4 @@ mod openapi;
 mod plugins;
 mod runs;
 mod strict;
+mod tenancy;

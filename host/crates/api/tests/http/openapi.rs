@@ -182,6 +182,10 @@ async fn documented_schemas_match_real_answers() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{trig}");
     assert_matches_schema(&doc, "TriggeredRun", &trig);
+    let (_, summary) = s
+        .get(&format!("/api/datasets/{ds}/runs/{run_id}/summary"))
+        .await;
+    assert_matches_schema(&doc, "RunSummary", &summary);
     let (_, plugin) = s.get("/api/plugins/echo").await;
     let plugin_props = doc["components"]["schemas"]["PluginDetail"]["allOf"][1]["properties"]
         .as_object()

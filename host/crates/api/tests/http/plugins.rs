@@ -76,10 +76,10 @@ async fn plugins_are_uploaded_validated_listed_and_inspected() {
     );
 
     // Plugins belong to a tenant.
-    s.tenant = Some("other".into());
+    s.act_as("other").await;
     let (status, body) = s.get("/api/plugins/echo").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
-    s.tenant = None;
+    s.act_as("default").await;
 
     let (status, _) = s.delete("/api/plugins/echo").await;
     assert_eq!(status, StatusCode::OK);
@@ -106,5 +106,154 @@ async fn plugin_dirs_are_registered_at_start() {
         "the broken file is skipped: {list}"
     );
     assert_eq!(list["plugins"][0]["id"], "echo");
+    assert_eq!(list["plugins"][0]["shared"], true, "{list}");
+    s.stop().await;
+}
+
+/// A component over the upload limit (16 MiB by default, under the 32 MiB
+/// body limit) is refused with 413 naming the limit, and nothing is
+/// registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_upload_is_refused_naming_the_limit() {
+    let s = TestServer::start().await;
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    bytes.resize(17 << 20, 0);
+    let (status, body) = s
+        .send(
+            s.request(Method::POST, "/api/plugins")
+                .header("content-type", "application/wasm")
+                .body(bytes),
+        )
+        .await;
+    let message = assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+    assert_eq!(
+        message,
+        "the component is 17825792 bytes, over the upload limit of 16777216 bytes"
+    );
+    let (_, list) = s.get("/api/plugins").await;
+    assert_eq!(list["pagination"]["total"], 0);
+}
+
+/// `bytes` with a custom section appended: the same plugin under another
+/// digest, so every copy is compiled.
+fn with_custom_section(mut bytes: Vec<u8>, tag: u32) -> Vec<u8> {
+    let name = b"assay-test";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(&tag.to_le_bytes());
+    bytes.push(0); // custom section id
+    bytes.push(payload.len() as u8); // LEB128, under 128
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+/// Twenty concurrent uploads of a large component (each a different digest,
+/// so twenty compiles behind the compile semaphore) while `/health` is
+/// polled: every upload is registered and `/health` keeps answering while
+/// they compile. Prints the `/health` latencies it saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_keeps_answering_during_twenty_concurrent_uploads() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    let base = std::fs::read(assay_test_support::plugin_wasm("regex-match")).unwrap();
+    let uploads: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            let bytes = with_custom_section(base.clone(), i);
+            tokio::spawn(async move {
+                s.send(
+                    s.request(Method::POST, "/api/plugins")
+                        .header("content-type", "application/wasm")
+                        .body(bytes),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    while !uploads.iter().all(|u| u.is_finished()) {
+        let started = std::time::Instant::now();
+        let (status, _) = s.get("/health").await;
+        latencies.push(started.elapsed());
+        assert_eq!(status, StatusCode::OK);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for upload in uploads {
+        let (status, body) = upload.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["id"], "regex");
+    }
+    assert!(
+        latencies.len() >= 5,
+        "/health answered only {} times while the uploads ran",
+        latencies.len()
+    );
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() - 1) * p / 100];
+    println!(
+        "/health during 20 concurrent uploads: {} requests, p50 {:?}, p99 {:?}, max {:?}",
+        latencies.len(),
+        pct(50),
+        pct(99),
+        latencies[latencies.len() - 1]
+    );
+}
+
+/// Compiled plugins held in memory are bounded: with a budget smaller than
+/// two plugins, loading the second drops the first, and a run that needs
+/// the dropped one loads it again; deleting a plugin drops it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loaded_plugins_are_dropped_over_budget_and_on_delete() {
+    let s = TestServer::start_with(|c| c.assembly.loaded_plugin_bytes = 1).await;
+    let catalog = s.state().catalog().clone();
+    let echo = s.upload_plugin("echo").await;
+    let echo_digest = echo["digest"].as_str().unwrap().to_string();
+    assert!(catalog.is_loaded(&echo_digest));
+    let exact = s.upload_plugin("exact-match").await;
+    let exact_digest = exact["digest"].as_str().unwrap().to_string();
+    assert!(catalog.is_loaded(&exact_digest));
+    assert!(
+        !catalog.is_loaded(&echo_digest),
+        "the least recently used plugin stays loaded over the budget"
+    );
+    assert_eq!(catalog.loaded_usage().0, 1);
+
+    // A run of the dropped plugin still works: it is loaded again.
+    let ds = s
+        .dataset_with_items(
+            "d",
+            vec![serde_json::json!({"input": "a", "groundTruth": "a"})],
+        )
+        .await;
+    let (status, run) = s
+        .post(
+            &format!("/api/datasets/{ds}/runs"),
+            serde_json::json!({"targetType": "plugin", "targetId": "echo", "scorerIds": ["exact-match"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let seen = s
+        .poll_run(
+            &ds,
+            run["runId"].as_str().unwrap(),
+            std::time::Duration::from_millis(50),
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(seen.last().unwrap()["status"], "completed", "{seen:?}");
+    assert_eq!(seen.last().unwrap()["succeededCount"], 1);
+
+    // Deleting drops the compiled code of this process at once.
+    let (status, body) = s.delete("/api/plugins/exact-match").await;
+    assert!(status.is_success(), "{status} {body}");
+    let (status, body) = s.delete("/api/plugins/echo").await;
+    assert!(status.is_success(), "{status} {body}");
+    assert!(!catalog.is_loaded(&exact_digest));
+    assert!(!catalog.is_loaded(&echo_digest));
+    assert_eq!(catalog.loaded_usage(), (0, 0));
     s.stop().await;
 }

@@ -382,3 +382,84 @@ async fn a_run_interrupted_by_shutdown_resumes_on_the_next_start() {
     assert_eq!(results.len(), total, "each item has exactly one result");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_summary_gives_per_scorer_statistics_that_match_compare() {
+    let s = TestServer::start().await;
+    s.upload_plugin("hostile-target").await;
+    s.upload_plugin("exact-match").await;
+    // Four items the target echoes (the even ones match), two it fails.
+    let mut rows = items(4);
+    rows.extend((0..2).map(|i| json!({"input": {"mode": "fail", "n": i}})));
+    let ds = s.dataset_with_items("summary", rows).await;
+    let run = run_to_end(
+        &s,
+        &ds,
+        json!({"targetType": "plugin", "targetId": "hostile-target", "scorerIds": ["exact-match"]}),
+    )
+    .await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let run_id = run["id"].as_str().unwrap();
+    let path = format!("/api/datasets/{ds}/runs/{run_id}/summary");
+
+    let (status, summary) = s.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["runId"], run_id);
+    assert_eq!(summary["datasetName"], "summary");
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["totalItems"], 6);
+    assert_eq!(summary["succeededCount"], 4);
+    assert_eq!(summary["failedCount"], 2);
+    assert_eq!(summary["pendingCount"], 0);
+    assert_eq!(summary["passThreshold"], 0.5);
+    assert_eq!(summary["latencyMs"]["count"], 6, "{summary}");
+    let scorer = &summary["scorers"][0];
+    assert_eq!(scorer["scorerId"], "exact-match", "{summary}");
+    assert_eq!(scorer["scoredCount"], 4, "failed items are not scored");
+    assert_eq!(scorer["passCount"], 2, "{summary}");
+    assert_eq!(scorer["mean"], 0.5, "{summary}");
+    assert_eq!(scorer["passRate"], 0.5, "{summary}");
+    let failures = summary["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{summary}");
+    assert_eq!(failures[0]["source"], "target");
+    assert_eq!(failures[0]["count"], 2);
+    assert_eq!(failures[0]["itemIndexes"], json!([4, 5]));
+
+    // The same tallies as compare.
+    let (status, cmp) = s
+        .post(
+            &format!("/api/datasets/{ds}/compare"),
+            json!({"runIdA": run_id, "runIdB": run_id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cmp}");
+    let stats = &cmp["scorers"]["exact-match"]["statsA"];
+    assert_eq!(stats["avgScore"], scorer["mean"], "{cmp}");
+    assert_eq!(stats["passCount"], scorer["passCount"], "{cmp}");
+    assert_eq!(stats["scoreCount"], scorer["scoredCount"], "{cmp}");
+
+    // A pass threshold above every score: nothing passes, the mean stays.
+    let (status, strict) = s.get(&format!("{path}?passThreshold=1.5")).await;
+    assert_eq!(status, StatusCode::OK, "{strict}");
+    assert_eq!(strict["passThreshold"], 1.5);
+    assert_eq!(strict["scorers"][0]["passCount"], 0, "{strict}");
+    assert_eq!(strict["scorers"][0]["mean"], 0.5, "{strict}");
+
+    // Bad queries are refused, not ignored.
+    for bad in [
+        "passThreshold=high",
+        "passThreshold=NaN",
+        "pass_threshold=0.2",
+    ] {
+        let (status, body) = s.get(&format!("{path}?{bad}")).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_query");
+    }
+
+    // A run of another dataset is not found through this one.
+    let other = s.dataset_with_items("other", items(1)).await;
+    let (status, body) = s
+        .get(&format!("/api/datasets/{other}/runs/{run_id}/summary"))
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    s.stop().await;
+}

@@ -11,7 +11,7 @@ use assay_plugin_host::{
     CallError, CallFailure, CapturedLogs, PluginItem, ScoreOutcome, TargetOutcome,
 };
 use assay_runner::{RunOptions, RunPlan, Scorer, Target};
-use assay_store::{NewItem, NewRun, Run, Store};
+use assay_store::{NewItem, NewRun, Run, Store, TargetType};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
@@ -55,7 +55,7 @@ pub async fn dataset_run(store: &Arc<dyn Store>, inputs: Vec<Value>) -> Run {
                 id: None,
                 dataset_id: ds.id,
                 dataset_version: ds.version,
-                target_type: "plugin".into(),
+                target_type: TargetType::Plugin,
                 target_id: "mock".into(),
                 scorer_ids: vec![],
                 config: json!({}),

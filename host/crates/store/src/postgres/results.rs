@@ -1,12 +1,17 @@
 //! Results and scores (PostgreSQL).
 
+use async_trait::async_trait;
+
 use std::collections::HashMap;
 
 use super::PostgresStore;
-use super::rows::{self, j, jo, result_cols};
+use super::rows::{j, jo};
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
+use crate::rows::{self, score_cols};
 use crate::rules::{check_batch, finite, new_id, normalized_score, now, trunc_ms};
+use crate::sql;
+use crate::store::{ResultStore, RunStore};
 
 /// The whole batch in one statement (one round trip, one implicit
 /// transaction): lock the run row if `owner` holds its lease (the fence),
@@ -50,102 +55,6 @@ WITH fence AS (
 )
 SELECT (SELECT COUNT(*) FROM fence), (SELECT COUNT(*) FROM ins)";
 
-pub async fn write_results(
-    s: &PostgresStore,
-    run_id: &str,
-    owner: &str,
-    batch: Vec<NewResult>,
-) -> StoreResult<WriteOutcome> {
-    check_batch(&batch)?;
-    let n = batch.len();
-    let mut item_ids = Vec::with_capacity(n);
-    let mut indexes = Vec::with_capacity(n);
-    let mut versions = Vec::with_capacity(n);
-    let mut inputs = Vec::with_capacity(n);
-    let mut outputs = Vec::with_capacity(n);
-    let mut expected = Vec::with_capacity(n);
-    let mut latencies = Vec::with_capacity(n);
-    let mut errors = Vec::with_capacity(n);
-    let mut kinds = Vec::with_capacity(n);
-    let mut started = Vec::with_capacity(n);
-    let mut completed = Vec::with_capacity(n);
-    let mut retries = Vec::with_capacity(n);
-    let mut traces = Vec::with_capacity(n);
-    let mut logs = Vec::with_capacity(n);
-    let (mut s_items, mut s_ids, mut s_ords, mut s_names) = (vec![], vec![], vec![], vec![]);
-    let (mut s_scores, mut s_reasons, mut s_errors, mut s_meta) = (vec![], vec![], vec![], vec![]);
-    for r in &batch {
-        item_ids.push(r.item_id.as_str());
-        indexes.push(r.item_index);
-        versions.push(r.item_version);
-        inputs.push(j(&r.input));
-        outputs.push(jo(r.output.as_ref()));
-        expected.push(jo(r.expected_output.as_ref()));
-        latencies.push(finite(r.latency).unwrap_or(0.0));
-        errors.push(r.error.as_deref());
-        kinds.push(r.error_kind.as_deref());
-        started.push(trunc_ms(r.started_at));
-        completed.push(trunc_ms(r.completed_at));
-        retries.push(r.retry_count);
-        traces.push(r.trace_id.as_deref());
-        logs.push(jo(r.logs.as_ref()));
-        for (ord, sc) in r.scores.iter().enumerate() {
-            s_items.push(r.item_id.as_str());
-            s_ids.push(sc.scorer_id.as_str());
-            s_ords.push(ord as i64);
-            s_names.push(sc.scorer_name.as_str());
-            s_scores.push(normalized_score(sc));
-            s_reasons.push(sc.reason.as_deref());
-            s_errors.push(sc.error.as_deref());
-            s_meta.push(jo(sc.metadata.as_ref()));
-        }
-    }
-    let ids: Vec<String> = (0..n).map(|_| new_id()).collect();
-    let (fenced, inserted): (i64, i64) = sqlx::query_as(WRITE_BATCH)
-        .bind(run_id)
-        .bind(owner)
-        .bind(now())
-        .bind(&ids)
-        .bind(&item_ids)
-        .bind(&indexes)
-        .bind(&versions)
-        .bind(&inputs)
-        .bind(&outputs)
-        .bind(&expected)
-        .bind(&latencies)
-        .bind(&errors)
-        .bind(&kinds)
-        .bind(&started)
-        .bind(&completed)
-        .bind(&retries)
-        .bind(&traces)
-        .bind(&logs)
-        .bind(&s_items)
-        .bind(&s_ids)
-        .bind(&s_ords)
-        .bind(&s_names)
-        .bind(&s_scores)
-        .bind(&s_reasons)
-        .bind(&s_errors)
-        .bind(&s_meta)
-        .fetch_one(&s.pool)
-        .await?;
-    if fenced == 0 {
-        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM runs WHERE id = $1")
-            .bind(run_id)
-            .fetch_optional(&s.pool)
-            .await?;
-        return Err(match exists {
-            Some(_) => StoreError::LeaseLost,
-            None => StoreError::not_found("Run", run_id),
-        });
-    }
-    Ok(WriteOutcome {
-        inserted: inserted as u64,
-        duplicates: (n as i64 - inserted) as u64,
-    })
-}
-
 /// Loads the scores of `results` (all of one run) and attaches them.
 async fn attach_scores(
     s: &PostgresStore,
@@ -156,10 +65,11 @@ async fn attach_scores(
         return Ok(());
     }
     let ids: Vec<String> = results.iter().map(|r| r.item_id.clone()).collect();
-    let rows = sqlx::query(
-        "SELECT item_id, scorer_id, scorer_name, score, reason, error, metadata FROM scores \
-         WHERE run_id = $1 AND item_id = ANY($2) ORDER BY item_id, ord",
-    )
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        score_cols!(),
+        " FROM scores WHERE run_id = $1 AND item_id = ANY($2) ORDER BY item_id, ord"
+    ))
     .bind(run_id)
     .bind(&ids)
     .fetch_all(&s.pool)
@@ -175,59 +85,151 @@ async fn attach_scores(
     Ok(())
 }
 
-pub async fn list_results(
-    s: &PostgresStore,
-    tenant: &str,
-    run_id: &str,
-    page: Page,
-) -> StoreResult<Paged<RunResult>> {
-    super::runs::get_run(s, tenant, run_id).await?;
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results WHERE run_id = $1")
-        .bind(run_id)
-        .fetch_one(&s.pool)
-        .await?;
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        result_cols!(),
-        " FROM results WHERE run_id = $1 ORDER BY item_index, seq LIMIT $2 OFFSET $3"
-    ))
-    .bind(run_id)
-    .bind(page.limit())
-    .bind(page.offset())
-    .fetch_all(&s.pool)
-    .await?;
-    let mut items = rows
-        .iter()
-        .map(|r| rows::result(r).map(|(_, res)| res))
-        .collect::<StoreResult<Vec<_>>>()?;
-    attach_scores(s, run_id, &mut items).await?;
-    Ok(page.wrap(items, total))
-}
+#[async_trait]
+impl ResultStore for PostgresStore {
+    async fn write_results(
+        &self,
+        run_id: &str,
+        owner: &str,
+        batch: Vec<NewResult>,
+    ) -> StoreResult<WriteOutcome> {
+        check_batch(&batch)?;
+        let n = batch.len();
+        let mut item_ids = Vec::with_capacity(n);
+        let mut indexes = Vec::with_capacity(n);
+        let mut versions = Vec::with_capacity(n);
+        let mut inputs = Vec::with_capacity(n);
+        let mut outputs = Vec::with_capacity(n);
+        let mut expected = Vec::with_capacity(n);
+        let mut latencies = Vec::with_capacity(n);
+        let mut errors = Vec::with_capacity(n);
+        let mut kinds = Vec::with_capacity(n);
+        let mut started = Vec::with_capacity(n);
+        let mut completed = Vec::with_capacity(n);
+        let mut retries = Vec::with_capacity(n);
+        let mut traces = Vec::with_capacity(n);
+        let mut logs = Vec::with_capacity(n);
+        let (mut s_items, mut s_ids, mut s_ords, mut s_names) = (vec![], vec![], vec![], vec![]);
+        let (mut s_scores, mut s_reasons, mut s_errors, mut s_meta) =
+            (vec![], vec![], vec![], vec![]);
+        for r in &batch {
+            item_ids.push(r.item_id.as_str());
+            indexes.push(r.item_index);
+            versions.push(r.item_version);
+            inputs.push(j(&r.input));
+            outputs.push(jo(r.output.as_ref()));
+            expected.push(jo(r.expected_output.as_ref()));
+            latencies.push(finite(r.latency).unwrap_or(0.0));
+            errors.push(r.error.as_deref());
+            kinds.push(r.error_kind.as_deref());
+            started.push(trunc_ms(r.started_at));
+            completed.push(trunc_ms(r.completed_at));
+            retries.push(r.retry_count);
+            traces.push(r.trace_id.as_deref());
+            logs.push(jo(r.logs.as_ref()));
+            for (ord, sc) in r.scores.iter().enumerate() {
+                s_items.push(r.item_id.as_str());
+                s_ids.push(sc.scorer_id.as_str());
+                s_ords.push(ord as i64);
+                s_names.push(sc.scorer_name.as_str());
+                s_scores.push(normalized_score(sc));
+                s_reasons.push(sc.reason.as_deref());
+                s_errors.push(sc.error.as_deref());
+                s_meta.push(jo(sc.metadata.as_ref()));
+            }
+        }
+        let ids: Vec<String> = (0..n).map(|_| new_id()).collect();
+        let (fenced, inserted): (i64, i64) = sqlx::query_as(WRITE_BATCH)
+            .bind(run_id)
+            .bind(owner)
+            .bind(now())
+            .bind(&ids)
+            .bind(&item_ids)
+            .bind(&indexes)
+            .bind(&versions)
+            .bind(&inputs)
+            .bind(&outputs)
+            .bind(&expected)
+            .bind(&latencies)
+            .bind(&errors)
+            .bind(&kinds)
+            .bind(&started)
+            .bind(&completed)
+            .bind(&retries)
+            .bind(&traces)
+            .bind(&logs)
+            .bind(&s_items)
+            .bind(&s_ids)
+            .bind(&s_ords)
+            .bind(&s_names)
+            .bind(&s_scores)
+            .bind(&s_reasons)
+            .bind(&s_errors)
+            .bind(&s_meta)
+            .fetch_one(&self.pool)
+            .await?;
+        if fenced == 0 {
+            let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await?;
+            return Err(match exists {
+                Some(_) => StoreError::LeaseLost,
+                None => StoreError::not_found("Run", run_id),
+            });
+        }
+        Ok(WriteOutcome {
+            inserted: inserted as u64,
+            duplicates: (n as i64 - inserted) as u64,
+        })
+    }
 
-pub async fn results_after_seq(
-    s: &PostgresStore,
-    tenant: &str,
-    run_id: &str,
-    after_seq: i64,
-    limit: i64,
-) -> StoreResult<Vec<(i64, RunResult)>> {
-    super::runs::get_run(s, tenant, run_id).await?;
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        result_cols!(),
-        " FROM results WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-    ))
-    .bind(run_id)
-    .bind(after_seq)
-    .bind(limit.max(0))
-    .fetch_all(&s.pool)
-    .await?;
-    let (seqs, mut results): (Vec<i64>, Vec<RunResult>) = rows
-        .iter()
-        .map(rows::result)
-        .collect::<StoreResult<Vec<_>>>()?
-        .into_iter()
-        .unzip();
-    attach_scores(s, run_id, &mut results).await?;
-    Ok(seqs.into_iter().zip(results).collect())
+    async fn list_results(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        page: Page,
+    ) -> StoreResult<Paged<RunResult>> {
+        self.get_run(tenant, run_id).await?;
+        let total: i64 = sqlx::query_scalar(sql::results::COUNT)
+            .bind(run_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = sqlx::query(sql::results::LIST)
+            .bind(run_id)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = rows
+            .iter()
+            .map(|r| rows::result(r).map(|(_, res)| res))
+            .collect::<StoreResult<Vec<_>>>()?;
+        attach_scores(self, run_id, &mut items).await?;
+        Ok(page.wrap(items, total))
+    }
+
+    async fn results_after_seq(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, RunResult)>> {
+        self.get_run(tenant, run_id).await?;
+        let rows = sqlx::query(sql::results::AFTER_SEQ)
+            .bind(run_id)
+            .bind(after_seq)
+            .bind(limit.max(0))
+            .fetch_all(&self.pool)
+            .await?;
+        let (seqs, mut results): (Vec<i64>, Vec<RunResult>) = rows
+            .iter()
+            .map(rows::result)
+            .collect::<StoreResult<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        attach_scores(self, run_id, &mut results).await?;
+        Ok(seqs.into_iter().zip(results).collect())
+    }
 }

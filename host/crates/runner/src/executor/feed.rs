@@ -1,0 +1,104 @@
+//! Feeding a run's items to the pool: pending items are read one page at a
+//! time and each starts when a slot of the run and a slot of the process
+//! are free; the feed returns once every started item has been joined.
+
+use std::sync::Arc;
+
+use assay_store::DatasetItem;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::start::Started;
+use super::{Executor, STORAGE_RETRIES, STORAGE_RETRY_DELAY};
+use crate::error::RunError;
+use crate::retry::backoff;
+
+impl Executor {
+    /// Reads pending items page by page and starts each when slots allow.
+    /// Returns after every started item has been joined.
+    pub(super) async fn feed_items(&self, run: &Started) -> Result<(), RunError> {
+        let Started {
+            tenant,
+            run_id,
+            options,
+            shared,
+            stop,
+            ..
+        } = run;
+        let run_slots = Arc::new(Semaphore::new(options.max_concurrency));
+        let mut tasks = JoinSet::new();
+        let mut after: Option<i64> = None;
+        let outcome = 'pages: loop {
+            if stop.is_cancelled() {
+                break Ok(());
+            }
+            let page = match self.read_page(tenant, run_id, after, stop).await {
+                Ok(page) => page,
+                Err(e) => break Err(e),
+            };
+            let Some(last) = page.last() else {
+                break Ok(());
+            };
+            after = Some(last.position);
+            for item in page {
+                let run_permit = tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break 'pages Ok(()),
+                    p = run_slots.clone().acquire_owned() => p.expect("semaphore open"),
+                };
+                let process_permit = tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break 'pages Ok(()),
+                    p = self.item_slots.clone().acquire_owned() => p.expect("semaphore open"),
+                };
+                let ctx = shared.clone();
+                tasks.spawn(async move {
+                    ctx.process(item).await;
+                    drop((run_permit, process_permit));
+                });
+                while let Some(joined) = tasks.try_join_next() {
+                    log_panic(run_id, joined);
+                }
+            }
+        };
+        while let Some(joined) = tasks.join_next().await {
+            log_panic(run_id, joined);
+        }
+        outcome
+    }
+
+    /// One page of pending items, retried with backoff on storage errors
+    /// (a busy database or a dropped connection must not end the run).
+    async fn read_page(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        after: Option<i64>,
+        stop: &CancellationToken,
+    ) -> Result<Vec<DatasetItem>, RunError> {
+        let mut attempt = 0u32;
+        loop {
+            match self
+                .store
+                .pending_items(tenant, run_id, after, self.page_size as i64)
+                .await
+            {
+                Ok(page) => return Ok(page),
+                Err(e) if attempt < STORAGE_RETRIES && !stop.is_cancelled() => {
+                    warn!(run_id, error = %e, attempt, "reading items failed; retrying");
+                    tokio::time::sleep(backoff(STORAGE_RETRY_DELAY, attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(RunError::Store(e)),
+            }
+        }
+    }
+}
+
+fn log_panic(run_id: &str, joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        warn!(run_id, error = %e, "an item task panicked");
+    }
+}

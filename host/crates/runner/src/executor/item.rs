@@ -1,0 +1,313 @@
+//! One item of a run: the target call (retries, item deadline,
+//! cancellation), the scorers in parallel, then the result handed to the
+//! writer, the counters and the completion callback.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use assay_plugin_host::{CallError, CallFailure, CapturedLogs, PluginItem, TargetOutcome};
+use assay_store::{DatasetItem, NewResult, ScoreRow};
+use chrono::Utc;
+use futures::future::join_all;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::ItemCallback;
+use crate::config::RunOptions;
+use crate::item::ItemWithScores;
+use crate::plugins::{Scorer, Target};
+use crate::retry::backoff;
+use crate::writer::{ResultWriter, WriteAck};
+
+/// State shared by the item tasks of one run.
+pub(super) struct ItemContext {
+    pub(super) target: Arc<dyn Target>,
+    pub(super) scorers: Vec<Arc<dyn Scorer>>,
+    pub(super) options: RunOptions,
+    pub(super) writer: ResultWriter,
+    pub(super) callback: Option<ItemCallback>,
+    pub(super) retain: bool,
+    pub(super) retained: Mutex<Vec<ItemWithScores>>,
+    pub(super) abort: CancellationToken,
+    pub(super) lease_lost: CancellationToken,
+    pub(super) succeeded: AtomicU64,
+    pub(super) failed: AtomicU64,
+    pub(super) persistence_failures: AtomicU64,
+}
+
+/// What the target phase of one item ended with.
+enum TargetPhase {
+    Done {
+        outcome: Result<TargetOutcome, CallFailure>,
+        retry_count: u32,
+    },
+    Cancelled,
+}
+
+impl ItemContext {
+    /// Executes one item to its end (or until the run is aborted).
+    pub(super) async fn process(&self, item: DatasetItem) {
+        let started_at = Utc::now();
+        let index = item.position;
+        let plugin_item = PluginItem {
+            id: item.id.clone(),
+            input: item.input.clone(),
+            ground_truth: item.expected_output.clone(),
+            metadata: item.context.clone(),
+        };
+        let clock = Instant::now();
+        let (outcome, retry_count) = match self.run_target(&plugin_item).await {
+            TargetPhase::Done {
+                outcome,
+                retry_count,
+            } => (outcome, retry_count),
+            TargetPhase::Cancelled => return,
+        };
+        let latency = clock.elapsed().as_secs_f64() * 1000.0;
+
+        let (output, trace_id, error, error_kind, logs) = match outcome {
+            Ok(out) => (Some(out.output), out.trace_id, None, None, out.logs),
+            Err(f) => (
+                None,
+                None,
+                Some(f.error.to_string()),
+                Some(f.error.kind().to_string()),
+                f.logs,
+            ),
+        };
+
+        // Scorers grade successful outputs only: scoring a missing output
+        // would add meaningless zeros to every mean.
+        let scores = match &output {
+            Some(out) => match self.run_scorers(&plugin_item, out).await {
+                Some(scores) => scores,
+                None => return,
+            },
+            None => Vec::new(),
+        };
+
+        let result = NewResult {
+            item_id: item.id,
+            item_index: index,
+            item_version: item.version,
+            input: item.input,
+            output,
+            expected_output: item.expected_output,
+            latency,
+            error,
+            error_kind,
+            started_at,
+            completed_at: Utc::now(),
+            retry_count: retry_count as i64,
+            trace_id,
+            logs: logs_json(&logs),
+            scores,
+        };
+        self.finish_item(without_nul(result), index).await;
+    }
+
+    /// Target call with retries (transient errors only), the item deadline
+    /// and cancellation.
+    async fn run_target(&self, item: &PluginItem) -> TargetPhase {
+        let deadline = self.options.item_timeout.map(|d| Instant::now() + d);
+        let mut retry_count = 0u32;
+        loop {
+            let call = self.target.run(item);
+            let outcome = tokio::select! {
+                biased;
+                _ = self.abort.cancelled() => return TargetPhase::Cancelled,
+                r = with_deadline(call, deadline, self.options.item_timeout) => r,
+            };
+            match outcome {
+                Err(f)
+                    if f.error.is_transient()
+                        && retry_count < self.options.max_retries
+                        && deadline.is_none_or(|d| Instant::now() < d) =>
+                {
+                    let mut wait = backoff(self.options.retry_delay, retry_count);
+                    if let Some(d) = deadline {
+                        wait = wait.min(d.saturating_duration_since(Instant::now()));
+                    }
+                    debug!(item = item.id, retry_count, ?wait, error = %f.error, "transient failure; retrying");
+                    tokio::select! {
+                        biased;
+                        _ = self.abort.cancelled() => return TargetPhase::Cancelled,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    retry_count += 1;
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return TargetPhase::Done {
+                            outcome: Err(item_timeout(self.options.item_timeout)),
+                            retry_count,
+                        };
+                    }
+                }
+                outcome => {
+                    return TargetPhase::Done {
+                        outcome,
+                        retry_count,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Every scorer in parallel, each failure isolated. `None` if cancelled.
+    async fn run_scorers(&self, item: &PluginItem, output: &Value) -> Option<Vec<ScoreRow>> {
+        let calls = self.scorers.iter().map(|scorer| async move {
+            let outcome = scorer.score(item, Some(output)).await;
+            match outcome {
+                Ok(score) => ScoreRow {
+                    scorer_id: scorer.id().to_string(),
+                    scorer_name: scorer.name().to_string(),
+                    score: Some(score.value),
+                    reason: score.reason,
+                    error: None,
+                    metadata: score.metadata,
+                },
+                Err(f) => ScoreRow {
+                    scorer_id: scorer.id().to_string(),
+                    scorer_name: scorer.name().to_string(),
+                    score: None,
+                    reason: None,
+                    error: Some(f.error.to_string()),
+                    metadata: None,
+                },
+            }
+        });
+        tokio::select! {
+            biased;
+            _ = self.abort.cancelled() => None,
+            scores = join_all(calls) => Some(scores),
+        }
+    }
+
+    /// Persist, count, call back, retain.
+    async fn finish_item(&self, result: NewResult, index: i64) {
+        if self.lease_lost.is_cancelled() {
+            return;
+        }
+        let failed = result.error.is_some();
+        let persistence_error = match self.writer.write(result.clone()).await {
+            WriteAck::Written => None,
+            WriteAck::LeaseLost => {
+                self.lease_lost.cancel();
+                return;
+            }
+            WriteAck::Failed(e) => {
+                self.persistence_failures.fetch_add(1, Ordering::Relaxed);
+                Some(e)
+            }
+        };
+        if failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.succeeded.fetch_add(1, Ordering::Relaxed);
+        }
+        let item = ItemWithScores {
+            index,
+            result,
+            persistence_error,
+        };
+        match (&self.callback, self.retain) {
+            (Some(cb), true) => {
+                self.retained.lock().await.push(item.clone());
+                call_back(cb, item, index).await;
+            }
+            (Some(cb), false) => call_back(cb, item, index).await,
+            (None, true) => self.retained.lock().await.push(item),
+            (None, false) => {}
+        }
+    }
+}
+
+async fn call_back(cb: &ItemCallback, item: ItemWithScores, index: i64) {
+    let item_id = item.result.item_id.clone();
+    if let Err(e) = cb(item, index).await {
+        warn!(item_id, index, error = %e, "on_item_complete callback failed (ignored)");
+    }
+}
+
+async fn with_deadline<F>(
+    call: F,
+    deadline: Option<Instant>,
+    limit: Option<Duration>,
+) -> Result<TargetOutcome, CallFailure>
+where
+    F: std::future::Future<Output = Result<TargetOutcome, CallFailure>>,
+{
+    match deadline {
+        None => call.await,
+        Some(d) => match tokio::time::timeout_at(d.into(), call).await {
+            Ok(r) => r,
+            Err(_) => Err(item_timeout(limit)),
+        },
+    }
+}
+
+fn item_timeout(limit: Option<Duration>) -> CallFailure {
+    CallFailure {
+        error: CallError::Timeout {
+            after: limit.unwrap_or_default(),
+        },
+        logs: CapturedLogs::default(),
+    }
+}
+
+/// Replaces U+0000 in everything a plugin produced: PostgreSQL's `text` and
+/// `jsonb` reject it, and both backends must store the same result.
+fn without_nul(mut r: NewResult) -> NewResult {
+    fn text(s: &mut String) {
+        if s.contains('\0') {
+            *s = s.replace('\0', "\u{FFFD}");
+        }
+    }
+    fn json(v: &mut Value) {
+        match v {
+            Value::String(s) => text(s),
+            Value::Array(a) => a.iter_mut().for_each(json),
+            Value::Object(o) => {
+                if o.keys().any(|k| k.contains('\0')) {
+                    let entries: Vec<(String, Value)> = std::mem::take(o).into_iter().collect();
+                    for (mut k, mut val) in entries {
+                        text(&mut k);
+                        json(&mut val);
+                        o.insert(k, val);
+                    }
+                } else {
+                    o.values_mut().for_each(json);
+                }
+            }
+            _ => {}
+        }
+    }
+    for v in [&mut r.output, &mut r.logs].into_iter().flatten() {
+        json(v);
+    }
+    for s in [&mut r.error, &mut r.trace_id].into_iter().flatten() {
+        text(s);
+    }
+    for score in &mut r.scores {
+        for s in [&mut score.reason, &mut score.error].into_iter().flatten() {
+            text(s);
+        }
+        if let Some(m) = &mut score.metadata {
+            json(m);
+        }
+    }
+    r
+}
+
+fn logs_json(logs: &CapturedLogs) -> Option<Value> {
+    if logs.stdout.is_empty() && logs.stderr.is_empty() {
+        return None;
+    }
+    Some(serde_json::json!({
+        "stdout": logs.stdout,
+        "stderr": logs.stderr,
+        "truncated": logs.truncated,
+    }))
+}

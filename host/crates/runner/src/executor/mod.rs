@@ -1,0 +1,190 @@
+//! The run executor: streams a run's items through its target and scorers on
+//! a bounded pool and persists each result as it completes.
+//!
+//! [`Executor::execute`] takes one run through three steps, one module each
+//! (see also `docs/runs.md`):
+//! 1. `start`: claim the run's lease (status `running`) and start the tasks
+//!    that live as long as the run: the lease heartbeat, the stop watcher,
+//!    the cancel recorder and the batching result writer;
+//! 2. `feed`: read the items that have no result yet, page by page (never
+//!    all at once), and start each one when a slot of the run
+//!    (`maxConcurrency`) and a slot of the process are free; `item` executes
+//!    one: target (with retries for transient errors and the item deadline),
+//!    then every scorer in parallel, then the batched writer, then
+//!    `on_item_complete` (awaited: backpressure), then the progress counters;
+//!    the feed returns once every started item has been joined;
+//! 3. `finish`: stop the helper tasks, then finalize the run or leave it
+//!    resumable.
+//!
+//! Cancelling stops new items, cancels the in-flight ones, joins them and
+//! finalizes the run as `cancelled`; nothing is written after that. A process
+//! shutdown (`drain`, then `abort`) stops without finalizing and releases
+//! the lease, so the next start resumes the run where it stopped.
+
+mod feed;
+mod finish;
+mod item;
+mod start;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use assay_store::{Run, Store};
+use futures::future::BoxFuture;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::assembly::{DEFAULT_LEASE, DEFAULT_PROCESS_ITEM_SLOTS};
+use crate::config::RunOptions;
+use crate::error::RunError;
+use crate::item::ItemWithScores;
+use crate::plugins::{Scorer, Target};
+use crate::summary::RunSummary;
+use crate::writer::ResultSink;
+
+/// Error type a completion callback may return; it is logged, never fatal.
+pub type CallbackError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A per-item completion callback: `(item, dataset index)`.
+pub type ItemCallback =
+    Arc<dyn Fn(ItemWithScores, i64) -> BoxFuture<'static, Result<(), CallbackError>> + Send + Sync>;
+
+/// Wraps an async closure as an [`ItemCallback`].
+pub fn on_item_complete<F, Fut>(f: F) -> ItemCallback
+where
+    F: Fn(ItemWithScores, i64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), CallbackError>> + Send + 'static,
+{
+    Arc::new(move |item, index| Box::pin(f(item, index)))
+}
+
+/// Process-wide settings shared by every run this process executes.
+#[derive(Clone)]
+pub struct Executor {
+    store: Arc<dyn Store>,
+    sink: Arc<dyn ResultSink>,
+    owner: String,
+    lease: Duration,
+    item_slots: Arc<Semaphore>,
+    item_slot_count: usize,
+    page_size: usize,
+    max_batch: usize,
+}
+
+impl Executor {
+    /// An executor writing to `store`, identified by a fresh owner id, with
+    /// the [`DEFAULT_LEASE`].
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let sink: Arc<dyn ResultSink> = Arc::new(store.clone());
+        Self {
+            store,
+            sink,
+            owner: format!("host-{}", uuid::Uuid::now_v7()),
+            lease: DEFAULT_LEASE,
+            item_slots: Arc::new(Semaphore::new(DEFAULT_PROCESS_ITEM_SLOTS)),
+            item_slot_count: DEFAULT_PROCESS_ITEM_SLOTS,
+            page_size: 256,
+            max_batch: 64,
+        }
+    }
+
+    /// Caps the items in flight across every run of this executor.
+    pub fn with_process_item_slots(mut self, slots: usize) -> Self {
+        self.item_slot_count = slots.max(1);
+        self.item_slots = Arc::new(Semaphore::new(self.item_slot_count));
+        self
+    }
+
+    /// Sets the lease length (heartbeats renew it every third of it).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Sets how many items are read from storage per page.
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Sets the largest number of results written per transaction.
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// Replaces where results are written (tests use a failing sink).
+    pub fn with_sink(mut self, sink: Arc<dyn ResultSink>) -> Self {
+        self.sink = sink;
+        self
+    }
+
+    /// This process's lease owner id.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The store this executor writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The lease length.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Items this executor runs at once across all its runs.
+    pub fn process_item_slots(&self) -> usize {
+        self.item_slot_count
+    }
+
+    /// Executes `plan` to the end (or until cancelled / shut down).
+    pub async fn execute(&self, plan: RunPlan, hooks: RunHooks) -> Result<RunSummary, RunError> {
+        let started = self.start(plan, &hooks).await?;
+        let feed = self.feed_items(&started).await;
+        // Join everything before finalizing: no write after finalization.
+        let joined = started.join().await;
+        self.finalize(joined, feed, &hooks).await
+    }
+}
+
+/// Retries of a failed storage read or write before giving up on it.
+pub(crate) const STORAGE_RETRIES: u32 = 4;
+/// Base delay between storage retries (exponential, with jitter).
+pub(crate) const STORAGE_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// Everything needed to execute one run that already exists in storage.
+pub struct RunPlan {
+    /// The run's tenant.
+    pub tenant: String,
+    /// The run row (status `pending`, or `running` when resuming).
+    pub run: Run,
+    /// The target, resolved.
+    pub target: Arc<dyn Target>,
+    /// The scorers, resolved.
+    pub scorers: Vec<Arc<dyn Scorer>>,
+    /// The run's options.
+    pub options: RunOptions,
+    /// True when the caller already holds the run's lease.
+    pub claimed: bool,
+}
+
+/// How a caller follows and steers a run.
+#[derive(Clone, Default)]
+pub struct RunHooks {
+    /// Called once per finished item, in completion order; awaited.
+    pub on_item_complete: Option<ItemCallback>,
+    /// Keep every result in the summary. Default: `true` without a callback,
+    /// `false` with one.
+    pub retain_results: Option<bool>,
+    /// Cancels the run: no new items, in-flight items cancelled, then the run
+    /// is finalized as `cancelled`.
+    pub cancel: CancellationToken,
+    /// Process shutdown, first stage: start no new items, let in-flight ones
+    /// finish; the run is left resumable.
+    pub drain: CancellationToken,
+    /// Process shutdown, second stage: cancel in-flight items; the run is
+    /// left resumable.
+    pub abort: CancellationToken,
+}

@@ -1,0 +1,278 @@
+//! Starting a run: claim its lease, turn the caller's hooks into the run's
+//! stop signals, and start the tasks that live as long as the run (lease
+//! heartbeat, stop watcher, cancel recorder, result writer).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use assay_store::{Store, StoreError};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::item::ItemContext;
+use super::{Executor, RunHooks, RunPlan};
+use crate::config::RunOptions;
+use crate::error::RunError;
+use crate::writer::ResultWriter;
+
+/// A run this process holds, with its item context and helper tasks
+/// running. [`Started::join`] stops the helpers once every item is joined.
+pub(super) struct Started {
+    pub(super) tenant: String,
+    pub(super) run_id: String,
+    pub(super) options: RunOptions,
+    /// Start no new item.
+    pub(super) stop: CancellationToken,
+    /// Another process took the run over: stop without writing anything.
+    pub(super) lease_lost: CancellationToken,
+    /// What the item tasks share.
+    pub(super) shared: Arc<ItemContext>,
+    helpers: Helpers,
+}
+
+/// Tasks that live as long as the run.
+struct Helpers {
+    watcher: JoinHandle<()>,
+    cancel_recorder: JoinHandle<()>,
+    heartbeat: JoinHandle<()>,
+    writer: JoinHandle<()>,
+}
+
+/// What the run's items amounted to, once every item task was joined.
+pub(super) struct Joined {
+    pub(super) tenant: String,
+    pub(super) run_id: String,
+    pub(super) lease_lost: CancellationToken,
+    /// Retained results, in dataset order.
+    pub(super) results: Vec<crate::item::ItemWithScores>,
+    /// Items executed here whose target succeeded.
+    pub(super) executed_ok: u64,
+    /// Results that could not be written to storage.
+    pub(super) persistence_failures: u64,
+}
+
+impl Executor {
+    /// Claims the run (unless the plan says the caller holds it already) and
+    /// starts its helper tasks. No item starts here.
+    pub(super) async fn start(&self, plan: RunPlan, hooks: &RunHooks) -> Result<Started, RunError> {
+        let RunPlan {
+            tenant,
+            run,
+            target,
+            scorers,
+            options,
+            claimed,
+        } = plan;
+        let run = if claimed {
+            run
+        } else {
+            self.store
+                .claim_run(&tenant, &run.id, &self.owner, self.lease)
+                .await?
+        };
+        let run_id = run.id.clone();
+        info!(run_id, total = run.total_items, "run started");
+        // A cancel requested while nobody held the run (or between the claim
+        // and now) must stop it before any item starts.
+        if run.cancel_requested {
+            hooks.cancel.cancel();
+        }
+
+        let retain = hooks
+            .retain_results
+            .unwrap_or(hooks.on_item_complete.is_none());
+        // `stop`: start no new item. `abort`: cancel the in-flight ones.
+        let stop = CancellationToken::new();
+        let abort = CancellationToken::new();
+        let lease_lost = CancellationToken::new();
+        // Apply hooks that already fired synchronously, so that no item
+        // starts before the watcher task first runs.
+        if hooks.cancel.is_cancelled() || hooks.abort.is_cancelled() {
+            stop.cancel();
+            abort.cancel();
+        } else if hooks.drain.is_cancelled() {
+            stop.cancel();
+        }
+        let watcher = spawn_stop_watcher(hooks, &stop, &abort, &lease_lost);
+        let cancel_recorder = spawn_cancel_recorder(
+            self.store.clone(),
+            tenant.clone(),
+            run_id.clone(),
+            hooks.cancel.clone(),
+        );
+        let heartbeat = spawn_heartbeat(
+            self.store.clone(),
+            run_id.clone(),
+            self.owner.clone(),
+            self.lease,
+            hooks.cancel.clone(),
+            lease_lost.clone(),
+        );
+        let (writer, writer_task) = ResultWriter::spawn(
+            self.sink.clone(),
+            run_id.clone(),
+            self.owner.clone(),
+            self.max_batch,
+        );
+
+        let shared = Arc::new(ItemContext {
+            target,
+            scorers,
+            options: options.clone(),
+            writer,
+            callback: hooks.on_item_complete.clone(),
+            retain,
+            retained: Mutex::new(Vec::new()),
+            abort,
+            lease_lost: lease_lost.clone(),
+            succeeded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            persistence_failures: AtomicU64::new(0),
+        });
+        Ok(Started {
+            tenant,
+            run_id,
+            options,
+            stop,
+            lease_lost,
+            shared,
+            helpers: Helpers {
+                watcher,
+                cancel_recorder,
+                heartbeat,
+                writer: writer_task,
+            },
+        })
+    }
+}
+
+impl Started {
+    /// Waits for the writer to flush everything queued, stops the helper
+    /// tasks and collects the counters. Call it only after the feed returned
+    /// (every item task joined): nothing is written after this.
+    pub(super) async fn join(self) -> Joined {
+        let Started {
+            tenant,
+            run_id,
+            lease_lost,
+            shared,
+            helpers,
+            ..
+        } = self;
+        let shared = match Arc::try_unwrap(shared) {
+            Ok(s) => s,
+            Err(_) => unreachable!("all item tasks were joined"),
+        };
+        let ItemContext {
+            writer,
+            retained,
+            succeeded,
+            failed,
+            persistence_failures,
+            ..
+        } = shared;
+        drop(writer);
+        let _ = helpers.writer.await;
+        helpers.heartbeat.abort();
+        helpers.watcher.abort();
+        helpers.cancel_recorder.abort();
+
+        let persistence_failures = persistence_failures.into_inner();
+        let mut results = retained.into_inner();
+        results.sort_by_key(|r| r.index);
+        let executed_ok = succeeded.into_inner();
+        let executed_failed = failed.into_inner();
+        debug!(run_id, executed_ok, executed_failed, "items joined");
+        Joined {
+            tenant,
+            run_id,
+            lease_lost,
+            results,
+            executed_ok,
+            persistence_failures,
+        }
+    }
+}
+
+/// When the caller cancels, records the request in storage too, so that the
+/// run ends `cancelled` even if this process dies before finalizing it.
+fn spawn_cancel_recorder(
+    store: Arc<dyn Store>,
+    tenant: String,
+    run_id: String,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        cancel.cancelled().await;
+        if let Err(e) = store.request_cancel(&tenant, &run_id).await {
+            debug!(run_id, error = %e, "recording the cancel request failed");
+        }
+    })
+}
+
+fn spawn_stop_watcher(
+    hooks: &RunHooks,
+    stop: &CancellationToken,
+    abort: &CancellationToken,
+    lease_lost: &CancellationToken,
+) -> JoinHandle<()> {
+    let (cancel, drain, hard, lost) = (
+        hooks.cancel.clone(),
+        hooks.drain.clone(),
+        hooks.abort.clone(),
+        lease_lost.clone(),
+    );
+    let (stop, abort) = (stop.clone(), abort.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = hard.cancelled() => {}
+            _ = lost.cancelled() => {}
+            _ = drain.cancelled() => {
+                stop.cancel();
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = hard.cancelled() => {}
+                    _ = lost.cancelled() => {}
+                }
+            }
+        }
+        stop.cancel();
+        abort.cancel();
+    })
+}
+
+fn spawn_heartbeat(
+    store: Arc<dyn Store>,
+    run_id: String,
+    owner: String,
+    lease: Duration,
+    cancel: CancellationToken,
+    lease_lost: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let period = (lease / 3).max(Duration::from_millis(50));
+        let mut tick = tokio::time::interval(period);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match store.renew_lease(&run_id, &owner, lease).await {
+                Ok(control) => {
+                    if control.cancel_requested && !cancel.is_cancelled() {
+                        info!(run_id, "cancel requested");
+                        cancel.cancel();
+                    }
+                }
+                Err(StoreError::LeaseLost) => {
+                    warn!(run_id, "lease lost to another process; stopping");
+                    lease_lost.cancel();
+                    return;
+                }
+                Err(e) => warn!(run_id, error = %e, "lease renewal failed"),
+            }
+        }
+    })
+}

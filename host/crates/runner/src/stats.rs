@@ -1,0 +1,564 @@
+//! Statistics of one run, computed from its results: per-scorer means and
+//! pass rates, latency percentiles, failures grouped by error.
+//!
+//! This is the one place these numbers are computed. `assay run` feeds a
+//! [`StatsBuilder`] one finished item at a time (from the executor's
+//! callback, so memory grows only by one float per item); `assay runs show`
+//! and `GET /api/datasets/{datasetId}/runs/{runId}/summary` feed it the
+//! stored results ([`summarize_stored`]); [`crate::compare`] uses the same
+//! per-scorer [`ScoreTally`] for both runs it compares.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use assay_store::{Run, RunResult, RunStatus, ScoreRow, Store};
+use serde::Serialize;
+
+use crate::error::RunError;
+use crate::item::ItemWithScores;
+
+/// A score at or above this passes, unless the caller says otherwise.
+pub const DEFAULT_PASS_THRESHOLD: f64 = 0.5;
+/// Example items listed per failure group.
+const EXAMPLES_PER_GROUP: usize = 5;
+/// Results read per page when summarizing a stored run.
+const RESULTS_PAGE: i64 = 1000;
+
+/// The scores one scorer gave over one run, tallied.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ScoreTally {
+    /// Sum of the present scores.
+    pub sum: f64,
+    /// Items with a score.
+    pub scored: u64,
+    /// Items with a score at or above the pass threshold.
+    pub passed: u64,
+    /// Items where the scorer failed (no score).
+    pub errors: u64,
+}
+
+impl ScoreTally {
+    /// Counts one score (`None`: the scorer failed on the item).
+    pub fn record(&mut self, score: Option<f64>, pass_threshold: f64) {
+        match score {
+            Some(v) => {
+                self.sum += v;
+                self.scored += 1;
+                if v >= pass_threshold {
+                    self.passed += 1;
+                }
+            }
+            None => self.errors += 1,
+        }
+    }
+
+    /// Items the scorer was asked to grade.
+    pub fn total(&self) -> u64 {
+        self.scored + self.errors
+    }
+
+    /// Mean of the present scores (`None` when there is none).
+    pub fn mean(&self) -> Option<f64> {
+        (self.scored > 0).then(|| self.sum / self.scored as f64)
+    }
+
+    /// Share of the present scores at or above the pass threshold.
+    pub fn pass_rate(&self) -> Option<f64> {
+        (self.scored > 0).then(|| self.passed as f64 / self.scored as f64)
+    }
+}
+
+/// Tallies the scores of `results` per scorer id.
+pub fn tally_by_scorer<'a>(
+    results: impl IntoIterator<Item = &'a RunResult>,
+    pass_threshold: f64,
+) -> HashMap<String, ScoreTally> {
+    let mut tallies: HashMap<String, ScoreTally> = HashMap::new();
+    for score in results.into_iter().flat_map(|r| r.scores.iter()) {
+        tallies
+            .entry(score.scorer_id.clone())
+            .or_default()
+            .record(score.score, pass_threshold);
+    }
+    tallies
+}
+
+/// The statistics of one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStats {
+    /// Run id.
+    pub run_id: String,
+    /// Run status.
+    pub status: RunStatus,
+    /// Dataset id.
+    pub dataset_id: String,
+    /// Dataset name, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_name: Option<String>,
+    /// Pinned dataset version.
+    pub dataset_version: i64,
+    /// Target plugin id.
+    pub target_id: String,
+    /// Items in the pinned version.
+    pub total_items: i64,
+    /// Items whose target succeeded.
+    pub succeeded_count: i64,
+    /// Items whose target failed.
+    pub failed_count: i64,
+    /// Items never run (cancelled, or not reached).
+    pub skipped_count: i64,
+    /// Items not finished yet (a run still in progress).
+    pub pending_count: i64,
+    /// Why the run failed as a whole, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Wall-clock time from start to end (or to now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+    /// Finished items per second over that time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items_per_second: Option<f64>,
+    /// Latency of the items (target call with retries), in ms.
+    pub latency_ms: LatencyStats,
+    /// The score at or above which an item passes.
+    pub pass_threshold: f64,
+    /// One entry per scorer, in the run's order.
+    pub scorers: Vec<ScorerSummary>,
+    /// Failures grouped by identical error, largest group first.
+    pub failures: Vec<FailureGroup>,
+}
+
+/// Latency percentiles over finished items.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyStats {
+    /// Items measured.
+    pub count: u64,
+    /// Mean.
+    pub mean: Option<f64>,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// Slowest.
+    pub max: Option<f64>,
+}
+
+/// One scorer over one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScorerSummary {
+    /// Scorer id.
+    pub scorer_id: String,
+    /// Scorer name.
+    pub scorer_name: String,
+    /// Mean of the scores (items whose target failed are not scored).
+    pub mean: Option<f64>,
+    /// Share of scored items at or above the pass threshold.
+    pub pass_rate: Option<f64>,
+    /// Scored items at or above the pass threshold.
+    pub pass_count: u64,
+    /// Items with a score.
+    pub scored_count: u64,
+    /// Items where the scorer failed.
+    pub error_count: u64,
+}
+
+/// Items that failed with the same error.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureGroup {
+    /// `target`, or the id of the scorer that failed.
+    pub source: String,
+    /// Error class (`timeout`, `transient`, ...), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The error message.
+    pub message: String,
+    /// Items with this error.
+    pub count: u64,
+    /// Dataset indexes of the first few.
+    pub item_indexes: Vec<i64>,
+}
+
+#[derive(Debug, Default)]
+struct NamedTally {
+    name: String,
+    tally: ScoreTally,
+}
+
+#[derive(Debug)]
+struct FailureAcc {
+    kind: Option<String>,
+    count: u64,
+    first_seen: usize,
+    examples: Vec<i64>,
+}
+
+/// Accumulates finished items into [`RunStats`].
+#[derive(Debug)]
+pub struct StatsBuilder {
+    pass_threshold: f64,
+    order: Vec<String>,
+    scorers: HashMap<String, NamedTally>,
+    latencies: Vec<f32>,
+    failures: HashMap<(String, String), FailureAcc>,
+}
+
+impl StatsBuilder {
+    /// A builder for a run with these scorers (their order is kept).
+    pub fn new(scorer_ids: &[String], pass_threshold: f64) -> Self {
+        let mut builder = Self {
+            pass_threshold,
+            order: Vec::new(),
+            scorers: HashMap::new(),
+            latencies: Vec::new(),
+            failures: HashMap::new(),
+        };
+        for id in scorer_ids {
+            builder.scorer(id, id);
+        }
+        builder
+    }
+
+    fn scorer(&mut self, id: &str, name: &str) -> &mut NamedTally {
+        if !self.scorers.contains_key(id) {
+            self.order.push(id.to_string());
+        }
+        let acc = self.scorers.entry(id.to_string()).or_default();
+        if acc.name.is_empty() || acc.name == id {
+            acc.name = name.to_string();
+        }
+        acc
+    }
+
+    /// Adds one finished item. Errors are grouped by message, with the
+    /// item's own id taken out so that "item `x` has no ground truth" and
+    /// "item `y` has no ground truth" are one group.
+    pub fn add(
+        &mut self,
+        index: i64,
+        item_id: &str,
+        latency_ms: f64,
+        error: Option<&str>,
+        error_kind: Option<&str>,
+        scores: &[ScoreRow],
+    ) {
+        self.latencies.push(latency_ms as f32);
+        if let Some(message) = error {
+            self.failure("target", &generalize(message, item_id), error_kind, index);
+        }
+        let threshold = self.pass_threshold;
+        for s in scores {
+            self.scorer(&s.scorer_id, &s.scorer_name)
+                .tally
+                .record(s.score, threshold);
+            if s.score.is_none() {
+                let message = generalize(s.error.as_deref().unwrap_or("scorer failed"), item_id);
+                self.failure(&s.scorer_id, &message, None, index);
+            }
+        }
+    }
+
+    /// Adds an item as the executor reports it.
+    pub fn add_item(&mut self, item: &ItemWithScores) {
+        let r = &item.result;
+        self.add(
+            item.index,
+            &r.item_id,
+            r.latency,
+            r.error.as_deref(),
+            r.error_kind.as_deref(),
+            &r.scores,
+        );
+    }
+
+    /// Adds a stored result.
+    pub fn add_result(&mut self, r: &RunResult) {
+        self.add(
+            r.item_index,
+            &r.item_id,
+            r.latency,
+            r.error.as_deref(),
+            r.error_kind.as_deref(),
+            &r.scores,
+        );
+    }
+
+    fn failure(&mut self, source: &str, message: &str, kind: Option<&str>, index: i64) {
+        let next = self.failures.len();
+        let acc = self
+            .failures
+            .entry((source.to_string(), message.to_string()))
+            .or_insert_with(|| FailureAcc {
+                kind: kind.map(str::to_string),
+                count: 0,
+                first_seen: next,
+                examples: Vec::new(),
+            });
+        acc.count += 1;
+        if acc.examples.len() < EXAMPLES_PER_GROUP {
+            acc.examples.push(index);
+        }
+    }
+
+    /// The statistics of `run` (counts and timing come from the run row).
+    pub fn finish(self, run: &Run) -> RunStats {
+        let mut latencies = self.latencies;
+        latencies.sort_by(f32::total_cmp);
+        let latency_ms = latency_stats(&latencies);
+        let scorers = self
+            .order
+            .iter()
+            .map(|id| {
+                let NamedTally { name, tally } = &self.scorers[id];
+                ScorerSummary {
+                    scorer_id: id.clone(),
+                    scorer_name: name.clone(),
+                    mean: tally.mean(),
+                    pass_rate: tally.pass_rate(),
+                    pass_count: tally.passed,
+                    scored_count: tally.scored,
+                    error_count: tally.errors,
+                }
+            })
+            .collect();
+        let mut groups: Vec<(usize, FailureGroup)> = self
+            .failures
+            .into_iter()
+            .map(|((source, message), acc)| {
+                let mut examples = acc.examples;
+                examples.sort_unstable();
+                (
+                    acc.first_seen,
+                    FailureGroup {
+                        source,
+                        kind: acc.kind,
+                        message,
+                        count: acc.count,
+                        item_indexes: examples,
+                    },
+                )
+            })
+            .collect();
+        groups.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(&b.0)));
+
+        let finished = run.succeeded_count + run.failed_count;
+        let duration_ms = run.started_at.map(|start| {
+            let end = run.completed_at.unwrap_or_else(chrono::Utc::now);
+            (end - start).num_milliseconds().max(0) as f64
+        });
+        let items_per_second = duration_ms
+            .filter(|&d| d > 0.0)
+            .map(|d| (finished as f64 / (d / 1000.0) * 10.0).round() / 10.0);
+        let pending_count = if run.status.is_terminal() {
+            0
+        } else {
+            (run.total_items - finished).max(0)
+        };
+        RunStats {
+            run_id: run.id.clone(),
+            status: run.status,
+            dataset_id: run.dataset_id.clone(),
+            dataset_name: None,
+            dataset_version: run.dataset_version,
+            target_id: run.target_id.clone(),
+            total_items: run.total_items,
+            succeeded_count: run.succeeded_count,
+            failed_count: run.failed_count,
+            skipped_count: run.skipped_count,
+            pending_count,
+            error: run.error.clone(),
+            duration_ms,
+            items_per_second,
+            latency_ms,
+            pass_threshold: self.pass_threshold,
+            scorers,
+            failures: groups.into_iter().map(|(_, g)| g).collect(),
+        }
+    }
+}
+
+/// The statistics of `run` from its stored results (read page by page),
+/// with the dataset's name when it can be read.
+pub async fn summarize_stored(
+    store: &Arc<dyn Store>,
+    tenant: &str,
+    run: &Run,
+    pass_threshold: f64,
+) -> Result<RunStats, RunError> {
+    let mut builder = StatsBuilder::new(&run.scorer_ids, pass_threshold);
+    assay_store::for_each_result_page(store.as_ref(), tenant, &run.id, RESULTS_PAGE, |page| {
+        page.iter().for_each(|r| builder.add_result(r));
+        Ok::<_, RunError>(())
+    })
+    .await?;
+    let mut stats = builder.finish(run);
+    stats.dataset_name = store
+        .get_dataset(tenant, &run.dataset_id)
+        .await
+        .ok()
+        .map(|d| d.name);
+    Ok(stats)
+}
+
+/// `message` with the item's id replaced by `<item>`.
+fn generalize(message: &str, item_id: &str) -> String {
+    if item_id.is_empty() {
+        message.to_string()
+    } else {
+        message.replace(item_id, "<item>")
+    }
+}
+
+fn latency_stats(sorted: &[f32]) -> LatencyStats {
+    if sorted.is_empty() {
+        return LatencyStats::default();
+    }
+    let pick = |q: f64| {
+        // Nearest rank: the smallest value with at least q of the data at
+        // or below it.
+        let rank = (q * sorted.len() as f64).ceil() as usize;
+        f64::from(sorted[rank.clamp(1, sorted.len()) - 1])
+    };
+    let sum: f64 = sorted.iter().map(|&v| f64::from(v)).sum();
+    LatencyStats {
+        count: sorted.len() as u64,
+        mean: Some(micros(sum / sorted.len() as f64)),
+        p50: Some(micros(pick(0.50))),
+        p95: Some(micros(pick(0.95))),
+        max: sorted.last().map(|&v| micros(f64::from(v))),
+    }
+}
+
+/// Milliseconds rounded to the microsecond (latencies are kept as `f32`).
+fn micros(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn score(id: &str, v: Option<f64>) -> ScoreRow {
+        ScoreRow {
+            scorer_id: id.into(),
+            scorer_name: format!("{id} scorer"),
+            score: v,
+            reason: None,
+            error: v.is_none().then(|| "boom".to_string()),
+            metadata: None,
+        }
+    }
+
+    /// A completed run of 4 items (3 succeeded, 1 failed) that took 2 s.
+    fn run() -> Run {
+        let now = chrono::Utc::now();
+        serde_json::from_value(json!({
+            "id": "r1", "datasetId": "d1", "datasetVersion": 1,
+            "targetType": "plugin", "targetId": "echo", "scorerIds": ["exact"],
+            "status": "completed", "totalItems": 4, "succeededCount": 3,
+            "failedCount": 1, "skippedCount": 0, "config": {}, "error": null,
+            "cancelRequested": false,
+            "startedAt": now - chrono::Duration::seconds(2), "completedAt": now,
+            "createdAt": now, "updatedAt": now,
+        }))
+        .expect("a valid run")
+    }
+
+    #[test]
+    fn means_pass_rates_percentiles_and_failure_groups() {
+        let mut b = StatsBuilder::new(&["exact".into()], 0.5);
+        b.add(0, "a", 10.0, None, None, &[score("exact", Some(1.0))]);
+        b.add(1, "b", 20.0, None, None, &[score("exact", Some(0.0))]);
+        b.add(2, "c", 30.0, None, None, &[score("exact", None)]);
+        b.add(
+            3,
+            "d",
+            40.0,
+            Some("plugin exceeded its 1 s time limit"),
+            Some("timeout"),
+            &[],
+        );
+        let stats = b.finish(&run());
+        let s = &stats.scorers[0];
+        assert_eq!(s.scorer_name, "exact scorer");
+        assert_eq!(s.mean, Some(0.5));
+        assert_eq!(s.pass_rate, Some(0.5));
+        assert_eq!((s.scored_count, s.error_count), (2, 1));
+        assert_eq!(stats.latency_ms.p50, Some(20.0));
+        assert_eq!(stats.latency_ms.p95, Some(40.0));
+        assert_eq!(stats.latency_ms.mean, Some(25.0));
+        assert_eq!(stats.failures.len(), 2);
+        assert_eq!(stats.items_per_second.map(f64::round), Some(2.0));
+        assert!(stats.failures.iter().any(|g| g.source == "target"
+            && g.kind.as_deref() == Some("timeout")
+            && g.item_indexes == vec![3]));
+        assert!(
+            stats
+                .failures
+                .iter()
+                .any(|g| g.source == "exact" && g.message == "boom")
+        );
+    }
+
+    #[test]
+    fn errors_naming_their_item_are_one_group() {
+        let mut b = StatsBuilder::new(&[], 0.5);
+        b.add(
+            0,
+            "id-1",
+            1.0,
+            Some("item `id-1` has no ground truth"),
+            None,
+            &[],
+        );
+        b.add(
+            1,
+            "id-2",
+            1.0,
+            Some("item `id-2` has no ground truth"),
+            None,
+            &[],
+        );
+        let stats = b.finish(&run());
+        assert_eq!(stats.failures.len(), 1);
+        assert_eq!(
+            stats.failures[0].message,
+            "item `<item>` has no ground truth"
+        );
+        assert_eq!(stats.failures[0].item_indexes, vec![0, 1]);
+    }
+
+    #[test]
+    fn a_scorer_with_no_scores_has_no_mean_or_pass_rate() {
+        let stats = StatsBuilder::new(&["exact".into()], 0.5).finish(&run());
+        assert_eq!(stats.scorers[0].mean, None);
+        assert_eq!(stats.scorers[0].pass_rate, None);
+        assert_eq!(stats.latency_ms, LatencyStats::default());
+    }
+
+    #[test]
+    fn a_tally_counts_scores_passes_and_errors() {
+        let mut t = ScoreTally::default();
+        for v in [Some(1.0), Some(0.5), Some(0.25), None] {
+            t.record(v, 0.5);
+        }
+        assert_eq!((t.scored, t.passed, t.errors, t.total()), (3, 2, 1, 4));
+        assert_eq!(t.mean(), Some(1.75 / 3.0));
+        assert_eq!(t.pass_rate(), Some(2.0 / 3.0));
+    }
+
+    #[test]
+    fn the_pass_threshold_decides_what_passes() {
+        let mut strict = StatsBuilder::new(&["exact".into()], 0.9);
+        let mut lax = StatsBuilder::new(&["exact".into()], 0.1);
+        for b in [&mut strict, &mut lax] {
+            b.add(0, "a", 1.0, None, None, &[score("exact", Some(0.5))]);
+        }
+        assert_eq!(strict.finish(&run()).scorers[0].pass_count, 0);
+        assert_eq!(lax.finish(&run()).scorers[0].pass_count, 1);
+    }
+}

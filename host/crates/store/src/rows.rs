@@ -1,0 +1,292 @@
+//! The column lists of every table read, and the decoding of a row into a
+//! model, shared by the backends.
+//!
+//! A backend's row type only says how it reads a column of each kind
+//! ([`StoredRow`]); which columns make up a model is written once, here.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::error::{StoreError, StoreResult};
+use crate::models::*;
+
+/// Columns of `datasets` read by [`dataset`].
+macro_rules! dataset_cols {
+    () => {
+        "id, tenant_id, name, description, metadata, input_schema, output_schema, version, \
+         item_count, created_at, updated_at"
+    };
+}
+/// Columns of `item_versions` read by [`item`] (aliased `iv`).
+macro_rules! item_cols {
+    () => {
+        "iv.item_id, iv.dataset_id, iv.valid_from, iv.position, iv.input, iv.expected_output, \
+         iv.context, iv.item_created_at, iv.created_at"
+    };
+}
+/// Columns of `item_versions` read by [`item_version`].
+macro_rules! item_version_cols {
+    () => {
+        "item_id, dataset_id, version_number, valid_from, input, expected_output, context, \
+         is_deleted, created_at"
+    };
+}
+/// Columns of `dataset_versions` read by [`dataset_version`].
+macro_rules! dataset_version_cols {
+    () => {
+        "dataset_id, version, change, created_at"
+    };
+}
+/// Columns of `runs` read by [`run`].
+macro_rules! run_cols {
+    () => {
+        "id, tenant_id, dataset_id, dataset_version, target_type, target_id, scorer_ids, status, \
+         total_items, succeeded_count, failed_count, skipped_count, config, error, \
+         cancel_requested, started_at, completed_at, created_at, updated_at"
+    };
+}
+/// Columns of `results` read by [`result`].
+macro_rules! result_cols {
+    () => {
+        "seq, id, run_id, item_id, item_index, item_version, input, output, expected_output, \
+         latency, error, error_kind, started_at, completed_at, retry_count, trace_id, logs, \
+         created_at"
+    };
+}
+/// Columns of `scores` read by [`score`].
+macro_rules! score_cols {
+    () => {
+        "item_id, scorer_id, scorer_name, score, reason, error, metadata"
+    };
+}
+/// Columns of `plugins` read by [`plugin`].
+macro_rules! plugin_cols {
+    () => {
+        "tenant_id, id, kind, name, description, digest, contract_version, size, created_at"
+    };
+}
+/// Columns of `tenants` read by [`tenant`].
+macro_rules! tenant_cols {
+    () => {
+        "id, max_concurrency, max_active_runs, max_items_per_dataset"
+    };
+}
+pub(crate) use {
+    dataset_cols, dataset_version_cols, item_cols, item_version_cols, plugin_cols, result_cols,
+    run_cols, score_cols, tenant_cols,
+};
+
+/// How a backend reads one column of each kind from its rows. The kinds
+/// that differ between databases are JSON (TEXT vs `jsonb`), time (INTEGER
+/// milliseconds vs `timestamptz`) and booleans (INTEGER 0/1 vs `boolean`);
+/// the plain ones are the same call on every backend ([`plain_getters`]).
+pub(crate) trait StoredRow {
+    fn text(&self, col: &str) -> StoreResult<String>;
+    fn text_opt(&self, col: &str) -> StoreResult<Option<String>>;
+    fn int(&self, col: &str) -> StoreResult<i64>;
+    fn real(&self, col: &str) -> StoreResult<f64>;
+    fn real_opt(&self, col: &str) -> StoreResult<Option<f64>>;
+    fn flag(&self, col: &str) -> StoreResult<bool>;
+    fn json_opt(&self, col: &str) -> StoreResult<Option<Value>>;
+    fn time(&self, col: &str) -> StoreResult<DateTime<Utc>>;
+    fn time_opt(&self, col: &str) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// A JSON column that must not be NULL.
+    fn json(&self, col: &str) -> StoreResult<Value> {
+        self.json_opt(col)?
+            .ok_or_else(|| StoreError::Corrupt(format!("`{col}` is NULL")))
+    }
+}
+
+/// The [`StoredRow`] getters that are one `try_get` on any sqlx row type.
+macro_rules! plain_getters {
+    () => {
+        fn text(&self, col: &str) -> StoreResult<String> {
+            Ok(sqlx::Row::try_get(self, col)?)
+        }
+        fn text_opt(&self, col: &str) -> StoreResult<Option<String>> {
+            Ok(sqlx::Row::try_get(self, col)?)
+        }
+        fn int(&self, col: &str) -> StoreResult<i64> {
+            Ok(sqlx::Row::try_get(self, col)?)
+        }
+        fn real(&self, col: &str) -> StoreResult<f64> {
+            Ok(sqlx::Row::try_get(self, col)?)
+        }
+        fn real_opt(&self, col: &str) -> StoreResult<Option<f64>> {
+            Ok(sqlx::Row::try_get(self, col)?)
+        }
+        fn flag(&self, col: &str) -> StoreResult<bool> {
+            Ok(sqlx::Row::try_get(self, col)?)
+        }
+    };
+}
+pub(crate) use plain_getters;
+
+/// JSON text to a value ([`StoreError::Corrupt`] when it is not JSON).
+pub(crate) fn parse_json(text: &str) -> StoreResult<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn dataset(r: &impl StoredRow) -> StoreResult<Dataset> {
+    Ok(Dataset {
+        id: r.text("id")?,
+        tenant_id: r.text("tenant_id")?,
+        name: r.text("name")?,
+        description: r.text_opt("description")?,
+        metadata: r.json_opt("metadata")?,
+        input_schema: r.json_opt("input_schema")?,
+        output_schema: r.json_opt("output_schema")?,
+        version: r.int("version")?,
+        item_count: r.int("item_count")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+pub(crate) fn item(r: &impl StoredRow) -> StoreResult<DatasetItem> {
+    Ok(DatasetItem {
+        id: r.text("item_id")?,
+        dataset_id: r.text("dataset_id")?,
+        version: r.int("valid_from")?,
+        position: r.int("position")?,
+        input: r.json("input")?,
+        expected_output: r.json_opt("expected_output")?,
+        context: r.json_opt("context")?,
+        created_at: r.time("item_created_at")?,
+        updated_at: r.time("created_at")?,
+    })
+}
+
+pub(crate) fn item_version(r: &impl StoredRow) -> StoreResult<ItemVersion> {
+    Ok(ItemVersion {
+        item_id: r.text("item_id")?,
+        dataset_id: r.text("dataset_id")?,
+        version_number: r.int("version_number")?,
+        dataset_version: r.int("valid_from")?,
+        snapshot: ItemSnapshot {
+            input: r.json("input")?,
+            expected_output: r.json_opt("expected_output")?,
+            context: r.json_opt("context")?,
+        },
+        is_deleted: r.flag("is_deleted")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+pub(crate) fn dataset_version(r: &impl StoredRow) -> StoreResult<DatasetVersion> {
+    Ok(DatasetVersion {
+        dataset_id: r.text("dataset_id")?,
+        version: r.int("version")?,
+        created_at: r.time("created_at")?,
+        change: r.text("change")?,
+    })
+}
+
+/// A run status as stored ([`StoreError::Corrupt`] for an unknown name).
+pub(crate) fn run_status(name: &str) -> StoreResult<RunStatus> {
+    RunStatus::parse(name)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown run status `{name}`")))
+}
+
+/// A target type as stored ([`StoreError::Corrupt`] for an unknown name).
+pub(crate) fn target_type(name: &str) -> StoreResult<TargetType> {
+    TargetType::from_stored(name)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown target type `{name}`")))
+}
+
+/// A plugin kind as stored ([`StoreError::Corrupt`] for an unknown name).
+pub(crate) fn plugin_kind(name: &str) -> StoreResult<PluginKind> {
+    PluginKind::parse(name)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown plugin kind `{name}`")))
+}
+
+pub(crate) fn run(r: &impl StoredRow) -> StoreResult<Run> {
+    let scorer_ids = serde_json::from_value(r.json("scorer_ids")?)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Run {
+        id: r.text("id")?,
+        dataset_id: r.text("dataset_id")?,
+        dataset_version: r.int("dataset_version")?,
+        target_type: target_type(&r.text("target_type")?)?,
+        target_id: r.text("target_id")?,
+        scorer_ids,
+        status: run_status(&r.text("status")?)?,
+        total_items: r.int("total_items")?,
+        succeeded_count: r.int("succeeded_count")?,
+        failed_count: r.int("failed_count")?,
+        skipped_count: r.int("skipped_count")?,
+        config: r.json("config")?,
+        error: r.text_opt("error")?,
+        cancel_requested: r.flag("cancel_requested")?,
+        started_at: r.time_opt("started_at")?,
+        completed_at: r.time_opt("completed_at")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+/// A result row without its scores, and its sequence number.
+pub(crate) fn result(r: &impl StoredRow) -> StoreResult<(i64, RunResult)> {
+    Ok((
+        r.int("seq")?,
+        RunResult {
+            id: r.text("id")?,
+            run_id: r.text("run_id")?,
+            item_id: r.text("item_id")?,
+            item_index: r.int("item_index")?,
+            item_version: r.int("item_version")?,
+            input: r.json("input")?,
+            output: r.json_opt("output")?,
+            expected_output: r.json_opt("expected_output")?,
+            latency: r.real("latency")?,
+            error: r.text_opt("error")?,
+            error_kind: r.text_opt("error_kind")?,
+            started_at: r.time("started_at")?,
+            completed_at: r.time("completed_at")?,
+            retry_count: r.int("retry_count")?,
+            trace_id: r.text_opt("trace_id")?,
+            logs: r.json_opt("logs")?,
+            scores: Vec::new(),
+            created_at: r.time("created_at")?,
+        },
+    ))
+}
+
+/// A score row and the item it belongs to.
+pub(crate) fn score(r: &impl StoredRow) -> StoreResult<(String, ScoreRow)> {
+    Ok((
+        r.text("item_id")?,
+        ScoreRow {
+            scorer_id: r.text("scorer_id")?,
+            scorer_name: r.text("scorer_name")?,
+            score: r.real_opt("score")?,
+            reason: r.text_opt("reason")?,
+            error: r.text_opt("error")?,
+            metadata: r.json_opt("metadata")?,
+        },
+    ))
+}
+
+pub(crate) fn plugin(r: &impl StoredRow) -> StoreResult<PluginRecord> {
+    Ok(PluginRecord {
+        id: r.text("id")?,
+        tenant_id: r.text("tenant_id")?,
+        kind: plugin_kind(&r.text("kind")?)?,
+        name: r.text("name")?,
+        description: r.text("description")?,
+        digest: r.text("digest")?,
+        contract_version: r.text("contract_version")?,
+        size: r.int("size")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+pub(crate) fn tenant(r: &impl StoredRow) -> StoreResult<Tenant> {
+    Ok(Tenant {
+        id: r.text("id")?,
+        max_concurrency: r.int("max_concurrency")?,
+        max_active_runs: r.int("max_active_runs")?,
+        max_items_per_dataset: r.int("max_items_per_dataset")?,
+    })
+}
