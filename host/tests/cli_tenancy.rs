@@ -62,6 +62,20 @@ fn tenants_are_created_listed_and_their_limits_edited() {
         .stderr(contains("plugin-bytes"));
     let again = env.json(&["tenant", "limits", "team-a", "--json"]);
     assert_eq!(again["limits"], limits["limits"]);
+    // The fair-share weight is set with the limits, 1 to 1000.
+    assert_eq!(again["limits"]["weight"], 1, "default weight");
+    let weighted = env.json(&["tenant", "limits", "team-a", "--set", "weight=3", "--json"]);
+    assert_eq!(weighted["limits"]["weight"], 3);
+    env.cmd()
+        .args(["tenant", "limits", "team-a", "--set", "weight=1001"])
+        .assert()
+        .code(2)
+        .stderr(contains("between 1 and 1000"));
+    let again = env.json(&["tenant", "limits", "team-a", "--json"]);
+    assert_eq!(
+        again["limits"]["weight"], 3,
+        "a refused weight changes nothing"
+    );
     env.cmd()
         .args(["tenant", "limits", "nobody"])
         .assert()

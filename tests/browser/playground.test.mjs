@@ -177,7 +177,7 @@ test('the playground, end to end in Chromium', async () => {
     await shot('token');
     await page.fill('#token-input', token);
     await page.press('#token-input', 'Enter');
-    await page.waitForSelector('#token-dialog:not([open])');
+    await page.waitForSelector('#token-dialog', { state: 'hidden' });
     assert.match(await page.textContent('#token-button'), /✓/);
   }, [/401/]);
 

@@ -6,6 +6,8 @@ pub mod completions;
 pub mod dataset;
 pub mod exec;
 pub mod plugin;
+pub mod plugin_new;
+pub mod plugin_test;
 pub mod run;
 pub mod runs;
 pub mod serve;
@@ -58,6 +60,8 @@ Exit codes:
 The CLI and `assay serve` share one database: runs started in either are
 visible in both.";
 
+/// Longest one plugin load may take in a command-line process.
+const CLI_COMPILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// Run evaluation datasets through sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
 #[command(
@@ -134,6 +138,10 @@ impl GlobalArgs {
                 // beyond the options' own ranges (tenant limits still apply,
                 // see `assay run`).
                 ceilings: assay_runner::Ceilings::none(),
+                // Nor a tight compile limit: a CPython component takes tens
+                // of seconds to compile on a busy machine, and the operator
+                // waiting for it is the only one affected.
+                compile_timeout: CLI_COMPILE_TIMEOUT,
                 ..AssemblySettings::default()
             },
             plugin_dirs: self.plugins_dir.clone(),

@@ -57,6 +57,25 @@ Examples:
 Examples:
   assay plugin remove my-scorer")]
     Remove(RemoveArgs),
+    /// Create a plugin project (Rust, Python or JavaScript) that builds and tests as generated
+    #[command(after_help = "\
+Examples:
+  assay plugin new my-scorer --lang python
+  assay plugin new my-target --lang js --kind target
+  assay plugin new my-scorer --lang rust --sdk-root ~/src/assay
+
+The project's README lists its three commands: test, build, check.")]
+    New(crate::cli::plugin_new::NewArgs),
+    /// Run a component file over the first items of a dataset file and print each result and its logs
+    #[command(after_help = "\
+Examples:
+  assay plugin test my_scorer.wasm --dataset examples/capitals.jsonl
+  assay plugin test my_scorer.wasm -d data.jsonl --limit 20 --config ignoreCase=true
+  assay plugin test my_target.wasm -d data.csv --json
+
+Nothing is registered or stored. A scorer scores each item's input as the
+output (what the echo target gives). Exit code 1 when a call failed.")]
+    Test(crate::cli::plugin_test::TestArgs),
 }
 
 /// `plugin add`.
@@ -144,6 +163,8 @@ pub async fn run(app: &App, cmd: PluginCommand) -> Result<Exit> {
         PluginCommand::List(a) => list(app, a).await,
         PluginCommand::Check(a) => check(app, a).await,
         PluginCommand::Info(a) => info(app, a).await,
+        PluginCommand::New(a) => crate::cli::plugin_new::run(a),
+        PluginCommand::Test(a) => crate::cli::plugin_test::run(app, a).await,
         PluginCommand::Remove(a) => {
             let namespace = if a.shared { SHARED_TENANT } else { &app.tenant };
             app.store.delete_plugin(namespace, &a.id).await.map_err(|e| {

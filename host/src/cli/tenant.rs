@@ -41,6 +41,7 @@ const LIMITS_HELP: &str = "\
 Examples:
   assay tenant limits team-a
   assay tenant limits team-a --set items-in-flight=500 --set stored-bytes=20G
+  assay tenant limits team-a --set weight=3
 
 Limits (sizes take k, M, G suffixes, powers of 1024):
   items-in-flight    items of the tenant executing at once; also the largest
@@ -52,6 +53,9 @@ Limits (sizes take k, M, G suffixes, powers of 1024):
   stored-bytes       bytes of item JSON stored, all versions (10G)
   plugins            plugins the tenant registered (100)
   plugin-bytes       bytes of the tenant's plugin components (1G)
+  weight             not a limit but a share, 1 to 1000: while tenants compete,
+                     runs and item slots go to them in proportion to their
+                     weights (1); see docs/fair-share.md
 
 Over a limit the request changes nothing and is refused naming the limit and
 its value (HTTP 422; a trigger over queued-runs is 429 with Retry-After).";

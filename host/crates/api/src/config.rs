@@ -15,7 +15,7 @@ use crate::host_check::HostPolicy;
 pub const DEFAULT_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 4111);
 /// Default cap on a request body (bulk item uploads, plugin uploads).
-pub const DEFAULT_BODY_LIMIT: usize = 32 << 20;
+pub const DEFAULT_BODY_LIMIT: usize = 64 << 20;
 /// Default number of runs this process executes at once.
 pub const DEFAULT_MAX_ACTIVE_RUNS: usize = 4;
 /// Default grace period for in-flight items at shutdown.

@@ -540,6 +540,9 @@ fn schemas() -> Value {
         "TenantLimits": {"type": "object", "properties": {
             "itemsInFlight": int, "activeRuns": int, "queuedRuns": int, "datasets": int,
             "itemsPerDataset": int, "storedBytes": int, "plugins": int, "pluginBytes": int,
+            "weight": {"type": "integer", "minimum": 1, "maximum": 1000,
+                       "description": "fair-share weight: the tenant's share of the \
+                        process while other tenants have work, relative to theirs"},
         }},
         "TenantUsage": {"type": "object", "properties": {
             "datasets": int, "storedBytes": int, "plugins": int, "pluginBytes": int,

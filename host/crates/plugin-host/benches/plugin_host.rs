@@ -7,6 +7,10 @@
 //!   sequential and concurrent.
 //!
 //! Set `ASSAY_BENCH_CALLS` to change the number of calls (default 10000).
+//! Set `ASSAY_BENCH_COMPONENTS=label=path.wasm,label=path.wasm` to measure
+//! other scorer components instead (the Python and JavaScript SDKs' word
+//! overlap, say): size, first compile, cache-hit load, and per-call cost
+//! with a fresh instance (p50, p99).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +50,13 @@ fn main() {
         .map(|name| assay_test_support::plugin_wasm(name))
         .collect();
     println!("assay-plugin-host bench ({} cores)", cores());
+    if let Ok(list) = std::env::var("ASSAY_BENCH_COMPONENTS") {
+        for entry in list.split(',').filter(|e| !e.is_empty()) {
+            let (label, path) = entry.split_once('=').unwrap_or((entry, entry));
+            component_cost(label, &PathBuf::from(path), calls);
+        }
+        return;
+    }
 
     idle_memory(&plugins);
     compile_vs_cache(&plugins);
@@ -319,5 +330,76 @@ fn per_call(calls: usize, pooling: bool) {
         us(s.mean),
         us(s.p50),
         us(s.p99)
+    );
+}
+
+/// Size, first compile, cache-hit load and per-call cost (fresh instance,
+/// pooling allocator, sequential) of one scorer component.
+fn component_cost(label: &str, path: &std::path::Path, calls: usize) {
+    let size = std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .len();
+    let dir = tempfile::tempdir().unwrap();
+    let config = HostConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        max_instances: 16,
+        ..HostConfig::default()
+    };
+    let t = Instant::now();
+    let cold = PluginHost::new(config.clone())
+        .unwrap()
+        .load_file(path)
+        .unwrap();
+    let compile = t.elapsed();
+    assert!(!cold.loaded_from_cache());
+    let host = PluginHost::new(config).unwrap();
+    let t = Instant::now();
+    let scorer = host.load_file(path).unwrap();
+    let cached = t.elapsed();
+    assert!(scorer.loaded_from_cache());
+    let output = json!("The capital of France is Paris");
+    // Big runtimes need more than the scorer default of 64 MiB.
+    let limits = Limits {
+        max_memory_bytes: 256 << 20,
+        ..Limits::scorer_default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let items: Vec<PluginItem> = (0..calls).map(item).collect();
+    let lat = rt.block_on(async {
+        for it in items.iter().take(20) {
+            scorer
+                .score(it, Some(&output), None, &limits)
+                .await
+                .unwrap();
+        }
+        let mut lat = Vec::with_capacity(calls);
+        for it in &items {
+            let t = Instant::now();
+            scorer
+                .score(it, Some(&output), None, &limits)
+                .await
+                .unwrap();
+            lat.push(t.elapsed());
+        }
+        lat
+    });
+    let total: Duration = lat.iter().sum();
+    let st = stats(lat);
+    println!(
+        "\n== {label}: {} ==\nsize {:.1} MB, compile+load {:.0} ms, cache-hit load {:.1} ms, \
+         compiled code {:.1} MB\nper call (fresh instance, pooling, sequential, {calls} calls): \
+         mean {:.1} us, p50 {:.1} us, p99 {:.1} us ({:.0} calls/s)",
+        path.display(),
+        size as f64 / 1e6,
+        ms(compile),
+        ms(cached),
+        scorer.compiled_bytes() as f64 / 1e6,
+        us(st.mean),
+        us(st.p50),
+        us(st.p99),
+        calls as f64 / total.as_secs_f64()
     );
 }

@@ -63,7 +63,7 @@ impl Default for HostConfig {
             max_memory_bytes: 1024 * MIB,
             max_wasm_stack: 512 * 1024,
             epoch_tick: Duration::from_millis(10),
-            max_component_bytes: 16 * MIB,
+            max_component_bytes: 48 * MIB,
             max_concurrent_compiles: 2,
             compile_timeout: Duration::from_secs(60),
             cache_max_bytes: 1 << 30,

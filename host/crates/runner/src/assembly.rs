@@ -27,7 +27,7 @@ pub const DEFAULT_PROCESS_ITEM_SLOTS: usize = 256;
 /// After a crash, another process resumes the run once the lease lapses.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 /// Default largest component a process loads (uploads included).
-pub const DEFAULT_MAX_COMPONENT_BYTES: usize = 16 << 20;
+pub const DEFAULT_MAX_COMPONENT_BYTES: usize = 48 << 20;
 /// Default number of components compiling at once in one process.
 pub const DEFAULT_MAX_CONCURRENT_COMPILES: usize = 2;
 /// Default longest one plugin load may take (compile slot wait included).

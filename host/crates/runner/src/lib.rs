@@ -11,7 +11,8 @@
 //!   callbacks) — the equivalent of Mastra's `runDataset`.
 //! * [`Scheduler`] claims pending and orphaned runs from storage and
 //!   executes them in the background; it also resumes runs interrupted by a
-//!   crash or a shutdown.
+//!   crash or a shutdown. Runs are claimed, and the process's item slots
+//!   ([`ItemSlots`]) shared, fairly between tenants (`docs/fair-share.md`).
 //! * [`stats`] computes a run's statistics (per scorer, latency, failures);
 //!   [`compare::compare_runs`] compares two runs with the same tallies.
 
@@ -27,6 +28,7 @@ pub mod loaded;
 pub mod plugins;
 pub mod retry;
 pub mod scheduler;
+pub mod slots;
 pub mod stats;
 pub mod summary;
 pub mod trigger;
@@ -41,6 +43,7 @@ pub use executor::{CallbackError, Executor, ItemCallback, RunHooks, RunPlan, on_
 pub use item::ItemWithScores;
 pub use plugins::{Scorer, ScorerAsTarget, Target, WasmScorer, WasmTarget};
 pub use scheduler::Scheduler;
+pub use slots::ItemSlots;
 pub use stats::{RunStats, StatsBuilder};
 pub use summary::RunSummary;
 pub use trigger::{RunRequest, StoredRunConfig, TargetType, create_run, plan_run};

@@ -1,11 +1,22 @@
 //! The background scheduler: takes pending runs (and runs whose owner died)
 //! from storage and executes them on this process's bounded pool.
 //!
-//! Runs wait as `pending` until the scheduler has room: at most
-//! `max_active_runs` runs execute in this process at once, and the executor
-//! caps items in flight across all of them. Several processes sharing a
-//! PostgreSQL database each run a scheduler; the store's leases make sure a
-//! run executes in one process at a time.
+//! Runs wait as `pending` until the scheduler has room: `max_active_runs`
+//! runs execute in this process at once, and the executor caps items in
+//! flight across all of them, shared fairly between tenants
+//! ([`crate::slots::ItemSlots`]). Which run comes next is fair too: the
+//! store hands out the oldest pending run of the tenant with the fewest runs
+//! running per unit of weight, so runs of one tenant keep their order.
+//!
+//! When all `max_active_runs` are busy, a tenant that has no run running
+//! anywhere may still start one here (up to `max_active_runs` such extra
+//! runs): a tenant with new work gets its share of the item slots at once
+//! instead of waiting for another tenant's runs to finish. See
+//! `docs/fair-share.md`.
+//!
+//! Several processes sharing a PostgreSQL database each run a scheduler;
+//! the store's leases make sure a run executes in one process at a time, and
+//! the claim order counts the runs of every process.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -141,12 +152,16 @@ impl Inner {
 
     async fn claim_available(self: &Arc<Self>) {
         let store = self.executor.store().clone();
-        while !self.drain.is_cancelled()
-            && self.active.lock().expect("scheduler lock").len() < self.max_active_runs
-        {
-            let claimed = store
-                .claim_next_run(self.executor.owner(), self.executor.lease())
-                .await;
+        let (owner, lease) = (self.executor.owner(), self.executor.lease());
+        while !self.drain.is_cancelled() {
+            let active = self.active.lock().expect("scheduler lock").len();
+            let claimed = if active < self.max_active_runs {
+                store.claim_next_run(owner, lease).await
+            } else if active < self.max_active_runs * 2 {
+                store.claim_next_run_of_idle_tenant(owner, lease).await
+            } else {
+                return;
+            };
             match claimed {
                 Ok(Some((tenant, run))) => self.spawn_run(tenant, run),
                 Ok(None) => return,

@@ -395,3 +395,200 @@ async fn a_run_whose_plugin_disappeared_fails_with_the_reason() {
     );
     scheduler.shutdown(Duration::from_secs(5)).await;
 }
+
+// ------------------------------------------------------------ fair share
+
+const OTHER: &str = "tenant-b";
+
+/// Creates tenant `id` with default limits, `weight`, and the sleeping
+/// target.
+async fn add_tenant(env: &Env, id: &str, weight: i64) {
+    let limits = assay_store::TenantLimits {
+        weight,
+        ..Default::default()
+    };
+    env.store.create_tenant(id, &limits).await.unwrap();
+    env.catalog
+        .register_file(id, &assay_test_support::plugin_wasm("hostile-target"))
+        .await
+        .unwrap();
+}
+
+/// A run of `tenant` over `items` items that each sleep `ms`.
+async fn sleeping_run(env: &Env, tenant: &str, items: usize, ms: u64, concurrency: usize) -> Run {
+    let ds = env
+        .store
+        .create_dataset(
+            tenant,
+            NewDataset {
+                name: format!("ds-{}", uuid::Uuid::now_v7()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let items = (0..items)
+        .map(|i| NewItem {
+            input: json!(i),
+            expected_output: None,
+            context: None,
+        })
+        .collect();
+    env.store.add_items(tenant, &ds.id, items).await.unwrap();
+    let mut req = request(&ds.id, "hostile-target", &[]);
+    req.options.target_config = Some(json!({"mode": "sleep", "ms": ms}));
+    req.options.max_concurrency = concurrency;
+    create_run(&env.store, &env.catalog, tenant, req)
+        .await
+        .unwrap()
+}
+
+async fn run_of(env: &Env, tenant: &str, id: &str) -> Run {
+    env.store.get_run(tenant, id).await.unwrap()
+}
+
+/// Tenant A (`default`) queues four long runs; once its runs fill every
+/// scheduler, tenant B triggers a four-item run. B's run must finish while
+/// A's queue is still there: its third and fourth runs still `pending`, its
+/// first not finished. Before fair share, B's run started only after A's
+/// queue had been claimed, that is after A's first runs had finished.
+async fn another_tenants_queue_does_not_hold_up_a_small_run(env: &Env, schedulers: &[Scheduler]) {
+    add_tenant(env, OTHER, 1).await;
+    let mut queue = Vec::new();
+    for _ in 0..4 {
+        // 40 items of 100 ms, at most two at once: 2 s or more per run.
+        queue.push(sleeping_run(env, TENANT, 40, 100, 2).await);
+    }
+    for s in schedulers {
+        s.wake();
+    }
+    let busy = schedulers.len();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while schedulers.iter().map(Scheduler::active_runs).sum::<usize>() < busy {
+        assert!(Instant::now() < deadline, "A's runs never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    wait_for(&env.store, &queue[0].id, |r| r.succeeded_count >= 1).await;
+
+    let small = sleeping_run(env, OTHER, 4, 100, 4).await;
+    schedulers[0].wake();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let run = run_of(env, OTHER, &small.id).await;
+        if run.status.is_terminal() {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "B's run never finished: {run:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        (done.status, done.succeeded_count),
+        (RunStatus::Completed, 4)
+    );
+    let first = run_of(env, TENANT, &queue[0].id).await;
+    assert!(
+        !first.status.is_terminal(),
+        "B's run waited for A's first run to finish: {first:?}"
+    );
+    for queued in &queue[2..] {
+        assert_eq!(
+            run_of(env, TENANT, &queued.id).await.status,
+            RunStatus::Pending,
+            "B's run waited for A's queue to be claimed"
+        );
+    }
+
+    // A's runs still start in the order they were created.
+    for s in schedulers {
+        for run in &queue {
+            let _ = s.cancel(TENANT, &run.id).await;
+        }
+    }
+    for run in &queue {
+        wait_for(&env.store, &run.id, |r| r.status.is_terminal()).await;
+    }
+    let mut started_at = Vec::new();
+    for run in &queue {
+        started_at.push(run_of(env, TENANT, &run.id).await.started_at);
+    }
+    let claimed: Vec<_> = started_at.iter().flatten().collect();
+    assert!(
+        claimed.is_sorted(),
+        "A's runs started out of order: {started_at:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_queue_does_not_hold_up_another_tenants_small_run() {
+    let env = env_with(None).await;
+    // Two runs and four item slots: A's runs alone fill both.
+    let scheduler = Scheduler::start(
+        Executor::new(env.store.clone()).with_process_item_slots(4),
+        env.catalog.clone(),
+        2,
+    );
+    another_tenants_queue_does_not_hold_up_a_small_run(&env, std::slice::from_ref(&scheduler))
+        .await;
+    scheduler.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_postgres_let_a_small_run_pass_another_tenants_queue() {
+    let url = assay_test_support::postgres::fresh_postgres_database();
+    let env = env_with(Some(url)).await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_catalog = Arc::new(catalog_for(&env.store, &other_dir));
+    // One run and two item slots each: A's first two runs fill both.
+    let a = Scheduler::start(
+        Executor::new(env.store.clone()).with_process_item_slots(2),
+        env.catalog.clone(),
+        1,
+    );
+    let b = Scheduler::start(
+        Executor::new(env.store.clone()).with_process_item_slots(2),
+        other_catalog,
+        1,
+    );
+    another_tenants_queue_does_not_hold_up_a_small_run(&env, &[a.clone(), b.clone()]).await;
+    a.shutdown(Duration::from_secs(5)).await;
+    b.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_gets_its_tenants_weighted_share_of_the_item_slots() {
+    let env = env_with(None).await;
+    add_tenant(&env, OTHER, 3).await;
+    let executor = Executor::new(env.store.clone()).with_process_item_slots(4);
+    let slots = executor.item_slots().clone();
+    let scheduler = Scheduler::start(executor, env.catalog.clone(), 2);
+    // A (weight 1): two runs, each allowed all four slots.
+    let mut a_runs = Vec::new();
+    for _ in 0..2 {
+        a_runs.push(sleeping_run(&env, TENANT, 200, 50, 4).await);
+    }
+    scheduler.wake();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slots.in_use_by(TENANT) < 4 {
+        assert!(Instant::now() < deadline, "A never filled the slots");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // B (weight 3) asks for all four too and gets three of them. (Freed
+    // slots handed out in turn to the three waiting runs would give B one
+    // in three, so never three at once.)
+    let small = sleeping_run(&env, OTHER, 24, 50, 4).await;
+    scheduler.wake();
+    let mut most = 0;
+    loop {
+        most = most.max(slots.in_use_by(OTHER));
+        if run_of(&env, OTHER, &small.id).await.status.is_terminal() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B's run never finished");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(most >= 3, "B held at most {most} of the four slots");
+    for run in &a_runs {
+        scheduler.cancel(TENANT, &run.id).await.unwrap();
+    }
+    scheduler.shutdown(Duration::from_secs(5)).await;
+}

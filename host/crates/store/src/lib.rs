@@ -39,6 +39,7 @@ mod page;
 pub mod postgres;
 mod rows;
 pub mod rules;
+mod shared;
 mod sql;
 pub mod sqlite;
 mod store;

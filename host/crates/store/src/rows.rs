@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
+use crate::tenancy::{ApiKey, Role, TenantInfo, TenantLimits};
 
 /// Columns of `datasets` read by [`dataset`].
 macro_rules! dataset_cols {
@@ -71,9 +72,23 @@ macro_rules! tenant_cols {
         "id, max_concurrency, max_active_runs, max_items_per_dataset"
     };
 }
+/// Columns of `tenants` read by [`tenant_info`] and [`tenant_limits`].
+macro_rules! tenant_limit_cols {
+    () => {
+        "id, max_concurrency, max_active_runs, max_queued_runs, max_datasets, \
+         max_items_per_dataset, max_stored_bytes, max_plugins, max_plugin_bytes, weight, \
+         created_at"
+    };
+}
+/// Columns of `api_keys` read by [`api_key`].
+macro_rules! api_key_cols {
+    () => {
+        "id, tenant_id, name, role, prefix, created_at, revoked_at"
+    };
+}
 pub(crate) use {
-    dataset_cols, dataset_version_cols, item_cols, item_version_cols, plugin_cols, result_cols,
-    run_cols, score_cols, tenant_cols,
+    api_key_cols, dataset_cols, dataset_version_cols, item_cols, item_version_cols, plugin_cols,
+    result_cols, run_cols, score_cols, tenant_cols, tenant_limit_cols,
 };
 
 /// How a backend reads one column of each kind from its rows. The kinds
@@ -84,9 +99,12 @@ pub(crate) trait StoredRow {
     fn text(&self, col: &str) -> StoreResult<String>;
     fn text_opt(&self, col: &str) -> StoreResult<Option<String>>;
     fn int(&self, col: &str) -> StoreResult<i64>;
+    /// An integer by position (`SELECT COUNT(*) ...`).
+    fn int_at(&self, index: usize) -> StoreResult<i64>;
     fn real(&self, col: &str) -> StoreResult<f64>;
     fn real_opt(&self, col: &str) -> StoreResult<Option<f64>>;
     fn flag(&self, col: &str) -> StoreResult<bool>;
+    fn bytes(&self, col: &str) -> StoreResult<Vec<u8>>;
     fn json_opt(&self, col: &str) -> StoreResult<Option<Value>>;
     fn time(&self, col: &str) -> StoreResult<DateTime<Utc>>;
     fn time_opt(&self, col: &str) -> StoreResult<Option<DateTime<Utc>>>;
@@ -110,6 +128,9 @@ macro_rules! plain_getters {
         fn int(&self, col: &str) -> StoreResult<i64> {
             Ok(sqlx::Row::try_get(self, col)?)
         }
+        fn int_at(&self, index: usize) -> StoreResult<i64> {
+            Ok(sqlx::Row::try_get(self, index)?)
+        }
         fn real(&self, col: &str) -> StoreResult<f64> {
             Ok(sqlx::Row::try_get(self, col)?)
         }
@@ -117,6 +138,9 @@ macro_rules! plain_getters {
             Ok(sqlx::Row::try_get(self, col)?)
         }
         fn flag(&self, col: &str) -> StoreResult<bool> {
+            Ok(sqlx::Row::try_get(self, col)?)
+        }
+        fn bytes(&self, col: &str) -> StoreResult<Vec<u8>> {
             Ok(sqlx::Row::try_get(self, col)?)
         }
     };
@@ -288,5 +312,40 @@ pub(crate) fn tenant(r: &impl StoredRow) -> StoreResult<Tenant> {
         max_concurrency: r.int("max_concurrency")?,
         max_active_runs: r.int("max_active_runs")?,
         max_items_per_dataset: r.int("max_items_per_dataset")?,
+    })
+}
+
+pub(crate) fn tenant_limits(r: &impl StoredRow) -> StoreResult<TenantLimits> {
+    Ok(TenantLimits {
+        items_in_flight: r.int("max_concurrency")?,
+        active_runs: r.int("max_active_runs")?,
+        queued_runs: r.int("max_queued_runs")?,
+        datasets: r.int("max_datasets")?,
+        items_per_dataset: r.int("max_items_per_dataset")?,
+        stored_bytes: r.int("max_stored_bytes")?,
+        plugins: r.int("max_plugins")?,
+        plugin_bytes: r.int("max_plugin_bytes")?,
+        weight: r.int("weight")?,
+    })
+}
+
+pub(crate) fn tenant_info(r: &impl StoredRow) -> StoreResult<TenantInfo> {
+    Ok(TenantInfo {
+        id: r.text("id")?,
+        limits: tenant_limits(r)?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+pub(crate) fn api_key(r: &impl StoredRow) -> StoreResult<ApiKey> {
+    let role = r.text("role")?;
+    Ok(ApiKey {
+        id: r.text("id")?,
+        tenant_id: r.text("tenant_id")?,
+        name: r.text_opt("name")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))?,
+        prefix: r.text("prefix")?,
+        created_at: r.time("created_at")?,
+        revoked_at: r.time_opt("revoked_at")?,
     })
 }

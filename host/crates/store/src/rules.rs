@@ -186,3 +186,12 @@ pub fn check_item_limit(current: i64, add: usize, max: i64) -> StoreResult<()> {
     }
     Ok(())
 }
+
+/// Which runs a claim may take (see `docs/fair-share.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimScope {
+    /// Any claimable run: an interrupted one first, then the fair order.
+    AnyTenant,
+    /// Only a pending run of a tenant with no run `running` anywhere.
+    IdleTenants,
+}

@@ -8,7 +8,8 @@
 //! fencing statements (see `docs/storage.md`).
 
 use crate::rows::{
-    dataset_cols, dataset_version_cols, item_version_cols, plugin_cols, result_cols, tenant_cols,
+    api_key_cols, dataset_cols, dataset_version_cols, item_cols, item_version_cols, plugin_cols,
+    result_cols, run_cols, tenant_cols, tenant_limit_cols,
 };
 
 /// Tenants.
@@ -16,6 +17,8 @@ pub mod tenants {
     use super::*;
 
     pub const GET: &str = concat!("SELECT ", tenant_cols!(), " FROM tenants WHERE id = $1");
+    pub const EXISTS: &str = "SELECT 1 FROM tenants WHERE id = $1";
+    pub const EXISTS_FOR_SHARE: &str = "SELECT 1 FROM tenants WHERE id = $1 FOR SHARE";
 }
 
 /// Datasets and their version history.
@@ -26,6 +29,16 @@ pub mod datasets {
         "SELECT ",
         dataset_cols!(),
         " FROM datasets WHERE id = $1 AND tenant_id = $2"
+    );
+    pub const GET_FOR_SHARE: &str = concat!(
+        "SELECT ",
+        dataset_cols!(),
+        " FROM datasets WHERE id = $1 AND tenant_id = $2 FOR SHARE"
+    );
+    pub const GET_FOR_UPDATE: &str = concat!(
+        "SELECT ",
+        dataset_cols!(),
+        " FROM datasets WHERE id = $1 AND tenant_id = $2 FOR UPDATE"
     );
     pub const GET_BY_NAME: &str = concat!(
         "SELECT ",
@@ -62,6 +75,31 @@ pub mod datasets {
 pub mod items {
     use super::*;
 
+    /// Up to $3 live items of dataset $1 after position $2. `{NOT_DELETED}`
+    /// is the database's tombstone filter (`crate::shared::with_not_deleted`).
+    pub const LIVE_PAGE: &str = concat!(
+        "SELECT ",
+        item_cols!(),
+        " FROM item_versions iv WHERE iv.dataset_id = $1 AND iv.position > $2 \
+         AND iv.valid_to IS NULL AND {NOT_DELETED} ORDER BY iv.position LIMIT $3"
+    );
+    /// The live row of item $1 in dataset $2, with its version number.
+    pub const LIVE_ITEM: &str = concat!(
+        "SELECT ",
+        item_cols!(),
+        ", iv.version_number FROM item_versions iv WHERE iv.item_id = $1 AND iv.dataset_id = $2 \
+         AND iv.valid_to IS NULL AND {NOT_DELETED}"
+    );
+    /// How many items dataset $1 had at version $2.
+    pub const COUNT_AT_VERSION: &str = "SELECT COUNT(*) FROM item_versions iv \
+         WHERE iv.dataset_id = $1 AND iv.valid_from <= $2 \
+         AND (iv.valid_to IS NULL OR iv.valid_to > $2) AND {NOT_DELETED}";
+    /// One item version. Binds: item, version number, dataset, position,
+    /// valid from, is deleted, input, expected output, context, item
+    /// created, created.
+    pub const INSERT_ONE: &str = "INSERT INTO item_versions (item_id, version_number, \
+         dataset_id, position, valid_from, is_deleted, input, expected_output, context, \
+         item_created_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     /// The head of a multi-row insert of item versions.
     pub const INSERT_HEAD: &str = "INSERT INTO item_versions (item_id, version_number, \
          dataset_id, position, valid_from, is_deleted, input, expected_output, context, \
@@ -103,6 +141,28 @@ pub mod items {
 
 /// Runs.
 pub mod runs {
+    use super::*;
+
+    pub const GET: &str = concat!(
+        "SELECT ",
+        run_cols!(),
+        " FROM runs WHERE id = $1 AND tenant_id = $2"
+    );
+    pub const GET_FOR_UPDATE: &str = concat!(
+        "SELECT ",
+        run_cols!(),
+        " FROM runs WHERE id = $1 AND tenant_id = $2 FOR UPDATE"
+    );
+    /// Ends a run. Binds: status, error (NULL keeps the stored one),
+    /// succeeded, failed, results, time, run.
+    pub const FINALIZE: &str = concat!(
+        "UPDATE runs SET status = $1, error = COALESCE($2, error), succeeded_count = $3, \
+         failed_count = $4, \
+         skipped_count = CASE WHEN total_items > $5 THEN total_items - $5 ELSE 0 END, \
+         completed_at = $6, lease_owner = NULL, lease_expires_at = NULL, updated_at = $6 \
+         WHERE id = $7 RETURNING ",
+        run_cols!()
+    );
     pub const INSERT: &str = "INSERT INTO runs (id, tenant_id, dataset_id, dataset_version, \
          target_type, target_id, scorer_ids, status, total_items, config, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $10)";
@@ -153,4 +213,84 @@ pub mod plugins {
         " FROM plugins WHERE tenant_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
     );
     pub const DELETE: &str = "DELETE FROM plugins WHERE tenant_id = $1 AND id = $2";
+}
+
+/// Tenants as the operator manages them.
+pub mod tenancy {
+    use super::*;
+
+    /// Binds: id, the eight limits, the weight, time.
+    pub const INSERT: &str = "INSERT INTO tenants (id, max_concurrency, max_active_runs, \
+         max_queued_runs, max_datasets, max_items_per_dataset, max_stored_bytes, max_plugins, \
+         max_plugin_bytes, weight, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    /// Every tenant but the one named by $1 (the shared namespace).
+    pub const LIST: &str = concat!(
+        "SELECT ",
+        tenant_limit_cols!(),
+        " FROM tenants WHERE id <> $1 ORDER BY id"
+    );
+    pub const GET: &str = concat!(
+        "SELECT ",
+        tenant_limit_cols!(),
+        " FROM tenants WHERE id = $1"
+    );
+    /// Binds: the eight limits, the weight, id, the shared namespace (never
+    /// changed).
+    pub const SET_LIMITS: &str = "UPDATE tenants SET max_concurrency = $1, max_active_runs = $2, \
+         max_queued_runs = $3, max_datasets = $4, max_items_per_dataset = $5, \
+         max_stored_bytes = $6, max_plugins = $7, max_plugin_bytes = $8, weight = $9 \
+         WHERE id = $10 AND id <> $11";
+    /// What tenant $1 uses now.
+    pub const USAGE: &str = "SELECT \
+         (SELECT COUNT(*) FROM datasets WHERE tenant_id = $1) AS datasets, \
+         (SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM datasets \
+          WHERE tenant_id = $1) AS stored, \
+         (SELECT COUNT(*) FROM plugins WHERE tenant_id = $1) AS plugins, \
+         (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM plugins WHERE tenant_id = $1) \
+          AS plugin_bytes, \
+         (SELECT COUNT(*) FROM runs WHERE tenant_id = $1 AND status = 'running') AS active, \
+         (SELECT COUNT(*) FROM runs WHERE tenant_id = $1 AND status = 'pending') AS queued";
+    /// The plugins tenant $1 sees: its own, and those of the shared
+    /// namespace $2 it does not hide with one of the same id.
+    macro_rules! visible_plugins {
+        () => {
+            "FROM plugins p WHERE p.tenant_id = $1 OR (p.tenant_id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM plugins o WHERE o.tenant_id = $1 AND o.id = p.id))"
+        };
+    }
+    pub const COUNT_VISIBLE_PLUGINS: &str = concat!("SELECT COUNT(*) ", visible_plugins!());
+    pub const LIST_VISIBLE_PLUGINS: &str = concat!(
+        "SELECT ",
+        plugin_cols!(),
+        " ",
+        visible_plugins!(),
+        " ORDER BY p.id LIMIT $3 OFFSET $4"
+    );
+}
+
+/// API keys.
+pub mod keys {
+    use super::*;
+
+    pub const INSERT: &str = "INSERT INTO api_keys (id, tenant_id, name, role, prefix, \
+         token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    pub const BY_HASH: &str = concat!(
+        "SELECT ",
+        api_key_cols!(),
+        " FROM api_keys WHERE token_hash = $1"
+    );
+    /// The keys of tenant $1, or of every tenant when $1 is NULL.
+    pub const LIST: &str = concat!(
+        "SELECT ",
+        api_key_cols!(),
+        " FROM api_keys WHERE (CAST($1 AS TEXT) IS NULL OR tenant_id = $1) \
+         ORDER BY tenant_id, created_at, id"
+    );
+    /// Binds: time, id, tenant (NULL: any tenant).
+    pub const REVOKE: &str = concat!(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) \
+         WHERE id = $2 AND (CAST($3 AS TEXT) IS NULL OR tenant_id = $3) RETURNING ",
+        api_key_cols!()
+    );
 }

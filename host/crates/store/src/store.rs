@@ -197,10 +197,23 @@ pub trait RunStore: Send + Sync + 'static {
     /// `Conflict`.
     async fn request_cancel(&self, tenant: &str, id: &str) -> StoreResult<Run>;
 
-    /// Takes the oldest pending run whose tenant has fewer than
-    /// `maxActiveRuns` running, or else the oldest running run whose lease
-    /// expired (or was released). Sets it running with a lease for `owner`.
+    /// Takes the next run and sets it running with a lease for `owner`:
+    /// first a running run whose lease expired (or was released); else,
+    /// among tenants with fewer than `maxActiveRuns` running, the oldest
+    /// pending run of the tenant with the fewest runs running (in every
+    /// process) per unit of its `weight`, the older run on a tie. Runs of
+    /// one tenant are therefore taken in creation order. See
+    /// `docs/fair-share.md`.
     async fn claim_next_run(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> StoreResult<Option<(String, Run)>>;
+    /// Like [`RunStore::claim_next_run`], but takes only the oldest pending
+    /// run of a tenant that has no run running at all (and may run one). A
+    /// scheduler whose run capacity is full uses it, so that a tenant with
+    /// new work does not wait for another tenant's runs to finish.
+    async fn claim_next_run_of_idle_tenant(
         &self,
         owner: &str,
         lease: Duration,

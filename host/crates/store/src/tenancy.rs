@@ -159,11 +159,16 @@ pub async fn authenticate(store: &dyn ApiKeyStore, token: &str) -> StoreResult<O
 }
 
 /// One limit of a tenant: its name (as `assay tenant limits --set` takes
-/// it and as errors name it), what it bounds, and its default.
+/// it and as errors name it), what it bounds, its default and the values
+/// it may take.
 pub struct LimitSpec {
     pub key: &'static str,
     pub about: &'static str,
     pub default: i64,
+    /// Smallest value accepted.
+    pub min: i64,
+    /// Largest value accepted.
+    pub max: i64,
     get: fn(&TenantLimits) -> i64,
     set: fn(&mut TenantLimits, i64),
 }
@@ -177,15 +182,23 @@ impl LimitSpec {
 
 macro_rules! limit {
     ($key:literal, $field:ident, $default:expr, $about:literal) => {
+        limit!($key, $field, $default, 0..=i64::MAX, $about)
+    };
+    ($key:literal, $field:ident, $default:expr, $min:literal..=$max:expr, $about:literal) => {
         LimitSpec {
             key: $key,
             about: $about,
             default: $default,
+            min: $min,
+            max: $max,
             get: |l| l.$field,
             set: |l, v| l.$field = v,
         }
     };
 }
+
+/// Largest fair-share weight of a tenant (the smallest is 1).
+pub const MAX_TENANT_WEIGHT: i64 = 1000;
 
 /// Every stored limit of a tenant.
 pub static LIMITS: &[LimitSpec] = &[
@@ -227,6 +240,14 @@ pub static LIMITS: &[LimitSpec] = &[
         1 << 30,
         "bytes of the tenant's plugin components"
     ),
+    limit!(
+        "weight",
+        weight,
+        1,
+        1..=MAX_TENANT_WEIGHT,
+        "the tenant's share of the run and item slots while other tenants have work, \
+         relative to theirs (see docs/fair-share.md)"
+    ),
 ];
 
 /// The limits an operator sets for a tenant.
@@ -241,6 +262,9 @@ pub struct TenantLimits {
     pub stored_bytes: i64,
     pub plugins: i64,
     pub plugin_bytes: i64,
+    /// Fair-share weight, 1 to [`MAX_TENANT_WEIGHT`]: while tenants compete,
+    /// each gets slots in proportion to its weight. A share, not a limit.
+    pub weight: i64,
 }
 
 impl Default for TenantLimits {
@@ -254,6 +278,7 @@ impl Default for TenantLimits {
             stored_bytes: 0,
             plugins: 0,
             plugin_bytes: 0,
+            weight: 0,
         };
         for spec in LIMITS {
             (spec.set)(&mut l, spec.default);
@@ -277,13 +302,41 @@ impl TenantLimits {
         let v = parse_amount(value).ok_or_else(|| {
             format!("`{key}={value}`: expected a whole number >= 0 (e.g. 500, 64M, 2G)")
         })?;
+        if !(spec.min..=spec.max).contains(&v) {
+            return Err(out_of_range(spec, v));
+        }
         (spec.set)(self, v);
         Ok(())
+    }
+
+    /// `Validation` naming the first limit outside the values it may take.
+    pub fn check(&self) -> StoreResult<()> {
+        match LIMITS
+            .iter()
+            .find(|s| !(s.min..=s.max).contains(&s.get(self)))
+        {
+            Some(spec) => Err(StoreError::validation(
+                spec.key,
+                out_of_range(spec, spec.get(self)),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// `(key, value)` of every limit, in [`LIMITS`] order.
     pub fn entries(&self) -> Vec<(&'static str, i64)> {
         LIMITS.iter().map(|s| (s.key, s.get(self))).collect()
+    }
+}
+
+fn out_of_range(spec: &LimitSpec, v: i64) -> String {
+    if spec.max == i64::MAX {
+        format!("`{}` must be at least {}, got {v}", spec.key, spec.min)
+    } else {
+        format!(
+            "`{}` must be between {} and {}, got {v}",
+            spec.key, spec.min, spec.max
+        )
     }
 }
 
@@ -461,6 +514,17 @@ mod tests {
         assert!(e.contains("queue") && e.contains("queued-runs") && e.contains("plugin-bytes"));
         assert!(l.set("datasets", "-1").is_err());
         assert!(l.set("datasets", "many").is_err());
+        assert_eq!(l.weight, 1);
+        l.set("weight", "3").unwrap();
+        assert_eq!(l.weight, 3);
+        for bad in ["0", "1001", "1k"] {
+            let e = l.set("weight", bad).unwrap_err();
+            assert!(e.contains("between 1 and 1000"), "{bad}: {e}");
+        }
+        assert_eq!(l.weight, 3, "a refused value changes nothing");
+        assert!(l.check().is_ok());
+        l.weight = 0;
+        assert!(l.check().is_err());
     }
 
     #[test]

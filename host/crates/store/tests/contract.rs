@@ -79,6 +79,10 @@ contract!(
     claim_semantics,
     two_hosts_never_share_a_run,
     claim_next_run_respects_max_active_runs,
+    claim_next_run_is_fair_across_tenants_and_in_order_within_one,
+    claim_next_run_follows_tenant_weights,
+    idle_tenant_claim_takes_only_tenants_with_nothing_running,
+    tenant_weight_is_stored_and_checked,
     pending_items_skips_items_with_results,
     paging_crosses_long_stretches_of_done_or_deleted_items,
     cancel_transitions,
@@ -913,6 +917,142 @@ async fn claim_next_run_respects_max_active_runs(s: Fixture) {
         .unwrap();
     let (_, got) = s.claim_next_run("o", LEASE).await.unwrap().unwrap();
     assert_eq!(got.id, second.id);
+}
+
+/// Creates tenant `id` (default limits, `weight`) with a one-item dataset.
+async fn tenant_with_dataset(s: &Fixture, id: &str, weight: i64) -> Dataset {
+    let limits = TenantLimits {
+        weight,
+        ..TenantLimits::default()
+    };
+    s.create_tenant(id, &limits).await.unwrap();
+    let ds = s.create_dataset(id, new_dataset("fair")).await.unwrap();
+    s.add_items(id, &ds.id, items(0..1)).await.unwrap();
+    s.get_dataset(id, &ds.id).await.unwrap()
+}
+
+/// Creates `n` runs of `tenant` on `ds`; returns their ids in creation order.
+async fn runs_of(s: &Fixture, tenant: &str, ds: &Dataset, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(s.create_run(tenant, new_run(ds)).await.unwrap().id);
+    }
+    ids
+}
+
+/// Claims until nothing is left; returns the run ids in claim order.
+async fn claim_order(s: &Fixture) -> Vec<String> {
+    let mut order = Vec::new();
+    while let Some((_, run)) = s.claim_next_run("o", LEASE).await.unwrap() {
+        order.push(run.id);
+    }
+    order
+}
+
+fn ids(runs: &[&String]) -> Vec<String> {
+    runs.iter().map(|id| id.to_string()).collect()
+}
+
+async fn claim_next_run_is_fair_across_tenants_and_in_order_within_one(s: Fixture) {
+    let a = tenant_with_dataset(&s, "tenant-a", 1).await;
+    let b = tenant_with_dataset(&s, "tenant-b", 1).await;
+    let a_runs = runs_of(&s, "tenant-a", &a, 3).await;
+    let b_runs = runs_of(&s, "tenant-b", &b, 2).await;
+    // A queued all its runs first, yet B's first run comes right after A's
+    // first: each claim goes to the tenant with fewer runs running, the
+    // older run on a tie; A's runs and B's runs each keep their order.
+    assert_eq!(
+        claim_order(&s).await,
+        ids(&[&a_runs[0], &b_runs[0], &a_runs[1], &b_runs[1], &a_runs[2]])
+    );
+}
+
+async fn claim_next_run_follows_tenant_weights(s: Fixture) {
+    let light = tenant_with_dataset(&s, "light", 1).await;
+    let heavy = tenant_with_dataset(&s, "heavy", 2).await;
+    let l = runs_of(&s, "light", &light, 3).await;
+    let h = runs_of(&s, "heavy", &heavy, 4).await;
+    // Runs running per unit of weight decide; the older run breaks ties.
+    assert_eq!(
+        claim_order(&s).await,
+        ids(&[&l[0], &h[0], &h[1], &l[1], &h[2], &h[3], &l[2]])
+    );
+}
+
+async fn idle_tenant_claim_takes_only_tenants_with_nothing_running(s: Fixture) {
+    let a = tenant_with_dataset(&s, "tenant-a", 1).await;
+    let b = tenant_with_dataset(&s, "tenant-b", 1).await;
+    let off = tenant_with_dataset(&s, "no-runs", 1).await;
+    let mut limits = s.tenant_limits("no-runs").await.unwrap();
+    limits.active_runs = 0;
+    s.set_tenant_limits("no-runs", &limits).await.unwrap();
+    let a_runs = runs_of(&s, "tenant-a", &a, 2).await;
+    runs_of(&s, "no-runs", &off, 1).await;
+    let (_, first) = s.claim_next_run("o", LEASE).await.unwrap().unwrap();
+    assert_eq!(first.id, a_runs[0]);
+    assert!(
+        s.claim_next_run_of_idle_tenant("o", LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "A has a run running; a tenant with maxActiveRuns 0 never runs"
+    );
+    let b_runs = runs_of(&s, "tenant-b", &b, 2).await;
+    let (tenant, got) = s
+        .claim_next_run_of_idle_tenant("o", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((tenant.as_str(), &got.id), ("tenant-b", &b_runs[0]));
+    assert_eq!(got.status, RunStatus::Running);
+    assert!(
+        s.claim_next_run_of_idle_tenant("o", LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "B is no longer idle"
+    );
+    // A released (or expired) lease is left to the ordinary claim, which
+    // takes it first; then A and B have one run each and the older goes.
+    s.release_run(&a_runs[0], "o").await.unwrap();
+    assert!(
+        s.claim_next_run_of_idle_tenant("o", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        claim_order(&s).await,
+        ids(&[&a_runs[0], &a_runs[1], &b_runs[1]])
+    );
+}
+
+async fn tenant_weight_is_stored_and_checked(s: Fixture) {
+    assert_eq!(s.tenant_limits(T).await.unwrap().weight, 1, "default");
+    let heavy = TenantLimits {
+        weight: 1000,
+        ..TenantLimits::default()
+    };
+    s.create_tenant("heavy", &heavy).await.unwrap();
+    assert_eq!(s.tenant_limits("heavy").await.unwrap(), heavy);
+    for bad in [0, -1, 1001] {
+        let limits = TenantLimits {
+            weight: bad,
+            ..TenantLimits::default()
+        };
+        assert_eq!(
+            field_of(s.set_tenant_limits("heavy", &limits).await),
+            "weight",
+            "weight {bad}"
+        );
+        assert_eq!(
+            field_of(s.create_tenant("other", &limits).await),
+            "weight",
+            "weight {bad}"
+        );
+    }
+    assert_eq!(s.tenant_limits("heavy").await.unwrap(), heavy, "unchanged");
+    assert!(s.tenant_limits("other").await.unwrap_err().is_not_found());
 }
 
 async fn pending_items_skips_items_with_results(s: Fixture) {

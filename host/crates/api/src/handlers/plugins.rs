@@ -91,6 +91,12 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if let Some(size) = declared.filter(|size| *size > limit) {
+        // Nothing is buffered or compiled, but the body is read and
+        // dropped (within the body limit) so that the client, still
+        // sending, gets this answer rather than a reset connection.
+        if size <= s.options().body_limit_bytes {
+            drain(request.into_body()).await;
+        }
         return Err(too_large(size));
     }
     let bytes = Bytes::from_request(request, &s)
@@ -137,6 +143,13 @@ pub async fn get(
         Err(e) => body["loadError"] = json!(e.to_string()),
     }
     Ok(Json(body))
+}
+
+/// Reads a request body to its end, keeping none of it.
+async fn drain(body: axum::body::Body) {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    while let Some(Ok(_)) = stream.next().await {}
 }
 
 /// `DELETE /api/plugins/{pluginId}`.

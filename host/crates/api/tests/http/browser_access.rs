@@ -31,8 +31,7 @@ async fn preflight(s: &TestServer, origin: &str) -> reqwest::Response {
 async fn no_cross_origin_access_by_default() {
     let s = TestServer::start().await;
     let resp = s
-        .client
-        .get(s.url("/api/datasets"))
+        .request(Method::GET, "/api/datasets")
         .header("origin", "http://app.test")
         .send()
         .await
@@ -75,8 +74,7 @@ async fn configured_origins_get_cors_answers_and_preflights() {
 
     // The real request from the allowed origin is readable by the page.
     let resp = s
-        .client
-        .post(s.url("/api/datasets"))
+        .request(Method::POST, "/api/datasets")
         .header("origin", "https://other.test:8443")
         .json(&json!({"name": "from a page"}))
         .send()
@@ -89,8 +87,7 @@ async fn configured_origins_get_cors_answers_and_preflights() {
     let resp = preflight(&s, "http://evil.test").await;
     assert_eq!(header(&resp, ACAO), None);
     let resp = s
-        .client
-        .get(s.url("/api/datasets"))
+        .request(Method::GET, "/api/datasets")
         .header("origin", "http://evil.test")
         .send()
         .await
@@ -126,8 +123,7 @@ async fn a_rebound_host_name_is_refused_and_changes_nothing() {
     assert!(message.contains("--allowed-host"), "{message}");
     for path in ["/api/datasets", "/", "/health"] {
         let resp = s
-            .client
-            .get(s.url(path))
+            .request(Method::GET, path)
             .header("host", &evil)
             .send()
             .await
@@ -156,8 +152,7 @@ async fn a_rebound_host_name_is_refused_and_changes_nothing() {
 async fn allowed_hosts_replace_the_defaults() {
     let s = TestServer::start_with(|c| c.allowed_hosts = vec!["assay.internal".into()]).await;
     let get = |host: &'static str| {
-        s.client
-            .get(s.url("/api/datasets"))
+        s.request(Method::GET, "/api/datasets")
             .header("host", host)
             .send()
     };
@@ -172,8 +167,7 @@ async fn allowed_hosts_replace_the_defaults() {
 
     let s = TestServer::start_with(|c| c.allowed_hosts = vec!["*".into()]).await;
     let resp = s
-        .client
-        .get(s.url("/api/datasets"))
+        .request(Method::GET, "/api/datasets")
         .header("host", "anything.test")
         .send()
         .await
@@ -205,8 +199,7 @@ async fn the_playground_is_served_from_the_binary() {
     );
     let etag = header(&resp, "etag").expect("an etag").to_string();
     let resp = s
-        .client
-        .get(s.url("/ui/app.js"))
+        .request(Method::GET, "/ui/app.js")
         .header("if-none-match", &etag)
         .send()
         .await

@@ -6,6 +6,7 @@ mod common;
 mod crud;
 mod errors;
 mod events;
+mod fairness;
 mod openapi;
 mod plugins;
 mod runs;

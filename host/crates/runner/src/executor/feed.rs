@@ -1,6 +1,8 @@
 //! Feeding a run's items to the pool: pending items are read one page at a
 //! time and each starts when a slot of the run and a slot of the process
-//! are free; the feed returns once every started item has been joined.
+//! are free; the feed returns once every started item has been joined. The
+//! process's slots are shared fairly between tenants and their runs
+//! ([`crate::slots::ItemSlots`]), in proportion to each tenant's weight.
 
 use std::sync::Arc;
 
@@ -14,6 +16,7 @@ use super::start::Started;
 use super::{Executor, STORAGE_RETRIES, STORAGE_RETRY_DELAY};
 use crate::error::RunError;
 use crate::retry::backoff;
+use crate::slots::DEFAULT_WEIGHT;
 
 impl Executor {
     /// Reads pending items page by page and starts each when slots allow.
@@ -28,6 +31,9 @@ impl Executor {
             ..
         } = run;
         let run_slots = Arc::new(Semaphore::new(options.max_concurrency));
+        let process_slots = self
+            .item_slots
+            .share(tenant, self.tenant_weight(tenant).await);
         let mut tasks = JoinSet::new();
         let mut after: Option<i64> = None;
         let outcome = 'pages: loop {
@@ -51,7 +57,7 @@ impl Executor {
                 let process_permit = tokio::select! {
                     biased;
                     _ = stop.cancelled() => break 'pages Ok(()),
-                    p = self.item_slots.clone().acquire_owned() => p.expect("semaphore open"),
+                    p = process_slots.acquire() => p,
                 };
                 let ctx = shared.clone();
                 tasks.spawn(async move {
@@ -67,6 +73,18 @@ impl Executor {
             log_panic(run_id, joined);
         }
         outcome
+    }
+
+    /// The tenant's fair-share weight, read when a run starts. A failed
+    /// read costs the run its weight, never the run itself.
+    async fn tenant_weight(&self, tenant: &str) -> u32 {
+        match self.store.tenant_limits(tenant).await {
+            Ok(limits) => u32::try_from(limits.weight).unwrap_or(DEFAULT_WEIGHT),
+            Err(e) => {
+                warn!(tenant, error = %e, "reading the tenant's weight failed; using the default");
+                DEFAULT_WEIGHT
+            }
+        }
     }
 
     /// One page of pending items, retried with backoff on storage errors

@@ -8,7 +8,8 @@
 //!    the cancel recorder and the batching result writer;
 //! 2. `feed`: read the items that have no result yet, page by page (never
 //!    all at once), and start each one when a slot of the run
-//!    (`maxConcurrency`) and a slot of the process are free; `item` executes
+//!    (`maxConcurrency`) and a slot of the process are free (the process's
+//!    slots are shared fairly between tenants, then runs: [`ItemSlots`]); `item` executes
 //!    one: target (with retries for transient errors and the item deadline),
 //!    then every scorer in parallel, then the batched writer, then
 //!    `on_item_complete` (awaited: backpressure), then the progress counters;
@@ -31,7 +32,6 @@ use std::time::Duration;
 
 use assay_store::{Run, Store};
 use futures::future::BoxFuture;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::assembly::{DEFAULT_LEASE, DEFAULT_PROCESS_ITEM_SLOTS};
@@ -39,6 +39,7 @@ use crate::config::RunOptions;
 use crate::error::RunError;
 use crate::item::ItemWithScores;
 use crate::plugins::{Scorer, Target};
+use crate::slots::ItemSlots;
 use crate::summary::RunSummary;
 use crate::writer::ResultSink;
 
@@ -65,8 +66,7 @@ pub struct Executor {
     sink: Arc<dyn ResultSink>,
     owner: String,
     lease: Duration,
-    item_slots: Arc<Semaphore>,
-    item_slot_count: usize,
+    item_slots: ItemSlots,
     page_size: usize,
     max_batch: usize,
 }
@@ -81,8 +81,7 @@ impl Executor {
             sink,
             owner: format!("host-{}", uuid::Uuid::now_v7()),
             lease: DEFAULT_LEASE,
-            item_slots: Arc::new(Semaphore::new(DEFAULT_PROCESS_ITEM_SLOTS)),
-            item_slot_count: DEFAULT_PROCESS_ITEM_SLOTS,
+            item_slots: ItemSlots::new(DEFAULT_PROCESS_ITEM_SLOTS),
             page_size: 256,
             max_batch: 64,
         }
@@ -90,9 +89,13 @@ impl Executor {
 
     /// Caps the items in flight across every run of this executor.
     pub fn with_process_item_slots(mut self, slots: usize) -> Self {
-        self.item_slot_count = slots.max(1);
-        self.item_slots = Arc::new(Semaphore::new(self.item_slot_count));
+        self.item_slots = ItemSlots::new(slots);
         self
+    }
+
+    /// The process's item slots, shared by every run of this executor.
+    pub fn item_slots(&self) -> &ItemSlots {
+        &self.item_slots
     }
 
     /// Sets the lease length (heartbeats renew it every third of it).
@@ -136,7 +139,7 @@ impl Executor {
 
     /// Items this executor runs at once across all its runs.
     pub fn process_item_slots(&self) -> usize {
-        self.item_slot_count
+        self.item_slots.capacity()
     }
 
     /// Executes `plan` to the end (or until cancelled / shut down).

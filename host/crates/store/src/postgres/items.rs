@@ -1,98 +1,35 @@
 //! Items, their versions, and the items of a run still to do (PostgreSQL).
 //!
-//! Items are stored as SCD-2 rows in `item_versions`: the items of dataset
-//! version V are the rows with `valid_from <= V < valid_to` (an open
-//! `valid_to` is NULL) that are not tombstones.
+//! Most of it is the shared code in [`crate::shared::items`]; here stays
+//! what PostgreSQL does its own way: deleting a list of ids (`= ANY`), the
+//! search (`ILIKE` on `jsonb`'s text), paging the items of a version through
+//! bounded position windows, and `ANALYZE` after a bulk add.
 
 use async_trait::async_trait;
 
-use sqlx::{Executor, Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder};
 
 use super::PostgresStore;
-use super::datasets::{fetch as fetch_dataset, lock as lock_dataset, record_version};
-use super::rows::{j, jo};
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 use crate::models::*;
 use crate::rows::{self, item_cols};
-use crate::rules::{
-    INSERT_CHUNK, apply_item_patch, change, check_item_limit, check_version, like_escape, new_id,
-    now,
-};
-use crate::sql;
+use crate::rules::{check_version, like_escape, now};
+use crate::shared::Handle;
+use crate::shared::datasets::{Lock, fetch, fetch_locked};
+use crate::shared::items as shared;
 use crate::store::ItemStore;
-use crate::tenancy::{check_stored_bytes, item_bytes};
-use crate::validate::ItemValidator;
 
 /// A bulk add of at least this many items refreshes the table statistics.
 const ANALYZE_AFTER: usize = 5_000;
 
-/// Up to `limit` live items after position `after` (for re-validation).
-pub async fn live_page<'e, E>(
-    ex: E,
-    dataset_id: &str,
-    after: i64,
-    limit: i64,
-) -> StoreResult<Vec<DatasetItem>>
-where
-    E: Executor<'e, Database = Postgres>,
-{
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        item_cols!(),
-        " FROM item_versions iv WHERE iv.dataset_id = $1 AND iv.position > $2 \
-         AND iv.valid_to IS NULL AND NOT iv.is_deleted ORDER BY iv.position LIMIT $3"
-    ))
-    .bind(dataset_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(ex)
-    .await?;
-    rows.iter().map(rows::item).collect()
-}
-
-/// The live row of an item and its version number.
-async fn live_item<'e, E>(ex: E, dataset_id: &str, item_id: &str) -> StoreResult<(DatasetItem, i64)>
-where
-    E: Executor<'e, Database = Postgres>,
-{
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        item_cols!(),
-        ", iv.version_number FROM item_versions iv WHERE iv.item_id = $1 AND iv.dataset_id = $2 \
-         AND iv.valid_to IS NULL AND NOT iv.is_deleted"
-    ))
-    .bind(item_id)
-    .bind(dataset_id)
-    .fetch_optional(ex)
-    .await?
-    .ok_or_else(|| StoreError::not_found("Item", item_id))?;
-    Ok((rows::item(&row)?, row.try_get("version_number")?))
-}
-
-/// Appends the filter of `query` (version or live, and search) to `qb`.
-fn push_item_filter(qb: &mut QueryBuilder<Postgres>, dataset_id: &str, query: &ItemQuery) {
-    qb.push(" FROM item_versions iv WHERE iv.dataset_id = ")
-        .push_bind(dataset_id.to_string());
-    match query.version {
-        Some(v) => {
-            qb.push(" AND iv.valid_from <= ")
-                .push_bind(v)
-                .push(" AND (iv.valid_to IS NULL OR iv.valid_to > ")
-                .push_bind(v)
-                .push(") AND NOT iv.is_deleted");
-        }
-        None => {
-            qb.push(" AND iv.valid_to IS NULL AND NOT iv.is_deleted");
-        }
-    }
-    if let Some(search) = query.search.as_deref().filter(|s| !s.is_empty()) {
-        let pattern = format!("%{}%", like_escape(search));
-        qb.push(" AND (iv.input::text ILIKE ")
-            .push_bind(pattern.clone())
-            .push(" OR COALESCE(iv.expected_output::text, '') ILIKE ")
-            .push_bind(pattern)
-            .push(")");
-    }
+/// Appends the search filter (see [`crate::shared::Db::push_search`]).
+pub(super) fn push_search(qb: &mut QueryBuilder<Postgres>, search: &str) {
+    let pattern = format!("%{}%", like_escape(search));
+    qb.push(" AND (iv.input::text ILIKE ")
+        .push_bind(pattern.clone())
+        .push(" OR COALESCE(iv.expected_output::text, '') ILIKE ")
+        .push_bind(pattern)
+        .push(")");
 }
 
 /// Positions one query of [`scan_items`] covers at least.
@@ -168,69 +105,7 @@ impl ItemStore for PostgresStore {
         dataset_id: &str,
         items: Vec<NewItem>,
     ) -> StoreResult<Vec<DatasetItem>> {
-        let mut tx = self.tx().await?;
-        let ds = lock_dataset(&mut *tx, tenant, dataset_id).await?;
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?
-            .check_new_items(&items)?;
-        let (max_items, next_position, max_bytes, stored): (i64, i64, i64, i64) =
-            sqlx::query_as(sql::items::LIMITS_AND_NEXT_POSITION)
-                .bind(dataset_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        check_item_limit(ds.item_count, items.len(), max_items)?;
-        let adding: i64 = items
-            .iter()
-            .map(|it| item_bytes(&it.input, it.expected_output.as_ref(), it.context.as_ref()))
-            .sum();
-        check_stored_bytes(stored, adding, max_bytes)?;
-        let version = ds.version + 1;
-        let at = now();
-        let added: Vec<DatasetItem> = items
-            .into_iter()
-            .enumerate()
-            .map(|(i, it)| DatasetItem {
-                id: new_id(),
-                dataset_id: dataset_id.to_string(),
-                version,
-                position: next_position + i as i64,
-                input: it.input,
-                expected_output: it.expected_output,
-                context: it.context,
-                created_at: at,
-                updated_at: at,
-            })
-            .collect();
-        for chunk in added.chunks(INSERT_CHUNK) {
-            let mut qb = QueryBuilder::<Postgres>::new(sql::items::INSERT_HEAD);
-            qb.push_values(chunk, |mut b, it| {
-                b.push_bind(&it.id)
-                    .push_bind(1i64)
-                    .push_bind(dataset_id)
-                    .push_bind(it.position)
-                    .push_bind(version)
-                    .push_bind(false)
-                    .push_bind(j(&it.input))
-                    .push_bind(jo(it.expected_output.as_ref()))
-                    .push_bind(jo(it.context.as_ref()))
-                    .push_bind(at)
-                    .push_bind(at);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let n = added.len() as i64;
-        sqlx::query(sql::items::BUMP_FOR_ADD)
-            .bind(version)
-            .bind(n)
-            .bind(at)
-            .bind(dataset_id)
-            .bind(adding)
-            .execute(&mut *tx)
-            .await?;
-        record_version(&mut *tx, dataset_id, version, change::ITEMS_ADD, at).await?;
-        tx.commit().await?;
+        let added = shared::add(self, tenant, dataset_id, items).await?;
         if added.len() >= ANALYZE_AFTER {
             // Fresh statistics, so that paging the items in position order uses
             // the index at once instead of sorting what the stale statistics
@@ -251,8 +126,7 @@ impl ItemStore for PostgresStore {
         dataset_id: &str,
         item_id: &str,
     ) -> StoreResult<DatasetItem> {
-        fetch_dataset(&self.pool, tenant, dataset_id).await?;
-        Ok(live_item(&self.pool, dataset_id, item_id).await?.0)
+        shared::get(self, tenant, dataset_id, item_id).await
     }
 
     async fn update_item(
@@ -262,61 +136,7 @@ impl ItemStore for PostgresStore {
         item_id: &str,
         patch: ItemPatch,
     ) -> StoreResult<DatasetItem> {
-        let mut tx = self.tx().await?;
-        let ds = lock_dataset(&mut *tx, tenant, dataset_id).await?;
-        let (old, number) = live_item(&mut *tx, dataset_id, item_id).await?;
-        let snap = apply_item_patch(&old, patch);
-        ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?.check(
-            "",
-            &snap.input,
-            snap.expected_output.as_ref(),
-        )?;
-        let version = ds.version + 1;
-        let at = now();
-        sqlx::query(sql::items::CLOSE)
-            .bind(version)
-            .bind(item_id)
-            .bind(number)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO item_versions (item_id, version_number, dataset_id, position, valid_from, \
-         is_deleted, input, expected_output, context, item_created_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7, $8, $9, $10)",
-        )
-        .bind(item_id)
-        .bind(number + 1)
-        .bind(dataset_id)
-        .bind(old.position)
-        .bind(version)
-        .bind(j(&snap.input))
-        .bind(jo(snap.expected_output.as_ref()))
-        .bind(jo(snap.context.as_ref()))
-        .bind(old.created_at)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(sql::items::BUMP_FOR_UPDATE)
-            .bind(version)
-            .bind(at)
-            .bind(dataset_id)
-            .bind(item_bytes(
-                &snap.input,
-                snap.expected_output.as_ref(),
-                snap.context.as_ref(),
-            ))
-            .execute(&mut *tx)
-            .await?;
-        record_version(&mut *tx, dataset_id, version, change::ITEMS_UPDATE, at).await?;
-        tx.commit().await?;
-        Ok(DatasetItem {
-            version,
-            input: snap.input,
-            expected_output: snap.expected_output,
-            context: snap.context,
-            updated_at: at,
-            ..old
-        })
+        shared::update(self, tenant, dataset_id, item_id, patch).await
     }
 
     async fn delete_items(
@@ -326,7 +146,7 @@ impl ItemStore for PostgresStore {
         ids: &[String],
     ) -> StoreResult<u64> {
         let mut tx = self.tx().await?;
-        let ds = lock_dataset(&mut *tx, tenant, dataset_id).await?;
+        let ds = fetch_locked(&mut *tx, tenant, dataset_id, Lock::Update).await?;
         if ids.is_empty() {
             return Ok(0);
         }
@@ -356,19 +176,7 @@ impl ItemStore for PostgresStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if deleted == 0 {
-            return Ok(0);
-        }
-        sqlx::query(sql::items::BUMP_FOR_DELETE)
-            .bind(version)
-            .bind(deleted as i64)
-            .bind(at)
-            .bind(dataset_id)
-            .execute(&mut *tx)
-            .await?;
-        record_version(&mut *tx, dataset_id, version, change::ITEMS_DELETE, at).await?;
-        tx.commit().await?;
-        Ok(deleted)
+        shared::finish_delete(tx, dataset_id, version, deleted, at).await
     }
 
     async fn list_items(
@@ -377,22 +185,7 @@ impl ItemStore for PostgresStore {
         dataset_id: &str,
         query: ItemQuery,
     ) -> StoreResult<Paged<DatasetItem>> {
-        let ds = fetch_dataset(&self.pool, tenant, dataset_id).await?;
-        if let Some(v) = query.version {
-            check_version(&ds, v)?;
-        }
-        let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*)");
-        push_item_filter(&mut count, dataset_id, &query);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-        let mut qb = QueryBuilder::<Postgres>::new(concat!("SELECT ", item_cols!()));
-        push_item_filter(&mut qb, dataset_id, &query);
-        qb.push(" ORDER BY iv.position LIMIT ")
-            .push_bind(query.page.limit())
-            .push(" OFFSET ")
-            .push_bind(query.page.offset());
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        let items = rows.iter().map(rows::item).collect::<StoreResult<_>>()?;
-        Ok(query.page.wrap(items, total))
+        shared::list(self, tenant, dataset_id, query).await
     }
 
     async fn items_at_version(
@@ -403,7 +196,7 @@ impl ItemStore for PostgresStore {
         after_position: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<DatasetItem>> {
-        let ds = fetch_dataset(&self.pool, tenant, dataset_id).await?;
+        let ds = fetch(self.reads(), tenant, dataset_id).await?;
         check_version(&ds, version)?;
         scan_items(self, dataset_id, version, None, after_position, limit).await
     }
@@ -414,21 +207,7 @@ impl ItemStore for PostgresStore {
         dataset_id: &str,
         version: i64,
     ) -> StoreResult<i64> {
-        let ds = fetch_dataset(&self.pool, tenant, dataset_id).await?;
-        check_version(&ds, version)?;
-        if version == ds.version {
-            return Ok(ds.item_count);
-        }
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM item_versions iv WHERE iv.dataset_id = $1 \
-         AND iv.valid_from <= $2 AND (iv.valid_to IS NULL OR iv.valid_to > $2) \
-         AND NOT iv.is_deleted",
-        )
-        .bind(dataset_id)
-        .bind(version)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n)
+        shared::count_at_version(self, tenant, dataset_id, version).await
     }
 
     async fn list_item_versions(
@@ -438,27 +217,7 @@ impl ItemStore for PostgresStore {
         item_id: &str,
         page: Page,
     ) -> StoreResult<Paged<ItemVersion>> {
-        fetch_dataset(&self.pool, tenant, dataset_id).await?;
-        let total: i64 = sqlx::query_scalar(sql::items::COUNT_VERSIONS)
-            .bind(item_id)
-            .bind(dataset_id)
-            .fetch_one(&self.pool)
-            .await?;
-        if total == 0 {
-            return Err(StoreError::not_found("Item", item_id));
-        }
-        let rows = sqlx::query(sql::items::LIST_VERSIONS)
-            .bind(item_id)
-            .bind(dataset_id)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(&self.pool)
-            .await?;
-        let items = rows
-            .iter()
-            .map(rows::item_version)
-            .collect::<StoreResult<_>>()?;
-        Ok(page.wrap(items, total))
+        shared::list_versions(self, tenant, dataset_id, item_id, page).await
     }
 
     async fn get_item_version(
@@ -468,16 +227,6 @@ impl ItemStore for PostgresStore {
         item_id: &str,
         version_number: i64,
     ) -> StoreResult<ItemVersion> {
-        fetch_dataset(&self.pool, tenant, dataset_id).await?;
-        let row = sqlx::query(sql::items::GET_VERSION)
-            .bind(item_id)
-            .bind(dataset_id)
-            .bind(version_number)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| {
-                StoreError::not_found("Item version", format!("{item_id}@{version_number}"))
-            })?;
-        rows::item_version(&row)
+        shared::get_version(self, tenant, dataset_id, item_id, version_number).await
     }
 }

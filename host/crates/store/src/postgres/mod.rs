@@ -7,6 +7,7 @@
 //! Lease expiry uses the database clock (`now()`), so hosts with skewed
 //! clocks agree.
 
+mod claim;
 mod datasets;
 mod items;
 mod keys;

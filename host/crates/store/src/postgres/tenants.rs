@@ -1,38 +1,18 @@
-//! Tenants (PostgreSQL).
+//! Tenants (PostgreSQL). Reading one is shared ([`crate::shared::tenants`]);
+//! the upsert stays per backend (SQLite binds `created_at`, PostgreSQL's
+//! column takes its default).
 
 use async_trait::async_trait;
 
 use super::PostgresStore;
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 use crate::models::Tenant;
-use crate::rows;
-use crate::sql;
 use crate::store::TenantStore;
-
-/// `NotFound` unless tenant `id` exists (and keeps it from being deleted
-/// until the transaction ends).
-pub async fn require<'e, E>(ex: E, id: &str) -> StoreResult<()>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
-{
-    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = $1 FOR SHARE")
-        .bind(id)
-        .fetch_optional(ex)
-        .await?;
-    found
-        .map(|_| ())
-        .ok_or_else(|| StoreError::not_found("Tenant", id))
-}
 
 #[async_trait]
 impl TenantStore for PostgresStore {
     async fn get_tenant(&self, id: &str) -> StoreResult<Tenant> {
-        let row = sqlx::query(sql::tenants::GET)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::not_found("Tenant", id))?;
-        rows::tenant(&row)
+        crate::shared::tenants::get(self, id).await
     }
 
     async fn upsert_tenant(&self, t: &Tenant) -> StoreResult<Tenant> {

@@ -1,13 +1,12 @@
-//! Registered plugins and their component bytes (SQLite).
+//! Registered plugins and their component bytes (SQLite): all of it is the
+//! shared code in [`crate::shared::plugins`].
 
 use async_trait::async_trait;
 
 use super::SqliteStore;
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 use crate::models::*;
-use crate::rows;
-use crate::rules::{now, to_ms};
-use crate::sql;
+use crate::shared::plugins as shared;
 use crate::store::PluginStore;
 
 #[async_trait]
@@ -18,77 +17,22 @@ impl PluginStore for SqliteStore {
         record: PluginRecord,
         bytes: Vec<u8>,
     ) -> StoreResult<PluginRecord> {
-        let rec = PluginRecord {
-            tenant_id: tenant.to_string(),
-            size: bytes.len() as i64,
-            created_at: now(),
-            ..record
-        };
-        let mut tx = self.write_tx().await?;
-        super::tenants::require(&mut *tx, tenant).await?;
-        sqlx::query(sql::plugins::UPSERT)
-            .bind(tenant)
-            .bind(&rec.id)
-            .bind(rec.kind.as_str())
-            .bind(&rec.name)
-            .bind(&rec.description)
-            .bind(&rec.digest)
-            .bind(&rec.contract_version)
-            .bind(rec.size)
-            .bind(&bytes)
-            .bind(to_ms(rec.created_at))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(rec)
+        shared::register(self, tenant, record, bytes).await
     }
 
     async fn get_plugin(&self, tenant: &str, id: &str) -> StoreResult<PluginRecord> {
-        let row = sqlx::query(sql::plugins::GET)
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?
-            .ok_or_else(|| StoreError::not_found("Plugin", id))?;
-        rows::plugin(&row)
+        shared::get(self, tenant, id).await
     }
 
     async fn plugin_bytes(&self, tenant: &str, id: &str) -> StoreResult<Vec<u8>> {
-        sqlx::query_scalar(sql::plugins::BYTES)
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?
-            .ok_or_else(|| StoreError::not_found("Plugin", id))
+        shared::bytes(self, tenant, id).await
     }
 
     async fn list_plugins(&self, tenant: &str, page: Page) -> StoreResult<Paged<PluginRecord>> {
-        let total: i64 = sqlx::query_scalar(sql::plugins::COUNT)
-            .bind(tenant)
-            .fetch_one(&self.reader)
-            .await?;
-        let rows = sqlx::query(sql::plugins::LIST)
-            .bind(tenant)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(&self.reader)
-            .await?;
-        let items = rows.iter().map(rows::plugin).collect::<StoreResult<_>>()?;
-        Ok(page.wrap(items, total))
+        shared::list(self, tenant, page).await
     }
 
     async fn delete_plugin(&self, tenant: &str, id: &str) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query(sql::plugins::DELETE)
-            .bind(tenant)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        if n == 0 {
-            return Err(StoreError::not_found("Plugin", id));
-        }
-        Ok(())
+        shared::delete(self, tenant, id).await
     }
 }

@@ -1,49 +1,38 @@
 //! Results and scores (SQLite).
+//!
+//! Reading results is the shared code in [`crate::shared::results`]; here
+//! stay the batch write (chunked multi-row inserts inside the write
+//! transaction) and loading the scores of a list of items (`json_each`).
 
 use async_trait::async_trait;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
+use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
 use super::rows::{to_json, to_json_opt};
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
-use crate::rows::{self, score_cols};
+use crate::rows::score_cols;
 use crate::rules::{INSERT_CHUNK, check_batch, finite, new_id, normalized_score, now, to_ms};
-use crate::sql;
-use crate::store::{ResultStore, RunStore};
+use crate::shared::results::{self as shared, ScoresOf};
+use crate::store::ResultStore;
 
-/// Loads the scores of `results` (all of one run) and attaches them.
-async fn attach_scores(
-    s: &SqliteStore,
-    run_id: &str,
-    results: &mut [RunResult],
-) -> StoreResult<()> {
-    if results.is_empty() {
-        return Ok(());
+impl ScoresOf for SqliteStore {
+    async fn score_rows(&self, run_id: &str, item_ids: &[&str]) -> StoreResult<Vec<SqliteRow>> {
+        Ok(sqlx::query(concat!(
+            "SELECT ",
+            score_cols!(),
+            " FROM scores WHERE run_id = $1 AND item_id IN (SELECT value FROM json_each($2)) \
+             ORDER BY item_id, ord"
+        ))
+        .bind(run_id)
+        .bind(serde_json::to_string(item_ids).expect("strings serialize"))
+        .fetch_all(&self.reader)
+        .await?)
     }
-    let ids: Vec<&str> = results.iter().map(|r| r.item_id.as_str()).collect();
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        score_cols!(),
-        " FROM scores WHERE run_id = $1 AND item_id IN (SELECT value FROM json_each($2)) \
-         ORDER BY item_id, ord"
-    ))
-    .bind(run_id)
-    .bind(serde_json::to_string(&ids).expect("strings serialize"))
-    .fetch_all(&s.reader)
-    .await?;
-    let mut by_item: HashMap<String, Vec<ScoreRow>> = HashMap::new();
-    for row in &rows {
-        let (item, score) = rows::score(row)?;
-        by_item.entry(item).or_default().push(score);
-    }
-    for r in results {
-        r.scores = by_item.remove(&r.item_id).unwrap_or_default();
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -162,23 +151,7 @@ impl ResultStore for SqliteStore {
         run_id: &str,
         page: Page,
     ) -> StoreResult<Paged<RunResult>> {
-        self.get_run(tenant, run_id).await?;
-        let total: i64 = sqlx::query_scalar(sql::results::COUNT)
-            .bind(run_id)
-            .fetch_one(&self.reader)
-            .await?;
-        let rows = sqlx::query(sql::results::LIST)
-            .bind(run_id)
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(&self.reader)
-            .await?;
-        let mut items = rows
-            .iter()
-            .map(|r| rows::result(r).map(|(_, res)| res))
-            .collect::<StoreResult<Vec<_>>>()?;
-        attach_scores(self, run_id, &mut items).await?;
-        Ok(page.wrap(items, total))
+        shared::list(self, tenant, run_id, page).await
     }
 
     async fn results_after_seq(
@@ -188,20 +161,6 @@ impl ResultStore for SqliteStore {
         after_seq: i64,
         limit: i64,
     ) -> StoreResult<Vec<(i64, RunResult)>> {
-        self.get_run(tenant, run_id).await?;
-        let rows = sqlx::query(sql::results::AFTER_SEQ)
-            .bind(run_id)
-            .bind(after_seq)
-            .bind(limit.max(0))
-            .fetch_all(&self.reader)
-            .await?;
-        let (seqs, mut results): (Vec<i64>, Vec<RunResult>) = rows
-            .iter()
-            .map(rows::result)
-            .collect::<StoreResult<Vec<_>>>()?
-            .into_iter()
-            .unzip();
-        attach_scores(self, run_id, &mut results).await?;
-        Ok(seqs.into_iter().zip(results).collect())
+        shared::after_seq(self, tenant, run_id, after_seq, limit).await
     }
 }

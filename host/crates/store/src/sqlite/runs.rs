@@ -1,42 +1,26 @@
 //! Runs and their leases (SQLite).
 //!
-//! Lease expiry uses this machine's clock (milliseconds); every process
-//! sharing the SQLite file runs on the same machine.
+//! Creating, reading, listing, deleting and failing runs is the shared code
+//! in [`crate::shared::runs`]. Claims, leases, cancellation and the pending
+//! items stay here. Lease expiry uses this machine's clock (milliseconds);
+//! every process sharing the SQLite file runs on the same machine.
 
 use async_trait::async_trait;
 
 use std::time::Duration;
 
-use sqlx::{Executor, QueryBuilder, Sqlite};
+use sqlx::{Executor, Sqlite};
 
 use super::SqliteStore;
-use super::datasets::fetch as fetch_dataset;
+use super::claim;
 use super::items::AT_VERSION;
-use super::rows::to_json;
-use crate::error::{StoreError, StoreResult, conflict_on_unique};
+use crate::error::{StoreError, StoreResult};
 use crate::models::*;
 use crate::rows::{self, item_cols, run_cols};
-use crate::rules::{check_terminal, check_version, lease_ms, new_id, now, run_finished, to_ms};
-use crate::sql;
+use crate::rules::ClaimScope;
+use crate::rules::{check_terminal, lease_ms, now, run_finished, to_ms};
+use crate::shared::runs::{self as shared, fetch};
 use crate::store::RunStore;
-
-/// The tenant's run `id` through any executor.
-pub async fn fetch<'e, E>(ex: E, tenant: &str, id: &str) -> StoreResult<Run>
-where
-    E: Executor<'e, Database = Sqlite>,
-{
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        run_cols!(),
-        " FROM runs WHERE id = ? AND tenant_id = ?"
-    ))
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(ex)
-    .await?
-    .ok_or_else(|| StoreError::not_found("Run", id))?;
-    rows::run(&row)
-}
 
 /// Status and lease owner of a run (any tenant).
 async fn lease_state<'e, E>(
@@ -57,91 +41,20 @@ where
     Ok((status, owner, expires))
 }
 
-/// (results, failed results) of a run, counted from the results table.
-async fn count_results<'e, E>(ex: E, run_id: &str) -> StoreResult<(i64, i64)>
-where
-    E: Executor<'e, Database = Sqlite>,
-{
-    Ok(sqlx::query_as(sql::runs::COUNT_RESULTS)
-        .bind(run_id)
-        .fetch_one(ex)
-        .await?)
-}
-
-/// Sets the final status and exact counts of a run (inside `tx`).
+/// Ends a run inside `tx` (see [`shared::finalize`]).
 async fn finalize(
     tx: &mut sqlx::SqliteConnection,
     run_id: &str,
     status: RunStatus,
     error: Option<&str>,
 ) -> StoreResult<Run> {
-    let (done, failed) = count_results(&mut *tx, run_id).await?;
-    let at = to_ms(now());
-    let row = sqlx::query(concat!(
-        "UPDATE runs SET status = ?, error = COALESCE(?, error), succeeded_count = ?, \
-         failed_count = ?, skipped_count = MAX(total_items - ?, 0), completed_at = ?, \
-         lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ? RETURNING ",
-        run_cols!()
-    ))
-    .bind(status.as_str())
-    .bind(error)
-    .bind(done - failed)
-    .bind(failed)
-    .bind(done)
-    .bind(at)
-    .bind(at)
-    .bind(run_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    rows::run(&row)
+    shared::finalize::<Sqlite>(tx, run_id, status, error).await
 }
 
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn create_run(&self, tenant: &str, new: NewRun) -> StoreResult<Run> {
-        if new.total_items < 0 {
-            return Err(StoreError::validation("totalItems", "must not be negative"));
-        }
-        let at = now();
-        let run = Run {
-            id: new.id.unwrap_or_else(new_id),
-            dataset_id: new.dataset_id,
-            dataset_version: new.dataset_version,
-            target_type: new.target_type,
-            target_id: new.target_id,
-            scorer_ids: new.scorer_ids,
-            status: RunStatus::Pending,
-            total_items: new.total_items,
-            succeeded_count: 0,
-            failed_count: 0,
-            skipped_count: 0,
-            config: new.config,
-            error: None,
-            cancel_requested: false,
-            started_at: None,
-            completed_at: None,
-            created_at: at,
-            updated_at: at,
-        };
-        let mut tx = self.write_tx().await?;
-        let ds = fetch_dataset(&mut *tx, tenant, &run.dataset_id).await?;
-        check_version(&ds, run.dataset_version)?;
-        sqlx::query(sql::runs::INSERT)
-            .bind(&run.id)
-            .bind(tenant)
-            .bind(&run.dataset_id)
-            .bind(run.dataset_version)
-            .bind(run.target_type.as_str())
-            .bind(&run.target_id)
-            .bind(serde_json::to_string(&run.scorer_ids).expect("strings serialize"))
-            .bind(run.total_items)
-            .bind(to_json(&run.config))
-            .bind(to_ms(at))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| conflict_on_unique(e, || format!("a run with id {} exists", run.id)))?;
-        tx.commit().await?;
-        Ok(run)
+        shared::create(self, tenant, new).await
     }
 
     async fn get_run(&self, tenant: &str, id: &str) -> StoreResult<Run> {
@@ -154,44 +67,11 @@ impl RunStore for SqliteStore {
         dataset_id: Option<&str>,
         page: Page,
     ) -> StoreResult<Paged<Run>> {
-        if let Some(ds) = dataset_id {
-            fetch_dataset(&self.reader, tenant, ds).await?;
-        }
-        let filter = |qb: &mut QueryBuilder<Sqlite>| {
-            qb.push(" FROM runs WHERE tenant_id = ")
-                .push_bind(tenant.to_string());
-            if let Some(ds) = dataset_id {
-                qb.push(" AND dataset_id = ").push_bind(ds.to_string());
-            }
-        };
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
-        filter(&mut count);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.reader).await?;
-        let mut qb = QueryBuilder::<Sqlite>::new(concat!("SELECT ", run_cols!()));
-        filter(&mut qb);
-        qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(page.limit())
-            .push(" OFFSET ")
-            .push_bind(page.offset());
-        let rows = qb.build().fetch_all(&self.reader).await?;
-        let items = rows.iter().map(rows::run).collect::<StoreResult<_>>()?;
-        Ok(page.wrap(items, total))
+        shared::list(self, tenant, dataset_id, page).await
     }
 
     async fn delete_run(&self, tenant: &str, id: &str) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        let run = fetch(&mut *tx, tenant, id).await?;
-        if run.status == RunStatus::Running {
-            return Err(StoreError::Conflict(format!(
-                "run {id} is running; cancel it first"
-            )));
-        }
-        sqlx::query(sql::runs::DELETE)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        shared::delete(self, tenant, id).await
     }
 
     async fn request_cancel(&self, tenant: &str, id: &str) -> StoreResult<Run> {
@@ -244,32 +124,15 @@ impl RunStore for SqliteStore {
         owner: &str,
         lease: Duration,
     ) -> StoreResult<Option<(String, Run)>> {
-        let mut tx = self.write_tx().await?;
-        let at = to_ms(now());
-        // Interrupted runs (expired or released lease) first, then pending runs
-        // of tenants below their maxActiveRuns; oldest first.
-        let row = sqlx::query(concat!(
-        "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?1), \
-         lease_owner = ?2, lease_expires_at = ?3, updated_at = ?1 \
-         WHERE id = (SELECT r.id FROM runs r WHERE \
-           (r.status = 'running' AND (r.lease_owner IS NULL OR r.lease_expires_at <= ?1)) \
-           OR (r.status = 'pending' AND \
-             (SELECT COUNT(*) FROM runs a WHERE a.tenant_id = r.tenant_id AND a.status = 'running') \
-             < (SELECT t.max_active_runs FROM tenants t WHERE t.id = r.tenant_id)) \
-           ORDER BY CASE r.status WHEN 'running' THEN 0 ELSE 1 END, r.created_at, r.id LIMIT 1) \
-         RETURNING ",
-        run_cols!()
-    ))
-    .bind(at)
-    .bind(owner)
-    .bind(at + lease_ms(lease))
-    .fetch_optional(&mut *tx)
-    .await?;
-        tx.commit().await?;
-        let Some(row) = row else { return Ok(None) };
-        use sqlx::Row;
-        let tenant: String = row.try_get("tenant_id")?;
-        Ok(Some((tenant, rows::run(&row)?)))
+        claim::claim_next_run(self, owner, lease, ClaimScope::AnyTenant).await
+    }
+
+    async fn claim_next_run_of_idle_tenant(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> StoreResult<Option<(String, Run)>> {
+        claim::claim_next_run(self, owner, lease, ClaimScope::IdleTenants).await
     }
 
     async fn claim_run(
@@ -395,13 +258,6 @@ impl RunStore for SqliteStore {
     }
 
     async fn fail_run(&self, tenant: &str, run_id: &str, error: &str) -> StoreResult<Run> {
-        let mut tx = self.write_tx().await?;
-        let run = fetch(&mut *tx, tenant, run_id).await?;
-        if run.status.is_terminal() {
-            return Err(run_finished(run_id, run.status));
-        }
-        let run = finalize(&mut tx, run_id, RunStatus::Failed, Some(error)).await?;
-        tx.commit().await?;
-        Ok(run)
+        shared::fail(self, tenant, run_id, error).await
     }
 }

@@ -1,0 +1,365 @@
+//! Items and their versions, on any backend.
+//!
+//! Items are stored as SCD-2 rows in `item_versions`: the items of dataset
+//! version V are the rows with `valid_from <= V < valid_to` (an open
+//! `valid_to` is NULL) that are not tombstones. What stays per backend:
+//! deleting a list of ids (`json_each` vs `ANY`), paging the items of a
+//! version (PostgreSQL scans bounded position windows), and the search
+//! ([`Db::push_search`]).
+
+use chrono::{DateTime, Utc};
+use sqlx::{Executor, QueryBuilder};
+
+use super::datasets::{Lock, fetch, fetch_locked, record_version};
+use super::{Arg, Db, Handle, PushArg, paged, with_not_deleted};
+use crate::error::{StoreError, StoreResult};
+use crate::models::*;
+use crate::rows::{self, StoredRow, item_cols};
+use crate::rules::{
+    INSERT_CHUNK, apply_item_patch, change, check_item_limit, check_version, new_id, now,
+};
+use crate::sql;
+use crate::tenancy::{check_stored_bytes, item_bytes};
+use crate::validate::ItemValidator;
+
+/// Up to `limit` live items after position `after` (for re-validation).
+pub(crate) async fn live_page<'e, DB, E>(
+    ex: E,
+    dataset_id: &str,
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<DatasetItem>>
+where
+    DB: Db,
+    E: Executor<'e, Database = DB>,
+{
+    let rows = sqlx::query(with_not_deleted::<DB>(sql::items::LIVE_PAGE))
+        .arg(dataset_id)
+        .arg(after)
+        .arg(limit)
+        .fetch_all(ex)
+        .await?;
+    rows.iter().map(rows::item).collect()
+}
+
+/// The live row of an item and its version number.
+async fn live_item<'e, DB, E>(
+    ex: E,
+    dataset_id: &str,
+    item_id: &str,
+) -> StoreResult<(DatasetItem, i64)>
+where
+    DB: Db,
+    E: Executor<'e, Database = DB>,
+{
+    let row = sqlx::query(with_not_deleted::<DB>(sql::items::LIVE_ITEM))
+        .arg(item_id)
+        .arg(dataset_id)
+        .fetch_optional(ex)
+        .await?
+        .ok_or_else(|| StoreError::not_found("Item", item_id))?;
+    Ok((rows::item(&row)?, row.int("version_number")?))
+}
+
+/// Validates `items`, checks the tenant's limits, inserts them in chunks
+/// (one multi-row `INSERT` each) with one version bump, and commits.
+pub(crate) async fn add<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    dataset_id: &str,
+    items: Vec<NewItem>,
+) -> StoreResult<Vec<DatasetItem>> {
+    let mut tx = s.begin_write().await?;
+    let ds = fetch_locked(DB::conn(&mut tx), tenant, dataset_id, Lock::Update).await?;
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?
+        .check_new_items(&items)?;
+    let limits = sqlx::query(sql::items::LIMITS_AND_NEXT_POSITION)
+        .arg(dataset_id)
+        .fetch_one(DB::conn(&mut tx))
+        .await?;
+    let (max_items, next_position, max_bytes, stored) = (
+        limits.int_at(0)?,
+        limits.int_at(1)?,
+        limits.int_at(2)?,
+        limits.int_at(3)?,
+    );
+    check_item_limit(ds.item_count, items.len(), max_items)?;
+    let adding: i64 = items
+        .iter()
+        .map(|it| item_bytes(&it.input, it.expected_output.as_ref(), it.context.as_ref()))
+        .sum();
+    check_stored_bytes(stored, adding, max_bytes)?;
+    let version = ds.version + 1;
+    let at = now();
+    let added: Vec<DatasetItem> = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, it)| DatasetItem {
+            id: new_id(),
+            dataset_id: dataset_id.to_string(),
+            version,
+            position: next_position + i as i64,
+            input: it.input,
+            expected_output: it.expected_output,
+            context: it.context,
+            created_at: at,
+            updated_at: at,
+        })
+        .collect();
+    for chunk in added.chunks(INSERT_CHUNK) {
+        let mut qb = QueryBuilder::<DB>::new(sql::items::INSERT_HEAD);
+        qb.push_values(chunk, |mut b, it| {
+            b.push_arg(it.id.as_str())
+                .push_arg(1i64)
+                .push_arg(dataset_id)
+                .push_arg(it.position)
+                .push_arg(version)
+                .push_arg(false)
+                .push_arg(DB::json(&it.input))
+                .push_arg(DB::json_opt(it.expected_output.as_ref()))
+                .push_arg(DB::json_opt(it.context.as_ref()))
+                .push_arg(DB::time(at))
+                .push_arg(DB::time(at));
+        });
+        qb.build().execute(DB::conn(&mut tx)).await?;
+    }
+    sqlx::query(sql::items::BUMP_FOR_ADD)
+        .arg(version)
+        .arg(added.len() as i64)
+        .arg(DB::time(at))
+        .arg(dataset_id)
+        .arg(adding)
+        .execute(DB::conn(&mut tx))
+        .await?;
+    record_version(
+        DB::conn(&mut tx),
+        dataset_id,
+        version,
+        change::ITEMS_ADD,
+        DB::time(at),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(added)
+}
+
+pub(crate) async fn get<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    dataset_id: &str,
+    item_id: &str,
+) -> StoreResult<DatasetItem> {
+    fetch(s.reads(), tenant, dataset_id).await?;
+    Ok(live_item(s.reads(), dataset_id, item_id).await?.0)
+}
+
+pub(crate) async fn update<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    dataset_id: &str,
+    item_id: &str,
+    patch: ItemPatch,
+) -> StoreResult<DatasetItem> {
+    let mut tx = s.begin_write().await?;
+    let ds = fetch_locked(DB::conn(&mut tx), tenant, dataset_id, Lock::Update).await?;
+    let (old, number) = live_item(DB::conn(&mut tx), dataset_id, item_id).await?;
+    let snap = apply_item_patch(&old, patch);
+    ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?.check(
+        "",
+        &snap.input,
+        snap.expected_output.as_ref(),
+    )?;
+    let version = ds.version + 1;
+    let at = now();
+    sqlx::query(sql::items::CLOSE)
+        .arg(version)
+        .arg(item_id)
+        .arg(number)
+        .execute(DB::conn(&mut tx))
+        .await?;
+    sqlx::query(sql::items::INSERT_ONE)
+        .arg(item_id)
+        .arg(number + 1)
+        .arg(dataset_id)
+        .arg(old.position)
+        .arg(version)
+        .arg(false)
+        .arg(DB::json(&snap.input))
+        .arg(DB::json_opt(snap.expected_output.as_ref()))
+        .arg(DB::json_opt(snap.context.as_ref()))
+        .arg(DB::time(old.created_at))
+        .arg(DB::time(at))
+        .execute(DB::conn(&mut tx))
+        .await?;
+    sqlx::query(sql::items::BUMP_FOR_UPDATE)
+        .arg(version)
+        .arg(DB::time(at))
+        .arg(dataset_id)
+        .arg(item_bytes(
+            &snap.input,
+            snap.expected_output.as_ref(),
+            snap.context.as_ref(),
+        ))
+        .execute(DB::conn(&mut tx))
+        .await?;
+    record_version(
+        DB::conn(&mut tx),
+        dataset_id,
+        version,
+        change::ITEMS_UPDATE,
+        DB::time(at),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(DatasetItem {
+        version,
+        input: snap.input,
+        expected_output: snap.expected_output,
+        context: snap.context,
+        updated_at: at,
+        ..old
+    })
+}
+
+/// After a backend closed `deleted` live items (and wrote their tombstones)
+/// at `version`: the dataset's counters, its version history, and the
+/// commit. Nothing deleted: nothing bumped, nothing committed.
+pub(crate) async fn finish_delete<DB: Db>(
+    mut tx: sqlx::Transaction<'static, DB>,
+    dataset_id: &str,
+    version: i64,
+    deleted: u64,
+    at: DateTime<Utc>,
+) -> StoreResult<u64> {
+    if deleted == 0 {
+        return Ok(0);
+    }
+    sqlx::query(sql::items::BUMP_FOR_DELETE)
+        .arg(version)
+        .arg(deleted as i64)
+        .arg(DB::time(at))
+        .arg(dataset_id)
+        .execute(DB::conn(&mut tx))
+        .await?;
+    record_version(
+        DB::conn(&mut tx),
+        dataset_id,
+        version,
+        change::ITEMS_DELETE,
+        DB::time(at),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// Appends ` FROM item_versions iv WHERE ...` for `query`: the live items
+/// or those of `query.version`, and the search.
+fn push_filter<DB: Db>(qb: &mut QueryBuilder<DB>, dataset_id: &str, query: &ItemQuery) {
+    qb.push(" FROM item_versions iv WHERE iv.dataset_id = ")
+        .push_arg(dataset_id);
+    match query.version {
+        Some(v) => {
+            qb.push(" AND iv.valid_from <= ")
+                .push_arg(v)
+                .push(" AND (iv.valid_to IS NULL OR iv.valid_to > ")
+                .push_arg(v)
+                .push(") AND ");
+        }
+        None => {
+            qb.push(" AND iv.valid_to IS NULL AND ");
+        }
+    }
+    qb.push(DB::NOT_DELETED);
+    if let Some(search) = query.search.as_deref().filter(|s| !s.is_empty()) {
+        DB::push_search(qb, search);
+    }
+}
+
+pub(crate) async fn list<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    dataset_id: &str,
+    query: ItemQuery,
+) -> StoreResult<Paged<DatasetItem>> {
+    let ds = fetch(s.reads(), tenant, dataset_id).await?;
+    if let Some(v) = query.version {
+        check_version(&ds, v)?;
+    }
+    let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*)");
+    push_filter(&mut count, dataset_id, &query);
+    let total = count.build().fetch_one(s.reads()).await?.int_at(0)?;
+    let mut qb = QueryBuilder::<DB>::new(concat!("SELECT ", item_cols!()));
+    push_filter(&mut qb, dataset_id, &query);
+    qb.push(" ORDER BY iv.position LIMIT ")
+        .push_arg(query.page.limit())
+        .push(" OFFSET ")
+        .push_arg(query.page.offset());
+    let rows = qb.build().fetch_all(s.reads()).await?;
+    let items = rows.iter().map(rows::item).collect::<StoreResult<_>>()?;
+    Ok(query.page.wrap(items, total))
+}
+
+pub(crate) async fn count_at_version<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    dataset_id: &str,
+    version: i64,
+) -> StoreResult<i64> {
+    let ds = fetch(s.reads(), tenant, dataset_id).await?;
+    check_version(&ds, version)?;
+    if version == ds.version {
+        return Ok(ds.item_count);
+    }
+    sqlx::query(with_not_deleted::<DB>(sql::items::COUNT_AT_VERSION))
+        .arg(dataset_id)
+        .arg(version)
+        .fetch_one(s.reads())
+        .await?
+        .int_at(0)
+}
+
+pub(crate) async fn list_versions<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    dataset_id: &str,
+    item_id: &str,
+    page: Page,
+) -> StoreResult<Paged<ItemVersion>> {
+    fetch(s.reads(), tenant, dataset_id).await?;
+    let versions = paged(
+        s,
+        (sql::items::COUNT_VERSIONS, sql::items::LIST_VERSIONS),
+        |q| q.arg(item_id).arg(dataset_id),
+        page,
+        rows::item_version,
+    )
+    .await?;
+    if versions.total == 0 {
+        return Err(StoreError::not_found("Item", item_id));
+    }
+    Ok(versions)
+}
+
+pub(crate) async fn get_version<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    dataset_id: &str,
+    item_id: &str,
+    version_number: i64,
+) -> StoreResult<ItemVersion> {
+    fetch(s.reads(), tenant, dataset_id).await?;
+    let row = sqlx::query(sql::items::GET_VERSION)
+        .arg(item_id)
+        .arg(dataset_id)
+        .arg(version_number)
+        .fetch_optional(s.reads())
+        .await?
+        .ok_or_else(|| {
+            StoreError::not_found("Item version", format!("{item_id}@{version_number}"))
+        })?;
+    rows::item_version(&row)
+}

@@ -1,0 +1,90 @@
+//! Reading results with their scores, on any backend.
+//!
+//! Writing a batch stays per backend (SQLite: chunked multi-row inserts in
+//! the write transaction; PostgreSQL: one statement over arrays), and so
+//! does loading the scores of a page of results (a list of item ids:
+//! `json_each` vs `ANY`), behind [`ScoresOf`].
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use super::{Arg, Db, Handle, paged};
+use crate::error::StoreResult;
+use crate::models::*;
+use crate::rows;
+use crate::sql;
+
+/// How a backend loads the score rows of some items of a run, ordered by
+/// item and position.
+pub(crate) trait ScoresOf: Handle {
+    fn score_rows(
+        &self,
+        run_id: &str,
+        item_ids: &[&str],
+    ) -> impl Future<Output = StoreResult<Vec<<Self::Db as sqlx::Database>::Row>>> + Send;
+}
+
+/// Loads the scores of `results` (all of one run) and attaches them.
+async fn attach_scores<S: ScoresOf>(
+    s: &S,
+    run_id: &str,
+    results: &mut [RunResult],
+) -> StoreResult<()> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = results.iter().map(|r| r.item_id.as_str()).collect();
+    let rows = s.score_rows(run_id, &ids).await?;
+    let mut by_item: HashMap<String, Vec<ScoreRow>> = HashMap::new();
+    for row in &rows {
+        let (item, score) = rows::score(row)?;
+        by_item.entry(item).or_default().push(score);
+    }
+    for r in results {
+        r.scores = by_item.remove(&r.item_id).unwrap_or_default();
+    }
+    Ok(())
+}
+
+pub(crate) async fn list<DB: Db, S: ScoresOf<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    run_id: &str,
+    page: Page,
+) -> StoreResult<Paged<RunResult>> {
+    super::runs::fetch(s.reads(), tenant, run_id).await?;
+    let mut results = paged(
+        s,
+        (sql::results::COUNT, sql::results::LIST),
+        |q| q.arg(run_id),
+        page,
+        |r| rows::result(r).map(|(_, res)| res),
+    )
+    .await?;
+    attach_scores(s, run_id, &mut results.items).await?;
+    Ok(results)
+}
+
+pub(crate) async fn after_seq<DB: Db, S: ScoresOf<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    run_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> StoreResult<Vec<(i64, RunResult)>> {
+    super::runs::fetch(s.reads(), tenant, run_id).await?;
+    let rows = sqlx::query(sql::results::AFTER_SEQ)
+        .arg(run_id)
+        .arg(after_seq)
+        .arg(limit.max(0))
+        .fetch_all(s.reads())
+        .await?;
+    let (seqs, mut results): (Vec<i64>, Vec<RunResult>) = rows
+        .iter()
+        .map(rows::result)
+        .collect::<StoreResult<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    attach_scores(s, run_id, &mut results).await?;
+    Ok(seqs.into_iter().zip(results).collect())
+}

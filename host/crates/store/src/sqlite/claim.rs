@@ -1,0 +1,56 @@
+//! Which run a process takes next (SQLite): runs whose lease ended first,
+//! then pending runs fairly across tenants and in creation order within a
+//! tenant (see `docs/fair-share.md`).
+
+use std::time::Duration;
+
+use sqlx::Row;
+
+use super::SqliteStore;
+use crate::error::StoreResult;
+use crate::models::Run;
+use crate::rows::{self, run_cols};
+use crate::rules::{ClaimScope, lease_ms, now, to_ms};
+
+/// Takes the next run for `owner`. Order: runs whose lease expired or was
+/// released (not in [`ClaimScope::IdleTenants`]); then the pending run of
+/// the tenant with the fewest runs `running` per unit of weight, among
+/// tenants below their `maxActiveRuns`, oldest run first; ties go to the
+/// older run.
+pub async fn claim_next_run(
+    s: &SqliteStore,
+    owner: &str,
+    lease: Duration,
+    scope: ClaimScope,
+) -> StoreResult<Option<(String, Run)>> {
+    let mut tx = s.write_tx().await?;
+    let at = to_ms(now());
+    let row = sqlx::query(concat!(
+        "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?1), \
+         lease_owner = ?2, lease_expires_at = ?3, updated_at = ?1 \
+         WHERE id = ( \
+           WITH active AS (SELECT tenant_id, COUNT(*) AS n FROM runs \
+             WHERE status = 'running' GROUP BY tenant_id) \
+           SELECT r.id FROM runs r JOIN tenants t ON t.id = r.tenant_id \
+           LEFT JOIN active a ON a.tenant_id = r.tenant_id WHERE \
+           (?4 = 0 AND r.status = 'running' \
+             AND (r.lease_owner IS NULL OR r.lease_expires_at <= ?1)) \
+           OR (r.status = 'pending' AND COALESCE(a.n, 0) < \
+             CASE WHEN ?4 = 0 THEN t.max_active_runs ELSE MIN(t.max_active_runs, 1) END) \
+           ORDER BY CASE r.status WHEN 'running' THEN 0 ELSE 1 END, \
+             CAST(COALESCE(a.n, 0) AS REAL) / t.weight, r.created_at, r.id \
+           LIMIT 1) \
+         RETURNING ",
+        run_cols!()
+    ))
+    .bind(at)
+    .bind(owner)
+    .bind(at + lease_ms(lease))
+    .bind(i64::from(scope == ClaimScope::IdleTenants))
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let Some(row) = row else { return Ok(None) };
+    let tenant: String = row.try_get("tenant_id")?;
+    Ok(Some((tenant, rows::run(&row)?)))
+}
