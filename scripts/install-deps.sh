@@ -11,7 +11,10 @@
 #     with npm; Debian packages are installed when they are missing;
 #   - with --browser: Chromium (Debian package `chromium`), Node.js and the
 #     pinned npm packages of tests/browser (the playground's browser test;
-#     playwright-core drives the system Chromium and downloads no browser).
+#     playwright-core drives the system Chromium and downloads no browser);
+#   - with --node: Node.js and the pinned npm packages of tests/mastra-client
+#     (Mastra's published client and server schemas), which the Mastra
+#     compatibility test drives against a real `assay serve`.
 # Idempotent: does nothing for what is already installed (npm packages are
 # installed again only when their lock file changed).
 set -euo pipefail
@@ -21,12 +24,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 want_postgres=false
 want_sdks=false
 want_browser=false
+want_node=false
 for arg in "$@"; do
     case "$arg" in
         --postgres) want_postgres=true ;;
         --sdks) want_sdks=true ;;
         --browser) want_browser=true ;;
-        *) echo "error: unknown option $arg (expected --postgres, --sdks, --browser)" >&2; exit 2 ;;
+        --node) want_node=true ;;
+        *) echo "error: unknown option $arg (expected --postgres, --sdks, --browser, --node)" >&2; exit 2 ;;
     esac
 done
 
@@ -115,4 +120,9 @@ if $want_browser; then
     fi
     need_node
     npm_ci_once "$root/tests/browser"
+fi
+
+if $want_node; then
+    need_node
+    npm_ci_once "$root/tests/mastra-client"
 fi

@@ -194,9 +194,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// `page` (0-based) and `perPage` (default 10, at most 100).
+/// `page` (0-based) and `perPage` (default 10, at most 100). Any other
+/// parameter is a 400 naming it (an ignored filter would answer a list that
+/// is silently not what was asked for).
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PageQuery {
     /// 0-based page.
     pub page: Option<u32>,
@@ -211,9 +213,9 @@ impl PageQuery {
     }
 }
 
-/// The item list's query: paging plus `version` and `search`.
+/// The item list's query: paging plus `version` and `search` (nothing else).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemsQuery {
     /// 0-based page.
     pub page: Option<u32>,

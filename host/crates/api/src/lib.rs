@@ -1,12 +1,17 @@
 //! The HTTP API of assay (`assay serve`).
 //!
-//! Routes live under `/api` and follow the JSON shapes of Mastra's datasets
-//! "runs" API, so a playground written for Mastra can drive assay: datasets,
-//! items (with bulk operations and history), runs (trigger, poll, results,
-//! compare), plus cancel/delete of runs, a live result stream (SSE), plugin
-//! upload and inspection, health and an OpenAPI 3.1 document
-//! (`/api/openapi.json`). [`routes::ROUTES`] is the single table both the
-//! router and the document are built from.
+//! Routes live under `/api`: datasets, items (with bulk operations and
+//! history), runs (trigger, poll, results, compare), cancel/delete of runs,
+//! a live result stream (SSE), plugin upload and inspection, health and an
+//! OpenAPI 3.1 document (`/api/openapi.json`). [`routes::ROUTES`] is the
+//! single table both the router and the document are built from.
+//!
+//! The same table holds Mastra's dataset and experiment routes (an assay run
+//! is a Mastra experiment), so Mastra's published client drives assay;
+//! answers carry Mastra's field names next to assay's ([`views`]) and request
+//! bodies accept Mastra's names as aliases ([`bodies`]). Bodies are strict:
+//! an unknown field is a 400 naming it. `docs/mastra-compat.md` has the
+//! mapping.
 //!
 //! * Triggering a run validates everything up front and answers at once
 //!   (202, `status: "pending"`); the [`assay_runner::Scheduler`] executes it
@@ -23,6 +28,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod bodies;
 pub mod config;
 pub mod cors;
 pub mod error;
@@ -33,6 +39,7 @@ pub mod openapi;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod views;
 pub mod web;
 
 pub use auth::{AuthMode, Caller, ROLE_HEADER, TENANT_HEADER};

@@ -21,7 +21,12 @@ pub fn document() -> Value {
             "title": "assay",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Run evaluation datasets through sandboxed WebAssembly plugins. \
-                The /api routes follow the shape of Mastra's datasets \"runs\" API. \
+                The /api routes follow the shape of Mastra's datasets API: Mastra's client \
+                (@mastra/client-js) drives datasets, items, experiments (an assay run is a Mastra \
+                experiment) and scores, and answers carry Mastra's field names next to assay's. \
+                Request bodies are strict: an unknown field is a 400 naming it; Mastra's names \
+                are accepted where they differ (groundTruth = expectedOutput, groundTruthSchema = \
+                outputSchema, datasetVersion = version, experimentIdA/B = runIdA/B). \
                 Every /api route needs `Authorization: Bearer <API key>` (an operator creates \
                 tenants and keys with `assay tenant create` and `assay key create`) and acts as \
                 the key's tenant: `viewer` keys read, `member` keys also change datasets, runs \
@@ -34,6 +39,8 @@ pub fn document() -> Value {
         },
         "tags": [
             {"name": "datasets"}, {"name": "items"}, {"name": "runs"},
+            {"name": "experiments", "description": "Mastra's names and shapes for runs"},
+            {"name": "scores", "description": "Mastra's score rows of a run"},
             {"name": "plugins"}, {"name": "tenant"}, {"name": "system"},
         ],
         "security": [{"bearer": []}],
@@ -59,8 +66,8 @@ fn operation(spec: &RouteSpec) -> Value {
         .path_params()
         .into_iter()
         .map(|name| {
-            let schema = if name == "versionNumber" {
-                json!({"type": "integer", "minimum": 1})
+            let schema = if name == "datasetVersion" {
+                json!({"type": "integer", "minimum": 0})
             } else {
                 json!({"type": "string"})
             };
@@ -147,6 +154,7 @@ fn operation(spec: &RouteSpec) -> Value {
         status.to_string(),
         json!({"description": "success", "content": content}),
     );
+    let query_refused = (spec.refuses_query() && !spec.errors.contains(&400)).then_some(&400);
     let auth_errors: &[u16] = if spec.authenticated() {
         &[401, 403]
     } else {
@@ -155,6 +163,7 @@ fn operation(spec: &RouteSpec) -> Value {
     for code in spec
         .errors
         .iter()
+        .chain(query_refused)
         .chain(auth_errors)
         .chain(std::iter::once(&500))
     {
@@ -197,7 +206,9 @@ fn operation(spec: &RouteSpec) -> Value {
 
 fn error_description(code: u16) -> &'static str {
     match code {
-        400 => "invalid request (malformed JSON, a bad field, an unknown plugin, an empty dataset)",
+        400 => {
+            "invalid request (malformed JSON, an unknown or bad field or query parameter, an unknown plugin, an empty dataset)"
+        }
         404 => "not found (also when it belongs to another dataset or tenant)",
         409 => "conflict with the current state",
         413 => "request body over the size limit",
@@ -218,6 +229,13 @@ fn schema_ref(name: &str) -> Value {
 /// `{type: object, required, properties}`.
 fn object(required: &[&str], properties: Value) -> Value {
     json!({"type": "object", "required": required, "properties": properties})
+}
+
+/// A request body: [`object`] that refuses unknown fields.
+fn strict(required: &[&str], properties: Value) -> Value {
+    let mut o = object(required, properties);
+    o["additionalProperties"] = json!(false);
+    o
 }
 
 fn nullable(ty: &str) -> Value {
@@ -250,18 +268,23 @@ fn schemas() -> Value {
             &["id", "name", "version", "itemCount", "createdAt", "updatedAt"],
             json!({
                 "id": string, "name": string, "description": nullable("string"),
-                "metadata": any, "inputSchema": any, "outputSchema": any,
+                "metadata": any,
+                "inputSchema": {"description": "absent when not set"},
+                "outputSchema": {"description": "absent when not set"},
+                "groundTruthSchema": {"description": "Mastra's name of outputSchema"},
                 "version": {"type": "integer", "description": "0 on create, +1 per change of the items or schemas"},
                 "itemCount": int, "createdAt": time, "updatedAt": time,
             })),
-        "NewDataset": object(&["name"], json!({
+        "NewDataset": strict(&["name"], json!({
             "name": string, "description": nullable("string"), "metadata": any,
             "inputSchema": {"type": ["object", "boolean", "null"], "description": "JSON Schema of item inputs"},
             "outputSchema": {"type": ["object", "boolean", "null"], "description": "JSON Schema of expected outputs"},
+            "groundTruthSchema": {"type": ["object", "boolean", "null"], "description": "Mastra's name of outputSchema (send one of the two)"},
         })),
-        "DatasetPatch": object(&[], json!({
+        "DatasetPatch": strict(&[], json!({
             "name": string, "description": nullable("string"), "metadata": any,
             "inputSchema": any, "outputSchema": any,
+            "groundTruthSchema": {"description": "Mastra's name of outputSchema (send one of the two)"},
         })),
         "DatasetItem": object(
             &["id", "datasetId", "version", "position", "input", "createdAt", "updatedAt"],
@@ -269,15 +292,23 @@ fn schemas() -> Value {
                 "id": string, "datasetId": string, "version": int,
                 "position": {"type": "integer", "description": "dataset order"},
                 "input": any, "expectedOutput": any, "context": any,
+                "datasetVersion": {"type": "integer", "description": "Mastra's name of version"},
+                "groundTruth": {"description": "Mastra's name of expectedOutput"},
                 "createdAt": time, "updatedAt": time,
             })),
-        "NewItem": object(&["input"], json!({"input": any, "expectedOutput": any, "context": any})),
-        "ItemPatch": object(&[], json!({"input": any, "expectedOutput": any, "context": any})),
-        "BulkAddItems": object(&["items"], json!({"items": {"type": "array", "items": schema_ref("NewItem")}})),
+        "NewItem": strict(&["input"], json!({
+            "input": any, "expectedOutput": any, "context": any,
+            "groundTruth": {"description": "Mastra's name of expectedOutput (send one of the two)"},
+        })),
+        "ItemPatch": strict(&[], json!({
+            "input": any, "expectedOutput": any, "context": any,
+            "groundTruth": {"description": "Mastra's name of expectedOutput (send one of the two)"},
+        })),
+        "BulkAddItems": strict(&["items"], json!({"items": {"type": "array", "items": schema_ref("NewItem")}})),
         "BulkAddResult": object(&["items", "count"], json!({
             "items": {"type": "array", "items": schema_ref("DatasetItem")}, "count": int,
         })),
-        "BulkDeleteItems": object(&["itemIds"], json!({"itemIds": strings})),
+        "BulkDeleteItems": strict(&["itemIds"], json!({"itemIds": strings})),
         "BulkDeleteResult": object(&["success", "deletedCount"], json!({
             "success": {"const": true}, "deletedCount": int,
         })),
@@ -288,7 +319,27 @@ fn schemas() -> Value {
                 "snapshot": object(&["input"], json!({"input": any, "expectedOutput": any, "context": any})),
                 "isDeleted": {"type": "boolean"}, "createdAt": time,
             })),
-        "DatasetVersion": object(&["datasetId", "version", "createdAt", "change"], json!({
+        "ItemHistoryEntry": object(
+            &["id", "itemId", "datasetId", "versionNumber", "datasetVersion", "snapshot", "isDeleted",
+              "input", "validTo", "createdAt", "updatedAt"],
+            json!({
+                "id": {"type": "string", "description": "the item id"},
+                "itemId": string, "datasetId": string,
+                "versionNumber": {"type": "integer", "description": "per item, from 1"},
+                "datasetVersion": {"type": "integer", "description": "the dataset version this item version appeared in"},
+                "snapshot": object(&["input"], json!({"input": any, "expectedOutput": any, "context": any})),
+                "isDeleted": {"type": "boolean", "description": "a tombstone"},
+                "input": any, "expectedOutput": any, "context": any,
+                "groundTruth": {"description": "Mastra's name of expectedOutput"},
+                "validTo": {"type": ["integer", "null"], "description": "the dataset version that replaced it; null while current"},
+                "createdAt": {"type": "string", "format": "date-time", "description": "when the item was first added"},
+                "updatedAt": {"type": "string", "format": "date-time", "description": "when this version was written"},
+            })),
+        "ItemHistory": object(&["history"], json!({
+            "history": {"type": "array", "items": schema_ref("ItemHistoryEntry")},
+        })),
+        "DatasetVersion": object(&["id", "datasetId", "version", "createdAt", "change"], json!({
+            "id": {"type": "string", "description": "`<datasetId>@<version>`"},
             "datasetId": string, "version": int, "createdAt": time, "change": string,
         })),
         "RunStatus": {"type": "string", "enum": ["pending", "running", "completed", "failed", "cancelled"]},
@@ -306,12 +357,14 @@ fn schemas() -> Value {
                 "startedAt": time_or_null, "completedAt": time_or_null,
                 "createdAt": time, "updatedAt": time,
             })),
-        "TriggerRun": object(&["targetType", "targetId"], json!({
+        "TriggerRun": strict(&["targetType", "targetId"], json!({
             "targetType": {"type": "string", "enum": ["plugin", "agent", "workflow", "target", "scorer"],
                 "description": "`agent`, `workflow` and `target` are aliases of `plugin`"},
             "targetId": string,
             "scorerIds": strings,
             "version": {"type": "integer", "minimum": 0, "description": "dataset version (default: latest)"},
+            "datasetVersion": {"type": "integer", "minimum": 0, "description": "alias of version"},
+            "start": {"const": true, "description": "Mastra's create-only switch; assay always runs (false is a 400)"},
             "maxConcurrency": {"type": "integer", "minimum": 1, "default": 5},
             "maxRetries": {"type": "integer", "minimum": 0, "default": 0},
             "retryDelay": {"type": "integer", "minimum": 0, "default": 1000, "description": "ms"},
@@ -324,10 +377,11 @@ fn schemas() -> Value {
                 "description": "config per scorer id"},
         })),
         "TriggeredRun": object(
-            &["runId", "status", "totalItems", "succeededCount", "failedCount", "startedAt",
-              "completedAt", "results"],
+            &["runId", "experimentId", "status", "totalItems", "succeededCount", "failedCount",
+              "startedAt", "completedAt", "results"],
             json!({
-                "runId": string, "datasetId": string, "datasetVersion": int,
+                "runId": string, "experimentId": {"type": "string", "description": "the same id (Mastra's name)"},
+                "datasetId": string, "datasetVersion": int,
                 "status": {"const": "pending"}, "totalItems": int,
                 "succeededCount": {"const": 0}, "failedCount": {"const": 0}, "skippedCount": {"const": 0},
                 "startedAt": {"type": "null"}, "completedAt": {"type": "null"}, "createdAt": time,
@@ -382,23 +436,82 @@ fn schemas() -> Value {
                         "itemIndexes": {"type": "array", "items": int, "description": "the first few"},
                     }))},
             })),
-        "Threshold": object(&[], json!({
+        "Threshold": strict(&[], json!({
             "value": {"type": "number", "default": 0},
             "direction": {"type": "string", "enum": ["higher-is-better", "lower-is-better"]},
         })),
-        "CompareRuns": object(&["runIdA", "runIdB"], json!({
-            "runIdA": string, "runIdB": string,
+        "CompareRuns": strict(&[], json!({
+            "runIdA": {"type": "string", "description": "baseline run (required; or experimentIdA)"},
+            "runIdB": {"type": "string", "description": "candidate run (required; or experimentIdB)"},
+            "experimentIdA": {"type": "string", "description": "Mastra's name of runIdA"},
+            "experimentIdB": {"type": "string", "description": "Mastra's name of runIdB"},
             "thresholds": {"type": "object", "additionalProperties": schema_ref("Threshold")},
             "passThreshold": {"type": "number", "default": 0.5},
         })),
         "ComparisonResult": object(
-            &["runA", "runB", "versionMismatch", "hasRegression", "scorers", "items", "warnings"],
+            &["runA", "runB", "baselineId", "versionMismatch", "hasRegression", "scorers", "items", "warnings"],
             json!({
                 "runA": {"type": "object"}, "runB": {"type": "object"},
+                "baselineId": {"type": "string", "description": "run A's id (Mastra)"},
                 "versionMismatch": {"type": "boolean"}, "hasRegression": {"type": "boolean"},
                 "scorers": {"type": "object", "description": "per scorer id: statsA, statsB, delta, regressed, threshold"},
-                "items": {"type": "array", "items": {"type": "object"}},
+                "items": {"type": "array", "items": {"type": "object", "description":
+                    "itemId, itemIndex, inBothRuns, scoresA, scoresB, errorA, errorB, regressed; and \
+                     Mastra's input, groundTruth, results ({<runId>: {output, scores} or null})"}},
                 "warnings": strings,
+            })),
+        "Experiment": object(
+            &["id", "datasetId", "datasetVersion", "targetType", "targetId", "status", "runStatus",
+              "totalItems", "succeededCount", "failedCount", "skippedCount", "startedAt", "completedAt",
+              "createdAt", "updatedAt"],
+            json!({
+                "id": string, "datasetId": string, "datasetVersion": int,
+                "targetType": {"type": "string", "enum": ["agent", "scorer"],
+                    "description": "a target plugin is an `agent`"},
+                "targetId": string, "scorerIds": strings,
+                "status": {"type": "string", "enum": ["pending", "running", "completed", "failed"],
+                    "description": "Mastra's status: a cancelled run is `failed`"},
+                "runStatus": schema_ref("RunStatus"),
+                "totalItems": int, "succeededCount": int, "failedCount": int, "skippedCount": int,
+                "config": {"type": "object"}, "error": nullable("string"),
+                "cancelRequested": {"type": "boolean"},
+                "startedAt": time_or_null, "completedAt": time_or_null,
+                "createdAt": time, "updatedAt": time,
+            })),
+        "ExperimentResult": object(
+            &["id", "experimentId", "runId", "itemId", "itemDatasetVersion", "input", "output",
+              "groundTruth", "error", "startedAt", "completedAt", "retryCount", "traceId", "createdAt"],
+            json!({
+                "id": string, "experimentId": string, "runId": string, "itemId": string,
+                "itemIndex": int, "itemVersion": int,
+                "itemDatasetVersion": {"type": "integer", "description": "Mastra's name of itemVersion"},
+                "input": any, "output": any, "expectedOutput": any,
+                "groundTruth": {"description": "Mastra's name of expectedOutput"},
+                "latency": {"type": "number", "description": "ms"},
+                "error": {"type": ["object", "null"], "required": ["message"], "properties": {
+                    "message": string, "code": {"type": "string", "description": "assay's errorKind"}}},
+                "errorKind": nullable("string"),
+                "startedAt": time, "completedAt": time, "retryCount": int,
+                "traceId": nullable("string"), "logs": any,
+                "scores": {"type": "array", "items": schema_ref("ScoreRow")},
+                "createdAt": time,
+            })),
+        "Score": object(
+            &["id", "scorerId", "entityId", "runId", "output", "score", "scorer", "source", "entity",
+              "createdAt", "updatedAt"],
+            json!({
+                "id": {"type": "string", "description": "`<resultId>:<scorerId>`"},
+                "scorerId": string,
+                "entityId": {"type": "string", "description": "the item id"},
+                "runId": string, "input": any, "output": any, "score": {"type": "number"},
+                "reason": string,
+                "scorer": object(&["id", "name"], json!({"id": string, "name": string})),
+                "source": {"const": "TEST"},
+                "entity": object(&["id", "name"], json!({"id": string, "name": string})),
+                "entityType": {"const": "AGENT", "description": "absent when the target is a scorer"},
+                "metadata": {"type": "object"}, "traceId": string,
+                "datasetId": string, "datasetItemId": string,
+                "createdAt": time, "updatedAt": {"type": "null"},
             })),
         "Plugin": object(
             &["id", "kind", "name", "description", "digest", "contractVersion", "size", "createdAt"],

@@ -5,15 +5,18 @@ use std::sync::Arc;
 
 use assay_store::Role;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, Uri};
-use axum::middleware;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{self, Access};
 use crate::error::ApiError;
-use crate::handlers::{datasets, events, items, plugins, runs, system, tenancy};
+use crate::handlers::{
+    datasets, events, experiments, items, plugins, runs, scores, system, tenancy,
+};
 use crate::host_check;
 use crate::state::AppState;
 
@@ -132,6 +135,13 @@ impl RouteSpec {
         self.access != Access::Open
     }
 
+    /// Whether a query string on this route is refused (400
+    /// `invalid_query`): an /api route that takes no parameters, so that a
+    /// filter or scope it does not know is not silently ignored.
+    pub fn refuses_query(&self) -> bool {
+        self.query == QueryParams::None && self.path.starts_with("/api/")
+    }
+
     /// The names of the path parameters, in order.
     pub fn path_params(&self) -> Vec<&'static str> {
         self.path
@@ -239,9 +249,22 @@ pub static ROUTES: &[RouteSpec] = &[
         "An item's history, newest first (deleted items too)",
         query: Paging, body: NO_BODY, answer: List("versions", "ItemVersion"),
         errors: &[400, 404], items::versions),
-    route!(Get "/api/datasets/{datasetId}/items/{itemId}/versions/{versionNumber}", "getItemVersion",
-        "items", "One version (from 1) of an item",
-        query: NONE_Q, body: NO_BODY, answer: Reply(200, "ItemVersion"), errors: &[400, 404], items::version),
+    route!(Get "/api/datasets/{datasetId}/items/{itemId}/versions/{datasetVersion}", "getItemVersion",
+        "items", "The item as it was at a dataset version (404 when it did not exist then)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "ItemHistoryEntry"), errors: &[400, 404],
+        items::version),
+    route!(Get "/api/datasets/{datasetId}/items/{itemId}/history", "getItemHistory", "items",
+        "An item's whole history, newest first, tombstones included (Mastra's shape)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "ItemHistory"), errors: &[404],
+        items::item_history),
+    route!(Post "/api/datasets/{datasetId}/items/batch", "batchInsertItems", "items",
+        "Mastra's name of `POST .../items/bulk`",
+        query: NONE_Q, body: Json("BulkAddItems"), answer: Reply(201, "BulkAddResult"),
+        errors: &[400, 404, 413, 415, 429], items::bulk_add),
+    route!(Delete "/api/datasets/{datasetId}/items/batch", "batchDeleteItems", "items",
+        "Mastra's name of `DELETE .../items/bulk`",
+        query: NONE_Q, body: Json("BulkDeleteItems"), answer: Reply(200, "BulkDeleteResult"),
+        errors: &[400, 404, 413, 415], items::bulk_delete),
     // ---- runs ----
     route!(Get "/api/datasets/{datasetId}/runs", "listRuns", "runs", "List the dataset's runs, newest first",
         query: Paging, body: NO_BODY, answer: List("runs", "Run"), errors: &[400, 404], runs::list),
@@ -271,9 +294,42 @@ pub static ROUTES: &[RouteSpec] = &[
          resumable with `Last-Event-ID`",
         query: Events, body: NO_BODY, answer: EventStream, errors: &[400, 404], events::stream),
     route!(Post "/api/datasets/{datasetId}/compare", "compareRuns", "runs",
-        "Compare two runs of the dataset: per-scorer stats, deltas, regressions",
+        "Compare two runs (or Mastra experiments) of the dataset: per-scorer stats, deltas, regressions",
         query: NONE_Q, body: Json("CompareRuns"), answer: Reply(200, "ComparisonResult"),
         errors: &[400, 404, 413, 415], runs::compare),
+    // ---- experiments (Mastra's names for runs) ----
+    route!(Get "/api/experiments", "listAllExperiments", "experiments",
+        "Every run of the tenant as a Mastra experiment, newest first",
+        query: Paging, body: NO_BODY, answer: List("experiments", "Experiment"), errors: &[400],
+        experiments::list_all),
+    route!(Delete "/api/experiments/{experimentId}", "deleteAnyExperiment", "experiments",
+        "Delete a run and its results, whatever its dataset (409 while it runs)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404, 409],
+        experiments::delete_any),
+    route!(Get "/api/datasets/{datasetId}/experiments", "listExperiments", "experiments",
+        "The dataset's runs as Mastra experiments, newest first",
+        query: Paging, body: NO_BODY, answer: List("experiments", "Experiment"), errors: &[400, 404],
+        experiments::list),
+    route!(Post "/api/datasets/{datasetId}/experiments", "triggerExperiment", "experiments",
+        "Trigger a run (Mastra's name): same body and answer as `POST .../runs`",
+        query: NONE_Q, body: Json("TriggerRun"), answer: Reply(202, "TriggeredRun"),
+        errors: &[400, 404, 413, 415, 422, 429], experiments::trigger),
+    route!(Get "/api/datasets/{datasetId}/experiments/{experimentId}", "getExperiment", "experiments",
+        "A run as a Mastra experiment",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Experiment"), errors: &[404], experiments::get),
+    route!(Delete "/api/datasets/{datasetId}/experiments/{experimentId}", "deleteExperiment",
+        "experiments", "Delete a run and its results (409 while it runs)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404, 409],
+        experiments::delete),
+    route!(Get "/api/datasets/{datasetId}/experiments/{experimentId}/results", "listExperimentResults",
+        "experiments", "The run's results in dataset order, as Mastra experiment results",
+        query: Paging, body: NO_BODY, answer: List("results", "ExperimentResult"),
+        errors: &[400, 404], experiments::results),
+    // ---- scores ----
+    route!(Get "/api/scores/run/{runId}", "listScoresByRunId", "scores",
+        "The run's scores as Mastra score rows (dataset order; failed scorers have no row)",
+        query: Paging, body: NO_BODY, answer: List("scores", "Score"), errors: &[400, 404],
+        scores::by_run),
     // ---- plugins ----
     route!(Get "/api/plugins", "listPlugins", "plugins", "List registered plugins",
         query: Paging, body: NO_BODY, answer: List("plugins", "Plugin"), errors: &[400], plugins::list),
@@ -310,7 +366,16 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for spec in ROUTES {
         let access = spec.access;
-        let route = (spec.handler)(spec.verb.filter()).route_layer(middleware::from_fn_with_state(
+        let mut route = (spec.handler)(spec.verb.filter());
+        if spec.refuses_query() {
+            // Inside the authorization layer: a caller without a key gets
+            // 401, not a hint about the route's parameters.
+            let template = spec.path;
+            route = route.route_layer(middleware::from_fn(move |req, next| {
+                refuse_query(template, req, next)
+            }));
+        }
+        let route = route.route_layer(middleware::from_fn_with_state(
             state.clone(),
             move |s, req, next| auth::authorize(s, access, req, next),
         ));
@@ -334,9 +399,33 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Answers 400 `invalid_query` to a query string on a route that takes none
+/// (see [`RouteSpec::refuses_query`]), naming the parameters it got.
+async fn refuse_query(template: &'static str, req: Request, next: Next) -> Response {
+    let query = req.uri().query().unwrap_or("");
+    if query.is_empty() {
+        return next.run(req).await;
+    }
+    let names: Vec<&str> = query
+        .split('&')
+        .filter_map(|kv| kv.split('=').next())
+        .filter(|k| !k.is_empty())
+        .collect();
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        format!(
+            "{} {template} takes no query parameters; got `{}`",
+            req.method(),
+            names.join("`, `")
+        ),
+    )
+    .into_response()
+}
+
 async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
+        StatusCode::NOT_FOUND,
         "route_not_found",
         format!(
             "no route for {method} {} (see /api/openapi.json)",
@@ -352,7 +441,7 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
         .map(|r| r.verb.as_str().to_ascii_uppercase())
         .collect();
     ApiError::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!(
             "{method} is not allowed on {}; allowed: {}",

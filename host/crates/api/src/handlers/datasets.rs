@@ -1,15 +1,17 @@
 //! `/api/datasets` and `/api/datasets/{datasetId}[/versions]`.
 
-use assay_store::{Dataset, DatasetPatch, NewDataset};
+use assay_store::{DatasetPatch, NewDataset};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
 
+use crate::bodies::{CreateDataset, UpdateDataset};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, TenantId};
-use crate::handlers::{list_body, success};
+use crate::handlers::{list_view, success};
 use crate::state::AppState;
+use crate::views;
 
 /// `GET /api/datasets`: newest first.
 pub async fn list(
@@ -17,24 +19,27 @@ pub async fn list(
     tenant: TenantId,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Value>> {
-    list_body(
+    list_view(
         "datasets",
         s.store().list_datasets(&tenant, q.page()).await?,
+        views::dataset,
     )
 }
 
-/// `POST /api/datasets`: `{name, description?, metadata?, inputSchema?, outputSchema?}`.
+/// `POST /api/datasets`: `{name, description?, metadata?, inputSchema?,
+/// outputSchema? (or groundTruthSchema)}`.
 pub async fn create(
     State(s): State<AppState>,
     tenant: TenantId,
-    ApiJson(new): ApiJson<NewDataset>,
-) -> ApiResult<(StatusCode, Json<Dataset>)> {
+    ApiJson(body): ApiJson<CreateDataset>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let new = NewDataset::from(body);
     if new.name.trim().is_empty() {
         return Err(ApiError::invalid_field("name", "`name` must not be empty"));
     }
     assay_store::tenancy::check_new_dataset(s.store().as_ref(), &tenant).await?;
     let dataset = s.store().create_dataset(&tenant, new).await?;
-    Ok((StatusCode::CREATED, Json(dataset)))
+    Ok((StatusCode::CREATED, Json(views::dataset(&dataset)?)))
 }
 
 /// `GET /api/datasets/{datasetId}`.
@@ -42,8 +47,10 @@ pub async fn get(
     State(s): State<AppState>,
     tenant: TenantId,
     ApiPath(dataset_id): ApiPath<String>,
-) -> ApiResult<Json<Dataset>> {
-    Ok(Json(s.store().get_dataset(&tenant, &dataset_id).await?))
+) -> ApiResult<Json<Value>> {
+    Ok(Json(views::dataset(
+        &s.store().get_dataset(&tenant, &dataset_id).await?,
+    )?))
 }
 
 /// `PATCH /api/datasets/{datasetId}`: any subset of the create fields
@@ -52,16 +59,17 @@ pub async fn update(
     State(s): State<AppState>,
     tenant: TenantId,
     ApiPath(dataset_id): ApiPath<String>,
-    ApiJson(patch): ApiJson<DatasetPatch>,
-) -> ApiResult<Json<Dataset>> {
+    ApiJson(body): ApiJson<UpdateDataset>,
+) -> ApiResult<Json<Value>> {
+    let patch = DatasetPatch::from(body);
     if patch.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         return Err(ApiError::invalid_field("name", "`name` must not be empty"));
     }
-    Ok(Json(
-        s.store()
-            .update_dataset(&tenant, &dataset_id, patch)
-            .await?,
-    ))
+    let dataset = s
+        .store()
+        .update_dataset(&tenant, &dataset_id, patch)
+        .await?;
+    Ok(Json(views::dataset(&dataset)?))
 }
 
 /// `DELETE /api/datasets/{datasetId}`: with its items, history and runs
@@ -82,10 +90,11 @@ pub async fn versions(
     ApiPath(dataset_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Value>> {
-    list_body(
+    list_view(
         "versions",
         s.store()
             .list_dataset_versions(&tenant, &dataset_id, q.page())
             .await?,
+        views::dataset_version,
     )
 }

@@ -34,8 +34,9 @@ use crate::state::AppState;
 /// Results read from the store per query.
 const BATCH: i64 = 256;
 
-/// Query of the event stream.
+/// Query of the event stream (`after` only).
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Send only results after this sequence number (like `Last-Event-ID`).
     pub after: Option<i64>,

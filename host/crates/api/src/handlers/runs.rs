@@ -1,13 +1,13 @@
 //! `/api/datasets/{datasetId}/runs...` and `/compare`: trigger, poll,
 //! results, summary, cancel, delete, compare.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use assay_runner::compare::{CompareOptions, ComparisonResult, Threshold, compare_runs};
+use assay_runner::compare::{CompareOptions, compare_results};
 use assay_runner::stats::{DEFAULT_PASS_THRESHOLD, RunStats, summarize_stored};
 use assay_runner::{RunOptions, RunRequest, TargetType, create_run};
-use assay_store::{Run, StoreError};
+use assay_store::{Run, RunResult, StoreError};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,10 +15,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::bodies::{CompareRuns, TriggerRun};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, TenantId};
 use crate::handlers::{list_body, success};
 use crate::state::AppState;
+use crate::views;
 
 /// `GET /api/datasets/{datasetId}/runs`: newest first.
 pub async fn list(
@@ -36,42 +38,16 @@ pub async fn list(
     )
 }
 
-/// Body of the trigger (Mastra's fields plus assay's run options).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TriggerBody {
-    /// `plugin` (aliases `agent`, `workflow`, `target`) or `scorer`.
-    pub target_type: String,
-    /// Id of the target (or scorer) plugin.
-    pub target_id: String,
-    /// Scorer plugin ids.
-    #[serde(default)]
-    pub scorer_ids: Option<Vec<String>>,
-    /// Dataset version to pin (default: the latest).
-    pub version: Option<i64>,
-    /// Items of this run in flight at once (default 5).
-    pub max_concurrency: Option<usize>,
-    /// Retries of transient target failures (default 0).
-    pub max_retries: Option<u32>,
-    /// Base backoff in ms (default 1000).
-    pub retry_delay: Option<u64>,
-    /// Deadline of one item in ms, all attempts included.
-    pub item_timeout: Option<u64>,
-    /// Per-call deadline of the target in ms.
-    pub target_timeout: Option<u64>,
-    /// Per-call deadline of each scorer in ms.
-    pub scorer_timeout: Option<u64>,
-    /// Linear memory cap of one plugin instance, bytes.
-    pub max_memory_bytes: Option<usize>,
-    /// JSON config handed to the target.
-    pub target_config: Option<Value>,
-    /// JSON config handed to each scorer, by scorer id.
-    pub scorer_configs: Option<BTreeMap<String, Value>>,
-}
-
-impl TriggerBody {
+impl TriggerRun {
     /// The runner's request for `dataset_id`, or a 400 naming the field.
     pub fn into_request(self, dataset_id: String) -> ApiResult<RunRequest> {
+        if self.start == Some(false) {
+            return Err(ApiError::invalid_field(
+                "start",
+                "`start: false` (create an experiment without running it) is not supported: \
+                 assay runs every experiment it creates",
+            ));
+        }
         let target_type = TargetType::parse(&self.target_type).ok_or_else(|| {
             ApiError::invalid_field(
                 "targetType",
@@ -137,32 +113,35 @@ pub async fn trigger(
     State(s): State<AppState>,
     tenant: TenantId,
     ApiPath(dataset_id): ApiPath<String>,
-    ApiJson(body): ApiJson<TriggerBody>,
+    ApiJson(body): ApiJson<TriggerRun>,
 ) -> ApiResult<Response> {
+    let run = start_run(&s, &tenant, dataset_id, body).await?;
+    let location = format!("/api/datasets/{}/runs/{}", run.dataset_id, run.id);
+    Ok(accepted(&run, &location))
+}
+
+/// Creates the run of `body` on `dataset_id` (validated up front, stored
+/// `pending`) and wakes the scheduler.
+pub(crate) async fn start_run(
+    s: &AppState,
+    tenant: &TenantId,
+    dataset_id: String,
+    body: TriggerRun,
+) -> ApiResult<Run> {
     let request = body.into_request(dataset_id)?;
-    let run = create_run(s.store(), s.catalog(), &tenant, request).await?;
+    let run = create_run(s.store(), s.catalog(), tenant, request).await?;
     s.scheduler().wake();
     tracing::info!(tenant = %tenant.0, run_id = %run.id, total = run.total_items, "run triggered");
-    let location = format!("/api/datasets/{}/runs/{}", run.dataset_id, run.id);
-    let body = json!({
-        "runId": run.id,
-        "datasetId": run.dataset_id,
-        "datasetVersion": run.dataset_version,
-        "status": run.status,
-        "totalItems": run.total_items,
-        "succeededCount": 0,
-        "failedCount": 0,
-        "skippedCount": 0,
-        "startedAt": null,
-        "completedAt": null,
-        "createdAt": run.created_at,
-        "results": [],
-    });
-    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&location) {
+    Ok(run)
+}
+
+/// 202 with the trigger summary and `Location: <location>`.
+pub(crate) fn accepted(run: &Run, location: &str) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(views::triggered(run))).into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, v);
     }
-    Ok(response)
+    response
 }
 
 /// The run `run_id` if it belongs to `dataset_id` of `tenant`; otherwise a
@@ -267,30 +246,19 @@ pub async fn delete(
     Ok(success())
 }
 
-/// Body of `POST .../compare`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CompareBody {
-    /// Baseline run.
-    pub run_id_a: String,
-    /// Candidate run.
-    pub run_id_b: String,
-    /// Per scorer: `{value, direction: "higher-is-better" | "lower-is-better"}`.
-    #[serde(default)]
-    pub thresholds: Option<HashMap<String, Threshold>>,
-    /// Score at or above which an item passes (default 0.5).
-    #[serde(default)]
-    pub pass_threshold: Option<f64>,
-}
-
 /// `POST /api/datasets/{datasetId}/compare`: per-scorer stats, deltas,
-/// regressions and per-item scores of two runs of the dataset.
+/// regressions and per-item scores of two runs of the dataset. The body
+/// names them `runIdA`/`runIdB` or, as Mastra does,
+/// `experimentIdA`/`experimentIdB`; the answer carries Mastra's
+/// `baselineId` and, on each item, `input`, `groundTruth` and `results`
+/// (per run id: `{output, scores: {scorerId: score}}`, `null` when that run
+/// has no result for the item) next to assay's fields.
 pub async fn compare(
     State(s): State<AppState>,
     tenant: TenantId,
     ApiPath(dataset_id): ApiPath<String>,
-    ApiJson(body): ApiJson<CompareBody>,
-) -> ApiResult<Json<ComparisonResult>> {
+    ApiJson(body): ApiJson<CompareRuns>,
+) -> ApiResult<Json<Value>> {
     s.store().get_dataset(&tenant, &dataset_id).await?;
     if let Some(p) = body.pass_threshold
         && !p.is_finite()
@@ -301,17 +269,68 @@ pub async fn compare(
         ));
     }
     let options = CompareOptions {
-        thresholds: body.thresholds.unwrap_or_default(),
+        thresholds: body
+            .thresholds
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect(),
         pass_threshold: body.pass_threshold,
     };
-    let result = compare_runs(
-        s.store(),
-        &tenant,
-        &dataset_id,
-        &body.run_id_a,
-        &body.run_id_b,
-        &options,
-    )
+    let a = run_of(&s, &tenant, &dataset_id, &body.run_id_a).await?;
+    let b = run_of(&s, &tenant, &dataset_id, &body.run_id_b).await?;
+    let results_a = all_results(&s, &tenant, &a.id).await?;
+    let results_b = all_results(&s, &tenant, &b.id).await?;
+    let result = compare_results(&a, &b, &results_a, &results_b, &options);
+    let mut body = serde_json::to_value(&result).map_err(ApiError::internal)?;
+    body["baselineId"] = json!(a.id);
+    let by_item = |results: &[RunResult]| -> HashMap<String, RunResult> {
+        results
+            .iter()
+            .map(|r| (r.item_id.clone(), r.clone()))
+            .collect()
+    };
+    let (by_a, by_b) = (by_item(&results_a), by_item(&results_b));
+    if let Some(items) = body["items"].as_array_mut() {
+        for item in items {
+            let id = item["itemId"].as_str().unwrap_or_default().to_string();
+            let (ra, rb) = (by_a.get(&id), by_b.get(&id));
+            let any = ra.or(rb);
+            item["input"] = any.map(|r| r.input.clone()).unwrap_or(Value::Null);
+            item["groundTruth"] = any
+                .and_then(|r| r.expected_output.clone())
+                .unwrap_or(Value::Null);
+            let mut results = serde_json::Map::new();
+            results.insert(a.id.clone(), mastra_outcome(ra));
+            results.insert(b.id.clone(), mastra_outcome(rb));
+            item["results"] = Value::Object(results);
+        }
+    }
+    Ok(Json(body))
+}
+
+/// Every result of a run (write order).
+async fn all_results(s: &AppState, tenant: &str, run_id: &str) -> ApiResult<Vec<RunResult>> {
+    let mut out = Vec::new();
+    assay_store::for_each_result_page(s.store().as_ref(), tenant, run_id, 1000, |page| {
+        out.extend(page);
+        Ok::<_, ApiError>(())
+    })
     .await?;
-    Ok(Json(result))
+    Ok(out)
+}
+
+/// One run's outcome on one item as Mastra's comparison shows it.
+fn mastra_outcome(r: Option<&RunResult>) -> Value {
+    match r {
+        None => Value::Null,
+        Some(r) => {
+            let scores: serde_json::Map<String, Value> = r
+                .scores
+                .iter()
+                .map(|s| (s.scorer_id.clone(), json!(s.score)))
+                .collect();
+            json!({ "output": r.output, "scores": scores })
+        }
+    }
 }

@@ -141,10 +141,13 @@ async fn items_support_crud_bulk_search_and_history() {
     assert_eq!(status, StatusCode::OK, "{history}");
     assert_eq!(history["pagination"]["total"], 2);
     assert_eq!(history["versions"][0]["versionNumber"], 2); // newest first
-    let (status, v1) = s.get(&format!("{one}/versions/1")).await;
+    // `versions/{n}`: the item as it was at dataset version n.
+    let (status, v1) = s.get(&format!("{one}/versions/{version_one}")).await;
     assert_eq!(status, StatusCode::OK, "{v1}");
     assert_eq!(v1["snapshot"]["input"], "alpha");
-    let (status, body) = s.get(&format!("{one}/versions/9")).await;
+    assert_eq!(v1["input"], "alpha");
+    assert_eq!(v1["versionNumber"], 1);
+    let (status, body) = s.get(&format!("{one}/versions/99")).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 
     // Bulk delete goes to /items/bulk, not to /items/{itemId}.

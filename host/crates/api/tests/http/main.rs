@@ -10,4 +10,5 @@ mod fairness;
 mod openapi;
 mod plugins;
 mod runs;
+mod strict;
 mod tenancy;

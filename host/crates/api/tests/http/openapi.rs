@@ -57,7 +57,7 @@ async fn the_document_lists_exactly_the_routes_the_server_answers() {
     // route" or "method not allowed" for it.
     for (method, path) in &documented {
         let concrete = path
-            .replace("{versionNumber}", "1")
+            .replace("{datasetVersion}", "1")
             .split('/')
             .map(|seg| if seg.starts_with('{') { "x" } else { seg })
             .collect::<Vec<_>>()
@@ -143,6 +143,45 @@ async fn documented_schemas_match_real_answers() {
     let results = s.all_results(ds, run_id, 10).await;
     assert_matches_schema(&doc, "RunResult", &results[0]);
     assert_matches_schema(&doc, "ScoreRow", &results[0]["scores"][0]);
+    // The Mastra surface: experiments, their results, scores, item history.
+    let (_, exp) = s
+        .get(&format!("/api/datasets/{ds}/experiments/{run_id}"))
+        .await;
+    assert_matches_schema(&doc, "Experiment", &exp);
+    let (_, all) = s.get("/api/experiments").await;
+    assert_matches_schema(&doc, "Experiment", &all["experiments"][0]);
+    let (_, res) = s
+        .get(&format!("/api/datasets/{ds}/experiments/{run_id}/results"))
+        .await;
+    assert_matches_schema(&doc, "ExperimentResult", &res["results"][0]);
+    let (_, scores) = s.get(&format!("/api/scores/run/{run_id}")).await;
+    assert_matches_schema(&doc, "Score", &scores["scores"][0]);
+    assert_matches_schema(&doc, "Pagination", &scores["pagination"]);
+    let (_, history) = s
+        .get(&format!("/api/datasets/{ds}/items/{item_id}/history"))
+        .await;
+    assert_matches_schema(&doc, "ItemHistory", &history);
+    assert_matches_schema(&doc, "ItemHistoryEntry", &history["history"][0]);
+    let v = item["version"].as_i64().unwrap();
+    let (_, at) = s
+        .get(&format!("/api/datasets/{ds}/items/{item_id}/versions/{v}"))
+        .await;
+    assert_matches_schema(&doc, "ItemHistoryEntry", &at);
+    let (_, cmp) = s
+        .post(
+            &format!("/api/datasets/{ds}/compare"),
+            json!({"experimentIdA": run_id, "experimentIdB": run_id}),
+        )
+        .await;
+    assert_matches_schema(&doc, "ComparisonResult", &cmp);
+    let (status, trig) = s
+        .post(
+            &format!("/api/datasets/{ds}/experiments"),
+            json!({"targetType": "agent", "targetId": "echo"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{trig}");
+    assert_matches_schema(&doc, "TriggeredRun", &trig);
     let (_, summary) = s
         .get(&format!("/api/datasets/{ds}/runs/{run_id}/summary"))
         .await;
