@@ -90,6 +90,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_body", message).with_field(field)
     }
 
+    /// 400 `invalid_query` naming the query parameter `field`.
+    pub fn invalid_query_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_query", message).with_field(field)
+    }
+
     /// 404 `not_found`, worded like Mastra (`Run not found: <id>`).
     pub fn not_found(what: &str, id: &str) -> Self {
         Self::new(

@@ -213,6 +213,29 @@ impl PageQuery {
     }
 }
 
+/// The run results list's query: paging plus the filters (nothing else).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResultsQuery {
+    /// 0-based page.
+    pub page: Option<u32>,
+    /// Rows per page.
+    pub per_page: Option<u32>,
+    /// Only results whose target or one of whose scorers failed.
+    pub failed: Option<bool>,
+    /// The scorer `below` applies to.
+    pub scorer: Option<String>,
+    /// Only results that `scorer` scored below this value.
+    pub below: Option<f64>,
+}
+
+impl ResultsQuery {
+    /// The store's page request.
+    pub fn page(&self) -> assay_store::Page {
+        assay_store::Page::new(self.page.unwrap_or(0), self.per_page.unwrap_or(0))
+    }
+}
+
 /// The item list's query: paging plus `version` and `search` (nothing else).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

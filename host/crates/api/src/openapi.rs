@@ -108,6 +108,24 @@ fn operation(spec: &RouteSpec) -> Value {
                 "case-insensitive substring of input or expectedOutput",
             ));
         }
+        QueryParams::Results => {
+            params.extend(paging());
+            params.push(query(
+                "failed",
+                json!({"type": "boolean", "default": false}),
+                "only results whose target or one of whose scorers failed",
+            ));
+            params.push(query(
+                "scorer",
+                json!({"type": "string"}),
+                "the scorer `below` applies to (one of the run's scorers)",
+            ));
+            params.push(query(
+                "below",
+                json!({"type": "number"}),
+                "only results that `scorer` scored below this value",
+            ));
+        }
         QueryParams::PassThreshold => params.push(query(
             "passThreshold",
             json!({"type": "number", "default": 0.5}),
@@ -423,11 +441,13 @@ fn schemas() -> Value {
                 })),
                 "passThreshold": {"type": "number"},
                 "scorers": {"type": "array", "description": "in the run's scorer order", "items": object(
-                    &["scorerId", "scorerName", "passCount", "scoredCount", "errorCount"],
+                    &["scorerId", "scorerName", "passCount", "scoredCount", "errorCount", "histogram"],
                     json!({
                         "scorerId": string, "scorerName": string,
                         "mean": nullable("number"), "passRate": nullable("number"),
                         "passCount": int, "scoredCount": int, "errorCount": int,
+                        "histogram": {"type": "array", "items": int, "minItems": 10, "maxItems": 10,
+                            "description": "scores per tenth of [0, 1]: [0, 0.1) first, [0.9, 1] last"},
                     }))},
                 "failures": {"type": "array", "description": "grouped by identical error, largest group first",
                     "items": object(&["source", "message", "count", "itemIndexes"], json!({

@@ -77,6 +77,8 @@ pub enum QueryParams {
     Events,
     /// `passThreshold`.
     PassThreshold,
+    /// `page`, `perPage`, `failed`, `scorer`, `below`.
+    Results,
 }
 
 /// A route's request body.
@@ -187,7 +189,7 @@ macro_rules! route {
 }
 
 use Answer::{EventStream, Json as Reply, List};
-use QueryParams::{Events, Items, Paging, PassThreshold};
+use QueryParams::{Events, Items, Paging, PassThreshold, Results};
 use RequestBody::{Json, Wasm};
 
 const NONE_Q: QueryParams = QueryParams::None;
@@ -282,8 +284,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "Cancel a run (pending: at once; running: in-flight items are cancelled, then it ends `cancelled`)",
         query: NONE_Q, body: NO_BODY, answer: Reply(200, "Run"), errors: &[404, 409], runs::cancel),
     route!(Get "/api/datasets/{datasetId}/runs/{runId}/results", "listRunResults", "runs",
-        "The run's results in dataset order, with their scores",
-        query: Paging, body: NO_BODY, answer: List("results", "RunResult"),
+        "The run's results in dataset order, with their scores (filtered by `failed`, `scorer` and `below`)",
+        query: Results, body: NO_BODY, answer: List("results", "RunResult"),
         errors: &[400, 404], runs::results),
     route!(Get "/api/datasets/{datasetId}/runs/{runId}/summary", "getRunSummary", "runs",
         "The run's statistics: per-scorer means and pass rates, latency percentiles, failures grouped by error",

@@ -24,6 +24,15 @@ const EXAMPLES_PER_GROUP: usize = 5;
 /// Results read per page when summarizing a stored run.
 const RESULTS_PAGE: i64 = 1000;
 
+/// Bins of a score histogram: `[0, 0.1)`, `[0.1, 0.2)`, ... `[0.9, 1]`.
+pub const HISTOGRAM_BINS: usize = 10;
+
+/// The histogram bin of a score in `[0, 1]` (out-of-range scores land in
+/// the first or last bin).
+pub fn histogram_bin(score: f64) -> usize {
+    ((score * HISTOGRAM_BINS as f64).floor().max(0.0) as usize).min(HISTOGRAM_BINS - 1)
+}
+
 /// The scores one scorer gave over one run, tallied.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ScoreTally {
@@ -35,6 +44,8 @@ pub struct ScoreTally {
     pub passed: u64,
     /// Items where the scorer failed (no score).
     pub errors: u64,
+    /// Present scores per [`histogram_bin`].
+    pub histogram: [u64; HISTOGRAM_BINS],
 }
 
 impl ScoreTally {
@@ -44,6 +55,7 @@ impl ScoreTally {
             Some(v) => {
                 self.sum += v;
                 self.scored += 1;
+                self.histogram[histogram_bin(v)] += 1;
                 if v >= pass_threshold {
                     self.passed += 1;
                 }
@@ -163,6 +175,9 @@ pub struct ScorerSummary {
     pub scored_count: u64,
     /// Items where the scorer failed.
     pub error_count: u64,
+    /// How many scores fell in each tenth of `[0, 1]` (`[0, 0.1)` first,
+    /// `[0.9, 1]` last).
+    pub histogram: [u64; HISTOGRAM_BINS],
 }
 
 /// Items that failed with the same error.
@@ -321,6 +336,7 @@ impl StatsBuilder {
                     pass_count: tally.passed,
                     scored_count: tally.scored,
                     error_count: tally.errors,
+                    histogram: tally.histogram,
                 }
             })
             .collect();
@@ -488,6 +504,7 @@ mod tests {
         assert_eq!(s.mean, Some(0.5));
         assert_eq!(s.pass_rate, Some(0.5));
         assert_eq!((s.scored_count, s.error_count), (2, 1));
+        assert_eq!(s.histogram, [1, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         assert_eq!(stats.latency_ms.p50, Some(20.0));
         assert_eq!(stats.latency_ms.p95, Some(40.0));
         assert_eq!(stats.latency_ms.mean, Some(25.0));
@@ -502,6 +519,17 @@ mod tests {
                 .iter()
                 .any(|g| g.source == "exact" && g.message == "boom")
         );
+    }
+
+    #[test]
+    fn histogram_counts_each_tenth_with_one_in_the_last_bin() {
+        let mut t = ScoreTally::default();
+        for v in [0.0, 0.05, 0.1, 0.3, 0.55, 0.9, 0.99, 1.0] {
+            t.record(Some(v), 0.5);
+        }
+        t.record(None, 0.5);
+        assert_eq!(t.histogram, [2, 1, 0, 1, 0, 1, 0, 0, 0, 3]);
+        assert_eq!(t.histogram.iter().sum::<u64>(), t.scored);
     }
 
     #[test]

@@ -456,6 +456,30 @@ pub struct PluginRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// Which of a run's results to list. The default lists them all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResultFilter {
+    /// Only results whose target or one of whose scorers failed.
+    pub failed_only: bool,
+    /// Only results that `scorer` scored below `below` (a scorer that
+    /// failed gave no score, so it does not match).
+    pub score_below: Option<ScoreBelow>,
+}
+
+/// A score threshold for [`ResultFilter`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreBelow {
+    pub scorer_id: String,
+    pub below: f64,
+}
+
+impl ResultFilter {
+    /// True when the filter lets every result through.
+    pub fn is_empty(&self) -> bool {
+        !self.failed_only && self.score_below.is_none()
+    }
+}
+
 /// A page request: `page` is 0-based, `per_page` defaults to 10, at most 100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {

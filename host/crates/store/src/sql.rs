@@ -181,6 +181,26 @@ pub mod results {
         result_cols!(),
         " FROM results WHERE run_id = $1 ORDER BY item_index, seq LIMIT $2 OFFSET $3"
     );
+    /// The filter of [`FILTERED_COUNT`] and [`FILTERED_LIST`]. Binds: run,
+    /// failed only (bool), scorer id (or NULL), threshold (or NULL).
+    macro_rules! filtered_where {
+        () => {
+            " FROM results WHERE run_id = $1 \
+             AND (NOT $2 OR error IS NOT NULL OR EXISTS (SELECT 1 FROM scores s \
+                  WHERE s.run_id = results.run_id AND s.item_id = results.item_id \
+                  AND s.error IS NOT NULL)) \
+             AND ($3 IS NULL OR EXISTS (SELECT 1 FROM scores s \
+                  WHERE s.run_id = results.run_id AND s.item_id = results.item_id \
+                  AND s.scorer_id = $3 AND s.score < $4))"
+        };
+    }
+    pub const FILTERED_COUNT: &str = concat!("SELECT COUNT(*)", filtered_where!());
+    pub const FILTERED_LIST: &str = concat!(
+        "SELECT ",
+        result_cols!(),
+        filtered_where!(),
+        " ORDER BY item_index, seq LIMIT $5 OFFSET $6"
+    );
     pub const AFTER_SEQ: &str = concat!(
         "SELECT ",
         result_cols!(),

@@ -282,6 +282,16 @@ pub trait ResultStore: Send + Sync + 'static {
         run_id: &str,
         page: Page,
     ) -> StoreResult<Paged<RunResult>>;
+    /// The results `filter` lets through, in item index order, with their
+    /// scores. Filtering happens in the database, so a page of the failures
+    /// of a 100k-item run reads one page, not the run.
+    async fn filter_results(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        filter: &ResultFilter,
+        page: Page,
+    ) -> StoreResult<Paged<RunResult>>;
     /// Results written after sequence number `after_seq`, in write order,
     /// with their sequence numbers (for live streaming and resume).
     async fn results_after_seq(

@@ -75,6 +75,7 @@ contract!(
     pagination_and_search,
     tenant_isolation,
     write_results_is_idempotent,
+    results_filter_in_the_database,
     stale_owner_cannot_write,
     claim_semantics,
     two_hosts_never_share_a_run,
@@ -758,6 +759,84 @@ async fn write_results_is_idempotent(s: Fixture) {
     assert_eq!(
         field_of(s.write_results(&run.id, "w1", dup).await),
         "results[1].itemId"
+    );
+}
+
+/// Failed-only and score-below filters, each alone and both together,
+/// paged and counted in the database.
+async fn results_filter_in_the_database(s: Fixture) {
+    let (_, added, run) = claimed_run(&s, 6, "w1").await;
+    // exact: 0.0, 0.3, 0.9, 1.0, (target failed, no score), 0.2 with the
+    // second scorer failing on item 5 only.
+    let exact = [Some(0.0), Some(0.3), Some(0.9), Some(1.0), None, Some(0.2)];
+    let batch: Vec<NewResult> = added
+        .iter()
+        .enumerate()
+        .map(|(i, it)| {
+            let mut r = result_for(it, i as i64, (i == 4).then_some("target failed"));
+            r.scores[0].score = exact[i];
+            if exact[i].is_none() {
+                r.scores[0].error = Some("no output".into());
+            }
+            r.scores[1] = ScoreRow {
+                score: (i != 5).then_some(0.5),
+                error: (i == 5).then(|| "scorer trapped".to_string()),
+                ..r.scores[1].clone()
+            };
+            r
+        })
+        .collect();
+    s.write_results(&run.id, "w1", batch).await.unwrap();
+    let indexes = |page: Paged<RunResult>| -> (i64, Vec<i64>) {
+        (page.total, page.items.iter().map(|r| r.item_index).collect())
+    };
+    let below = |scorer: &str, below: f64| {
+        Some(ScoreBelow {
+            scorer_id: scorer.into(),
+            below,
+        })
+    };
+
+    let all = s
+        .filter_results(T, &run.id, &ResultFilter::default(), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(indexes(all), (6, vec![0, 1, 2, 3, 4, 5]));
+
+    let failed = ResultFilter {
+        failed_only: true,
+        score_below: None,
+    };
+    let got = s.filter_results(T, &run.id, &failed, Page::default());
+    assert_eq!(indexes(got.await.unwrap()), (2, vec![4, 5]), "target or scorer failed");
+
+    let low = ResultFilter {
+        failed_only: false,
+        score_below: below("exact", 0.5),
+    };
+    let got = s.filter_results(T, &run.id, &low, Page::default());
+    assert_eq!(indexes(got.await.unwrap()), (3, vec![0, 1, 5]), "no score is not below");
+
+    let page = s.filter_results(T, &run.id, &low, Page::new(1, 2));
+    assert_eq!(indexes(page.await.unwrap()), (3, vec![5]), "second page of two");
+
+    let both = ResultFilter {
+        failed_only: true,
+        score_below: below("exact", 0.5),
+    };
+    let got = s.filter_results(T, &run.id, &both, Page::default());
+    assert_eq!(indexes(got.await.unwrap()), (1, vec![5]));
+
+    let unknown = ResultFilter {
+        failed_only: false,
+        score_below: below("nobody", 2.0),
+    };
+    let got = s.filter_results(T, &run.id, &unknown, Page::default());
+    assert_eq!(indexes(got.await.unwrap()), (0, vec![]));
+
+    assert_not_found(
+        s.filter_results("other-tenant", &run.id, &failed, Page::default())
+            .await,
     );
 }
 

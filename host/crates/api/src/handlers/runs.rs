@@ -7,7 +7,7 @@ use std::time::Duration;
 use assay_runner::compare::{CompareOptions, compare_results};
 use assay_runner::stats::{DEFAULT_PASS_THRESHOLD, RunStats, summarize_stored};
 use assay_runner::{RunOptions, RunRequest, TargetType, create_run};
-use assay_store::{Run, RunResult, StoreError};
+use assay_store::{ResultFilter, Run, RunResult, ScoreBelow, StoreError};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::bodies::{CompareRuns, TriggerRun};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, TenantId};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, ResultsQuery, TenantId};
 use crate::handlers::{list_body, success};
 use crate::state::AppState;
 use crate::views;
@@ -177,13 +177,58 @@ pub async fn results(
     State(s): State<AppState>,
     tenant: TenantId,
     ApiPath((dataset_id, run_id)): ApiPath<(String, String)>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<ResultsQuery>,
 ) -> ApiResult<Json<Value>> {
-    run_of(&s, &tenant, &dataset_id, &run_id).await?;
+    let run = run_of(&s, &tenant, &dataset_id, &run_id).await?;
+    let filter = result_filter(&run, &q)?;
     list_body(
         "results",
-        s.store().list_results(&tenant, &run_id, q.page()).await?,
+        s.store()
+            .filter_results(&tenant, &run_id, &filter, q.page())
+            .await?,
     )
+}
+
+/// The store filter of a results query. `below` needs `scorer`, and the
+/// scorer must be one of the run's: a filter that cannot match anything
+/// because of a typo is a 400, not an empty page.
+fn result_filter(run: &Run, q: &ResultsQuery) -> ApiResult<ResultFilter> {
+    let score_below = match (&q.scorer, q.below) {
+        (None, None) => None,
+        (Some(scorer), _) if !run.scorer_ids.contains(scorer) => {
+            return Err(ApiError::invalid_query_field(
+                "scorer",
+                format!(
+                    "run {} has no scorer {scorer:?} (its scorers: {})",
+                    run.id,
+                    run.scorer_ids.join(", ")
+                ),
+            ));
+        }
+        (Some(scorer), Some(below)) if below.is_finite() => Some(ScoreBelow {
+            scorer_id: scorer.clone(),
+            below,
+        }),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_query_field("below", "must be a finite number"));
+        }
+        (Some(_), None) => {
+            return Err(ApiError::invalid_query_field(
+                "below",
+                "`scorer` filters by a score: give `below` too",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::invalid_query_field(
+                "scorer",
+                "`below` needs the scorer whose score it bounds",
+            ));
+        }
+    };
+    Ok(ResultFilter {
+        failed_only: q.failed.unwrap_or(false),
+        score_below,
+    })
 }
 
 /// Query of the run summary.

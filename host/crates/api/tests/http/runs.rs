@@ -419,6 +419,11 @@ async fn a_run_summary_gives_per_scorer_statistics_that_match_compare() {
     assert_eq!(scorer["passCount"], 2, "{summary}");
     assert_eq!(scorer["mean"], 0.5, "{summary}");
     assert_eq!(scorer["passRate"], 0.5, "{summary}");
+    assert_eq!(
+        scorer["histogram"],
+        json!([2, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
+        "two zeros, two ones"
+    );
     let failures = summary["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 1, "{summary}");
     assert_eq!(failures[0]["source"], "target");
@@ -437,6 +442,38 @@ async fn a_run_summary_gives_per_scorer_statistics_that_match_compare() {
     assert_eq!(stats["avgScore"], scorer["mean"], "{cmp}");
     assert_eq!(stats["passCount"], scorer["passCount"], "{cmp}");
     assert_eq!(stats["scoreCount"], scorer["scoredCount"], "{cmp}");
+
+    // The results page filters in the server: failed items, low scores.
+    let results = format!("/api/datasets/{ds}/runs/{run_id}/results");
+    let indexes = |body: &Value| -> Vec<i64> {
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["itemIndex"].as_i64().unwrap())
+            .collect()
+    };
+    let (status, failed) = s.get(&format!("{results}?failed=true")).await;
+    assert_eq!(status, StatusCode::OK, "{failed}");
+    assert_eq!(indexes(&failed), [4, 5], "{failed}");
+    assert_eq!(failed["pagination"]["total"], 2);
+    let (_, low) = s
+        .get(&format!("{results}?scorer=exact-match&below=0.5&perPage=1"))
+        .await;
+    assert_eq!(low["pagination"]["total"], 2, "{low}");
+    assert_eq!(low["pagination"]["hasMore"], true, "{low}");
+    let first = indexes(&low)[0];
+    assert_eq!(first % 2, 1, "odd items do not match: {low}");
+    for (bad, code) in [
+        ("scorer=exact-match", "invalid_query"),
+        ("below=0.5", "invalid_query"),
+        ("scorer=nope&below=0.5", "invalid_query"),
+        ("failed=maybe", "invalid_query"),
+        ("status=failed", "invalid_query"),
+    ] {
+        let (status, body) = s.get(&format!("{results}?{bad}")).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, code);
+    }
 
     // A pass threshold above every score: nothing passes, the mean stays.
     let (status, strict) = s.get(&format!("{path}?passThreshold=1.5")).await;

@@ -1,16 +1,14 @@
 // One run: live progress (Server-Sent Events: bar, counts, items/s, ETA,
 // cancel), per-scorer statistics with a histogram of scores, and the
-// results, one row per item (paged; filters scan page by page), with a
+// results, one row per item (paged and filtered by the server), with a
 // panel showing output, ground truth, their diff, scores, errors and logs.
 
-import { del, get, hasRoute, post, query, streamEvents } from '../api.js';
+import { del, get, post, query, streamEvents } from '../api.js';
 import { h, pager, replace, rowCursor } from '../dom.js';
 import { diffWords } from '../diff.js';
 import { clip, duration, number, pretty, score, scoreClass, text, when } from '../format.js';
 
 const PER_PAGE = 50;
-/** Results fetched per request when scanning (filters, client-side statistics). */
-const SCAN_PAGE = 100;
 const BINS = 10;
 const ACTIVE = ['pending', 'running'];
 /** A sequence number past every result: the event stream then sends only run progress. */
@@ -121,88 +119,37 @@ function stat(value, label, id) {
 
 // ---- per-scorer statistics ----
 
-/**
- * Means, pass rates and errors from the server's run summary when it has
- * one; the histogram (and, on older servers, everything) from a scan of
- * the results, page by page, updating as it goes.
- */
+/** Means, pass rates, errors and histograms from the server's run summary. */
 async function showStats(root, ctx, run, runPath) {
   const scorerIds = run.scorerIds || [];
   if (!scorerIds.length) {
     replace(root, h('p', { class: 'muted' }, 'This run has no scorer.'));
     return;
   }
-  const tallies = Object.fromEntries(scorerIds.map((id) => [id, { scored: 0, sum: 0, pass: 0, errors: 0, bins: new Array(BINS).fill(0) }]));
-  let summary = null;
-  if (await hasRoute('GET', '/api/datasets/{datasetId}/runs/{runId}/summary')) {
-    summary = await get(`${runPath}/summary`, { signal: ctx.signal });
-  }
-  const fromServer = summary && summary.scorers.every((s) => Array.isArray(s.histogram));
-  const total = run.succeededCount + run.failedCount;
-  let scanned = 0;
-  const draw = () => {
-    replace(root,
-      h('div', { class: 'bar' }, h('h2', { class: 'grow' }, 'Scores'),
-        fromServer || scanned >= total ? null : h('span', { class: 'muted', id: 'scan-progress' }, `histograms from ${number(scanned)} of ${number(total)} results…`)),
-      h('div', { class: 'grid3' }, scorerIds.map((id) => {
-        const s = summary && summary.scorers.find((x) => x.scorerId === id);
-        const t = tallies[id];
-        const mean = s ? s.mean : t.scored ? t.sum / t.scored : null;
-        const passRate = s ? s.passRate : t.scored ? t.pass / t.scored : null;
-        const errors = s ? s.errorCount : t.errors;
-        const bins = s && Array.isArray(s.histogram) ? s.histogram : t.bins;
-        const max = Math.max(1, ...bins);
-        return h('div', { class: 'card', dataset: { scorer: id } },
-          h('div', { class: 'bar' }, h('b', { class: 'grow' }, id), h('span', { class: scoreClass(mean) }, `mean ${score(mean)}`)),
-          h('div', { class: 'muted' }, `pass rate ${passRate === null ? '–' : `${(passRate * 100).toFixed(1)}%`} · ${number(errors)} errors`),
-          h('div', { class: 'hist', role: 'img', 'aria-label': `histogram of ${id} scores: ${bins.join(', ')}` },
-            bins.map((n, i) => h('div', { title: `${(i / BINS).toFixed(1)}–${((i + 1) / BINS).toFixed(1)}: ${number(n)}`, css: { height: `${(100 * n) / max}%` } }))),
-          h('div', { class: 'hist-axis' }, h('span', {}, '0'), h('span', {}, '0.5'), h('span', {}, '1')));
-      })));
-  };
-  draw();
-  if (fromServer) return;
-  for (let page = 0; !ctx.signal.aborted; page++) {
-    const body = await get(`${runPath}/results${query({ page, perPage: SCAN_PAGE })}`, { signal: ctx.signal });
-    for (const r of body.results) {
-      for (const s of r.scores) {
-        const t = tallies[s.scorerId];
-        if (!t) continue;
-        if (s.score === null || s.score === undefined) {
-          t.errors++;
-          continue;
-        }
-        t.scored++;
-        t.sum += s.score;
-        if (s.score >= 0.5) t.pass++;
-        t.bins[Math.min(BINS - 1, Math.max(0, Math.floor(s.score * BINS)))]++;
-      }
-    }
-    scanned += body.results.length;
-    draw();
-    if (!body.pagination.hasMore) return;
-  }
+  const summary = await get(`${runPath}/summary`, { signal: ctx.signal });
+  replace(root,
+    h('div', { class: 'bar' }, h('h2', { class: 'grow' }, 'Scores')),
+    h('div', { class: 'grid3' }, scorerIds.map((id) => {
+      const s = summary.scorers.find((x) => x.scorerId === id) || { mean: null, passRate: null, errorCount: 0, histogram: new Array(BINS).fill(0) };
+      const bins = s.histogram;
+      const max = Math.max(1, ...bins);
+      return h('div', { class: 'card', dataset: { scorer: id } },
+        h('div', { class: 'bar' }, h('b', { class: 'grow' }, id), h('span', { class: scoreClass(s.mean) }, `mean ${score(s.mean)}`)),
+        h('div', { class: 'muted' }, `pass rate ${s.passRate === null ? '–' : `${(s.passRate * 100).toFixed(1)}%`} · ${number(s.errorCount)} errors`),
+        h('div', { class: 'hist', role: 'img', 'aria-label': `histogram of ${id} scores: ${bins.join(', ')}` },
+          bins.map((n, i) => h('div', { title: `${(i / BINS).toFixed(1)}–${((i + 1) / BINS).toFixed(1)}: ${number(n)}`, css: { height: `${(100 * n) / max}%` } }))),
+        h('div', { class: 'hist-axis' }, h('span', {}, '0'), h('span', {}, '0.5'), h('span', {}, '1')));
+    })));
 }
 
 // ---- results ----
 
-function scoreOf(result, scorerId) {
-  const s = result.scores.find((x) => x.scorerId === scorerId);
-  return s ? s.score : undefined;
-}
-
-/** The filter as a predicate, or null when none is set. */
-function predicate(filter) {
-  const tests = [];
-  if (filter.failed) tests.push((r) => !!r.error || r.scores.some((s) => s.error));
-  if (filter.scorer && filter.below !== '') {
-    const limit = Number(filter.below);
-    tests.push((r) => {
-      const v = scoreOf(r, filter.scorer);
-      return v !== undefined && v !== null && v < limit;
-    });
-  }
-  return tests.length ? (r) => tests.every((t) => t(r)) : null;
+/** The results query of a filter (the server filters; nothing is scanned here). */
+function filterQuery(filter) {
+  const q = {};
+  if (filter.failed) q.failed = 'true';
+  if (filter.scorer && filter.below !== '') Object.assign(q, { scorer: filter.scorer, below: filter.below });
+  return q;
 }
 
 async function showResults(root, ctx, run, runPath) {
@@ -212,9 +159,8 @@ async function showResults(root, ctx, run, runPath) {
   const scorerSelect = h('select', { id: 'filter-scorer' }, scorerIds.map((id) => h('option', { value: id, selected: id === filter.scorer }, id)));
   const belowInput = h('input', { type: 'number', id: 'filter-below', step: '0.05', min: 0, max: 1, placeholder: 'e.g. 0.5', value: filter.below });
   const apply = () => {
-    ctx.setQuery({ failed: failedBox.checked ? '1' : '', scorer: scorerSelect.value, below: belowInput.value });
     Object.assign(filter, { failed: failedBox.checked, scorer: scorerSelect.value, below: belowInput.value });
-    load(0);
+    ctx.guard(load(0));
   };
   failedBox.addEventListener('change', apply);
   scorerSelect.addEventListener('change', () => belowInput.value !== '' && apply());
@@ -239,7 +185,7 @@ async function showResults(root, ctx, run, runPath) {
   let tbody = null;
   let rows = [];
   const cursor = rowCursor(ctx, () => tbody, (i) => openResult(ctx, run, rows[i], scorerIds));
-  let scan = null; // {controller}
+  let inFlight = null;
 
   const table = (results) => {
     rows = results;
@@ -264,54 +210,26 @@ async function showResults(root, ctx, run, runPath) {
       tbody);
   };
 
-  // Without a filter: one server page per screen.
+  // One server page per screen, filtered by the server: a filter over a
+  // 100k-item run reads one page, never the run.
   const load = async (page) => {
-    if (scan) scan.abort();
-    const test = predicate(filter);
-    if (test) return ctx.guard(scanFrom(0, [], test));
-    const body = await get(`${runPath}/results${query({ page, perPage: PER_PAGE })}`, { signal: ctx.signal });
-    ctx.setQuery({ page, failed: '', scorer: filter.scorer, below: '' });
+    if (inFlight) inFlight.abort();
+    const controller = new AbortController();
+    inFlight = controller;
+    ctx.signal.addEventListener('abort', () => controller.abort());
+    const filtered = filterQuery(filter);
+    ctx.setQuery({ page, failed: filter.failed ? '1' : '', scorer: filter.scorer, below: filter.below });
+    const body = await get(`${runPath}/results${query({ page, perPage: PER_PAGE, ...filtered })}`, { signal: controller.signal });
+    if (controller.signal.aborted) return;
     ctx.onKey('n', 'next page', () => body.pagination.hasMore && ctx.guard(load(page + 1)));
     ctx.onKey('p', 'previous page', () => page > 0 && ctx.guard(load(page - 1)));
     if (!body.results.length) {
-      replace(tableEl, h('div', { class: 'card empty' }, 'No result stored for this run.'));
+      const filtering = Object.keys(filtered).length > 0;
+      replace(tableEl, h('div', { class: 'card empty' }, filtering ? 'No result matches the filter.' : 'No result stored for this run.'));
       return;
     }
-    replace(tableEl, table(body.results), pager(body.pagination, (p) => ctx.guard(load(p))));
-  };
-
-  // With a filter: walk the server's pages in order, keep the matches, stop
-  // at a screenful; "more" continues from where the scan stopped. Never
-  // holds more than one screen of results.
-  const scanFrom = async (serverPage, history, test) => {
-    const controller = new AbortController();
-    scan = controller;
-    ctx.signal.addEventListener('abort', () => controller.abort());
-    const matches = [];
-    let page = serverPage;
-    let scanned = page * SCAN_PAGE;
-    let total = 0;
-    let more = true;
-    const progress = h('p', { class: 'muted', id: 'filter-progress' }, 'Scanning…');
-    replace(tableEl, progress);
-    while (matches.length < PER_PAGE && more && !controller.signal.aborted) {
-      const body = await get(`${runPath}/results${query({ page, perPage: SCAN_PAGE })}`, { signal: controller.signal });
-      total = body.pagination.total;
-      matches.push(...body.results.filter(test));
-      scanned += body.results.length;
-      more = body.pagination.hasMore;
-      page++;
-      progress.textContent = `Scanning… ${number(scanned)} of ${number(total)} results, ${number(matches.length)} match`;
-    }
-    if (controller.signal.aborted) return;
-    const back = history.length ? history[history.length - 1] : null;
-    const nav = h('div', { class: 'pager' },
-      h('button', { class: 'small', disabled: back === null, onclick: () => ctx.guard(scanFrom(back, history.slice(0, -1), test)) }, '‹ Prev'),
-      h('span', {}, `${number(matches.length)} matching results, scanned ${number(scanned)} of ${number(total)}`),
-      h('button', { class: 'small', disabled: !more, onclick: () => ctx.guard(scanFrom(page, [...history, serverPage], test)) }, 'More ›'));
-    ctx.onKey('n', 'next matches', () => more && ctx.guard(scanFrom(page, [...history, serverPage], test)));
-    ctx.onKey('p', 'previous matches', () => back !== null && ctx.guard(scanFrom(back, history.slice(0, -1), test)));
-    replace(tableEl, matches.length ? table(matches) : h('div', { class: 'card empty' }, 'No result matches the filter.'), nav);
+    const count = Object.keys(filtered).length ? h('p', { class: 'muted', id: 'filter-count' }, `${number(body.pagination.total)} matching results`) : null;
+    replace(tableEl, count, table(body.results), pager(body.pagination, (p) => ctx.guard(load(p))));
   };
 
   await load(Number(ctx.query.page || 0));

@@ -181,6 +181,16 @@ impl ResultStore for PostgresStore {
         shared::list(self, tenant, run_id, page).await
     }
 
+    async fn filter_results(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        filter: &ResultFilter,
+        page: Page,
+    ) -> StoreResult<Paged<RunResult>> {
+        shared::filtered(self, tenant, run_id, filter, page).await
+    }
+
     async fn results_after_seq(
         &self,
         tenant: &str,

@@ -55,6 +55,7 @@ pub(crate) trait Db:
     + for<'t> Binds<'t, &'t [u8]>
     + for<'t> Binds<'t, i64>
     + for<'t> Binds<'t, bool>
+    + for<'t> Binds<'t, Option<f64>>
 {
     /// A point in time as bound (SQLite: INTEGER milliseconds since the
     /// epoch; PostgreSQL: `timestamptz`).

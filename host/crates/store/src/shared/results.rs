@@ -65,6 +65,38 @@ pub(crate) async fn list<DB: Db, S: ScoresOf<Db = DB>>(
     Ok(results)
 }
 
+pub(crate) async fn filtered<DB: Db, S: ScoresOf<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    run_id: &str,
+    filter: &ResultFilter,
+    page: Page,
+) -> StoreResult<Paged<RunResult>> {
+    if filter.is_empty() {
+        return list(s, tenant, run_id, page).await;
+    }
+    super::runs::fetch(s.reads(), tenant, run_id).await?;
+    let (scorer, below) = match &filter.score_below {
+        Some(b) => (Some(b.scorer_id.as_str()), Some(b.below)),
+        None => (None, None),
+    };
+    let mut results = paged(
+        s,
+        (sql::results::FILTERED_COUNT, sql::results::FILTERED_LIST),
+        |q| {
+            q.arg(run_id)
+                .arg(filter.failed_only)
+                .arg(scorer)
+                .arg(below)
+        },
+        page,
+        |r| rows::result(r).map(|(_, res)| res),
+    )
+    .await?;
+    attach_scores(s, run_id, &mut results.items).await?;
+    Ok(results)
+}
+
 pub(crate) async fn after_seq<DB: Db, S: ScoresOf<Db = DB>>(
     s: &S,
     tenant: &str,
