@@ -788,7 +788,10 @@ async fn results_filter_in_the_database(s: Fixture) {
         .collect();
     s.write_results(&run.id, "w1", batch).await.unwrap();
     let indexes = |page: Paged<RunResult>| -> (i64, Vec<i64>) {
-        (page.total, page.items.iter().map(|r| r.item_index).collect())
+        (
+            page.total,
+            page.items.iter().map(|r| r.item_index).collect(),
+        )
     };
     let below = |scorer: &str, below: f64| {
         Some(ScoreBelow {
@@ -808,17 +811,29 @@ async fn results_filter_in_the_database(s: Fixture) {
         score_below: None,
     };
     let got = s.filter_results(T, &run.id, &failed, Page::default());
-    assert_eq!(indexes(got.await.unwrap()), (2, vec![4, 5]), "target or scorer failed");
+    assert_eq!(
+        indexes(got.await.unwrap()),
+        (2, vec![4, 5]),
+        "target or scorer failed"
+    );
 
     let low = ResultFilter {
         failed_only: false,
         score_below: below("exact", 0.5),
     };
     let got = s.filter_results(T, &run.id, &low, Page::default());
-    assert_eq!(indexes(got.await.unwrap()), (3, vec![0, 1, 5]), "no score is not below");
+    assert_eq!(
+        indexes(got.await.unwrap()),
+        (3, vec![0, 1, 5]),
+        "no score is not below"
+    );
 
     let page = s.filter_results(T, &run.id, &low, Page::new(1, 2));
-    assert_eq!(indexes(page.await.unwrap()), (3, vec![5]), "second page of two");
+    assert_eq!(
+        indexes(page.await.unwrap()),
+        (3, vec![5]),
+        "second page of two"
+    );
 
     let both = ResultFilter {
         failed_only: true,

@@ -210,7 +210,10 @@ fn result_filter(run: &Run, q: &ResultsQuery) -> ApiResult<ResultFilter> {
             below,
         }),
         (Some(_), Some(_)) => {
-            return Err(ApiError::invalid_query_field("below", "must be a finite number"));
+            return Err(ApiError::invalid_query_field(
+                "below",
+                "must be a finite number",
+            ));
         }
         (Some(_), None) => {
             return Err(ApiError::invalid_query_field(

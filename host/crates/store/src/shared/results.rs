@@ -83,12 +83,7 @@ pub(crate) async fn filtered<DB: Db, S: ScoresOf<Db = DB>>(
     let mut results = paged(
         s,
         (sql::results::FILTERED_COUNT, sql::results::FILTERED_LIST),
-        |q| {
-            q.arg(run_id)
-                .arg(filter.failed_only)
-                .arg(scorer)
-                .arg(below)
-        },
+        |q| q.arg(run_id).arg(filter.failed_only).arg(scorer).arg(below),
         page,
         |r| rows::result(r).map(|(_, res)| res),
     )
