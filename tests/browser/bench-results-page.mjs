@@ -17,6 +17,7 @@
 // * time to the first filtered page ("score of exact-match below 0.5",
 //   filtered by the server) after the filter is applied.
 //
+// The server runs with --no-auth on loopback (the page then needs no key).
 // ASSAY_BIN (default target/release/assay, else target/debug/assay),
 // ASSAY_PLUGIN_DIR and CHROMIUM as for playground.test.mjs.
 
@@ -66,7 +67,8 @@ async function main() {
   if (run.status !== 0 && run.status !== 3) throw new Error(`assay run failed (${run.status}): ${run.stderr}`);
   console.log(`prepared: ${ITEMS} items run to completion by the CLI in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
-  const server = spawn(assayBin, [...common, 'serve', '--addr', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const server = spawn(assayBin, [...common, 'serve', '--addr', '127.0.0.1:0', '--no-auth'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  serverProcess = server;
   const base = await new Promise((resolve, reject) => {
     let err = '';
     server.stderr.on('data', (c) => {
@@ -131,7 +133,9 @@ async function main() {
   console.log(`histograms drawn: median ${median(scans.map((s) => s.histograms)).toFixed(0)} ms; first filtered page: median ${median(scans.map((s) => s.filtered)).toFixed(0)} ms`);
 }
 
+let serverProcess = null;
 main().catch((e) => {
   console.error(e);
   process.exitCode = 1;
+  serverProcess?.kill('SIGTERM');
 }).finally(() => rmSync(work, { recursive: true, force: true }));

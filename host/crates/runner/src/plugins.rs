@@ -15,6 +15,13 @@ use serde_json::{Value, json};
 pub trait Target: Send + Sync {
     /// The target's id (stored as the run's `targetId`).
     fn id(&self) -> &str;
+    /// Whether a call only computes (no waiting on the network or a
+    /// service), so that it passes the process's small gate of concurrent
+    /// calls (see `executor::default_call_slots`). A target that waits must
+    /// say `false`, or it would hold a CPU's worth of calls while idle.
+    fn cpu_bound(&self) -> bool {
+        false
+    }
     /// Runs the target on one item. Dropping the future cancels the call.
     async fn run(&self, item: &PluginItem) -> Result<TargetOutcome, CallFailure>;
 }
@@ -26,6 +33,10 @@ pub trait Scorer: Send + Sync {
     fn id(&self) -> &str;
     /// The scorer's human-readable name (`scorerName` in results).
     fn name(&self) -> &str;
+    /// As [`Target::cpu_bound`].
+    fn cpu_bound(&self) -> bool {
+        false
+    }
     /// Scores `output` for `item`. Dropping the future cancels the call.
     async fn score(
         &self,
@@ -56,6 +67,11 @@ impl WasmTarget {
 impl Target for WasmTarget {
     fn id(&self) -> &str {
         &self.plugin.info().id
+    }
+
+    /// The sandbox grants no network, so a wasm call only computes.
+    fn cpu_bound(&self) -> bool {
+        true
     }
 
     async fn run(&self, item: &PluginItem) -> Result<TargetOutcome, CallFailure> {
@@ -93,6 +109,11 @@ impl Scorer for WasmScorer {
         &self.plugin.info().name
     }
 
+    /// The sandbox grants no network, so a wasm call only computes.
+    fn cpu_bound(&self) -> bool {
+        true
+    }
+
     async fn score(
         &self,
         item: &PluginItem,
@@ -122,6 +143,10 @@ impl ScorerAsTarget {
 impl Target for ScorerAsTarget {
     fn id(&self) -> &str {
         self.scorer.id()
+    }
+
+    fn cpu_bound(&self) -> bool {
+        self.scorer.cpu_bound()
     }
 
     async fn run(&self, item: &PluginItem) -> Result<TargetOutcome, CallFailure> {

@@ -508,6 +508,35 @@ async fn max_concurrency_is_respected_and_used() {
     assert_eq!(target.max_in_flight.load(Ordering::SeqCst), 3);
 }
 
+/// Calls that only compute pass the process's small call gate; calls that
+/// wait (a network target) do not, so they keep every item slot busy.
+#[tokio::test]
+async fn cpu_bound_calls_pass_the_call_gate_and_waiting_calls_do_not() {
+    let (store, _dir) = store().await;
+    let executor = Executor::new(store.clone()).with_call_slots(2);
+    for (cpu_bound, expected) in [(true, 2), (false, 8)] {
+        let inputs = (0..16).map(|i| json!({"n": i, "delayMs": 20})).collect();
+        let run = dataset_run(&store, inputs).await;
+        let target = Arc::new(MockTarget {
+            cpu_bound,
+            ..MockTarget::default()
+        });
+        let summary = executor
+            .execute(
+                plan(run, target.clone(), vec![], opts(8)),
+                RunHooks::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(summary.succeeded_count, 16);
+        assert_eq!(
+            target.max_in_flight.load(Ordering::SeqCst),
+            expected,
+            "cpu_bound: {cpu_bound}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_process_wide_item_limit_caps_runs_sharing_an_executor() {
     let (store, _dir) = store().await;

@@ -31,9 +31,9 @@ impl Executor {
             ..
         } = run;
         let run_slots = Arc::new(Semaphore::new(options.max_concurrency));
-        let process_slots = self
-            .item_slots
-            .share(tenant, self.tenant_weight(tenant).await);
+        let weight = self.tenant_weight(tenant).await;
+        let process_slots = self.item_slots.share(tenant, weight);
+        let call_slots = Arc::new(self.call_slots.share(tenant, weight));
         let mut tasks = JoinSet::new();
         let mut after: Option<i64> = None;
         let outcome = 'pages: loop {
@@ -60,8 +60,9 @@ impl Executor {
                     p = process_slots.acquire() => p,
                 };
                 let ctx = shared.clone();
+                let calls = call_slots.clone();
                 tasks.spawn(async move {
-                    ctx.process(item).await;
+                    ctx.process(item, &calls).await;
                     drop((run_permit, process_permit));
                 });
                 while let Some(joined) = tasks.try_join_next() {

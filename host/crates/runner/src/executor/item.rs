@@ -20,6 +20,7 @@ use crate::config::RunOptions;
 use crate::item::ItemWithScores;
 use crate::plugins::{Scorer, Target};
 use crate::retry::backoff;
+use crate::slots::RunShare;
 use crate::writer::{ResultWriter, WriteAck};
 
 /// State shared by the item tasks of one run.
@@ -49,7 +50,7 @@ enum TargetPhase {
 
 impl ItemContext {
     /// Executes one item to its end (or until the run is aborted).
-    pub(super) async fn process(&self, item: DatasetItem) {
+    pub(super) async fn process(&self, item: DatasetItem, calls: &RunShare) {
         let started_at = Utc::now();
         let index = item.position;
         let plugin_item = PluginItem {
@@ -59,7 +60,7 @@ impl ItemContext {
             metadata: item.context.clone(),
         };
         let clock = Instant::now();
-        let (outcome, retry_count) = match self.run_target(&plugin_item).await {
+        let (outcome, retry_count) = match self.run_target(&plugin_item, calls).await {
             TargetPhase::Done {
                 outcome,
                 retry_count,
@@ -82,7 +83,7 @@ impl ItemContext {
         // Scorers grade successful outputs only: scoring a missing output
         // would add meaningless zeros to every mean.
         let scores = match &output {
-            Some(out) => match self.run_scorers(&plugin_item, out).await {
+            Some(out) => match self.run_scorers(&plugin_item, out, calls).await {
                 Some(scores) => scores,
                 None => return,
             },
@@ -111,11 +112,17 @@ impl ItemContext {
 
     /// Target call with retries (transient errors only), the item deadline
     /// and cancellation.
-    async fn run_target(&self, item: &PluginItem) -> TargetPhase {
+    async fn run_target(&self, item: &PluginItem, calls: &RunShare) -> TargetPhase {
         let deadline = self.options.item_timeout.map(|d| Instant::now() + d);
         let mut retry_count = 0u32;
         loop {
-            let call = self.target.run(item);
+            let call = async {
+                let _slot = match self.target.cpu_bound() {
+                    true => Some(calls.acquire().await),
+                    false => None,
+                };
+                self.target.run(item).await
+            };
             let outcome = tokio::select! {
                 biased;
                 _ = self.abort.cancelled() => return TargetPhase::Cancelled,
@@ -156,9 +163,20 @@ impl ItemContext {
     }
 
     /// Every scorer in parallel, each failure isolated. `None` if cancelled.
-    async fn run_scorers(&self, item: &PluginItem, output: &Value) -> Option<Vec<ScoreRow>> {
+    async fn run_scorers(
+        &self,
+        item: &PluginItem,
+        output: &Value,
+        slots: &RunShare,
+    ) -> Option<Vec<ScoreRow>> {
         let calls = self.scorers.iter().map(|scorer| async move {
-            let outcome = scorer.score(item, Some(output)).await;
+            let outcome = {
+                let _slot = match scorer.cpu_bound() {
+                    true => Some(slots.acquire().await),
+                    false => None,
+                };
+                scorer.score(item, Some(output)).await
+            };
             match outcome {
                 Ok(score) => ScoreRow {
                     scorer_id: scorer.id().to_string(),

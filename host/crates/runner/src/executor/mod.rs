@@ -59,6 +59,20 @@ where
     Arc::new(move |item, index| Box::pin(f(item, index)))
 }
 
+/// Plugin calls executing at once, by default: twice the cores.
+///
+/// Item slots bound the items *in flight* (hundreds, so that runs against a
+/// slow service overlap their waits). Plugin calls without network are pure
+/// CPU, so more of them at once than there are cores only makes each one
+/// slower, and makes a small run of one tenant crawl behind the hundreds of
+/// in-flight items of another even when it gets its share of item slots.
+/// Calls therefore also pass a second, small gate, handed out as fairly as
+/// the item slots (the same [`ItemSlots`] policy): a tenant's call waits for
+/// at most a few other calls, not for every item in flight.
+pub fn default_call_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
+}
+
 /// Process-wide settings shared by every run this process executes.
 #[derive(Clone)]
 pub struct Executor {
@@ -67,6 +81,7 @@ pub struct Executor {
     owner: String,
     lease: Duration,
     item_slots: ItemSlots,
+    call_slots: ItemSlots,
     page_size: usize,
     max_batch: usize,
 }
@@ -82,6 +97,7 @@ impl Executor {
             owner: format!("host-{}", uuid::Uuid::now_v7()),
             lease: DEFAULT_LEASE,
             item_slots: ItemSlots::new(DEFAULT_PROCESS_ITEM_SLOTS),
+            call_slots: ItemSlots::new(default_call_slots()),
             page_size: 256,
             max_batch: 64,
         }
@@ -90,6 +106,13 @@ impl Executor {
     /// Caps the items in flight across every run of this executor.
     pub fn with_process_item_slots(mut self, slots: usize) -> Self {
         self.item_slots = ItemSlots::new(slots);
+        self
+    }
+
+    /// Caps the plugin calls that execute at once across every run (see
+    /// [`default_call_slots`]).
+    pub fn with_call_slots(mut self, slots: usize) -> Self {
+        self.call_slots = ItemSlots::new(slots);
         self
     }
 

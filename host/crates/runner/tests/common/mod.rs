@@ -107,18 +107,24 @@ fn failure(error: CallError) -> CallFailure {
 /// A target driven by each item's input:
 /// `delayMs` sleeps first; `fail: "transient"|"failed"|"invalid"` fails;
 /// `failTimes: k` fails transiently on the first k attempts of that item.
+/// `cpu_bound` is what it tells the executor (a wasm plugin says true).
 #[derive(Default)]
 pub struct MockTarget {
+    pub cpu_bound: bool,
     pub calls: AtomicUsize,
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
-    attempts: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    pub attempts: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 #[async_trait]
 impl Target for MockTarget {
     fn id(&self) -> &str {
         "mock"
+    }
+
+    fn cpu_bound(&self) -> bool {
+        self.cpu_bound
     }
 
     async fn run(&self, item: &PluginItem) -> Result<TargetOutcome, CallFailure> {
