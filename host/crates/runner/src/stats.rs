@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use assay_store::{Run, RunResult, RunStatus, ScoreRow, Store};
+use assay_store::{ResultOutline, Run, RunResult, RunStatus, ScoreRow, Store};
 use serde::Serialize;
 
 use crate::error::RunError;
@@ -301,6 +301,18 @@ impl StatsBuilder {
         );
     }
 
+    /// Adds a stored result's outline.
+    pub fn add_outline(&mut self, r: &ResultOutline) {
+        self.add(
+            r.item_index,
+            &r.item_id,
+            r.latency,
+            r.error.as_deref(),
+            r.error_kind.as_deref(),
+            &r.scores,
+        );
+    }
+
     fn failure(&mut self, source: &str, message: &str, kind: Option<&str>, index: i64) {
         let next = self.failures.len();
         let acc = self
@@ -405,11 +417,15 @@ pub async fn summarize_stored(
     pass_threshold: f64,
 ) -> Result<RunStats, RunError> {
     let mut builder = StatsBuilder::new(&run.scorer_ids, pass_threshold);
-    assay_store::for_each_result_page(store.as_ref(), tenant, &run.id, RESULTS_PAGE, |page| {
-        page.iter().for_each(|r| builder.add_result(r));
-        Ok::<_, RunError>(())
-    })
-    .await?;
+    let mut after = 0;
+    loop {
+        let page = store
+            .result_outlines_after_seq(tenant, &run.id, after, RESULTS_PAGE)
+            .await?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        page.iter().for_each(|(_, r)| builder.add_outline(r));
+    }
     let mut stats = builder.finish(run);
     stats.dataset_name = store
         .get_dataset(tenant, &run.dataset_id)

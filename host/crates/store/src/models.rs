@@ -456,6 +456,19 @@ pub struct PluginRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// What statistics need of a stored result: no input, output or logs, so
+/// summarizing a large run reads a fraction of its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultOutline {
+    pub item_id: String,
+    pub item_index: i64,
+    /// Milliseconds.
+    pub latency: f64,
+    pub error: Option<String>,
+    pub error_kind: Option<String>,
+    pub scores: Vec<ScoreRow>,
+}
+
 /// Which of a run's results to list. The default lists them all.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResultFilter {

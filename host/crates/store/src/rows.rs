@@ -277,6 +277,21 @@ pub(crate) fn result(r: &impl StoredRow) -> StoreResult<(i64, RunResult)> {
     ))
 }
 
+/// A result's outline (no scores yet) and its sequence number.
+pub(crate) fn outline(r: &impl StoredRow) -> StoreResult<(i64, ResultOutline)> {
+    Ok((
+        r.int("seq")?,
+        ResultOutline {
+            item_id: r.text("item_id")?,
+            item_index: r.int("item_index")?,
+            latency: r.real("latency")?,
+            error: r.text_opt("error")?,
+            error_kind: r.text_opt("error_kind")?,
+            scores: Vec::new(),
+        },
+    ))
+}
+
 /// A score row and the item it belongs to.
 pub(crate) fn score(r: &impl StoredRow) -> StoreResult<(String, ScoreRow)> {
     Ok((

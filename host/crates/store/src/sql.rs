@@ -201,6 +201,8 @@ pub mod results {
         filtered_where!(),
         " ORDER BY item_index, seq LIMIT $5 OFFSET $6"
     );
+    pub const OUTLINES_AFTER_SEQ: &str = "SELECT seq, item_id, item_index, latency, error, \
+         error_kind FROM results WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
     pub const AFTER_SEQ: &str = concat!(
         "SELECT ",
         result_cols!(),

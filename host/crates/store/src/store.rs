@@ -282,6 +282,16 @@ pub trait ResultStore: Send + Sync + 'static {
         run_id: &str,
         page: Page,
     ) -> StoreResult<Paged<RunResult>>;
+    /// [`ResultOutline`]s of the results written after sequence number
+    /// `after_seq`, in write order, with their sequence numbers (for
+    /// statistics over a whole run).
+    async fn result_outlines_after_seq(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, ResultOutline)>>;
     /// The results `filter` lets through, in item index order, with their
     /// scores. Filtering happens in the database, so a page of the failures
     /// of a 100k-item run reads one page, not the run.

@@ -853,6 +853,43 @@ async fn results_filter_in_the_database(s: Fixture) {
         s.filter_results("other-tenant", &run.id, &failed, Page::default())
             .await,
     );
+
+    // Outlines carry what statistics need, the same as the full results.
+    let full = s.list_results(T, &run.id, Page::default()).await.unwrap();
+    let outlines = s.result_outlines_after_seq(T, &run.id, 0, 4).await.unwrap();
+    assert_eq!(outlines.len(), 4, "limit respected");
+    let rest = s
+        .result_outlines_after_seq(T, &run.id, outlines[3].0, 100)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 2, "resumes after the last sequence number");
+    let mut outlines: Vec<ResultOutline> =
+        outlines.into_iter().chain(rest).map(|(_, o)| o).collect();
+    outlines.sort_by_key(|o| o.item_index);
+    for (o, r) in outlines.iter().zip(&full.items) {
+        assert_eq!(
+            (
+                &o.item_id,
+                o.item_index,
+                o.latency,
+                &o.error,
+                &o.error_kind,
+                &o.scores
+            ),
+            (
+                &r.item_id,
+                r.item_index,
+                r.latency,
+                &r.error,
+                &r.error_kind,
+                &r.scores
+            )
+        );
+    }
+    assert_not_found(
+        s.result_outlines_after_seq("other-tenant", &run.id, 0, 10)
+            .await,
+    );
 }
 
 async fn stale_owner_cannot_write(s: Fixture) {

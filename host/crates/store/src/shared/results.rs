@@ -92,6 +92,40 @@ pub(crate) async fn filtered<DB: Db, S: ScoresOf<Db = DB>>(
     Ok(results)
 }
 
+pub(crate) async fn outlines_after_seq<DB: Db, S: ScoresOf<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    run_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> StoreResult<Vec<(i64, ResultOutline)>> {
+    super::runs::fetch(s.reads(), tenant, run_id).await?;
+    let rows = sqlx::query(sql::results::OUTLINES_AFTER_SEQ)
+        .arg(run_id)
+        .arg(after_seq)
+        .arg(limit.max(0))
+        .fetch_all(s.reads())
+        .await?;
+    let mut outlines = rows
+        .iter()
+        .map(rows::outline)
+        .collect::<StoreResult<Vec<_>>>()?;
+    if outlines.is_empty() {
+        return Ok(outlines);
+    }
+    let ids: Vec<&str> = outlines.iter().map(|(_, o)| o.item_id.as_str()).collect();
+    let score_rows = s.score_rows(run_id, &ids).await?;
+    let mut by_item: HashMap<String, Vec<ScoreRow>> = HashMap::new();
+    for row in &score_rows {
+        let (item, score) = rows::score(row)?;
+        by_item.entry(item).or_default().push(score);
+    }
+    for (_, o) in &mut outlines {
+        o.scores = by_item.remove(&o.item_id).unwrap_or_default();
+    }
+    Ok(outlines)
+}
+
 pub(crate) async fn after_seq<DB: Db, S: ScoresOf<Db = DB>>(
     s: &S,
     tenant: &str,

@@ -164,6 +164,16 @@ impl ResultStore for SqliteStore {
         shared::filtered(self, tenant, run_id, filter, page).await
     }
 
+    async fn result_outlines_after_seq(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, ResultOutline)>> {
+        shared::outlines_after_seq(self, tenant, run_id, after_seq, limit).await
+    }
+
     async fn results_after_seq(
         &self,
         tenant: &str,
