@@ -37,6 +37,10 @@ pub const DEFAULT_CACHE_MAX_BYTES: u64 = 1 << 30;
 /// Database used when none is given.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://assay.db?mode=rwc";
 
+/// Result batches one process writes at once on PostgreSQL. (SQLite has a
+/// single writer, so there the runs' writers take turns, one at a time.)
+pub const POSTGRES_CONCURRENT_WRITES: usize = 4;
+
 /// What a process is assembled from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AssemblySettings {
@@ -157,8 +161,14 @@ impl Assembly {
     /// and item slots: build one per process, and share it between runs
     /// through the [`crate::Scheduler`] or by cloning it.
     pub fn executor(&self) -> Executor {
+        let writers = if self.settings.database_url.starts_with("postgres") {
+            POSTGRES_CONCURRENT_WRITES
+        } else {
+            1
+        };
         Executor::new(self.store.clone())
             .with_process_item_slots(self.settings.process_item_slots)
+            .with_write_slots(writers)
             .with_lease(self.settings.run_lease)
     }
 }

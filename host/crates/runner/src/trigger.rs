@@ -65,14 +65,9 @@ pub async fn create_run(
     let limits = store.tenant_limits(tenant).await?;
     check_tenant_options(&options, &limits)?;
     let usage = store.tenant_usage(tenant).await?;
-    if usage.queued_runs >= limits.queued_runs {
-        return Err(assay_store::tenancy::over_limit(
-            "queued-runs",
-            limits.queued_runs,
-            format_args!("the tenant has {} runs waiting to start", usage.queued_runs),
-        )
-        .into());
-    }
+    // Early, for a clear error before the dataset is read; the store checks
+    // again inside the insert's transaction, where the count cannot race.
+    assay_store::tenancy::admit_run(&limits, &usage)?;
 
     let dataset = store.get_dataset(tenant, &request.dataset_id).await?;
     let version = request.version.unwrap_or(dataset.version);

@@ -16,6 +16,7 @@ use tracing::warn;
 
 use crate::executor::{STORAGE_RETRIES, STORAGE_RETRY_DELAY};
 use crate::retry::backoff;
+use crate::slots::RunShare;
 
 /// Where results go. The store is the normal sink; tests substitute one that
 /// fails on purpose.
@@ -64,14 +65,19 @@ pub struct ResultWriter {
 impl ResultWriter {
     /// Starts the writer task for `run_id`. It ends when every handle is
     /// dropped and the queue is drained; await the returned handle to join it.
+    ///
+    /// Each batch is written holding one of `turns` (the process's write
+    /// slots, shared fairly between tenants); results queue meanwhile and
+    /// go into the next batch.
     pub fn spawn(
         sink: Arc<dyn ResultSink>,
         run_id: String,
         owner: String,
         max_batch: usize,
+        turns: RunShare,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Job>(max_batch.max(1) * 2);
-        let handle = tokio::spawn(write_loop(sink, run_id, owner, max_batch.max(1), rx));
+        let handle = tokio::spawn(write_loop(sink, run_id, owner, max_batch.max(1), rx, turns));
         (Self { tx }, handle)
     }
 
@@ -115,9 +121,18 @@ async fn write_loop(
     owner: String,
     max_batch: usize,
     mut rx: mpsc::Receiver<Job>,
+    turns: RunShare,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
+        let _turn = turns.acquire().await;
+        // Results that arrived while waiting for the turn join this batch.
+        while jobs.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
         let (results, acks): (Vec<_>, Vec<_>) = std::mem::take(&mut jobs).into_iter().unzip();
         match write_with_retries(sink.as_ref(), &run_id, &owner, &results).await {
             Ok(_) => acks.into_iter().for_each(|a| {

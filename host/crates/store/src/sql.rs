@@ -246,6 +246,23 @@ pub mod tenancy {
          max_queued_runs, max_datasets, max_items_per_dataset, max_stored_bytes, max_plugins, \
          max_plugin_bytes, weight, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    /// The limits of tenant $1, read inside a write that admits something.
+    pub const LIMITS: &str = concat!(
+        "SELECT ",
+        tenant_limit_cols!(),
+        " FROM tenants WHERE id = $1"
+    );
+    /// As [`LIMITS`], locking the row against other admissions of the
+    /// tenant until the transaction ends. `FOR NO KEY UPDATE` does not
+    /// conflict with the key-share locks of foreign-key checks, so it
+    /// serializes admissions without stalling unrelated inserts.
+    pub const LIMITS_FOR_ADMISSION: &str = concat!(
+        "SELECT ",
+        tenant_limit_cols!(),
+        " FROM tenants WHERE id = $1 FOR NO KEY UPDATE"
+    );
+    /// Size of plugin $2 of tenant $1 (absent when new).
+    pub const PLUGIN_SIZE: &str = "SELECT size FROM plugins WHERE tenant_id = $1 AND id = $2";
     /// Every tenant but the one named by $1 (the shared namespace).
     pub const LIST: &str = concat!(
         "SELECT ",

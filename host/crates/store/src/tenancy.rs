@@ -386,14 +386,7 @@ pub fn over_limit(key: &'static str, limit: i64, detail: impl fmt::Display) -> S
 pub async fn check_new_dataset(store: &dyn TenancyStore, tenant: &str) -> StoreResult<()> {
     let limits = store.tenant_limits(tenant).await?;
     let usage = store.tenant_usage(tenant).await?;
-    if usage.datasets >= limits.datasets {
-        return Err(over_limit(
-            "datasets",
-            limits.datasets,
-            format_args!("the tenant has {} datasets", usage.datasets),
-        ));
-    }
-    Ok(())
+    admit_dataset(&limits, &usage)
 }
 
 /// `LimitExceeded` unless the tenant may store one more plugin of `size`
@@ -406,6 +399,29 @@ pub async fn check_new_plugin(
 ) -> StoreResult<()> {
     let limits = store.tenant_limits(tenant).await?;
     let usage = store.tenant_usage(tenant).await?;
+    admit_plugin(&limits, &usage, size, replaces)
+}
+
+/// The dataset limit, as data: the early check above and the store's
+/// admission inside the write transaction apply the same rule.
+pub fn admit_dataset(limits: &TenantLimits, usage: &TenantUsage) -> StoreResult<()> {
+    if usage.datasets >= limits.datasets {
+        return Err(over_limit(
+            "datasets",
+            limits.datasets,
+            format_args!("the tenant has {} datasets", usage.datasets),
+        ));
+    }
+    Ok(())
+}
+
+/// The plugin count and bytes limits (see [`admit_dataset`]).
+pub fn admit_plugin(
+    limits: &TenantLimits,
+    usage: &TenantUsage,
+    size: i64,
+    replaces: Option<i64>,
+) -> StoreResult<()> {
     if replaces.is_none() && usage.plugins >= limits.plugins {
         return Err(over_limit(
             "plugins",
@@ -422,6 +438,18 @@ pub async fn check_new_plugin(
                 "the tenant's plugins would take {after} bytes ({} stored, this one {size})",
                 usage.plugin_bytes
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// The queued-runs limit (see [`admit_dataset`]).
+pub fn admit_run(limits: &TenantLimits, usage: &TenantUsage) -> StoreResult<()> {
+    if usage.queued_runs >= limits.queued_runs {
+        return Err(over_limit(
+            "queued-runs",
+            limits.queued_runs,
+            format_args!("the tenant has {} runs waiting to start", usage.queued_runs),
         ));
     }
     Ok(())

@@ -75,6 +75,7 @@ contract!(
     pagination_and_search,
     tenant_isolation,
     write_results_is_idempotent,
+    concurrent_writes_cannot_pass_a_limit_together,
     results_filter_in_the_database,
     stale_owner_cannot_write,
     claim_semantics,
@@ -889,6 +890,98 @@ async fn results_filter_in_the_database(s: Fixture) {
     assert_not_found(
         s.result_outlines_after_seq("other-tenant", &run.id, 0, 10)
             .await,
+    );
+}
+
+/// Limits are checked inside each write's transaction: many concurrent
+/// creates, from two connections (two processes), never take a tenant
+/// past a limit, and every refused one says which limit.
+async fn concurrent_writes_cannot_pass_a_limit_together(s: Fixture) {
+    let limits = TenantLimits {
+        datasets: 3,
+        plugins: 2,
+        queued_runs: 2,
+        ..TenantLimits::default()
+    };
+    s.create_tenant("tight", &limits).await.unwrap();
+    let other = connect(&s.url).await.unwrap();
+    let stores = [s.store.clone(), other];
+
+    let creates = (0..10).map(|i| {
+        let store = stores[i % 2].clone();
+        async move {
+            store
+                .create_dataset("tight", new_dataset(&format!("ds-{i}")))
+                .await
+        }
+    });
+    let results = futures::future::join_all(creates).await;
+    let made = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(made, 3, "{results:?}");
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(
+            matches!(
+                r,
+                StoreError::LimitExceeded {
+                    key: "datasets",
+                    ..
+                }
+            ),
+            "{r:?}"
+        );
+    }
+
+    let registers = (0..6).map(|i| {
+        let store = stores[i % 2].clone();
+        async move {
+            let record = plugin_record(&format!("p{i}"), PluginKind::Scorer);
+            store.register_plugin("tight", record, vec![0; 10]).await
+        }
+    });
+    let results = futures::future::join_all(registers).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        2,
+        "{results:?}"
+    );
+    // Replacing a plugin the tenant has is not one more plugin.
+    let kept = results.iter().find_map(|r| r.as_ref().ok()).unwrap();
+    let again = plugin_record(&kept.id, PluginKind::Scorer);
+    s.register_plugin("tight", again, vec![1; 10])
+        .await
+        .unwrap();
+
+    let ds = s
+        .list_datasets("tight", Page::default())
+        .await
+        .unwrap()
+        .items[0]
+        .clone();
+    s.add_items("tight", &ds.id, items(0..1)).await.unwrap();
+    let ds = s.get_dataset("tight", &ds.id).await.unwrap();
+    let triggers = (0..6).map(|i| {
+        let store = stores[i % 2].clone();
+        let run = new_run(&ds);
+        async move { store.create_run("tight", run).await }
+    });
+    let results = futures::future::join_all(triggers).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        2,
+        "{results:?}"
+    );
+    assert!(results.iter().any(|r| matches!(
+        r,
+        Err(StoreError::LimitExceeded {
+            key: "queued-runs",
+            limit: 2,
+            ..
+        })
+    )));
+    let usage = s.tenant_usage("tight").await.unwrap();
+    assert_eq!(
+        (usage.datasets, usage.plugins, usage.queued_runs),
+        (3, 2, 2)
     );
 }
 

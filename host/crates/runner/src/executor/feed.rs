@@ -16,7 +16,6 @@ use super::start::Started;
 use super::{Executor, STORAGE_RETRIES, STORAGE_RETRY_DELAY};
 use crate::error::RunError;
 use crate::retry::backoff;
-use crate::slots::DEFAULT_WEIGHT;
 
 impl Executor {
     /// Reads pending items page by page and starts each when slots allow.
@@ -28,10 +27,11 @@ impl Executor {
             options,
             shared,
             stop,
+            weight,
             ..
         } = run;
+        let weight = *weight;
         let run_slots = Arc::new(Semaphore::new(options.max_concurrency));
-        let weight = self.tenant_weight(tenant).await;
         let process_slots = self.item_slots.share(tenant, weight);
         let call_slots = Arc::new(self.call_slots.share(tenant, weight));
         let mut tasks = JoinSet::new();
@@ -74,18 +74,6 @@ impl Executor {
             log_panic(run_id, joined);
         }
         outcome
-    }
-
-    /// The tenant's fair-share weight, read when a run starts. A failed
-    /// read costs the run its weight, never the run itself.
-    async fn tenant_weight(&self, tenant: &str) -> u32 {
-        match self.store.tenant_limits(tenant).await {
-            Ok(limits) => u32::try_from(limits.weight).unwrap_or(DEFAULT_WEIGHT),
-            Err(e) => {
-                warn!(tenant, error = %e, "reading the tenant's weight failed; using the default");
-                DEFAULT_WEIGHT
-            }
-        }
     }
 
     /// One page of pending items, retried with backoff on storage errors

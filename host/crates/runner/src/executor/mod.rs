@@ -82,6 +82,7 @@ pub struct Executor {
     lease: Duration,
     item_slots: ItemSlots,
     call_slots: ItemSlots,
+    write_slots: ItemSlots,
     page_size: usize,
     max_batch: usize,
 }
@@ -98,6 +99,7 @@ impl Executor {
             lease: DEFAULT_LEASE,
             item_slots: ItemSlots::new(DEFAULT_PROCESS_ITEM_SLOTS),
             call_slots: ItemSlots::new(default_call_slots()),
+            write_slots: ItemSlots::new(1),
             page_size: 256,
             max_batch: 64,
         }
@@ -113,6 +115,16 @@ impl Executor {
     /// [`default_call_slots`]).
     pub fn with_call_slots(mut self, slots: usize) -> Self {
         self.call_slots = ItemSlots::new(slots);
+        self
+    }
+
+    /// Caps the result batches written at once across every run (default
+    /// one). The runs' writers take turns fairly between tenants (the
+    /// [`ItemSlots`] policy): with one database writer, a plain lock would
+    /// make a small run wait behind a batch of every busy run of other
+    /// tenants for each of its writes.
+    pub fn with_write_slots(mut self, slots: usize) -> Self {
+        self.write_slots = ItemSlots::new(slots);
         self
     }
 

@@ -16,6 +16,7 @@ use super::item::ItemContext;
 use super::{Executor, RunHooks, RunPlan};
 use crate::config::RunOptions;
 use crate::error::RunError;
+use crate::slots::DEFAULT_WEIGHT;
 use crate::writer::ResultWriter;
 
 /// A run this process holds, with its item context and helper tasks
@@ -30,6 +31,8 @@ pub(super) struct Started {
     pub(super) lease_lost: CancellationToken,
     /// What the item tasks share.
     pub(super) shared: Arc<ItemContext>,
+    /// The tenant's fair-share weight, read once when the run starts.
+    pub(super) weight: u32,
     helpers: Helpers,
 }
 
@@ -55,6 +58,18 @@ pub(super) struct Joined {
 }
 
 impl Executor {
+    /// The tenant's fair-share weight, read when a run starts. A failed
+    /// read costs the run its weight, never the run itself.
+    async fn tenant_weight(&self, tenant: &str) -> u32 {
+        match self.store.tenant_limits(tenant).await {
+            Ok(limits) => u32::try_from(limits.weight).unwrap_or(DEFAULT_WEIGHT),
+            Err(e) => {
+                warn!(tenant, error = %e, "reading the tenant's weight failed; using the default");
+                DEFAULT_WEIGHT
+            }
+        }
+    }
+
     /// Claims the run (unless the plan says the caller holds it already) and
     /// starts its helper tasks. No item starts here.
     pub(super) async fn start(&self, plan: RunPlan, hooks: &RunHooks) -> Result<Started, RunError> {
@@ -111,11 +126,13 @@ impl Executor {
             hooks.cancel.clone(),
             lease_lost.clone(),
         );
+        let weight = self.tenant_weight(&tenant).await;
         let (writer, writer_task) = ResultWriter::spawn(
             self.sink.clone(),
             run_id.clone(),
             self.owner.clone(),
             self.max_batch,
+            self.write_slots.share(&tenant, weight),
         );
 
         let shared = Arc::new(ItemContext {
@@ -139,6 +156,7 @@ impl Executor {
             stop,
             lease_lost,
             shared,
+            weight,
             helpers: Helpers {
                 watcher,
                 cancel_recorder,

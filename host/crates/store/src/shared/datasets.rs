@@ -2,6 +2,7 @@
 
 use sqlx::Executor;
 
+use super::tenancy::Admission;
 use super::{Arg, Db, Handle, paged};
 use crate::error::{StoreError, StoreResult, conflict_on_unique};
 use crate::models::*;
@@ -104,7 +105,7 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
         updated_at: at,
     };
     let mut tx = s.begin_write().await?;
-    super::tenants::require(DB::conn(&mut tx), tenant).await?;
+    super::tenancy::admit::<DB>(&mut tx, tenant, Admission::Dataset).await?;
     sqlx::query(sql::datasets::INSERT)
         .arg(ds.id.as_str())
         .arg(tenant)

@@ -1,5 +1,6 @@
 //! Registered plugins and their component bytes, on any backend.
 
+use super::tenancy::Admission;
 use super::{Arg, Db, Handle, paged};
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
@@ -20,7 +21,11 @@ pub(crate) async fn register<DB: Db, S: Handle<Db = DB>>(
         ..record
     };
     let mut tx = s.begin_write().await?;
-    super::tenants::require(DB::conn(&mut tx), tenant).await?;
+    let admission = Admission::Plugin {
+        id: &rec.id,
+        size: rec.size,
+    };
+    super::tenancy::admit::<DB>(&mut tx, tenant, admission).await?;
     sqlx::query(sql::plugins::UPSERT)
         .arg(tenant)
         .arg(rec.id.as_str())

@@ -8,6 +8,7 @@
 use sqlx::{Executor, QueryBuilder};
 
 use super::datasets::{Lock, fetch_locked as fetch_dataset_locked};
+use super::tenancy::Admission;
 use super::{Arg, Db, Handle, PushArg};
 use crate::error::{StoreError, StoreResult, conflict_on_unique};
 use crate::models::*;
@@ -111,6 +112,7 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
     };
     let scorer_ids = serde_json::Value::from(run.scorer_ids.clone());
     let mut tx = s.begin_write().await?;
+    super::tenancy::admit::<DB>(&mut tx, tenant, Admission::Run).await?;
     // A concurrent delete of the dataset waits for this transaction (or it
     // is seen gone).
     let ds = fetch_dataset_locked(DB::conn(&mut tx), tenant, &run.dataset_id, Lock::Share).await?;

@@ -99,6 +99,10 @@ pub(crate) async fn usage<DB: Db, S: Handle<Db = DB>>(s: &S, id: &str) -> StoreR
         .arg(id)
         .fetch_one(s.reads())
         .await?;
+    usage_of(&row)
+}
+
+fn usage_of(row: &impl StoredRow) -> StoreResult<TenantUsage> {
     Ok(TenantUsage {
         datasets: row.int("datasets")?,
         stored_bytes: row.int("stored")?,
@@ -125,4 +129,54 @@ pub(crate) async fn visible_plugins<DB: Db, S: Handle<Db = DB>>(
         rows::plugin,
     )
     .await
+}
+
+/// What a write adds that tenant limits count.
+pub(crate) enum Admission<'a> {
+    Dataset,
+    Plugin { id: &'a str, size: i64 },
+    Run,
+}
+
+/// Checks `what` against tenant `id`'s limits and usage as seen inside the
+/// write transaction `c`, so two concurrent writes cannot both pass a check
+/// that only one of them fits (the race of checking before the write). On
+/// PostgreSQL the tenant's row is locked for the rest of the transaction;
+/// SQLite's single writer already serializes the writes. `NotFound` when
+/// the tenant does not exist.
+pub(crate) async fn admit<DB: Db>(
+    c: &mut DB::Connection,
+    id: &str,
+    what: Admission<'_>,
+) -> StoreResult<()> {
+    let sql = if DB::ROW_LOCKS {
+        sql::tenancy::LIMITS_FOR_ADMISSION
+    } else {
+        sql::tenancy::LIMITS
+    };
+    let row = sqlx::query(sql)
+        .arg(id)
+        .fetch_optional(DB::conn(c))
+        .await?
+        .ok_or_else(|| StoreError::not_found("Tenant", id))?;
+    let limits = rows::tenant_limits(&row)?;
+    let row = sqlx::query(sql::tenancy::USAGE)
+        .arg(id)
+        .fetch_one(DB::conn(c))
+        .await?;
+    let usage = usage_of(&row)?;
+    match what {
+        Admission::Dataset => crate::tenancy::admit_dataset(&limits, &usage),
+        Admission::Run => crate::tenancy::admit_run(&limits, &usage),
+        Admission::Plugin { id: plugin, size } => {
+            let replaces = sqlx::query(sql::tenancy::PLUGIN_SIZE)
+                .arg(id)
+                .arg(plugin)
+                .fetch_optional(DB::conn(c))
+                .await?
+                .map(|r| r.int_at(0))
+                .transpose()?;
+            crate::tenancy::admit_plugin(&limits, &usage, size, replaces)
+        }
+    }
 }
