@@ -11,6 +11,7 @@ mod info;
 mod item;
 mod scorer;
 mod target;
+pub mod template;
 pub mod testing;
 
 pub use error::{ErrorKind, PluginError};
