@@ -16,6 +16,7 @@
 //! * [`stats`] computes a run's statistics (per scorer, latency, failures);
 //!   [`compare::compare_runs`] compares two runs with the same tallies.
 
+pub mod adaptive;
 pub mod assembly;
 pub mod catalog;
 pub mod ceilings;

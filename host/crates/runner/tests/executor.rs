@@ -537,6 +537,44 @@ async fn cpu_bound_calls_pass_the_call_gate_and_waiting_calls_do_not() {
     }
 }
 
+/// Against an upstream that takes 4 calls at once and answers 429 above
+/// that, a run allowed 32 in flight backs off to about the upstream's
+/// capacity instead of spending most calls on 429s, and every item still
+/// succeeds.
+#[tokio::test]
+async fn the_in_flight_limit_backs_off_when_the_upstream_throttles() {
+    let (store, _dir) = store().await;
+    let items = 300;
+    let inputs = (0..items).map(|i| json!({"n": i, "delayMs": 5})).collect();
+    let run = dataset_run(&store, inputs).await;
+    let target = Arc::new(MockTarget {
+        capacity: Some(4),
+        ..MockTarget::default()
+    });
+    let options = RunOptions {
+        max_concurrency: 32,
+        max_retries: 100,
+        retry_delay: Duration::from_millis(2),
+        ..Default::default()
+    };
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, target.clone(), vec![], options),
+            RunHooks::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.succeeded_count, items as i64);
+    let rejected = target.rejected.load(Ordering::SeqCst);
+    // Without adaptation about 400 calls are refused here (retries keep 32
+    // attempts going at a capacity of 4); with it, about 70: the probes
+    // above capacity as the limit grows back.
+    assert!(
+        rejected < items as usize / 2,
+        "{rejected} calls refused for {items} items"
+    );
+}
+
 #[tokio::test]
 async fn the_process_wide_item_limit_caps_runs_sharing_an_executor() {
     let (store, _dir) = store().await;

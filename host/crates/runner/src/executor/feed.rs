@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use assay_store::DatasetItem;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::start::Started;
 use super::{Executor, STORAGE_RETRIES, STORAGE_RETRY_DELAY};
+use crate::adaptive::AdaptiveLimit;
 use crate::error::RunError;
 use crate::retry::backoff;
 
@@ -31,7 +31,9 @@ impl Executor {
             ..
         } = run;
         let weight = *weight;
-        let run_slots = Arc::new(Semaphore::new(options.max_concurrency));
+        // The run's `maxConcurrency`, adapted down while the target's
+        // upstream throttles (see `crate::adaptive`).
+        let run_slots = AdaptiveLimit::new(options.max_concurrency);
         let process_slots = self.item_slots.share(tenant, weight);
         let call_slots = Arc::new(self.call_slots.share(tenant, weight));
         let mut tasks = JoinSet::new();
@@ -52,7 +54,7 @@ impl Executor {
                 let run_permit = tokio::select! {
                     biased;
                     _ = stop.cancelled() => break 'pages Ok(()),
-                    p = run_slots.clone().acquire_owned() => p.expect("semaphore open"),
+                    p = run_slots.acquire() => p,
                 };
                 let process_permit = tokio::select! {
                     biased;
@@ -62,8 +64,8 @@ impl Executor {
                 let ctx = shared.clone();
                 let calls = call_slots.clone();
                 tasks.spawn(async move {
-                    ctx.process(item, &calls).await;
-                    drop((run_permit, process_permit));
+                    ctx.process(item, &calls, run_permit).await;
+                    drop(process_permit);
                 });
                 while let Some(joined) = tasks.try_join_next() {
                     log_panic(run_id, joined);

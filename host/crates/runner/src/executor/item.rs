@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::ItemCallback;
+use crate::adaptive::{AdaptivePermit, CallSignal};
 use crate::config::RunOptions;
 use crate::item::ItemWithScores;
 use crate::plugins::{Scorer, Target};
@@ -44,13 +45,16 @@ enum TargetPhase {
     Done {
         outcome: Result<TargetOutcome, CallFailure>,
         retry_count: u32,
+        place: AdaptivePermit,
     },
     Cancelled,
 }
 
 impl ItemContext {
-    /// Executes one item to its end (or until the run is aborted).
-    pub(super) async fn process(&self, item: DatasetItem, calls: &RunShare) {
+    /// Executes one item to its end (or until the run is aborted), holding
+    /// `place` under the run's adaptive in-flight limit (given back and
+    /// taken again around each retry of a throttled target call).
+    pub(super) async fn process(&self, item: DatasetItem, calls: &RunShare, place: AdaptivePermit) {
         let started_at = Utc::now();
         let index = item.position;
         let plugin_item = PluginItem {
@@ -60,14 +64,21 @@ impl ItemContext {
             metadata: item.context.clone(),
         };
         let clock = Instant::now();
-        let (outcome, retry_count) = match self.run_target(&plugin_item, calls).await {
+        let (outcome, retry_count, place) = match self.run_target(&plugin_item, calls, place).await
+        {
             TargetPhase::Done {
                 outcome,
                 retry_count,
-            } => (outcome, retry_count),
+                place,
+            } => (outcome, retry_count, place),
             TargetPhase::Cancelled => return,
         };
         let latency = clock.elapsed().as_secs_f64() * 1000.0;
+        let signal = match &outcome {
+            Ok(_) => CallSignal::Ok,
+            Err(f) if f.error.is_transient() => CallSignal::Throttled,
+            Err(_) => CallSignal::Neutral,
+        };
 
         let (output, trace_id, error, error_kind, logs) = match outcome {
             Ok(out) => (Some(out.output), out.trace_id, None, None, out.logs),
@@ -108,11 +119,17 @@ impl ItemContext {
             scores,
         };
         self.finish_item(without_nul(result), index).await;
+        place.finish(signal);
     }
 
     /// Target call with retries (transient errors only), the item deadline
     /// and cancellation.
-    async fn run_target(&self, item: &PluginItem, calls: &RunShare) -> TargetPhase {
+    async fn run_target(
+        &self,
+        item: &PluginItem,
+        calls: &RunShare,
+        mut place: AdaptivePermit,
+    ) -> TargetPhase {
         let deadline = self.options.item_timeout.map(|d| Instant::now() + d);
         let mut retry_count = 0u32;
         loop {
@@ -139,16 +156,25 @@ impl ItemContext {
                         wait = wait.min(d.saturating_duration_since(Instant::now()));
                     }
                     debug!(item = item.id, retry_count, ?wait, error = %f.error, "transient failure; retrying");
-                    tokio::select! {
+                    // Give the place back while waiting: the upstream is
+                    // at capacity, and the retry queues under the lowered
+                    // limit like any new item.
+                    let limit = place.throttled();
+                    let requeue = async {
+                        tokio::time::sleep(wait).await;
+                        limit.acquire().await
+                    };
+                    place = tokio::select! {
                         biased;
                         _ = self.abort.cancelled() => return TargetPhase::Cancelled,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
+                        p = requeue => p,
+                    };
                     retry_count += 1;
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return TargetPhase::Done {
                             outcome: Err(item_timeout(self.options.item_timeout)),
                             retry_count,
+                            place,
                         };
                     }
                 }
@@ -156,6 +182,7 @@ impl ItemContext {
                     return TargetPhase::Done {
                         outcome,
                         retry_count,
+                        place,
                     };
                 }
             }

@@ -108,9 +108,13 @@ fn failure(error: CallError) -> CallFailure {
 /// `delayMs` sleeps first; `fail: "transient"|"failed"|"invalid"` fails;
 /// `failTimes: k` fails transiently on the first k attempts of that item.
 /// `cpu_bound` is what it tells the executor (a wasm plugin says true).
+/// `capacity`: like a rate-limited upstream, a call beyond that many in
+/// flight fails at once, transiently ("429").
 #[derive(Default)]
 pub struct MockTarget {
     pub cpu_bound: bool,
+    pub capacity: Option<usize>,
+    pub rejected: AtomicUsize,
     pub calls: AtomicUsize,
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
@@ -132,6 +136,12 @@ impl Target for MockTarget {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         let _guard = Decrement(&self.in_flight);
+        if self.capacity.is_some_and(|cap| now > cap) {
+            self.rejected.fetch_add(1, Ordering::SeqCst);
+            return Err(failure(CallError::Transient(
+                "429 Too Many Requests".into(),
+            )));
+        }
         let attempt = {
             let mut a = self.attempts.lock().unwrap();
             let e = a.entry(item.id.clone()).or_default();
