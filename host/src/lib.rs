@@ -21,3 +21,4 @@ pub mod logging;
 pub mod progress;
 pub mod report;
 pub mod table;
+pub mod term;

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let exit = match outcome {
         Ok(exit) => exit,
         Err(e) => {
-            eprintln!("error: {}", format_error(&e));
+            eprintln!("error: {}", assay::term::safe(&format_error(&e)));
             code_for_error(&e)
         }
     };

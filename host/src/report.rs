@@ -99,7 +99,8 @@ impl Report {
         }
     }
 
-    /// The summary as text (what `assay run` prints without `--json`).
+    /// The summary as text (what `assay run` prints without `--json`),
+    /// terminal-safe: failure messages come from plugins.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "Run {}  {}", self.stats.run_id, self.status_label());
@@ -241,7 +242,7 @@ impl Report {
                 );
             }
         }
-        out
+        crate::term::safe(&out).into_owned()
     }
 }
 

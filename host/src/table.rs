@@ -2,7 +2,19 @@
 
 /// Renders rows under a header, columns padded to their widest cell and
 /// separated by two spaces. Columns listed in `right` are right-aligned.
+///
+/// Cells are made terminal-safe ([`crate::term::safe_line`]): they often
+/// hold text from plugins.
 pub fn render(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| crate::term::safe_line(cell).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &rows;
     let columns = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {

@@ -334,6 +334,46 @@ fn failed_items_are_grouped_and_gate_with_fail_on_errors() {
         .code(4);
 }
 
+/// A plugin's error message with terminal escape sequences (colour, window
+/// title, a hyperlink) is printed with the escapes shown, not executed.
+#[test]
+fn escape_sequences_from_plugins_are_shown_not_sent_to_the_terminal() {
+    let env = Env::new();
+    let message = r"\u001b[31mred\u001b]0;pwned\u0007\u001b]8;;http://evil\u0007link";
+    let file = env.write(
+        "escapes.jsonl",
+        &format!(
+            "{{\"input\": {{\"mode\": \"fail-with\", \"message\": \"{message}\"}}}}\n{}",
+            r#"{"input": {"mode": "echo"}}"#
+        ),
+    );
+    let out = env
+        .cmd()
+        .args([
+            "run",
+            "-d",
+            file.to_str().unwrap(),
+            "-t",
+            &plugin("hostile-target"),
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    for stream in [&out.stdout, &out.stderr] {
+        assert!(
+            !stream.iter().any(|b| *b == 0x1b || *b == 0x07),
+            "raw control bytes reached the terminal: {}",
+            String::from_utf8_lossy(stream)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(r"\x1b[31mred\x1b]0;pwned\x07"),
+        "the message is shown with visible escapes: {text}"
+    );
+}
+
 #[test]
 fn ctrl_c_cancels_the_run_keeps_results_and_exits_130() {
     let env = Env::new();

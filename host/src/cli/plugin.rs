@@ -12,6 +12,7 @@ use crate::app::{App, BUILD_PLUGINS_HINT, looks_like_path};
 use crate::cli::print_json;
 use crate::exit::Exit;
 use crate::table;
+use crate::term::safe;
 
 /// Plugin commands.
 #[derive(Debug, Subcommand)]
@@ -328,7 +329,7 @@ async fn check(app: &App, a: CheckArgs) -> Result<Exit> {
                     short_digest(&r.digest),
                     r.contract_version
                 ),
-                (None, Some(e)) => println!("FAIL  {}: {e}", o.file),
+                (None, Some(e)) => println!("FAIL  {}: {}", o.file, safe(e)),
                 (None, None) => {}
             }
         }
@@ -377,7 +378,7 @@ async fn info(app: &App, a: InfoArgs) -> Result<Exit> {
     if a.json {
         print_json(&serde_json::json!({ "report": report, "registered": record }))?;
     } else {
-        println!("{report}");
+        println!("{}", safe(&report.to_string()));
         if let Some(r) = record {
             println!(
                 "  registered:  {}",

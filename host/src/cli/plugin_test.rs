@@ -193,14 +193,24 @@ pub async fn run(app: &App, a: TestArgs) -> Result<Exit> {
     })
 }
 
+/// `println!` through [`crate::term::safe`]: outputs, reasons and logs come
+/// from the plugin under test.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", crate::term::safe(&format!($($arg)*)))
+    };
+}
+
 fn print_outcome(o: &ItemOutcome) {
     let took = format!("{:.1} ms", o.micros as f64 / 1000.0);
     match (&o.error, o.score, &o.output) {
-        (Some(e), _, _) => println!(
+        (Some(e), _, _) => say!(
             "item {}: error ({}): {}  [{took}]",
-            o.item, e.kind, e.message
+            o.item,
+            e.kind,
+            e.message
         ),
-        (None, Some(score), _) => println!(
+        (None, Some(score), _) => say!(
             "item {}: score {score:.3}{}  [{took}]",
             o.item,
             o.reason
@@ -208,7 +218,7 @@ fn print_outcome(o: &ItemOutcome) {
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default()
         ),
-        (None, None, Some(output)) => println!(
+        (None, None, Some(output)) => say!(
             "item {}: output {output}{}  [{took}]",
             o.item,
             o.trace_id
@@ -216,17 +226,17 @@ fn print_outcome(o: &ItemOutcome) {
                 .map(|t| format!(" trace {t}"))
                 .unwrap_or_default()
         ),
-        (None, None, None) => println!("item {}: no result  [{took}]", o.item),
+        (None, None, None) => say!("item {}: no result  [{took}]", o.item),
     }
     if let Some(m) = &o.metadata {
-        println!("  metadata: {m}");
+        say!("  metadata: {m}");
     }
     for (name, text) in [("stdout", &o.logs.stdout), ("stderr", &o.logs.stderr)] {
         for line in text.lines() {
-            println!("  {name}| {line}");
+            say!("  {name}| {line}");
         }
     }
     if o.logs.truncated {
-        println!("  (logs cut at the limit)");
+        say!("  (logs cut at the limit)");
     }
 }

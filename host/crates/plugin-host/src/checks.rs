@@ -116,7 +116,7 @@ fn validate_id(id: &str) -> Result<(), LoadError> {
         Ok(())
     } else {
         Err(LoadError::InvalidInfo(format!(
-            "plugin id `{id}` is not valid: use 1-64 lowercase letters, digits and `-`"
+            "plugin id {id:?} is not valid: use 1-64 lowercase letters, digits and `-`"
         )))
     }
 }
