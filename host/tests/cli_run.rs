@@ -374,6 +374,41 @@ fn escape_sequences_from_plugins_are_shown_not_sent_to_the_terminal() {
     );
 }
 
+/// `--log-format json`: every stderr line is a JSON object, and a run's
+/// lines carry its run id and tenant.
+#[test]
+fn json_logs_carry_the_run_and_tenant() {
+    let env = Env::new();
+    let file = env.write(
+        "logs.jsonl",
+        r#"{"input": "a", "expectedOutput": "a"}
+{"input": "b", "expectedOutput": "b"}"#,
+    );
+    let out = env
+        .cmd()
+        .env("ASSAY_LOG", "assay_runner=debug")
+        .args(["--log-format", "json", "run", "-d", file.to_str().unwrap()])
+        .args(["-t", &plugin("echo"), "-s", &plugin("exact-match"), "--json", "-q"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run_id = report["runId"].as_str().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let started = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "run started")
+        .unwrap_or_else(|| panic!("no `run started` line in {stderr}"));
+    assert_eq!(started["level"], "INFO");
+    assert_eq!(started["span"]["run_id"], run_id, "{started}");
+    assert_eq!(started["span"]["tenant"], "default", "{started}");
+}
+
 #[test]
 fn ctrl_c_cancels_the_run_keeps_results_and_exits_130() {
     let env = Env::new();

@@ -21,6 +21,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::{App, AppConfig, default_cache_dir, default_database_url};
 use crate::exit::Exit;
+use crate::logging::LogFormat;
 
 const ROOT_AFTER_HELP: &str = "\
 Examples:
@@ -111,6 +112,17 @@ pub struct GlobalArgs {
     /// Do not cache compiled plugins on disk
     #[arg(long, global = true)]
     pub no_cache: bool,
+
+    /// Log lines on stderr as text for people, or one JSON object per line
+    /// (with the run id and tenant of a run's lines) for log collectors
+    #[arg(
+        long,
+        global = true,
+        env = "ASSAY_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
 
     /// Tenant the command acts for [default: default]; `assay key` commands: the key's tenant
     #[arg(long, global = true, env = "ASSAY_TENANT", value_name = "NAME")]

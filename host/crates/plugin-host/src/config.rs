@@ -52,6 +52,13 @@ pub struct HostConfig {
     /// Largest `wasi:random` request a guest may make at once (larger
     /// requests trap instead of making the host allocate them).
     pub max_random_bytes: u64,
+    /// Bytes of each freed linear-memory (and table) slot of the pool kept
+    /// mapped and reset in place rather than returned to the kernel. Every
+    /// call instantiates afresh; big runtimes (CPython, a JavaScript
+    /// engine) touch megabytes of their pre-initialized heap on each call,
+    /// and with 0 each touch is a page fault on a freshly decommitted page.
+    /// The pool's memory stays committed up to this much per slot in use.
+    pub keep_resident_bytes: usize,
 }
 
 impl Default for HostConfig {
@@ -71,6 +78,7 @@ impl Default for HostConfig {
             max_memories_per_component: 2,
             max_tables_per_component: 4,
             max_random_bytes: MIB as u64,
+            keep_resident_bytes: 0,
         }
     }
 }

@@ -207,8 +207,8 @@ fn engine_config(config: &HostConfig, pooling: bool) -> Config {
             .max_memories_per_component(config.max_memories_per_component)
             .max_tables_per_component(config.max_tables_per_component)
             .max_memory_size(config.max_memory_bytes)
-            .linear_memory_keep_resident(0)
-            .table_keep_resident(0)
+            .linear_memory_keep_resident(config.keep_resident_bytes)
+            .table_keep_resident(config.keep_resident_bytes)
             // Every call frees an instance: batching the decommits (madvise)
             // saves syscalls and cross-core TLB shootdowns when calls run on
             // several threads.

@@ -77,7 +77,14 @@ impl ResultWriter {
         turns: RunShare,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Job>(max_batch.max(1) * 2);
-        let handle = tokio::spawn(write_loop(sink, run_id, owner, max_batch.max(1), rx, turns));
+        let handle = tokio::spawn(tracing::Instrument::in_current_span(write_loop(
+            sink,
+            run_id,
+            owner,
+            max_batch.max(1),
+            rx,
+            turns,
+        )));
         (Self { tx }, handle)
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use assay_store::DatasetItem;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 use super::start::Started;
 use super::{Executor, STORAGE_RETRIES, STORAGE_RETRY_DELAY};
@@ -63,10 +63,13 @@ impl Executor {
                 };
                 let ctx = shared.clone();
                 let calls = call_slots.clone();
-                tasks.spawn(async move {
-                    ctx.process(item, &calls, run_permit).await;
-                    drop(process_permit);
-                });
+                tasks.spawn(
+                    async move {
+                        ctx.process(item, &calls, run_permit).await;
+                        drop(process_permit);
+                    }
+                    .in_current_span(),
+                );
                 while let Some(joined) = tasks.try_join_next() {
                     log_panic(run_id, joined);
                 }

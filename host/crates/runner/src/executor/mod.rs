@@ -33,6 +33,7 @@ use std::time::Duration;
 use assay_store::{Run, Store};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::assembly::{DEFAULT_LEASE, DEFAULT_PROCESS_ITEM_SLOTS};
 use crate::config::RunOptions;
@@ -179,11 +180,18 @@ impl Executor {
 
     /// Executes `plan` to the end (or until cancelled / shut down).
     pub async fn execute(&self, plan: RunPlan, hooks: RunHooks) -> Result<RunSummary, RunError> {
-        let started = self.start(plan, &hooks).await?;
-        let feed = self.feed_items(&started).await;
-        // Join everything before finalizing: no write after finalization.
-        let joined = started.join().await;
-        self.finalize(joined, feed, &hooks).await
+        // Every log line of the run (its item tasks and helpers included)
+        // carries the run id and the tenant.
+        let span = tracing::info_span!("run", run_id = %plan.run.id, tenant = %plan.tenant);
+        async move {
+            let started = self.start(plan, &hooks).await?;
+            let feed = self.feed_items(&started).await;
+            // Join everything before finalizing: no write after finalization.
+            let joined = started.join().await;
+            self.finalize(joined, feed, &hooks).await
+        }
+        .instrument(span)
+        .await
     }
 }
 

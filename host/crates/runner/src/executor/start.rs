@@ -223,12 +223,12 @@ fn spawn_cancel_recorder(
     run_id: String,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
         cancel.cancelled().await;
         if let Err(e) = store.request_cancel(&tenant, &run_id).await {
             debug!(run_id, error = %e, "recording the cancel request failed");
         }
-    })
+    }))
 }
 
 fn spawn_stop_watcher(
@@ -244,7 +244,7 @@ fn spawn_stop_watcher(
         lease_lost.clone(),
     );
     let (stop, abort) = (stop.clone(), abort.clone());
-    tokio::spawn(async move {
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
         tokio::select! {
             _ = cancel.cancelled() => {}
             _ = hard.cancelled() => {}
@@ -260,7 +260,7 @@ fn spawn_stop_watcher(
         }
         stop.cancel();
         abort.cancel();
-    })
+    }))
 }
 
 fn spawn_heartbeat(
@@ -271,7 +271,7 @@ fn spawn_heartbeat(
     cancel: CancellationToken,
     lease_lost: CancellationToken,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
         let period = (lease / 3).max(Duration::from_millis(50));
         let mut tick = tokio::time::interval(period);
         tick.tick().await;
@@ -292,5 +292,5 @@ fn spawn_heartbeat(
                 Err(e) => warn!(run_id, error = %e, "lease renewal failed"),
             }
         }
-    })
+    }))
 }
