@@ -388,7 +388,14 @@ fn json_logs_carry_the_run_and_tenant() {
         .cmd()
         .env("ASSAY_LOG", "assay_runner=debug")
         .args(["--log-format", "json", "run", "-d", file.to_str().unwrap()])
-        .args(["-t", &plugin("echo"), "-s", &plugin("exact-match"), "--json", "-q"])
+        .args([
+            "-t",
+            &plugin("echo"),
+            "-s",
+            &plugin("exact-match"),
+            "--json",
+            "-q",
+        ])
         .assert()
         .code(0)
         .get_output()

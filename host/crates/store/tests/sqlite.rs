@@ -263,3 +263,24 @@ async fn concurrent_writers_and_readers_on_one_file_do_not_fail() {
     assert_eq!(a.get_run(T, &run_b.id).await.unwrap().succeeded_count, 200);
     assert_eq!(b.get_run(T, &run_a.id).await.unwrap().succeeded_count, 200);
 }
+
+/// Several processes opening one new database file at once (here: several
+/// stores) take turns at the migrations: each sees the schema complete, none
+/// fails on a half-applied migration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_opens_take_turns_at_the_migrations() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = file_url(&dir);
+        let opens = (0..4).map(|_| SqliteStore::connect(&url));
+        for (i, store) in futures::future::join_all(opens)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            let store = store.unwrap_or_else(|e| panic!("open {i} failed: {e}"));
+            let s: Arc<dyn Store> = Arc::new(store);
+            s.tenant_usage(T).await.expect("the schema is complete");
+        }
+    }
+}

@@ -40,6 +40,38 @@ pub(super) fn create_private(path: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// An exclusive lock on `<database>-migrate.lock`, held while migrations
+/// run: sqlx takes no lock around SQLite migrations, so two processes
+/// opening one new file at once would both apply the first migration (one
+/// of them then fails on "table already exists"). The lock file is created
+/// private like the database; it is released when the guard drops (or the
+/// process dies: the kernel drops the lock).
+pub(super) struct MigrationLock {
+    _file: std::fs::File,
+}
+
+impl MigrationLock {
+    /// Waits for the lock (blocking: call off the async threads).
+    pub(super) fn acquire(database: &Path) -> Result<Self, StoreError> {
+        let mut name = database.as_os_str().to_os_string();
+        name.push("-migrate.lock");
+        let path = Path::new(&name);
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path).map_err(|e| {
+            StoreError::Config(format!(
+                "cannot open the migration lock {}: {e}",
+                path.display()
+            ))
+        })?;
+        file.lock()
+            .map_err(|e| StoreError::Config(format!("cannot lock {}: {e}", path.display())))?;
+        Ok(Self { _file: file })
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::PermissionsExt;

@@ -27,7 +27,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use crate::store::Backend;
 
 /// How long a statement waits for a lock held by another connection or
@@ -72,6 +72,19 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(opts.clone())
             .await?;
+        // Processes opening one file take turns at the migrations.
+        let _turn = match in_memory {
+            true => None,
+            false => {
+                let path = opts.get_filename().to_path_buf();
+                let lock = tokio::task::spawn_blocking(move || file::MigrationLock::acquire(&path))
+                    .await
+                    .map_err(|e| {
+                        StoreError::Config(format!("waiting for the migration lock: {e}"))
+                    })??;
+                Some(lock)
+            }
+        };
         sqlx::migrate!("../../../migrations/sqlite")
             .run(&writer)
             .await?;
