@@ -281,6 +281,7 @@ mod tests {
             config: serde_json::json!({}),
             error: None,
             cancel_requested: false,
+            takeovers: 0,
             started_at: Some(now - chrono::Duration::seconds(2)),
             completed_at: Some(now),
             created_at: now,

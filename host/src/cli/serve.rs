@@ -23,6 +23,11 @@ pub struct ServeArgs {
     /// Runs executed at once (more wait as pending)
     #[arg(long, default_value_t = assay_api::config::DEFAULT_MAX_ACTIVE_RUNS, value_name = "N")]
     pub max_active_runs: usize,
+    /// Times a run may be taken over after the process running it stopped
+    /// without finishing it (crash, kill) before it is failed instead of
+    /// resumed again
+    #[arg(long, default_value_t = assay_runner::DEFAULT_MAX_TAKEOVERS, value_name = "N")]
+    pub max_takeovers: i64,
     /// Items in flight at once across all runs
     #[arg(long, default_value_t = assay_runner::assembly::DEFAULT_PROCESS_ITEM_SLOTS, value_name = "N")]
     pub item_slots: usize,
@@ -158,6 +163,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         assembly,
         plugin_dirs: app.plugin_dirs.clone(),
         max_active_runs: args.max_active_runs.max(1),
+        max_takeovers: args.max_takeovers.max(0),
         grace: args.grace,
         body_limit_bytes: args.body_limit_mib.max(1) << 20,
         auth: if args.no_auth {

@@ -34,6 +34,9 @@ pub struct ServeConfig {
     pub plugin_dirs: Vec<PathBuf>,
     /// Runs this process executes at once (more wait as `pending`).
     pub max_active_runs: usize,
+    /// Takeovers after which a run is failed instead of resumed (see
+    /// [`assay_runner::SchedulerConfig::max_takeovers`]).
+    pub max_takeovers: i64,
     /// At shutdown, how long in-flight items may take to finish before they
     /// are cancelled (their runs stay resumable either way).
     pub grace: Duration,
@@ -73,6 +76,7 @@ impl Default for ServeConfig {
             assembly: AssemblySettings::default(),
             plugin_dirs: Vec::new(),
             max_active_runs: DEFAULT_MAX_ACTIVE_RUNS,
+            max_takeovers: assay_runner::DEFAULT_MAX_TAKEOVERS,
             grace: DEFAULT_GRACE,
             body_limit_bytes: DEFAULT_BODY_LIMIT,
             sse_poll_interval: ApiOptions::default().sse_poll_interval,

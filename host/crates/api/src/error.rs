@@ -199,6 +199,11 @@ impl From<RunError> for ApiError {
                 let field = field.clone();
                 Self::over_limit(limit, value, e.to_string()).with_field(field)
             }
+            // Raised by the scheduler, never by a request; a conflict with
+            // the run's state if it ever reaches one.
+            RunError::TooManyTakeovers { .. } => {
+                Self::new(StatusCode::CONFLICT, "too_many_takeovers", e.to_string())
+            }
             RunError::Store(s) => s.into(),
         }
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use assay_plugin_host::LoadError;
-use assay_runner::{Assembly, Scheduler};
+use assay_runner::{Assembly, Scheduler, SchedulerConfig};
 use assay_store::{SHARED_TENANT, StoreError};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -83,7 +83,14 @@ pub async fn build_state(config: &ServeConfig) -> Result<AppState, ServeError> {
             warn!(file, %error, "plugin skipped");
         }
     }
-    let scheduler = Scheduler::start(assembly.executor(), catalog, config.max_active_runs);
+    let scheduler = Scheduler::start_with(
+        assembly.executor(),
+        catalog,
+        SchedulerConfig {
+            max_active_runs: config.max_active_runs,
+            max_takeovers: config.max_takeovers,
+        },
+    );
     Ok(AppState::new(store, scheduler, config.api_options()))
 }
 

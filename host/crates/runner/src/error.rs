@@ -5,6 +5,16 @@ use assay_store::StoreError;
 /// Why a run could not be set up, or why it stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The run was taken over too often after its process stopped.
+    #[error(
+        "the run was taken over {takeovers} times after the process running it stopped without finishing it (limit {limit}, `assay serve --max-takeovers`); it may be what stops the process, so it is failed instead of resumed again"
+    )]
+    TooManyTakeovers {
+        /// Takeovers so far.
+        takeovers: i64,
+        /// The limit.
+        limit: i64,
+    },
     /// A run option is out of range.
     #[error("invalid `{field}`: {message}")]
     InvalidOptions {

@@ -43,7 +43,7 @@ pub use error::RunError;
 pub use executor::{CallbackError, Executor, ItemCallback, RunHooks, RunPlan, on_item_complete};
 pub use item::ItemWithScores;
 pub use plugins::{Scorer, ScorerAsTarget, Target, WasmScorer, WasmTarget};
-pub use scheduler::Scheduler;
+pub use scheduler::{DEFAULT_MAX_TAKEOVERS, Scheduler, SchedulerConfig};
 pub use slots::ItemSlots;
 pub use stats::{RunStats, StatsBuilder};
 pub use summary::RunSummary;

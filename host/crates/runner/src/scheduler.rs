@@ -36,6 +36,22 @@ use crate::trigger::plan_run;
 /// How often the scheduler looks for work when nobody wakes it.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Takeovers after which a run is failed rather than resumed again (see
+/// [`SchedulerConfig::max_takeovers`]).
+pub const DEFAULT_MAX_TAKEOVERS: i64 = 3;
+
+/// How the scheduler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// Runs this process executes at once.
+    pub max_active_runs: usize,
+    /// A run taken over more often than this after its process stopped
+    /// without finishing it (a crash, a kill, an out-of-memory) is failed
+    /// instead of resumed: it may be what kills the process, and resuming
+    /// it on every restart would crash-loop the server.
+    pub max_takeovers: i64,
+}
+
 /// Handle to the background scheduler. Cheap to clone.
 #[derive(Clone)]
 pub struct Scheduler {
@@ -47,6 +63,7 @@ struct Inner {
     catalog: Arc<Catalog>,
     wake: Notify,
     max_active_runs: usize,
+    max_takeovers: i64,
     active: Mutex<HashMap<String, RunHooks>>,
     drain: CancellationToken,
     abort: CancellationToken,
@@ -54,13 +71,24 @@ struct Inner {
 }
 
 impl Scheduler {
-    /// Starts the scheduler loop on the current tokio runtime.
+    /// Starts the scheduler loop on the current tokio runtime, with the
+    /// default takeover limit.
     pub fn start(executor: Executor, catalog: Arc<Catalog>, max_active_runs: usize) -> Self {
+        let config = SchedulerConfig {
+            max_active_runs,
+            max_takeovers: DEFAULT_MAX_TAKEOVERS,
+        };
+        Self::start_with(executor, catalog, config)
+    }
+
+    /// Starts the scheduler loop on the current tokio runtime.
+    pub fn start_with(executor: Executor, catalog: Arc<Catalog>, config: SchedulerConfig) -> Self {
         let inner = Arc::new(Inner {
             executor,
             catalog,
             wake: Notify::new(),
-            max_active_runs: max_active_runs.max(1),
+            max_active_runs: config.max_active_runs.max(1),
+            max_takeovers: config.max_takeovers.max(0),
             active: Mutex::new(HashMap::new()),
             drain: CancellationToken::new(),
             abort: CancellationToken::new(),
@@ -187,7 +215,11 @@ impl Inner {
         let this = self.clone();
         self.tracker.spawn(async move {
             let run_id = run.id.clone();
-            let outcome = match plan_run(&this.catalog, &tenant, run, true).await {
+            let planned = match takeovers_exceeded(&run, this.max_takeovers) {
+                Some(refusal) => Err(refusal),
+                None => plan_run(&this.catalog, &tenant, run, true).await,
+            };
+            let outcome = match planned {
                 Ok(plan) => this.executor.execute(plan, hooks).await.map(|_| ()),
                 Err(e) => {
                     warn!(run_id, error = %e, "run cannot start");
@@ -214,4 +246,12 @@ impl Inner {
             this.wake.notify_one();
         });
     }
+}
+
+/// The error failing a run that was taken over more than `limit` times.
+fn takeovers_exceeded(run: &Run, limit: i64) -> Option<RunError> {
+    (run.takeovers > limit).then(|| RunError::TooManyTakeovers {
+        takeovers: run.takeovers,
+        limit,
+    })
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use assay_plugin_host::{HostConfig, PluginHost};
 use assay_runner::{
-    Catalog, Executor, RunError, RunOptions, RunRequest, Scheduler, TargetType, create_run,
+    Catalog, Executor, RunError, RunOptions, RunRequest, Scheduler, SchedulerConfig, TargetType,
+    create_run,
 };
 use assay_store::{NewDataset, NewItem, Page, Run, RunStatus, Store};
 use serde_json::{Value, json};
@@ -392,6 +393,50 @@ async fn a_run_whose_plugin_disappeared_fails_with_the_reason() {
     assert!(
         done.error.as_deref().unwrap_or_default().contains("echo"),
         "{done:?}"
+    );
+    scheduler.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A run whose process keeps dying (here: a claim by an owner that never
+/// renews) is failed once it was taken over more often than the limit,
+/// with a message saying why, instead of being resumed forever.
+#[tokio::test]
+async fn a_run_taken_over_too_often_is_failed_instead_of_resumed() {
+    let env = env_with(None).await;
+    let ds = dataset(&env.store, vec![(json!("a"), None)]).await;
+    let run = create_run(&env.store, &env.catalog, TENANT, request(&ds, "echo", &[]))
+        .await
+        .unwrap();
+    // Two processes took it and died.
+    let short = Duration::from_millis(20);
+    env.store
+        .claim_run(TENANT, &run.id, "dead-1", short)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let taken = env
+        .store
+        .claim_run(TENANT, &run.id, "dead-2", short)
+        .await
+        .unwrap();
+    assert_eq!(taken.takeovers, 1);
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let config = SchedulerConfig {
+        max_active_runs: 1,
+        max_takeovers: 1,
+    };
+    let scheduler = Scheduler::start_with(
+        Executor::new(env.store.clone()),
+        env.catalog.clone(),
+        config,
+    );
+    let done = wait_for(&env.store, &run.id, |r| r.status.is_terminal()).await;
+    assert_eq!(done.status, RunStatus::Failed, "{done:?}");
+    assert_eq!(done.takeovers, 2);
+    let error = done.error.unwrap_or_default();
+    assert!(
+        error.contains("taken over 2 times") && error.contains("limit 1"),
+        "{error}"
     );
     scheduler.shutdown(Duration::from_secs(5)).await;
 }

@@ -336,6 +336,10 @@ pub struct Run {
     /// Why a run failed as a whole (setup or fatal error).
     pub error: Option<String>,
     pub cancel_requested: bool,
+    /// Times another process took the run over after its lease expired
+    /// with its owner gone (not counting a release on graceful shutdown).
+    #[serde(default)]
+    pub takeovers: i64,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,

@@ -43,7 +43,7 @@ macro_rules! run_cols {
     () => {
         "id, tenant_id, dataset_id, dataset_version, target_type, target_id, scorer_ids, status, \
          total_items, succeeded_count, failed_count, skipped_count, config, error, \
-         cancel_requested, started_at, completed_at, created_at, updated_at"
+         cancel_requested, takeovers, started_at, completed_at, created_at, updated_at"
     };
 }
 /// Columns of `results` read by [`result`].
@@ -243,6 +243,7 @@ pub(crate) fn run(r: &impl StoredRow) -> StoreResult<Run> {
         config: r.json("config")?,
         error: r.text_opt("error")?,
         cancel_requested: r.flag("cancel_requested")?,
+        takeovers: r.int("takeovers")?,
         started_at: r.time_opt("started_at")?,
         completed_at: r.time_opt("completed_at")?,
         created_at: r.time("created_at")?,

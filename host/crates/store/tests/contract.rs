@@ -78,6 +78,7 @@ contract!(
     concurrent_writes_cannot_pass_a_limit_together,
     results_filter_in_the_database,
     stale_owner_cannot_write,
+    takeovers_count_only_runs_whose_owner_went_away,
     claim_semantics,
     two_hosts_never_share_a_run,
     claim_next_run_respects_max_active_runs,
@@ -983,6 +984,29 @@ async fn concurrent_writes_cannot_pass_a_limit_together(s: Fixture) {
         (usage.datasets, usage.plugins, usage.queued_runs),
         (3, 2, 2)
     );
+}
+
+/// A claim counts a takeover only when it takes a running run whose owner
+/// is gone (lease expired); starting a pending run, re-claiming one's own
+/// run, or taking a run released on shutdown is not a takeover.
+async fn takeovers_count_only_runs_whose_owner_went_away(s: Fixture) {
+    let (ds, _) = dataset_with(&s, "takeovers", 2).await;
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    let short = Duration::from_millis(30);
+    let first = s.claim_run(T, &run.id, "a", short).await.unwrap();
+    assert_eq!(first.takeovers, 0, "starting a pending run");
+    let again = s.claim_run(T, &run.id, "a", short).await.unwrap();
+    assert_eq!(again.takeovers, 0, "its own owner again");
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let (_, taken) = s.claim_next_run("b", short).await.unwrap().unwrap();
+    assert_eq!((taken.id.as_str(), taken.takeovers), (run.id.as_str(), 1));
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let taken = s.claim_run(T, &run.id, "c", LEASE).await.unwrap();
+    assert_eq!(taken.takeovers, 2, "claim_run counts too");
+    s.release_run(&run.id, "c").await.unwrap();
+    let (_, resumed) = s.claim_next_run("d", LEASE).await.unwrap().unwrap();
+    assert_eq!(resumed.takeovers, 2, "a released run is not taken over");
+    assert_eq!(s.get_run(T, &run.id).await.unwrap().takeovers, 2);
 }
 
 async fn stale_owner_cannot_write(s: Fixture) {

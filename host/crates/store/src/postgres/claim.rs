@@ -40,12 +40,13 @@ pub async fn claim_next_run(
              COALESCE(a.n, 0)::float8 / t.weight, r.created_at, r.id \
            LIMIT 1 FOR UPDATE OF r SKIP LOCKED) \
          UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $1), \
+         takeovers = runs.takeovers + CASE WHEN runs.status = 'running' AND runs.lease_owner IS NOT NULL AND runs.lease_owner <> $2 THEN 1 ELSE 0 END, \
          lease_owner = $2, lease_expires_at = now() + $3 * INTERVAL '1 millisecond', \
          updated_at = $1 FROM c WHERE runs.id = c.id RETURNING ",
         "runs.id, runs.tenant_id, runs.dataset_id, runs.dataset_version, runs.target_type, \
          runs.target_id, runs.scorer_ids, runs.status, runs.total_items, runs.succeeded_count, \
          runs.failed_count, runs.skipped_count, runs.config, runs.error, runs.cancel_requested, \
-         runs.started_at, runs.completed_at, runs.created_at, runs.updated_at"
+         runs.takeovers, runs.started_at, runs.completed_at, runs.created_at, runs.updated_at"
     ))
     .bind(now())
     .bind(owner)

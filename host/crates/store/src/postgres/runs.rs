@@ -158,6 +158,7 @@ impl RunStore for PostgresStore {
         }
         let row = sqlx::query(concat!(
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $1), \
+         takeovers = runs.takeovers + CASE WHEN runs.status = 'running' AND runs.lease_owner IS NOT NULL AND runs.lease_owner <> $2 THEN 1 ELSE 0 END, \
          lease_owner = $2, lease_expires_at = now() + $3 * INTERVAL '1 millisecond', \
          updated_at = $1 WHERE id = $4 RETURNING ",
             run_cols!()

@@ -105,6 +105,7 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
         config: new.config,
         error: None,
         cancel_requested: false,
+        takeovers: 0,
         started_at: None,
         completed_at: None,
         created_at: at,

@@ -160,6 +160,7 @@ impl RunStore for SqliteStore {
         }
         let row = sqlx::query(concat!(
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?1), \
+         takeovers = takeovers + CASE WHEN status = 'running' AND lease_owner IS NOT NULL AND lease_owner <> ?2 THEN 1 ELSE 0 END, \
          lease_owner = ?2, lease_expires_at = ?3, updated_at = ?1 WHERE id = ?4 RETURNING ",
             run_cols!()
         ))
