@@ -42,7 +42,13 @@ pub(crate) async fn execute(
         )
     })?;
     let net_log = NetLog::default();
-    let mut store = new_store(&host.inner.engine, limits, &host.inner.config, access, &net_log);
+    let mut store = new_store(
+        &host.inner.engine,
+        limits,
+        &host.inner.config,
+        access,
+        &net_log,
+    );
     let outcome = tokio::time::timeout(limits.timeout, pre.invoke(&mut store, request)).await;
     let secrets = &access.secrets;
     let mut logs = store.data().logs();

@@ -284,8 +284,12 @@ impl CallError {
         }
         let r = |m: String| secrets.redact(&m).into_owned();
         match self {
-            CallError::Trap { message } => CallError::Trap { message: r(message) },
-            CallError::Panic { message } => CallError::Panic { message: r(message) },
+            CallError::Trap { message } => CallError::Trap {
+                message: r(message),
+            },
+            CallError::Panic { message } => CallError::Panic {
+                message: r(message),
+            },
             CallError::InvalidJson { what, error } => CallError::InvalidJson {
                 what,
                 error: r(error),

@@ -157,7 +157,11 @@ mod tests {
             error: None,
         };
         let report = NetworkReport {
-            exchanges: vec![exchange(200, None), exchange(429, Some(3)), exchange(503, Some(7))],
+            exchanges: vec![
+                exchange(200, None),
+                exchange(429, Some(3)),
+                exchange(503, Some(7)),
+            ],
             refusals: vec!["a".into(), "a".into(), "b".into()],
         };
         assert!(report.throttled());

@@ -65,7 +65,12 @@ impl WasiHttpHooks for NetHooks {
         _io: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
         match self.admit(request) {
-            Ok(admitted) => Box::new(send(admitted, options, self.access.clone(), self.log.clone())),
+            Ok(admitted) => Box::new(send(
+                admitted,
+                options,
+                self.access.clone(),
+                self.log.clone(),
+            )),
             Err(error) => Box::new(async move { Err(error) }),
         }
     }
@@ -308,18 +313,11 @@ async fn connect_and_send(
             Box::new(tls)
         }
     };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<ConnectionIo, _>(
-        TokioIo::new(stream),
-    )
-    .await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<ConnectionIo, _>(TokioIo::new(stream)).await?;
 
     *request.uri_mut() = http::Uri::builder()
-        .path_and_query(
-            request
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str()),
-        )
+        .path_and_query(request.uri().path_and_query().map_or("/", |p| p.as_str()))
         .build()
         .map_err(|_| Error::HttpRequestUriInvalid)?;
     let request = request.map(|body| LimitedRequest {

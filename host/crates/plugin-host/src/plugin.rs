@@ -165,7 +165,9 @@ impl Plugin {
         limits: &Limits,
         access: &NetworkAccess,
     ) -> Result<TargetOutcome, CallFailure> {
-        self.expect_kind(PluginKind::Target)?;
+        if let Some(failure) = self.wrong_kind(PluginKind::Target) {
+            return Err(failure);
+        }
         let request = Request::Run {
             item: guest_item(item),
             config: config.map(Value::to_string),
@@ -226,7 +228,9 @@ impl Plugin {
         limits: &Limits,
         access: &NetworkAccess,
     ) -> Result<ScoreOutcome, CallFailure> {
-        self.expect_kind(PluginKind::Scorer)?;
+        if let Some(failure) = self.wrong_kind(PluginKind::Scorer) {
+            return Err(failure);
+        }
         let request = Request::Score {
             item: guest_item(item),
             output: output.map(Value::to_string),
@@ -281,11 +285,12 @@ impl Plugin {
         }
     }
 
-    fn expect_kind(&self, kind: PluginKind) -> Result<(), CallFailure> {
+    /// A failure when this plugin is not of `kind`.
+    fn wrong_kind(&self, kind: PluginKind) -> Option<CallFailure> {
         if self.kind == kind {
-            return Ok(());
+            return None;
         }
-        Err(CallFailure::new(
+        Some(CallFailure::new(
             CallError::Host(format!(
                 "plugin `{}` is a {}, not a {kind}",
                 self.info.id, self.kind

@@ -112,7 +112,11 @@ async fn a_granted_host_is_reached_and_the_exchange_recorded() {
     assert_eq!(exchange.host, format!("127.0.0.1:{}", server.port));
     assert_eq!(exchange.status, Some(200));
     assert!(out.network.refusals.is_empty());
-    assert!(out.logs.stdout.contains("net-probe got: Ok((200"), "{}", out.logs.stdout);
+    assert!(
+        out.logs.stdout.contains("net-probe got: Ok((200"),
+        "{}",
+        out.logs.stdout
+    );
 }
 
 #[tokio::test]
@@ -166,8 +170,8 @@ async fn a_name_resolving_to_an_internal_address_is_refused_unless_named() {
             .with("localhost", &[loopback]),
     );
     let port = server.port;
-    let wildcard = access(grant(&[&format!("*.svc.test:{port}")], true))
-        .with_resolver(resolver.clone());
+    let wildcard =
+        access(grant(&[&format!("*.svc.test:{port}")], true)).with_resolver(resolver.clone());
 
     // The wildcard matches, but the name resolves to loopback: refused.
     let out = probe_ok(
@@ -231,7 +235,10 @@ async fn a_response_over_max_response_bytes_is_cut_with_a_clear_error() {
     let input = json!({"url": server.url("/big"), "failOnError": true});
     let failure = probe(input, &access(g)).await.expect_err("too big");
     let message = failure.error.to_string();
-    assert!(message.contains("response body size exceeds limit"), "{message}");
+    assert!(
+        message.contains("response body size exceeds limit"),
+        "{message}"
+    );
     assert!(
         message.contains(&format!(
             "the response from 127.0.0.1:{} is larger than the grant's maxResponseBytes (1024 bytes)",
@@ -275,7 +282,11 @@ async fn a_secret_reaches_the_server_but_never_the_results() {
     let text = format!("{} {:?}", out.output, out.logs);
     assert!(!text.contains(SECRET), "secret leaked: {text}");
     assert_eq!(first(&out)["body"], "auth=Bearer [secret KEY] body=0");
-    assert!(out.logs.stdout.contains("[secret KEY]"), "{}", out.logs.stdout);
+    assert!(
+        out.logs.stdout.contains("[secret KEY]"),
+        "{}",
+        out.logs.stdout
+    );
 
     // Echoed into the call's error message: redacted too.
     let mut failing = input;
@@ -344,7 +355,11 @@ async fn a_raw_tcp_socket_is_refused_even_to_a_granted_address() {
 
 /// A server that reads one request head and never answers; it reports
 /// when the client closes the connection.
-async fn silent_server() -> (u16, tokio::sync::oneshot::Receiver<()>, tokio::sync::oneshot::Receiver<()>) {
+async fn silent_server() -> (
+    u16,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Receiver<()>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (got_request, got_request_rx) = tokio::sync::oneshot::channel();
