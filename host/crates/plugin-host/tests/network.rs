@@ -419,3 +419,17 @@ async fn a_request_over_the_total_timeout_fails_naming_the_limit() {
     );
     assert_eq!(failure.network.exchanges[0].status, None);
 }
+
+#[tokio::test]
+async fn https_is_tls_verified_and_never_downgraded() {
+    // A granted https host whose server speaks plain HTTP: the TLS
+    // handshake fails, nothing is sent in clear.
+    let server = Server::start().await;
+    let granted = access(grant(&[&format!("127.0.0.1:{}", server.port)], false));
+    let url = format!("https://127.0.0.1:{}/echo", server.port);
+    let out = probe_ok(json!({"url": url}), &granted).await;
+    let error = first(&out)["error"].as_str().unwrap_or_default();
+    assert!(error.contains("Tls"), "{}", out.output);
+    assert_eq!(server.requests(), 0);
+    assert_eq!(out.network.exchanges[0].status, None);
+}
