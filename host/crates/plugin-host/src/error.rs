@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::logs::CapturedLogs;
+use crate::net_report::NetworkReport;
 
 /// Why a component could not be loaded as an assay plugin.
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +241,66 @@ pub struct CallFailure {
     pub error: CallError,
     /// The guest's stdout/stderr up to the failure.
     pub logs: CapturedLogs,
+    /// The outbound requests the call made before failing.
+    pub network: NetworkReport,
+}
+
+impl CallFailure {
+    /// A failure with its logs and no network activity.
+    pub fn new(error: CallError, logs: CapturedLogs) -> Self {
+        Self {
+            error,
+            logs,
+            network: NetworkReport::default(),
+        }
+    }
+}
+
+impl CallError {
+    /// Appends ` (note)` to the message of errors that carry one, so a
+    /// stored failure says what the network refused. Errors with a fixed
+    /// message (timeout, memory, output size) are left as they are.
+    pub(crate) fn with_note(self, note: &str) -> CallError {
+        let add = |m: String| format!("{m} ({note})");
+        match self {
+            CallError::Trap { message } => CallError::Trap {
+                message: add(message),
+            },
+            CallError::Panic { message } => CallError::Panic {
+                message: add(message),
+            },
+            CallError::InvalidInput(m) => CallError::InvalidInput(add(m)),
+            CallError::Transient(m) => CallError::Transient(add(m)),
+            CallError::Failed(m) => CallError::Failed(add(m)),
+            CallError::Host(m) => CallError::Host(add(m)),
+            other => other,
+        }
+    }
+
+    /// Replaces secret values in the message by `[secret NAME]`.
+    pub(crate) fn redacted(self, secrets: &crate::secrets::Secrets) -> CallError {
+        if secrets.is_empty() {
+            return self;
+        }
+        let r = |m: String| secrets.redact(&m).into_owned();
+        match self {
+            CallError::Trap { message } => CallError::Trap {
+                message: r(message),
+            },
+            CallError::Panic { message } => CallError::Panic {
+                message: r(message),
+            },
+            CallError::InvalidJson { what, error } => CallError::InvalidJson {
+                what,
+                error: r(error),
+            },
+            CallError::InvalidInput(m) => CallError::InvalidInput(r(m)),
+            CallError::Transient(m) => CallError::Transient(r(m)),
+            CallError::Failed(m) => CallError::Failed(r(m)),
+            CallError::Host(m) => CallError::Host(r(m)),
+            other => other,
+        }
+    }
 }
 
 /// `5s`, `1.5s`, `250ms`.

@@ -66,6 +66,10 @@ impl PluginHost {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| LoadError::Engine(format!("cannot link WASI: {e}")))?;
+        // Outbound wasi:http only (no incoming handler): every request is
+        // checked against the call's grant by the store's hooks.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| LoadError::Engine(format!("cannot link wasi:http: {e}")))?;
         let engine_hash = engine_hash(&engine);
         let cache = match &config.cache_dir {
             Some(dir) => Some(

@@ -8,7 +8,9 @@
 //! disk), and every call runs in a fresh, pre-instantiated sandbox:
 //!
 //! * WASI with nothing granted: no files, no environment, no arguments, no
-//!   network; stdout and stderr captured up to a cap;
+//!   sockets; stdout and stderr captured up to a cap;
+//! * outbound HTTP (wasi:http) only as a call's [`NetworkAccess`] grants it,
+//!   checked on every request (see `docs/network.md`);
 //! * per-call [`Limits`]: wall-clock deadline (epoch interruption), linear
 //!   memory cap, output size cap;
 //! * every failure a typed [`CallError`] / [`LoadError`] with a message meant
@@ -50,8 +52,12 @@ mod host;
 mod inspect;
 mod loader;
 mod logs;
+mod net_access;
+mod net_report;
+mod net_send;
 mod plugin;
 mod sandbox;
+mod secrets;
 mod types;
 
 pub use cache::CacheStats;
@@ -65,5 +71,8 @@ pub use grant::{
 pub use host::PluginHost;
 pub use inspect::{PluginReport, inspect};
 pub use logs::CapturedLogs;
+pub use net_access::{NetworkAccess, Resolver, StaticResolver, SystemResolver};
+pub use net_report::{HttpExchange, NetworkReport};
 pub use plugin::Plugin;
+pub use secrets::{SecretValue, Secrets, UnknownSecret};
 pub use types::{PluginInfo, PluginItem, PluginKind, ScoreOutcome, TargetOutcome};

@@ -6,13 +6,14 @@ use serde_json::Value;
 use wasmtime::component::Component;
 
 use crate::bindings::{GuestItem, Pre, Request, Response};
-use crate::call::{call_info_blocking, execute};
+use crate::call::{Returned, call_info_blocking, execute, failure};
 use crate::checks::{check_info, check_score, check_target_output, guest_error};
 use crate::config::Limits;
 use crate::contract;
 use crate::error::{CallError, CallFailure, LoadError};
 use crate::host::{PluginHost, export_names, import_names};
 use crate::logs::CapturedLogs;
+use crate::net_access::NetworkAccess;
 use crate::types::{PluginInfo, PluginItem, PluginKind, ScoreOutcome, TargetOutcome};
 
 /// A loaded plugin: compiled, checked against the contract, and
@@ -138,22 +139,46 @@ impl Plugin {
         self.from_cache
     }
 
-    /// Runs a target plugin on one item in a fresh sandbox.
-    ///
-    /// Cancel-safe: dropping the future stops the guest at its next epoch
-    /// tick and frees its instance; nothing outlives the call.
+    /// Runs a target plugin on one item in a fresh sandbox, with no
+    /// network: see [`Plugin::run_target_with_network`].
     pub async fn run_target(
         &self,
         item: &PluginItem,
         config: Option<&Value>,
         limits: &Limits,
     ) -> Result<TargetOutcome, CallFailure> {
-        self.expect_kind(PluginKind::Target)?;
+        self.run_target_with_network(item, config, limits, &NetworkAccess::none())
+            .await
+    }
+
+    /// Runs a target plugin on one item in a fresh sandbox whose outbound
+    /// HTTP is checked against `access` on every request. Secret values of
+    /// `access` are redacted from everything returned.
+    ///
+    /// Cancel-safe: dropping the future stops the guest at its next epoch
+    /// tick, frees its instance and closes its connections; nothing
+    /// outlives the call.
+    pub async fn run_target_with_network(
+        &self,
+        item: &PluginItem,
+        config: Option<&Value>,
+        limits: &Limits,
+        access: &NetworkAccess,
+    ) -> Result<TargetOutcome, CallFailure> {
+        if let Some(failure) = self.wrong_kind(PluginKind::Target) {
+            return Err(failure);
+        }
         let request = Request::Run {
             item: guest_item(item),
             config: config.map(Value::to_string),
         };
-        let (response, logs) = execute(&self.host, &self.pre, request, limits).await?;
+        let returned = execute(&self.host, &self.pre, request, limits, access).await?;
+        let secrets = &access.secrets;
+        let Returned {
+            response,
+            logs,
+            network,
+        } = returned;
         let Response::Run(result) = response else {
             return Err(host_failure("unexpected response", logs));
         };
@@ -161,19 +186,25 @@ impl Plugin {
             .map_err(|e| guest_error(e, limits))
             .and_then(|out| check_target_output(out, limits))
         {
-            Ok((output, trace_id)) => Ok(TargetOutcome {
-                output,
-                trace_id,
-                logs,
-            }),
-            Err(error) => Err(CallFailure { error, logs }),
+            Ok((mut output, mut trace_id)) => {
+                secrets.redact_json(&mut output);
+                if let Some(id) = trace_id.as_mut() {
+                    secrets.redact_in_place(id);
+                }
+                Ok(TargetOutcome {
+                    output,
+                    trace_id,
+                    logs,
+                    network,
+                })
+            }
+            Err(error) => Err(failure(error, logs, network, secrets)),
         }
     }
 
     /// Scores `output` for one item in a fresh sandbox (`output` is `None`
-    /// when the target failed).
-    ///
-    /// Cancel-safe, like [`Plugin::run_target`].
+    /// when the target failed), with no network: see
+    /// [`Plugin::score_with_network`].
     pub async fn score(
         &self,
         item: &PluginItem,
@@ -181,13 +212,37 @@ impl Plugin {
         config: Option<&Value>,
         limits: &Limits,
     ) -> Result<ScoreOutcome, CallFailure> {
-        self.expect_kind(PluginKind::Scorer)?;
+        self.score_with_network(item, output, config, limits, &NetworkAccess::none())
+            .await
+    }
+
+    /// Scores `output` for one item in a fresh sandbox whose outbound HTTP
+    /// is checked against `access` (a model-graded scorer calls a model).
+    ///
+    /// Cancel-safe, like [`Plugin::run_target_with_network`].
+    pub async fn score_with_network(
+        &self,
+        item: &PluginItem,
+        output: Option<&Value>,
+        config: Option<&Value>,
+        limits: &Limits,
+        access: &NetworkAccess,
+    ) -> Result<ScoreOutcome, CallFailure> {
+        if let Some(failure) = self.wrong_kind(PluginKind::Scorer) {
+            return Err(failure);
+        }
         let request = Request::Score {
             item: guest_item(item),
             output: output.map(Value::to_string),
             config: config.map(Value::to_string),
         };
-        let (response, logs) = execute(&self.host, &self.pre, request, limits).await?;
+        let returned = execute(&self.host, &self.pre, request, limits, access).await?;
+        let secrets = &access.secrets;
+        let Returned {
+            response,
+            logs,
+            network,
+        } = returned;
         let Response::Score(result) = response else {
             return Err(host_failure("unexpected response", logs));
         };
@@ -195,36 +250,53 @@ impl Plugin {
             .map_err(|e| guest_error(e, limits))
             .and_then(|score| check_score(score, limits))
         {
-            Ok((value, reason, metadata)) => Ok(ScoreOutcome {
-                value,
-                reason,
-                metadata,
-                logs,
-            }),
-            Err(error) => Err(CallFailure { error, logs }),
+            Ok((value, mut reason, mut metadata)) => {
+                if let Some(reason) = reason.as_mut() {
+                    secrets.redact_in_place(reason);
+                }
+                if let Some(metadata) = metadata.as_mut() {
+                    secrets.redact_json(metadata);
+                }
+                Ok(ScoreOutcome {
+                    value,
+                    reason,
+                    metadata,
+                    logs,
+                    network,
+                })
+            }
+            Err(error) => Err(failure(error, logs, network, secrets)),
         }
     }
 
     /// Calls `info` again in a fresh sandbox (load already did this once).
     pub async fn call_info(&self, limits: &Limits) -> Result<PluginInfo, CallFailure> {
-        let (response, logs) = execute(&self.host, &self.pre, Request::Info, limits).await?;
-        match response {
+        let returned = execute(
+            &self.host,
+            &self.pre,
+            Request::Info,
+            limits,
+            &NetworkAccess::none(),
+        )
+        .await?;
+        match returned.response {
             Response::Info(info) => Ok(info),
-            _ => Err(host_failure("unexpected response", logs)),
+            _ => Err(host_failure("unexpected response", returned.logs)),
         }
     }
 
-    fn expect_kind(&self, kind: PluginKind) -> Result<(), CallFailure> {
+    /// A failure when this plugin is not of `kind`.
+    fn wrong_kind(&self, kind: PluginKind) -> Option<CallFailure> {
         if self.kind == kind {
-            return Ok(());
+            return None;
         }
-        Err(CallFailure {
-            error: CallError::Host(format!(
+        Some(CallFailure::new(
+            CallError::Host(format!(
                 "plugin `{}` is a {}, not a {kind}",
                 self.info.id, self.kind
             )),
-            logs: CapturedLogs::default(),
-        })
+            CapturedLogs::default(),
+        ))
     }
 }
 
@@ -238,8 +310,5 @@ fn guest_item(item: &PluginItem) -> GuestItem {
 }
 
 fn host_failure(message: &str, logs: CapturedLogs) -> CallFailure {
-    CallFailure {
-        error: CallError::Host(message.into()),
-        logs,
-    }
+    CallFailure::new(CallError::Host(message.into()), logs)
 }

@@ -7,15 +7,22 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::config::{HostConfig, Limits};
 use crate::error::CallError;
 use crate::logs::{CappedPipe, CapturedLogs, panic_message};
+use crate::net_access::NetworkAccess;
+use crate::net_report::NetLog;
+use crate::net_send::NetHooks;
 
 /// The data of one call's `Store`.
 pub(crate) struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    /// Checks and sends the guest's outbound requests (wasi:http).
+    net: NetHooks,
     limiter: MemoryLimiter,
     stdout: CappedPipe,
     stderr: CappedPipe,
@@ -28,6 +35,16 @@ impl WasiView for CallState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.net,
+            table: &mut self.table,
+            ctx: &mut self.http,
         }
     }
 }
@@ -101,12 +118,19 @@ impl std::error::Error for DeadlineExceeded {}
 ///
 /// WASI grants nothing: no preopened directories, no environment, no
 /// arguments, no sockets or name lookups, an empty stdin; stdout and stderr
-/// go to capped in-memory pipes.
+/// go to capped in-memory pipes. Outbound HTTP (wasi:http) goes through
+/// [`NetHooks`], checked against `access` and recorded in `net_log`.
 ///
 /// Every epoch tick the guest yields to the async executor (so it never
 /// blocks a tokio worker and a dropped future stops it); once the deadline
 /// has passed the next tick traps it, even if nobody polls a timeout.
-pub(crate) fn new_store(engine: &Engine, limits: &Limits, host: &HostConfig) -> Store<CallState> {
+pub(crate) fn new_store(
+    engine: &Engine,
+    limits: &Limits,
+    host: &HostConfig,
+    access: &NetworkAccess,
+    net_log: &NetLog,
+) -> Store<CallState> {
     let stdout = CappedPipe::new(limits.max_log_bytes);
     let stderr = CappedPipe::new(limits.max_log_bytes);
     let wasi = WasiCtx::builder()
@@ -121,6 +145,8 @@ pub(crate) fn new_store(engine: &Engine, limits: &Limits, host: &HostConfig) -> 
     let state = CallState {
         wasi,
         table: ResourceTable::new(),
+        http: WasiHttpCtx::new(),
+        net: NetHooks::new(access.clone(), net_log.clone()),
         limiter: MemoryLimiter {
             max_memory: limits.max_memory_bytes.min(host.max_memory_bytes),
             denied: false,

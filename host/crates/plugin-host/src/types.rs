@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::logs::CapturedLogs;
+use crate::net_report::NetworkReport;
 
 /// Which plugin interface a component exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -83,6 +84,9 @@ pub struct TargetOutcome {
     pub trace_id: Option<String>,
     /// What the guest printed.
     pub logs: CapturedLogs,
+    /// The outbound requests the call made.
+    #[serde(skip_serializing_if = "NetworkReport::is_empty")]
+    pub network: NetworkReport,
 }
 
 /// A scorer's successful result.
@@ -96,4 +100,7 @@ pub struct ScoreOutcome {
     pub metadata: Option<Value>,
     /// What the guest printed.
     pub logs: CapturedLogs,
+    /// The outbound requests the call made.
+    #[serde(skip_serializing_if = "NetworkReport::is_empty")]
+    pub network: NetworkReport,
 }

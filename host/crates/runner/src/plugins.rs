@@ -166,6 +166,7 @@ impl Target for ScorerAsTarget {
             output: json!({ "score": outcome.value, "reason": outcome.reason }),
             trace_id: None,
             logs: outcome.logs,
+            network: outcome.network,
         })
     }
 }

@@ -405,6 +405,7 @@ impl Scorer for BarrierScorer {
             reason: None,
             metadata: None,
             logs: Default::default(),
+            network: Default::default(),
         })
     }
 }

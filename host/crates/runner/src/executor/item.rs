@@ -299,6 +299,7 @@ fn item_timeout(limit: Option<Duration>) -> CallFailure {
             after: limit.unwrap_or_default(),
         },
         logs: CapturedLogs::default(),
+        network: Default::default(),
     }
 }
 

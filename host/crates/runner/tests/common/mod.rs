@@ -101,6 +101,7 @@ fn failure(error: CallError) -> CallFailure {
     CallFailure {
         error,
         logs: CapturedLogs::default(),
+        network: Default::default(),
     }
 }
 
@@ -171,11 +172,13 @@ impl Target for MockTarget {
                     stdout: "nul \u{0} byte".into(),
                     ..Default::default()
                 },
+                network: Default::default(),
             }),
             None => Ok(TargetOutcome {
                 output: item.input.clone(),
                 trace_id: Some(format!("trace-{}", item.id)),
                 logs: CapturedLogs::default(),
+                network: Default::default(),
             }),
         }
     }
@@ -244,6 +247,7 @@ impl Scorer for MockScorer {
                 reason: Some("mock".into()),
                 metadata: None,
                 logs: CapturedLogs::default(),
+                network: Default::default(),
             }),
             None => Err(failure(CallError::Panic {
                 message: "scorer exploded".into(),
