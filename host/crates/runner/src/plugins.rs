@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use assay_plugin_host::{CallFailure, Limits, Plugin, PluginItem, ScoreOutcome, TargetOutcome};
+use assay_plugin_host::{
+    CallFailure, Limits, NetworkAccess, Plugin, PluginItem, ScoreOutcome, TargetOutcome,
+};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
@@ -45,21 +47,31 @@ pub trait Scorer: Send + Sync {
     ) -> Result<ScoreOutcome, CallFailure>;
 }
 
-/// A target plugin with the run's config and limits bound to it.
+/// A target plugin with the run's config, limits and network bound to it.
 pub struct WasmTarget {
     plugin: Arc<Plugin>,
     config: Option<Value>,
     limits: Limits,
+    network: NetworkAccess,
 }
 
 impl WasmTarget {
-    /// Binds `config` and `limits` to a loaded target plugin.
+    /// Binds `config` and `limits` to a loaded target plugin, with no
+    /// network.
     pub fn new(plugin: Arc<Plugin>, config: Option<Value>, limits: Limits) -> Self {
         Self {
             plugin,
             config,
             limits,
+            network: NetworkAccess::none(),
         }
+    }
+
+    /// The outbound HTTP its calls may make (the plugin's grant, narrowed
+    /// by the run, and the tenant's secrets).
+    pub fn with_network(mut self, network: NetworkAccess) -> Self {
+        self.network = network;
+        self
     }
 }
 
@@ -69,33 +81,43 @@ impl Target for WasmTarget {
         &self.plugin.info().id
     }
 
-    /// The sandbox grants no network, so a wasm call only computes.
+    /// Without network a wasm call only computes; with a grant it may
+    /// wait on a server, and must not hold a call slot meanwhile.
     fn cpu_bound(&self) -> bool {
-        true
+        self.network.grant.is_empty()
     }
 
     async fn run(&self, item: &PluginItem) -> Result<TargetOutcome, CallFailure> {
         self.plugin
-            .run_target(item, self.config.as_ref(), &self.limits)
+            .run_target_with_network(item, self.config.as_ref(), &self.limits, &self.network)
             .await
     }
 }
 
-/// A scorer plugin with the run's config and limits bound to it.
+/// A scorer plugin with the run's config, limits and network bound to it.
 pub struct WasmScorer {
     plugin: Arc<Plugin>,
     config: Option<Value>,
     limits: Limits,
+    network: NetworkAccess,
 }
 
 impl WasmScorer {
-    /// Binds `config` and `limits` to a loaded scorer plugin.
+    /// Binds `config` and `limits` to a loaded scorer plugin, with no
+    /// network.
     pub fn new(plugin: Arc<Plugin>, config: Option<Value>, limits: Limits) -> Self {
         Self {
             plugin,
             config,
             limits,
+            network: NetworkAccess::none(),
         }
+    }
+
+    /// As [`WasmTarget::with_network`].
+    pub fn with_network(mut self, network: NetworkAccess) -> Self {
+        self.network = network;
+        self
     }
 }
 
@@ -109,9 +131,9 @@ impl Scorer for WasmScorer {
         &self.plugin.info().name
     }
 
-    /// The sandbox grants no network, so a wasm call only computes.
+    /// As [`WasmTarget`]'s.
     fn cpu_bound(&self) -> bool {
-        true
+        self.network.grant.is_empty()
     }
 
     async fn score(
@@ -120,7 +142,13 @@ impl Scorer for WasmScorer {
         output: Option<&Value>,
     ) -> Result<ScoreOutcome, CallFailure> {
         self.plugin
-            .score(item, output, self.config.as_ref(), &self.limits)
+            .score_with_network(
+                item,
+                output,
+                self.config.as_ref(),
+                &self.limits,
+                &self.network,
+            )
             .await
     }
 }

@@ -538,6 +538,36 @@ async fn cpu_bound_calls_pass_the_call_gate_and_waiting_calls_do_not() {
     }
 }
 
+/// A 429 with `Retry-After` makes the retry wait that long, not the
+/// (shorter) backoff.
+#[tokio::test]
+async fn a_retry_waits_as_long_as_retry_after_asks() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, vec![json!({"n": 0, "retryAfterMs": 300})]).await;
+    let target = Arc::new(MockTarget::default());
+    let options = RunOptions {
+        max_concurrency: 1,
+        max_retries: 3,
+        retry_delay: Duration::from_millis(1),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(run, target.clone(), vec![], options),
+            RunHooks::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.succeeded_count, 1);
+    assert_eq!(target.calls.load(Ordering::SeqCst), 2);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "retried after {:?}",
+        started.elapsed()
+    );
+}
+
 /// Against an upstream that takes 4 calls at once and answers 429 above
 /// that, a run allowed 32 in flight backs off to about the upstream's
 /// capacity instead of spending most calls on 429s, and every item still

@@ -24,6 +24,9 @@ use crate::retry::backoff;
 use crate::slots::RunShare;
 use crate::writer::{ResultWriter, WriteAck};
 
+/// The longest `Retry-After` an item waits for before its next attempt.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// State shared by the item tasks of one run.
 pub(super) struct ItemContext {
     pub(super) target: Arc<dyn Target>,
@@ -75,8 +78,9 @@ impl ItemContext {
         };
         let latency = clock.elapsed().as_secs_f64() * 1000.0;
         let signal = match &outcome {
+            Ok(out) if out.network.throttled() => CallSignal::Throttled,
             Ok(_) => CallSignal::Ok,
-            Err(f) if f.error.is_transient() => CallSignal::Throttled,
+            Err(f) if f.error.is_transient() || f.network.throttled() => CallSignal::Throttled,
             Err(_) => CallSignal::Neutral,
         };
 
@@ -151,7 +155,11 @@ impl ItemContext {
                         && retry_count < self.options.max_retries
                         && deadline.is_none_or(|d| Instant::now() < d) =>
                 {
-                    let mut wait = backoff(self.options.retry_delay, retry_count);
+                    // A server that said when to come back is believed (up
+                    // to a minute; the item deadline still applies).
+                    let asked = f.network.retry_after().unwrap_or_default();
+                    let mut wait = backoff(self.options.retry_delay, retry_count)
+                        .max(asked.min(MAX_RETRY_AFTER));
                     if let Some(d) = deadline {
                         wait = wait.min(d.saturating_duration_since(Instant::now()));
                     }

@@ -159,6 +159,20 @@ impl Target for MockTarget {
                 "flaky attempt {attempt}"
             ))));
         }
+        if let Some(ms) = item.input.get("retryAfterMs").and_then(Value::as_u64)
+            && attempt == 1
+        {
+            // Like a 429 with `Retry-After`, as the sandbox reports it.
+            let mut f = failure(CallError::Transient("429 Too Many Requests".into()));
+            f.network.exchanges.push(assay_plugin_host::HttpExchange {
+                host: "api.example.com".into(),
+                status: Some(429),
+                latency: Duration::from_millis(1),
+                retry_after: Some(Duration::from_millis(ms)),
+                error: None,
+            });
+            return Err(f);
+        }
         match item.input.get("fail").and_then(Value::as_str) {
             Some("transient") => Err(failure(CallError::Transient("rate limited (429)".into()))),
             Some("invalid") => Err(failure(CallError::InvalidInput("bad item".into()))),
