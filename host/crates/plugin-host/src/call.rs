@@ -4,13 +4,12 @@
 
 use std::time::Duration;
 
-use crate::bindings::{Pre, Request, Response};
+use crate::bindings::{InfoReply, Pre, Request, Response};
 use crate::config::Limits;
 use crate::error::{CallError, CallFailure, LoadError};
 use crate::host::PluginHost;
 use crate::logs::CapturedLogs;
 use crate::sandbox::{classify, new_store};
-use crate::types::PluginInfo;
 
 /// Runs one request in a fresh store, under `limits`.
 pub(crate) async fn execute(
@@ -53,7 +52,7 @@ fn info_limits() -> Limits {
 /// Calls `info` from synchronous code: on a short-lived thread with its own
 /// single-threaded runtime, so it works whether or not the caller is inside
 /// a tokio runtime.
-pub(crate) fn call_info_blocking(host: &PluginHost, pre: &Pre) -> Result<PluginInfo, LoadError> {
+pub(crate) fn call_info_blocking(host: &PluginHost, pre: &Pre) -> Result<InfoReply, LoadError> {
     let limits = info_limits();
     let result = std::thread::scope(|scope| {
         scope

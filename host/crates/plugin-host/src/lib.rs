@@ -66,4 +66,6 @@ pub use host::PluginHost;
 pub use inspect::{PluginReport, inspect};
 pub use logs::CapturedLogs;
 pub use plugin::Plugin;
-pub use types::{PluginInfo, PluginItem, PluginKind, ScoreOutcome, TargetOutcome};
+pub use types::{
+    PluginInfo, PluginItem, PluginKind, PluginNeeds, ScoreOutcome, TargetOutcome,
+};

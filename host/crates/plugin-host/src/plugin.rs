@@ -161,9 +161,10 @@ impl Plugin {
             .map_err(|e| guest_error(e, limits))
             .and_then(|out| check_target_output(out, limits))
         {
-            Ok((output, trace_id)) => Ok(TargetOutcome {
-                output,
-                trace_id,
+            Ok(out) => Ok(TargetOutcome {
+                output: out.output,
+                trace_id: out.trace_id,
+                metadata: out.metadata,
                 logs,
             }),
             Err(error) => Err(CallFailure { error, logs }),
@@ -209,7 +210,10 @@ impl Plugin {
     pub async fn call_info(&self, limits: &Limits) -> Result<PluginInfo, CallFailure> {
         let (response, logs) = execute(&self.host, &self.pre, Request::Info, limits).await?;
         match response {
-            Response::Info(info) => Ok(info),
+            Response::Info(info) => check_info(info).map_err(|e| CallFailure {
+                error: CallError::Failed(e.to_string()),
+                logs,
+            }),
             _ => Err(host_failure("unexpected response", logs)),
         }
     }
