@@ -7,6 +7,7 @@ extern crate self as assay_plugin_sdk;
 
 mod error;
 mod export;
+pub mod http;
 mod info;
 mod item;
 mod scorer;

@@ -313,10 +313,15 @@ mod tests {
             "invalid plugin info: plugin needs host `api.openai.com` twice"
         );
         let secret = message(&[], &["{{secret.KEY}}"]);
-        assert!(secret.contains("plugin needs secret `{{secret.KEY}}`"), "{secret}");
+        assert!(
+            secret.contains("plugin needs secret `{{secret.KEY}}`"),
+            "{secret}"
+        );
         assert!(message(&[], &[""]).contains("secret ``"));
         assert!(message(&[], &["K", "K"]).contains("`K` twice"));
-        let many: Vec<String> = (0..=MAX_NEEDS).map(|i| format!("h{i}.example.com")).collect();
+        let many: Vec<String> = (0..=MAX_NEEDS)
+            .map(|i| format!("h{i}.example.com"))
+            .collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         assert_eq!(
             message(&many, &[]),
@@ -324,7 +329,10 @@ mod tests {
         );
         let long = "x".repeat(10_000);
         let cut = message(&[], &[&long]);
-        assert!(cut.len() < 300, "an error quoting a guest string stays short");
+        assert!(
+            cut.len() < 300,
+            "an error quoting a guest string stays short"
+        );
     }
 
     #[test]
@@ -340,7 +348,10 @@ mod tests {
         };
         let out = check_target_output(reply(Some(r#"{"model":"m"}"#)), &limits).unwrap();
         assert_eq!(out.metadata, Some(serde_json::json!({"model": "m"})));
-        assert_eq!(check_target_output(reply(None), &limits).unwrap().metadata, None);
+        assert_eq!(
+            check_target_output(reply(None), &limits).unwrap().metadata,
+            None
+        );
         let err = check_target_output(reply(Some("{nope")), &limits).unwrap_err();
         assert_eq!(
             err,

@@ -66,6 +66,4 @@ pub use host::PluginHost;
 pub use inspect::{PluginReport, inspect};
 pub use logs::CapturedLogs;
 pub use plugin::Plugin;
-pub use types::{
-    PluginInfo, PluginItem, PluginKind, PluginNeeds, ScoreOutcome, TargetOutcome,
-};
+pub use types::{PluginInfo, PluginItem, PluginKind, PluginNeeds, ScoreOutcome, TargetOutcome};

@@ -23,15 +23,24 @@ async fn a_contract_0_1_scorer_still_loads_and_scores() {
 
     let limits = Limits::scorer_default();
     let it = item(json!("q"), Some(json!({"a": 1})));
-    let equal = p.score(&it, Some(&json!({"a": 1})), None, &limits).await.unwrap();
+    let equal = p
+        .score(&it, Some(&json!({"a": 1})), None, &limits)
+        .await
+        .unwrap();
     assert_eq!(equal.value, 1.0);
     assert_eq!(equal.reason.as_deref(), Some("equal"));
     assert_eq!(equal.metadata, Some(json!({"contract": "0.1"})));
-    let different = p.score(&it, Some(&json!({"a": 2})), None, &limits).await.unwrap();
+    let different = p
+        .score(&it, Some(&json!({"a": 2})), None, &limits)
+        .await
+        .unwrap();
     assert_eq!(different.value, 0.0);
 
     let no_truth = item(json!("q"), None);
-    let err = p.score(&no_truth, Some(&json!(1)), None, &limits).await.unwrap_err();
+    let err = p
+        .score(&no_truth, Some(&json!(1)), None, &limits)
+        .await
+        .unwrap_err();
     assert_eq!(
         err.error,
         CallError::InvalidInput("item item-1 has no ground truth".into())
@@ -59,7 +68,11 @@ async fn a_contract_0_2_target_declares_needs_and_reports_metadata() {
     );
 
     let out = p
-        .run_target(&item(json!("one two three"), None), None, &Limits::default())
+        .run_target(
+            &item(json!("one two three"), None),
+            None,
+            &Limits::default(),
+        )
         .await
         .unwrap();
     assert_eq!(out.output, json!("one two three"));

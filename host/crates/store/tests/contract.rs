@@ -754,8 +754,10 @@ async fn write_results_is_idempotent(s: Fixture) {
     assert_eq!(r0.trace_id.as_deref(), Some("trace-0"));
     assert_eq!(
         r0.target_metadata,
-        Some(json!({"usage": {"promptTokens": 0, "completionTokens": 2, "totalTokens": 2},
-                    "model": "stub-model", "latencyMs": 12.5})),
+        Some(
+            json!({"usage": {"promptTokens": 0, "completionTokens": 2, "totalTokens": 2},
+                    "model": "stub-model", "latencyMs": 12.5})
+        ),
         "the target's metadata is stored with the result"
     );
     assert_eq!(results.items[1].target_metadata, None);
