@@ -20,6 +20,8 @@ async fn a_contract_0_1_scorer_still_loads_and_scores() {
     );
     assert_eq!(p.info().id, "contract-v0-1");
     assert!(p.info().needs.is_empty(), "a 0.1 plugin needs nothing");
+    let report = assay_plugin_host::PluginReport::from_plugin(&p);
+    assert!(report.to_string().contains("needs:       nothing"));
 
     let limits = Limits::scorer_default();
     let it = item(json!("q"), Some(json!({"a": 1})));
@@ -65,6 +67,18 @@ async fn a_contract_0_2_target_declares_needs_and_reports_metadata() {
     assert_eq!(
         info_json["needs"],
         json!({"hosts": ["api.example.com", "*.example.org:8443"], "secrets": ["EXAMPLE_API_KEY"]})
+    );
+
+    let report = assay_plugin_host::PluginReport::from_plugin(&p);
+    let text = report.to_string();
+    assert!(
+        text.contains("needs hosts:   api.example.com, *.example.org:8443")
+            && text.contains("needs secrets: EXAMPLE_API_KEY"),
+        "{text}"
+    );
+    assert_eq!(
+        serde_json::to_value(&report).unwrap()["needs"]["secrets"],
+        json!(["EXAMPLE_API_KEY"])
     );
 
     let out = p
