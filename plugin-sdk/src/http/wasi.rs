@@ -73,22 +73,32 @@ pub(super) fn send(request: &Request, url: &Url) -> Result<Response, HttpError> 
     });
     let future = outgoing_handler::handle(outgoing, options).map_err(code)?;
 
+    // A host that refuses the request (not granted, body too large) may
+    // close the body stream; the reason then arrives with the response
+    // future, so a failed write is only reported when the future brings
+    // neither a response nor an error.
+    let mut write_error = None;
     {
         let stream = body.write().map_err(|()| other("no request body stream"))?;
         for chunk in request.body_bytes().chunks(WRITE_CHUNK) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| stream_error(e, host))?;
+            if let Err(e) = stream.blocking_write_and_flush(chunk) {
+                write_error = Some(stream_error(e, host));
+                break;
+            }
         }
     }
-    OutgoingBody::finish(body, None).map_err(code)?;
+    if let Err(c) = OutgoingBody::finish(body, None) {
+        write_error.get_or_insert(code(c));
+    }
 
     future.subscribe().block();
     let incoming = match future.get() {
+        // The server answered (perhaps early, e.g. 413 before the whole
+        // body was sent): its answer says more than the write error.
         Some(Ok(Ok(response))) => response,
         Some(Ok(Err(c))) => return Err(code(c)),
         Some(Err(())) => return Err(other("the response was already taken")),
-        None => return Err(other("no response after waiting for it")),
+        None => return Err(write_error.unwrap_or_else(|| other("no response after waiting"))),
     };
     let status = incoming.status();
     let headers = incoming
