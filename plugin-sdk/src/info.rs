@@ -35,7 +35,8 @@ pub struct Needs {
     /// refuses to load a plugin whose entry is not valid (a URL, a bare `*`).
     pub hosts: Vec<String>,
     /// Names of secrets the plugin's config may refer to as
-    /// `{{secret.NAME}}` in header values (letters, digits, `_`, `-`).
+    /// `{{secret.NAME}}` in header values (`[A-Z_][A-Z0-9_]*`, as secrets
+    /// are stored).
     pub secrets: Vec<String>,
 }
 

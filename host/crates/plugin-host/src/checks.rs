@@ -83,8 +83,9 @@ pub(crate) const MAX_NAME_BYTES: usize = 256;
 pub(crate) const MAX_DESCRIPTION_BYTES: usize = 4096;
 /// Most entries in each list of a plugin's `needs`.
 pub(crate) const MAX_NEEDS: usize = 64;
-/// Most bytes of a secret name in `needs`.
-pub(crate) const MAX_SECRET_NAME_BYTES: usize = 64;
+/// Most bytes of a secret name in `needs` (the limit of a stored secret's
+/// name).
+pub(crate) const MAX_SECRET_NAME_BYTES: usize = 128;
 
 /// The plugin's own error as a [`CallError`], its message cut to the
 /// call's output cap (a guest cannot make the host store megabytes of
@@ -139,8 +140,9 @@ pub(crate) fn check_info(info: InfoReply) -> Result<PluginInfo, LoadError> {
 }
 
 /// Parses and bounds the plugin's `needs`: each host must be a valid grant
-/// pattern and each secret name `[A-Za-z0-9_-]`, so what an operator is
-/// shown is exactly what a grant can say. Duplicates are refused rather
+/// pattern and each secret name one an operator can store
+/// (`[A-Z_][A-Z0-9_]*`), so what an operator is shown is exactly what a
+/// grant can say. Duplicates are refused rather
 /// than dropped.
 fn check_needs(hosts: Vec<String>, secrets: Vec<String>) -> Result<PluginNeeds, LoadError> {
     let invalid = |m: String| LoadError::InvalidInfo(m);
@@ -162,14 +164,17 @@ fn check_needs(hosts: Vec<String>, secrets: Vec<String>) -> Result<PluginNeeds, 
         parsed.push(pattern);
     }
     for (i, name) in secrets.iter().enumerate() {
-        let valid = !name.is_empty()
-            && name.len() <= MAX_SECRET_NAME_BYTES
+        let valid = name.len() <= MAX_SECRET_NAME_BYTES
             && name
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                .next()
+                .is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
         if !valid {
             return Err(invalid(format!(
-                "plugin needs secret `{}`: a secret name is 1-{MAX_SECRET_NAME_BYTES} letters, digits, `_` and `-`",
+                "plugin needs secret `{}`: a secret name is 1-{MAX_SECRET_NAME_BYTES} uppercase letters, digits and `_`, not starting with a digit",
                 cut(name)
             )));
         }
@@ -283,7 +288,7 @@ mod tests {
     fn needs_are_parsed_as_grant_patterns() {
         let info = check_info(info_needing(
             &["api.openai.com", "*.example.com:8443", "127.0.0.1:8080"],
-            &["OPENAI_API_KEY", "other-key"],
+            &["OPENAI_API_KEY", "_OTHER_KEY2"],
         ))
         .unwrap();
         let hosts: Vec<String> = info.needs.hosts.iter().map(ToString::to_string).collect();
@@ -291,7 +296,7 @@ mod tests {
             hosts,
             ["api.openai.com", "*.example.com:8443", "127.0.0.1:8080"]
         );
-        assert_eq!(info.needs.secrets, ["OPENAI_API_KEY", "other-key"]);
+        assert_eq!(info.needs.secrets, ["OPENAI_API_KEY", "_OTHER_KEY2"]);
         assert!(check_info(info_needing(&[], &[])).unwrap().needs.is_empty());
     }
 
@@ -318,6 +323,9 @@ mod tests {
             "{secret}"
         );
         assert!(message(&[], &[""]).contains("secret ``"));
+        assert!(message(&[], &["openai_key"]).contains("uppercase letters"));
+        assert!(message(&[], &["2KEY"]).contains("not starting with a digit"));
+        assert!(message(&[], &["MY-KEY"]).contains("`MY-KEY`"));
         assert!(message(&[], &["K", "K"]).contains("`K` twice"));
         let many: Vec<String> = (0..=MAX_NEEDS)
             .map(|i| format!("h{i}.example.com"))
