@@ -9,14 +9,15 @@
 use serde_json::Value;
 
 use crate::{
-    Item, PluginError, PluginInfo, Score, ScoreInput, Scorer, Target, TargetInput, TargetOutput,
+    Item, Needs, PluginError, PluginInfo, Score, ScoreInput, Scorer, Target, TargetInput,
+    TargetOutput,
 };
 
 /// Generated guest bindings for the `scorer-plugin` world.
 #[doc(hidden)]
 pub mod scorer_bindings {
     wit_bindgen::generate!({
-        path: "wit/v0.1",
+        path: "wit/v0.2",
         world: "scorer-plugin",
         pub_export_macro: true,
         export_macro_name: "export_scorer_world",
@@ -29,7 +30,7 @@ pub mod scorer_bindings {
 #[doc(hidden)]
 pub mod target_bindings {
     wit_bindgen::generate!({
-        path: "wit/v0.1",
+        path: "wit/v0.2",
         world: "target-plugin",
         pub_export_macro: true,
         export_macro_name: "export_target_world",
@@ -115,11 +116,13 @@ pub fn scorer_info<S: Scorer>() -> wit_scorer::PluginInfo {
         id,
         name,
         description,
+        needs: Needs { hosts, secrets },
     } = S::info();
     wit_scorer::PluginInfo {
         id,
         name,
         description,
+        needs: scorer_bindings::assay::plugin::types::Needs { hosts, secrets },
     }
 }
 
@@ -152,11 +155,13 @@ pub fn target_info<T: Target>() -> wit_target::PluginInfo {
         id,
         name,
         description,
+        needs: Needs { hosts, secrets },
     } = T::info();
     wit_target::PluginInfo {
         id,
         name,
         description,
+        needs: target_bindings::assay::plugin::types::Needs { hosts, secrets },
     }
 }
 
@@ -176,6 +181,7 @@ pub fn target_run<T: Target>(
         .map(|out| wit_target::TargetOutput {
             output: out.output.to_string(),
             trace_id: out.trace_id,
+            metadata: out.metadata.map(|m| m.to_string()),
         })
         .map_err(convert_error!(wit_target))
 }
@@ -315,14 +321,20 @@ mod tests {
     impl Target for Echoes {
         fn info() -> PluginInfo {
             PluginInfo::new("echoes", "Echoes", "Returns the item")
+                .needs_host("api.example.com")
+                .needs_secret("API_KEY")
         }
         fn run(input: TargetInput) -> Result<TargetOutput, PluginError> {
             let item = input.item;
-            Ok(TargetOutput::new(serde_json::json!([
+            let out = TargetOutput::new(serde_json::json!([
                 item.input,
                 item.ground_truth,
                 item.metadata
-            ])))
+            ]));
+            Ok(match input.config {
+                Some(config) => out.with_metadata(config),
+                None => out,
+            })
         }
     }
 
@@ -376,8 +388,30 @@ mod tests {
 
     #[test]
     fn info_is_passed_through() {
-        assert_eq!(scorer_info::<Echoes>().id, "echoes");
-        assert_eq!(target_info::<Echoes>().name, "Echoes");
+        let scorer = scorer_info::<Echoes>();
+        assert_eq!(scorer.id, "echoes");
+        assert!(scorer.needs.hosts.is_empty() && scorer.needs.secrets.is_empty());
+        let target = target_info::<Echoes>();
+        assert_eq!(target.name, "Echoes");
+        assert_eq!(target.needs.hosts, ["api.example.com"]);
+        assert_eq!(target.needs.secrets, ["API_KEY"]);
+    }
+
+    #[test]
+    fn target_metadata_crosses_the_boundary_as_json_text() {
+        let item = wit_target::Item {
+            id: "t".into(),
+            input: "1".into(),
+            ground_truth: None,
+            metadata: None,
+        };
+        let config = r#"{"usage":{"totalTokens":7}}"#;
+        let out = target_run::<Echoes>(item, Some(config.into())).unwrap();
+        assert_eq!(out.metadata.as_deref(), Some(config));
+        let input = TargetInput::new(Item::new("t", serde_json::json!(1)))
+            .with_config(serde_json::json!({"model": "m"}));
+        let native = crate::testing::run::<Echoes>(&input).unwrap();
+        assert_eq!(native.metadata, Some(serde_json::json!({"model": "m"})));
     }
 
     #[test]
@@ -391,6 +425,7 @@ mod tests {
         let out = target_run::<Echoes>(item, None).unwrap();
         assert_eq!(out.output, r#"[{"q":"x"},"y",null]"#);
         assert_eq!(out.trace_id, None);
+        assert_eq!(out.metadata, None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ extern crate self as assay_plugin_sdk;
 
 mod error;
 mod export;
+pub mod http;
 mod info;
 mod item;
 mod scorer;
@@ -15,7 +16,7 @@ pub mod template;
 pub mod testing;
 
 pub use error::{ErrorKind, PluginError};
-pub use info::PluginInfo;
+pub use info::{Needs, PluginInfo};
 pub use item::{Item, json_text};
 pub use scorer::{Against, Score, ScoreInput, Scorer};
 pub use serde_json;
@@ -24,7 +25,7 @@ pub use target::{Target, TargetInput, TargetOutput};
 /// The version of the WIT contract (`package assay:plugin@X.Y.Z`) this SDK
 /// builds plugins against. The host refuses components built against a
 /// contract it does not speak.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Everything a plugin usually needs: `use assay_plugin_sdk::prelude::*;`.
 pub mod prelude {
@@ -49,7 +50,7 @@ pub mod __private {
 mod tests {
     #[test]
     fn contract_version_matches_the_wit_package() {
-        let wit = include_str!("../wit/v0.1/assay.wit");
+        let wit = include_str!("../wit/v0.2/assay.wit");
         let line = wit
             .lines()
             .map(str::trim)

@@ -56,15 +56,36 @@ pub struct TargetOutput {
     pub output: Value,
     /// An optional trace id for observability tools.
     pub trace_id: Option<String>,
+    /// Optional detail about the call, stored with the item's result: token
+    /// usage, the model that answered, latency. Counted with the output
+    /// against the host's output cap.
+    pub metadata: Option<Value>,
 }
 
 impl TargetOutput {
-    /// An output with no trace id.
+    /// An output with no trace id and no metadata.
     pub fn new(output: Value) -> Self {
         Self {
             output,
             trace_id: None,
+            metadata: None,
         }
+    }
+
+    /// Adds metadata, e.g. token usage:
+    ///
+    /// ```
+    /// use assay_plugin_sdk::{TargetOutput, serde_json::json};
+    ///
+    /// let out = TargetOutput::new(json!("Paris")).with_metadata(json!({
+    ///     "usage": {"promptTokens": 12, "completionTokens": 3, "totalTokens": 15},
+    ///     "model": "gpt-4o-mini",
+    /// }));
+    /// assert_eq!(out.metadata.unwrap()["usage"]["totalTokens"], 15);
+    /// ```
+    pub fn with_metadata(mut self, metadata: Value) -> Self {
+        self.metadata = Some(metadata);
+        self
     }
 
     /// Adds a trace id.

@@ -53,5 +53,8 @@ pub fn run<T: Target>(input: &TargetInput) -> Result<TargetOutput, PluginError> 
     };
     let mut out = run_json::<T>(json_item, config.as_deref())?;
     out.output = serde_json::from_str(&out.output.to_string())?;
+    if let Some(m) = out.metadata.take() {
+        out.metadata = Some(serde_json::from_str(&m.to_string())?);
+    }
     Ok(out)
 }

@@ -160,6 +160,7 @@ pub async fn run(app: &App, a: TestArgs) -> Result<Exit> {
                         let mut o = ItemOutcome::new(n, started.elapsed(), t.logs);
                         o.output = Some(t.output);
                         o.trace_id = t.trace_id;
+                        o.metadata = t.metadata;
                         o
                     }
                     Err(f) => ItemOutcome::failed(n, started.elapsed(), f),
@@ -225,6 +226,10 @@ fn print_outcome(o: &ItemOutcome) {
                 .as_deref()
                 .map(|t| format!(" trace {t}"))
                 .unwrap_or_default()
+                + &o.metadata
+                    .as_ref()
+                    .map(|m| format!(" metadata {m}"))
+                    .unwrap_or_default()
         ),
         (None, None, None) => say!("item {}: no result  [{took}]", o.item),
     }

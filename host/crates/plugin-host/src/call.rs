@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::bindings::{Pre, Request, Response};
+use crate::bindings::{InfoReply, Pre, Request, Response};
 use crate::config::Limits;
 use crate::error::{CallError, CallFailure, LoadError};
 use crate::host::PluginHost;
@@ -13,7 +13,6 @@ use crate::net_access::NetworkAccess;
 use crate::net_report::{NetLog, NetworkReport};
 use crate::sandbox::{classify, new_store};
 use crate::secrets::Secrets;
-use crate::types::PluginInfo;
 
 /// What a call that returned gives back: the guest's response, its logs
 /// and its outbound requests (logs and report already redacted).
@@ -129,7 +128,7 @@ fn info_limits() -> Limits {
 /// Calls `info` from synchronous code: on a short-lived thread with its own
 /// single-threaded runtime, so it works whether or not the caller is inside
 /// a tokio runtime.
-pub(crate) fn call_info_blocking(host: &PluginHost, pre: &Pre) -> Result<PluginInfo, LoadError> {
+pub(crate) fn call_info_blocking(host: &PluginHost, pre: &Pre) -> Result<InfoReply, LoadError> {
     let limits = info_limits();
     let result = std::thread::scope(|scope| {
         scope

@@ -1,20 +1,32 @@
 //! What the host checks in what a guest returns: score range, output size,
-//! JSON validity, the plugin's id; and the mapping of a guest's own error to
-//! a [`CallError`].
+//! JSON validity, the plugin's id and declared needs; and the mapping of a
+//! guest's own error to a [`CallError`].
 
 use serde_json::Value;
 
-use crate::bindings::{GuestError, ScoreReply, TargetReply};
+use crate::bindings::{GuestError, InfoReply, ScoreReply, TargetReply};
 use crate::config::Limits;
 use crate::error::{CallError, LoadError};
-use crate::types::PluginInfo;
+use crate::grant::HostPattern;
+use crate::types::{PluginInfo, PluginNeeds};
 
-/// A target's output, parsed, with its trace id.
+/// A target's output checked and parsed.
+#[derive(Debug)]
+pub(crate) struct CheckedTargetOutput {
+    pub(crate) output: Value,
+    pub(crate) trace_id: Option<String>,
+    pub(crate) metadata: Option<Value>,
+}
+
+/// A target's output, parsed, with its trace id and metadata. The three
+/// together must fit the output cap.
 pub(crate) fn check_target_output(
     out: TargetReply,
     limits: &Limits,
-) -> Result<(Value, Option<String>), CallError> {
-    let size = out.output.len() + out.trace_id.as_ref().map_or(0, String::len);
+) -> Result<CheckedTargetOutput, CallError> {
+    let size = out.output.len()
+        + out.trace_id.as_ref().map_or(0, String::len)
+        + out.metadata.as_ref().map_or(0, String::len);
     if size > limits.max_output_bytes {
         return Err(CallError::OutputTooLarge {
             size,
@@ -22,7 +34,16 @@ pub(crate) fn check_target_output(
         });
     }
     let output = parse_json(&out.output, "output")?;
-    Ok((output, out.trace_id))
+    let metadata = out
+        .metadata
+        .as_deref()
+        .map(|m| parse_json(m, "metadata"))
+        .transpose()?;
+    Ok(CheckedTargetOutput {
+        output,
+        trace_id: out.trace_id,
+        metadata,
+    })
 }
 
 /// A score's value, reason and parsed metadata.
@@ -60,6 +81,11 @@ fn parse_json(text: &str, what: &'static str) -> Result<Value, CallError> {
 pub(crate) const MAX_NAME_BYTES: usize = 256;
 /// Most bytes of a plugin's `description`.
 pub(crate) const MAX_DESCRIPTION_BYTES: usize = 4096;
+/// Most entries in each list of a plugin's `needs`.
+pub(crate) const MAX_NEEDS: usize = 64;
+/// Most bytes of a secret name in `needs` (the limit of a stored secret's
+/// name).
+pub(crate) const MAX_SECRET_NAME_BYTES: usize = 128;
 
 /// The plugin's own error as a [`CallError`], its message cut to the
 /// call's output cap (a guest cannot make the host store megabytes of
@@ -89,8 +115,9 @@ pub(crate) fn cap_text(mut text: String, cap: usize) -> String {
     text
 }
 
-/// Checks what a plugin said about itself when it was loaded.
-pub(crate) fn check_info(info: PluginInfo) -> Result<PluginInfo, LoadError> {
+/// Checks what a plugin said about itself when it was loaded, parsing its
+/// declared hosts in the syntax of a grant.
+pub(crate) fn check_info(info: InfoReply) -> Result<PluginInfo, LoadError> {
     validate_id(&info.id)?;
     for (field, value, cap) in [
         ("name", &info.name, MAX_NAME_BYTES),
@@ -103,7 +130,67 @@ pub(crate) fn check_info(info: PluginInfo) -> Result<PluginInfo, LoadError> {
             )));
         }
     }
-    Ok(info)
+    let needs = check_needs(info.needs_hosts, info.needs_secrets)?;
+    Ok(PluginInfo {
+        id: info.id,
+        name: info.name,
+        description: info.description,
+        needs,
+    })
+}
+
+/// Parses and bounds the plugin's `needs`: each host must be a valid grant
+/// pattern and each secret name one an operator can store
+/// (`[A-Z_][A-Z0-9_]*`), so what an operator is shown is exactly what a
+/// grant can say. Duplicates are refused rather
+/// than dropped.
+fn check_needs(hosts: Vec<String>, secrets: Vec<String>) -> Result<PluginNeeds, LoadError> {
+    let invalid = |m: String| LoadError::InvalidInfo(m);
+    for (field, len) in [("hosts", hosts.len()), ("secrets", secrets.len())] {
+        if len > MAX_NEEDS {
+            return Err(invalid(format!(
+                "plugin needs {len} {field}, over the limit of {MAX_NEEDS}"
+            )));
+        }
+    }
+    let mut parsed: Vec<HostPattern> = Vec::with_capacity(hosts.len());
+    for host in &hosts {
+        let pattern: HostPattern = host
+            .parse()
+            .map_err(|e| invalid(format!("plugin needs host `{}`: {e}", cut(host))))?;
+        if parsed.contains(&pattern) {
+            return Err(invalid(format!("plugin needs host `{pattern}` twice")));
+        }
+        parsed.push(pattern);
+    }
+    for (i, name) in secrets.iter().enumerate() {
+        let valid = name.len() <= MAX_SECRET_NAME_BYTES
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(invalid(format!(
+                "plugin needs secret `{}`: a secret name is 1-{MAX_SECRET_NAME_BYTES} uppercase letters, digits and `_`, not starting with a digit",
+                cut(name)
+            )));
+        }
+        if secrets[..i].contains(name) {
+            return Err(invalid(format!("plugin needs secret `{name}` twice")));
+        }
+    }
+    Ok(PluginNeeds {
+        hosts: parsed,
+        secrets,
+    })
+}
+
+/// A guest string quoted in an error, cut so the error stays short.
+fn cut(text: &str) -> String {
+    cap_text(text.to_string(), 80)
 }
 
 fn validate_id(id: &str) -> Result<(), LoadError> {
@@ -171,10 +258,12 @@ mod tests {
         let short = guest_error(GuestError::Failed("short".into()), &limits);
         assert_eq!(short, CallError::Failed("short".into()));
 
-        let info = |name: usize, description: usize| PluginInfo {
+        let info = |name: usize, description: usize| InfoReply {
             id: "ok".into(),
             name: "n".repeat(name),
             description: "d".repeat(description),
+            needs_hosts: vec![],
+            needs_secrets: vec![],
         };
         assert!(check_info(info(MAX_NAME_BYTES, MAX_DESCRIPTION_BYTES)).is_ok());
         let err = check_info(info(MAX_NAME_BYTES + 1, 1)).unwrap_err();
@@ -183,6 +272,109 @@ mod tests {
             "invalid plugin info: plugin name is 257 bytes, over the limit of 256"
         );
         assert!(check_info(info(1, MAX_DESCRIPTION_BYTES + 1)).is_err());
+    }
+
+    fn info_needing(hosts: &[&str], secrets: &[&str]) -> InfoReply {
+        InfoReply {
+            id: "net".into(),
+            name: "Net".into(),
+            description: "d".into(),
+            needs_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            needs_secrets: secrets.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn needs_are_parsed_as_grant_patterns() {
+        let info = check_info(info_needing(
+            &["api.openai.com", "*.example.com:8443", "127.0.0.1:8080"],
+            &["OPENAI_API_KEY", "_OTHER_KEY2"],
+        ))
+        .unwrap();
+        let hosts: Vec<String> = info.needs.hosts.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            hosts,
+            ["api.openai.com", "*.example.com:8443", "127.0.0.1:8080"]
+        );
+        assert_eq!(info.needs.secrets, ["OPENAI_API_KEY", "_OTHER_KEY2"]);
+        assert!(check_info(info_needing(&[], &[])).unwrap().needs.is_empty());
+    }
+
+    #[test]
+    fn hostile_needs_are_refused_naming_the_entry() {
+        let message = |hosts: &[&str], secrets: &[&str]| {
+            check_info(info_needing(hosts, secrets))
+                .unwrap_err()
+                .to_string()
+        };
+        let url = message(&["https://api.openai.com/v1"], &[]);
+        assert!(
+            url.contains("plugin needs host `https://api.openai.com/v1`"),
+            "{url}"
+        );
+        assert!(message(&["*"], &[]).contains("`*`"));
+        assert_eq!(
+            message(&["api.openai.com", "API.openai.com"], &[]),
+            "invalid plugin info: plugin needs host `api.openai.com` twice"
+        );
+        let secret = message(&[], &["{{secret.KEY}}"]);
+        assert!(
+            secret.contains("plugin needs secret `{{secret.KEY}}`"),
+            "{secret}"
+        );
+        assert!(message(&[], &[""]).contains("secret ``"));
+        assert!(message(&[], &["openai_key"]).contains("uppercase letters"));
+        assert!(message(&[], &["2KEY"]).contains("not starting with a digit"));
+        assert!(message(&[], &["MY-KEY"]).contains("`MY-KEY`"));
+        assert!(message(&[], &["K", "K"]).contains("`K` twice"));
+        let many: Vec<String> = (0..=MAX_NEEDS)
+            .map(|i| format!("h{i}.example.com"))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            message(&many, &[]),
+            "invalid plugin info: plugin needs 65 hosts, over the limit of 64"
+        );
+        let long = "x".repeat(10_000);
+        let cut = message(&[], &[&long]);
+        assert!(
+            cut.len() < 300,
+            "an error quoting a guest string stays short"
+        );
+    }
+
+    #[test]
+    fn target_metadata_is_checked_and_counted_against_the_cap() {
+        let limits = Limits {
+            max_output_bytes: 40,
+            ..Limits::default()
+        };
+        let reply = |metadata: Option<&str>| TargetReply {
+            output: "\"ok\"".into(),
+            trace_id: None,
+            metadata: metadata.map(Into::into),
+        };
+        let out = check_target_output(reply(Some(r#"{"model":"m"}"#)), &limits).unwrap();
+        assert_eq!(out.metadata, Some(serde_json::json!({"model": "m"})));
+        assert_eq!(
+            check_target_output(reply(None), &limits).unwrap().metadata,
+            None
+        );
+        let err = check_target_output(reply(Some("{nope")), &limits).unwrap_err();
+        assert_eq!(
+            err,
+            CallError::InvalidJson {
+                what: "metadata",
+                error: "key must be a string at line 1 column 2".into()
+            }
+        );
+        let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(40));
+        assert_eq!(
+            check_target_output(reply(Some(&big)), &limits)
+                .unwrap_err()
+                .kind(),
+            "output-too-large"
+        );
     }
 
     #[test]

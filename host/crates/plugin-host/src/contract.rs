@@ -31,10 +31,16 @@ pub(crate) struct Contract {
 
 /// The contract versions this host speaks, oldest first. The last one is
 /// [`CONTRACT_VERSION`], the one the SDK builds against.
-pub(crate) const SUPPORTED: &[Contract] = &[Contract {
-    version: bindings::v0_1::VERSION,
-    prepare: bindings::v0_1::prepare,
-}];
+pub(crate) const SUPPORTED: &[Contract] = &[
+    Contract {
+        version: bindings::v0_1::VERSION,
+        prepare: bindings::v0_1::prepare,
+    },
+    Contract {
+        version: bindings::v0_2::VERSION,
+        prepare: bindings::v0_2::prepare,
+    },
+];
 
 /// The newest `assay:plugin` contract version this host speaks (the WIT
 /// package version that the plugin SDK builds against).
@@ -261,17 +267,20 @@ mod tests {
     /// way (plain string handling at run time).
     #[test]
     fn contract_version_is_the_wit_package_line() {
-        let wit = bindings::v0_1::WIT;
-        let line = wit
-            .lines()
-            .map(str::trim)
-            .find(|l| l.starts_with("package "))
-            .expect("the WIT declares a package");
-        assert_eq!(
-            line,
-            format!("package assay:plugin@{};", bindings::v0_1::VERSION)
-        );
-        assert_eq!(CONTRACT_VERSION, bindings::v0_1::VERSION);
+        for (wit, version) in [
+            (bindings::v0_1::WIT, bindings::v0_1::VERSION),
+            (bindings::v0_2::WIT, bindings::v0_2::VERSION),
+        ] {
+            let line = wit
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("package "))
+                .expect("the WIT declares a package");
+            assert_eq!(line, format!("package assay:plugin@{version};"));
+        }
+        assert_eq!(bindings::v0_1::VERSION, "0.1.0");
+        assert_eq!(bindings::v0_2::VERSION, "0.2.0");
+        assert_eq!(CONTRACT_VERSION, bindings::v0_2::VERSION);
         assert!(Version::parse(CONTRACT_VERSION).is_some());
     }
 
@@ -298,7 +307,7 @@ mod tests {
 
     #[test]
     fn range_is_named() {
-        assert_eq!(supported_range(), "0.1.x");
+        assert_eq!(supported_range(), "0.1.x and 0.2.x");
     }
 
     #[test]
@@ -310,6 +319,13 @@ mod tests {
             (PluginKind::Scorer, "0.1.0")
         );
         assert_eq!(found.contract.version, "0.1.0");
+        let target = vec!["assay:plugin/target@0.2.4".to_string()];
+        let found = detect(&target).unwrap();
+        assert_eq!(
+            (found.kind, found.version.as_str()),
+            (PluginKind::Target, "0.2.4")
+        );
+        assert_eq!(found.contract.version, "0.2.0");
 
         let old = vec!["assay:plugin/target@0.0.1".to_string()];
         assert!(matches!(
@@ -317,14 +333,22 @@ mod tests {
             Err(LoadError::IncompatibleContract { plugin, mismatch: ContractMismatch::TooOld, .. })
                 if plugin == "0.0.1"
         ));
-        let new = vec!["assay:plugin/scorer@0.9.0".to_string()];
-        assert!(matches!(
-            detect(&new),
-            Err(LoadError::IncompatibleContract {
-                mismatch: ContractMismatch::TooNew,
-                ..
-            })
-        ));
+        let new = vec!["assay:plugin/scorer@0.3.0".to_string()];
+        let err = detect(&new).err().expect("too new");
+        assert!(
+            matches!(
+                err,
+                LoadError::IncompatibleContract {
+                    mismatch: ContractMismatch::TooNew,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "plugin was built against assay:plugin contract 0.3.0, newer than this host supports (0.1.x and 0.2.x): upgrade assay, or build the plugin with an SDK for 0.1.x and 0.2.x"
+        );
         let unversioned = vec!["assay:plugin/scorer".to_string()];
         assert!(matches!(
             detect(&unversioned),
@@ -338,7 +362,7 @@ mod tests {
         let err = detect(&other).err().expect("not a plugin");
         assert_eq!(
             err.to_string(),
-            "component does not export `assay:plugin/scorer@0.1.0` or `assay:plugin/target@0.1.0`; it exports: [wasi:cli/run@0.2.0]"
+            "component does not export `assay:plugin/scorer@0.2.0` or `assay:plugin/target@0.2.0`; it exports: [wasi:cli/run@0.2.0]"
         );
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::error::{LoadError, fmt_bytes};
 use crate::host::PluginHost;
 use crate::plugin::Plugin;
-use crate::types::PluginKind;
+use crate::types::{PluginKind, PluginNeeds};
 
 /// A loaded plugin described for people (Display) and tools (Serialize).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,6 +24,9 @@ pub struct PluginReport {
     pub name: String,
     /// Its description.
     pub description: String,
+    /// What it asks the operator for (hosts, secret names); empty for
+    /// contract 0.1 plugins.
+    pub needs: PluginNeeds,
     /// `sha256:<hex>` of the component.
     pub digest: String,
     /// The contract version it was built against.
@@ -50,6 +53,7 @@ impl PluginReport {
             id: info.id.clone(),
             name: info.name.clone(),
             description: info.description.clone(),
+            needs: info.needs.clone(),
             digest: plugin.digest().to_string(),
             contract_version: plugin.contract_version().to_string(),
             size_bytes: plugin.size_bytes(),
@@ -68,6 +72,17 @@ impl fmt::Display for PluginReport {
         writeln!(f, "  digest:      {}", self.digest)?;
         writeln!(f, "  size:        {}", fmt_bytes(self.size_bytes))?;
         writeln!(f, "  description: {}", self.description)?;
+        if self.needs.is_empty() {
+            writeln!(f, "  needs:       nothing")?;
+        } else {
+            let hosts: Vec<String> = self.needs.hosts.iter().map(ToString::to_string).collect();
+            let list = |items: &[String]| match items {
+                [] => "(none)".to_string(),
+                _ => items.join(", "),
+            };
+            writeln!(f, "  needs hosts:   {}", list(&hosts))?;
+            writeln!(f, "  needs secrets: {}", list(&self.needs.secrets))?;
+        }
         writeln!(f, "  exports:")?;
         for name in &self.exports {
             writeln!(f, "    {name}")?;

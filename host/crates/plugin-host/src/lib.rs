@@ -75,4 +75,4 @@ pub use net_access::{NetworkAccess, Resolver, StaticResolver, SystemResolver};
 pub use net_report::{HttpExchange, NetworkReport};
 pub use plugin::Plugin;
 pub use secrets::{SecretValue, Secrets, UnknownSecret};
-pub use types::{PluginInfo, PluginItem, PluginKind, ScoreOutcome, TargetOutcome};
+pub use types::{PluginInfo, PluginItem, PluginKind, PluginNeeds, ScoreOutcome, TargetOutcome};

@@ -186,14 +186,18 @@ impl Plugin {
             .map_err(|e| guest_error(e, limits))
             .and_then(|out| check_target_output(out, limits))
         {
-            Ok((mut output, mut trace_id)) => {
-                secrets.redact_json(&mut output);
-                if let Some(id) = trace_id.as_mut() {
+            Ok(mut out) => {
+                secrets.redact_json(&mut out.output);
+                if let Some(id) = out.trace_id.as_mut() {
                     secrets.redact_in_place(id);
                 }
+                if let Some(metadata) = out.metadata.as_mut() {
+                    secrets.redact_json(metadata);
+                }
                 Ok(TargetOutcome {
-                    output,
-                    trace_id,
+                    output: out.output,
+                    trace_id: out.trace_id,
+                    metadata: out.metadata,
                     logs,
                     network,
                 })
@@ -280,7 +284,9 @@ impl Plugin {
         )
         .await?;
         match returned.response {
-            Response::Info(info) => Ok(info),
+            Response::Info(info) => check_info(info).map_err(|e| {
+                CallFailure::new(CallError::Failed(e.to_string()), returned.logs)
+            }),
             _ => Err(host_failure("unexpected response", returned.logs)),
         }
     }

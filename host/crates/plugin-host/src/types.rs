@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::grant::HostPattern;
 use crate::logs::CapturedLogs;
 use crate::net_report::NetworkReport;
 
@@ -60,6 +61,32 @@ pub struct PluginInfo {
     pub name: String,
     /// One-paragraph description.
     pub description: String,
+    /// What the plugin asks the operator for (contract 0.2; empty for 0.1
+    /// plugins).
+    #[serde(default)]
+    pub needs: PluginNeeds,
+}
+
+/// Outside resources a plugin declares it needs, so an operator sees them
+/// before granting anything. Declaring grants nothing: the operator's
+/// [`NetworkGrant`](crate::NetworkGrant) decides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginNeeds {
+    /// Hosts the plugin wants to reach, in the grant's own syntax
+    /// (`api.openai.com`, `*.example.com:8443`).
+    #[serde(default)]
+    pub hosts: Vec<HostPattern>,
+    /// Names of secrets its config may refer to as `{{secret.NAME}}`.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+}
+
+impl PluginNeeds {
+    /// Whether the plugin needs nothing.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.secrets.is_empty()
+    }
 }
 
 /// One dataset item as handed to a plugin.
@@ -82,6 +109,9 @@ pub struct TargetOutcome {
     pub output: Value,
     /// The plugin's trace id, if it gave one.
     pub trace_id: Option<String>,
+    /// Structured detail the target reported about the call (token usage,
+    /// model, latency; contract 0.2, always `None` for 0.1 plugins).
+    pub metadata: Option<Value>,
     /// What the guest printed.
     pub logs: CapturedLogs,
     /// The outbound requests the call made.

@@ -78,7 +78,7 @@ fn wrong_world_names_the_missing_and_found_exports() {
     }
     assert_eq!(
         err.to_string(),
-        "component does not export `assay:plugin/scorer@0.1.0` or `assay:plugin/target@0.1.0`; it exports: [wasi:cli/run@0.2.0]"
+        "component does not export `assay:plugin/scorer@0.2.0` or `assay:plugin/target@0.2.0`; it exports: [wasi:cli/run@0.2.0]"
     );
 }
 
@@ -116,14 +116,14 @@ fn old_contract_version_is_refused_naming_the_supported_range() {
             mismatch,
         } => {
             assert_eq!(plugin, "0.0.1");
-            assert_eq!(supported, "0.1.x");
+            assert_eq!(supported, "0.1.x and 0.2.x");
             assert_eq!(*mismatch, ContractMismatch::TooOld);
         }
         other => panic!("expected IncompatibleContract, got {other:?}"),
     }
     assert_eq!(
         err.to_string(),
-        "plugin was built against assay:plugin contract 0.0.1, older than this host supports (0.1.x): rebuild it with a current assay-plugin-sdk"
+        "plugin was built against assay:plugin contract 0.0.1, older than this host supports (0.1.x and 0.2.x): rebuild it with a current assay-plugin-sdk"
     );
 }
 
@@ -137,7 +137,7 @@ fn newer_contract_version_is_refused_naming_the_supported_range() {
           (core instance $i (instantiate $m))
           (func $run (result (result)) (canon lift (core func $i "run")))
           (instance $inst (export "run" (func $run)))
-          (export "assay:plugin/scorer@0.2.0" (instance $inst))
+          (export "assay:plugin/scorer@0.3.0" (instance $inst))
         )
         "#,
     )
@@ -155,7 +155,7 @@ fn newer_contract_version_is_refused_naming_the_supported_range() {
     );
     assert_eq!(
         err.to_string(),
-        "plugin was built against assay:plugin contract 0.2.0, newer than this host supports (0.1.x): upgrade assay, or build the plugin with an SDK for 0.1.x"
+        "plugin was built against assay:plugin contract 0.3.0, newer than this host supports (0.1.x and 0.2.x): upgrade assay, or build the plugin with an SDK for 0.1.x and 0.2.x"
     );
 }
 

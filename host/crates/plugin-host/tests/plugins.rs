@@ -266,8 +266,8 @@ fn inspect_reports_kind_id_digest_and_imports() {
     let report: PluginReport = assay_plugin_host::inspect(host(), &path).unwrap();
     assert_eq!(report.kind, PluginKind::Scorer);
     assert_eq!(report.id, "exact-match");
-    assert_eq!(report.world, "assay:plugin/scorer-plugin@0.1.0");
-    assert_eq!(report.contract_version, "0.1.0");
+    assert_eq!(report.world, "assay:plugin/scorer-plugin@0.2.0");
+    assert_eq!(report.contract_version, "0.2.0");
     assert_eq!(
         report.size_bytes as u64,
         std::fs::metadata(&path).unwrap().len()
@@ -275,7 +275,7 @@ fn inspect_reports_kind_id_digest_and_imports() {
     assert!(
         report
             .exports
-            .contains(&"assay:plugin/scorer@0.1.0".to_string())
+            .contains(&"assay:plugin/scorer@0.2.0".to_string())
     );
     assert!(
         report
@@ -292,7 +292,7 @@ fn inspect_reports_kind_id_digest_and_imports() {
     );
     let json: Value = serde_json::to_value(&report).unwrap();
     assert_eq!(json["kind"], "scorer");
-    assert_eq!(json["contractVersion"], "0.1.0");
+    assert_eq!(json["contractVersion"], "0.2.0");
 }
 
 #[tokio::test]

@@ -193,6 +193,7 @@ impl Target for ScorerAsTarget {
         Ok(TargetOutcome {
             output: json!({ "score": outcome.value, "reason": outcome.reason }),
             trace_id: None,
+            metadata: None,
             logs: outcome.logs,
             network: outcome.network,
         })

@@ -906,6 +906,44 @@ async fn nul_characters_from_a_plugin_are_stored_on_both_backends() {
         assert_eq!(stored.total, 1, "{url}");
         let output = stored.items[0].output.as_ref().unwrap();
         assert_eq!(output["text"], "a\u{FFFD}b");
+        assert_eq!(
+            stored.items[0].target_metadata,
+            Some(json!({"model": "m\u{FFFD}"})),
+            "{url}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn target_metadata_is_stored_with_the_result() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, plain(3)).await;
+    let run_id = run.id.clone();
+    let (seen, cb) = collecting();
+    Executor::new(store.clone())
+        .execute(
+            plan(run, Arc::new(MockTarget::default()), vec![], opts(2)),
+            RunHooks {
+                on_item_complete: Some(cb),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let stored = store
+        .list_results(TENANT, &run_id, Page::default())
+        .await
+        .unwrap();
+    assert_eq!(stored.total, 3);
+    for result in &stored.items {
+        assert_eq!(
+            result.target_metadata,
+            Some(json!({"usage": {"totalTokens": result.item_id.len()}})),
+            "the mock target reports its item id's length as usage"
+        );
+    }
+    for (item, _) in seen.lock().unwrap().iter() {
+        assert!(item.result.target_metadata.is_some());
     }
 }
 

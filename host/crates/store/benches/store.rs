@@ -44,6 +44,7 @@ fn result(it: &DatasetItem) -> NewResult {
         completed_at: now,
         retry_count: 0,
         trace_id: None,
+        target_metadata: None,
         logs: None,
         scores: (0..3)
             .map(|k| ScoreRow {

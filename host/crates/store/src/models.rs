@@ -405,6 +405,9 @@ pub struct RunResult {
     pub completed_at: DateTime<Utc>,
     pub retry_count: i64,
     pub trace_id: Option<String>,
+    /// What the target reported about its call (token usage, model,
+    /// latency); contract 0.2 targets only.
+    pub target_metadata: Option<Value>,
     pub logs: Option<Value>,
     pub scores: Vec<ScoreRow>,
     pub created_at: DateTime<Utc>,
@@ -428,6 +431,8 @@ pub struct NewResult {
     pub completed_at: DateTime<Utc>,
     pub retry_count: i64,
     pub trace_id: Option<String>,
+    /// What the target reported about its call (see [`RunResult`]).
+    pub target_metadata: Option<Value>,
     pub logs: Option<Value>,
     pub scores: Vec<ScoreRow>,
 }

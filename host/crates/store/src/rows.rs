@@ -50,8 +50,8 @@ macro_rules! run_cols {
 macro_rules! result_cols {
     () => {
         "seq, id, run_id, item_id, item_index, item_version, input, output, expected_output, \
-         latency, error, error_kind, started_at, completed_at, retry_count, trace_id, logs, \
-         created_at"
+         latency, error, error_kind, started_at, completed_at, retry_count, trace_id, \
+         target_metadata, logs, created_at"
     };
 }
 /// Columns of `scores` read by [`score`].
@@ -271,6 +271,7 @@ pub(crate) fn result(r: &impl StoredRow) -> StoreResult<(i64, RunResult)> {
             completed_at: r.time("completed_at")?,
             retry_count: r.int("retry_count")?,
             trace_id: r.text_opt("trace_id")?,
+            target_metadata: r.json_opt("target_metadata")?,
             logs: r.json_opt("logs")?,
             scores: Vec::new(),
             created_at: r.time("created_at")?,

@@ -161,6 +161,12 @@ fn result_for(item: &DatasetItem, index: i64, error: Option<&str>) -> NewResult 
         completed_at: now,
         retry_count: 0,
         trace_id: Some(format!("trace-{index}")),
+        // What a contract 0.2 target reports; absent on failed items, as
+        // a failed call returns no output.
+        target_metadata: error.is_none().then(|| {
+            json!({"usage": {"promptTokens": index, "completionTokens": 2, "totalTokens": index + 2},
+                   "model": "stub-model", "latencyMs": 12.5})
+        }),
         logs: None,
         scores: vec![
             ScoreRow {
@@ -747,6 +753,15 @@ async fn write_results_is_idempotent(s: Fixture) {
     assert_eq!(r0.output, batch[0].output);
     assert_eq!(r0.latency, 1.25);
     assert_eq!(r0.trace_id.as_deref(), Some("trace-0"));
+    assert_eq!(
+        r0.target_metadata,
+        Some(
+            json!({"usage": {"promptTokens": 0, "completionTokens": 2, "totalTokens": 2},
+                    "model": "stub-model", "latencyMs": 12.5})
+        ),
+        "the target's metadata is stored with the result"
+    );
+    assert_eq!(results.items[1].target_metadata, None);
     assert_eq!(
         r0.started_at.timestamp_millis(),
         batch[0].started_at.timestamp_millis()

@@ -83,6 +83,7 @@ fn result(item: &DatasetItem, index: i64) -> NewResult {
         completed_at: Utc::now(),
         retry_count: 0,
         trace_id: None,
+        target_metadata: None,
         logs: None,
         scores: vec![],
     }

@@ -8,16 +8,19 @@
 //! is the same for every version.
 
 pub(crate) mod v0_1;
+pub(crate) mod v0_2;
 
 use wasmtime::Store;
 
 use crate::sandbox::CallState;
-use crate::types::PluginInfo;
 
 /// A component pre-instantiated with the bindings of its contract version.
 pub(crate) enum Pre {
     /// Contract 0.1.
     V0_1(v0_1::Pre),
+    /// Contract 0.2: `needs` in `plugin-info`, `metadata` in
+    /// `target-output`.
+    V0_2(v0_2::Pre),
 }
 
 impl Pre {
@@ -29,6 +32,7 @@ impl Pre {
     ) -> wasmtime::Result<Response> {
         match self {
             Pre::V0_1(pre) => pre.invoke(store, request).await,
+            Pre::V0_2(pre) => pre.invoke(store, request).await,
         }
     }
 }
@@ -60,15 +64,29 @@ pub(crate) enum Request {
 
 /// What the call returned, before the host checks it.
 pub(crate) enum Response {
-    Info(PluginInfo),
+    Info(InfoReply),
     Run(Result<TargetReply, GuestError>),
     Score(Result<ScoreReply, GuestError>),
+}
+
+/// A plugin's `plugin-info`, unchecked (the host checks the id, the sizes
+/// and parses `needs` in `checks::check_info`).
+pub(crate) struct InfoReply {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    /// Empty before contract 0.2.
+    pub(crate) needs_hosts: Vec<String>,
+    /// Empty before contract 0.2.
+    pub(crate) needs_secrets: Vec<String>,
 }
 
 /// A target's `target-output`.
 pub(crate) struct TargetReply {
     pub(crate) output: String,
     pub(crate) trace_id: Option<String>,
+    /// JSON text; always `None` before contract 0.2.
+    pub(crate) metadata: Option<String>,
 }
 
 /// A scorer's `score-result`.

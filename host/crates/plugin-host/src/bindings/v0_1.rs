@@ -7,10 +7,10 @@
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
-use super::{GuestError, GuestItem, Request, Response, ScoreReply, TargetReply};
+use super::{GuestError, GuestItem, InfoReply, Request, Response, ScoreReply, TargetReply};
 use crate::contract::wit_package_version;
 use crate::sandbox::CallState;
-use crate::types::{PluginInfo, PluginKind};
+use crate::types::PluginKind;
 
 /// The WIT of this version.
 pub(crate) const WIT: &str = include_str!("../../../../../plugin-sdk/wit/v0.1/assay.wit");
@@ -122,11 +122,14 @@ fn wit_item(item: GuestItem) -> Item {
     }
 }
 
-fn info(info: WitPluginInfo) -> PluginInfo {
-    PluginInfo {
+/// 0.1 has no `needs`: a 0.1 plugin needs nothing.
+fn info(info: WitPluginInfo) -> InfoReply {
+    InfoReply {
         id: info.id,
         name: info.name,
         description: info.description,
+        needs_hosts: Vec::new(),
+        needs_secrets: Vec::new(),
     }
 }
 
@@ -134,6 +137,7 @@ fn target_reply(out: TargetOutput) -> TargetReply {
     TargetReply {
         output: out.output,
         trace_id: out.trace_id,
+        metadata: None,
     }
 }
 

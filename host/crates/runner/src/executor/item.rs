@@ -84,9 +84,17 @@ impl ItemContext {
             Err(_) => CallSignal::Neutral,
         };
 
-        let (output, trace_id, error, error_kind, logs) = match outcome {
-            Ok(out) => (Some(out.output), out.trace_id, None, None, out.logs),
+        let (output, trace_id, target_metadata, error, error_kind, logs) = match outcome {
+            Ok(out) => (
+                Some(out.output),
+                out.trace_id,
+                out.metadata,
+                None,
+                None,
+                out.logs,
+            ),
             Err(f) => (
+                None,
                 None,
                 None,
                 Some(f.error.to_string()),
@@ -119,6 +127,7 @@ impl ItemContext {
             completed_at: Utc::now(),
             retry_count: retry_count as i64,
             trace_id,
+            target_metadata,
             logs: logs_json(&logs),
             scores,
         };
@@ -338,7 +347,10 @@ fn without_nul(mut r: NewResult) -> NewResult {
             _ => {}
         }
     }
-    for v in [&mut r.output, &mut r.logs].into_iter().flatten() {
+    for v in [&mut r.output, &mut r.target_metadata, &mut r.logs]
+        .into_iter()
+        .flatten()
+    {
         json(v);
     }
     for s in [&mut r.error, &mut r.trace_id].into_iter().flatten() {

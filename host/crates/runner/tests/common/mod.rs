@@ -182,6 +182,7 @@ impl Target for MockTarget {
             None if item.input.get("emitNul").is_some() => Ok(TargetOutcome {
                 output: json!({"text": "a\u{0}b", "k\u{0}": ["\u{0}"]}),
                 trace_id: None,
+                metadata: Some(json!({"model": "m\u{0}"})),
                 logs: CapturedLogs {
                     stdout: "nul \u{0} byte".into(),
                     ..Default::default()
@@ -191,6 +192,7 @@ impl Target for MockTarget {
             None => Ok(TargetOutcome {
                 output: item.input.clone(),
                 trace_id: Some(format!("trace-{}", item.id)),
+                metadata: Some(json!({"usage": {"totalTokens": item.id.len()}})),
                 logs: CapturedLogs::default(),
                 network: Default::default(),
             }),

@@ -28,15 +28,16 @@ WITH fence AS (
 ), ins AS (
     INSERT INTO results (id, run_id, item_id, item_index, item_version, input, output,
         expected_output, latency, error, error_kind, started_at, completed_at, retry_count,
-        trace_id, logs, created_at)
+        trace_id, target_metadata, logs, created_at)
     SELECT u.id, $1, u.item_id, u.item_index, u.item_version, u.input, u.output,
         u.expected_output, u.latency, u.error, u.error_kind, u.started_at, u.completed_at,
-        u.retry_count, u.trace_id, u.logs, $3
+        u.retry_count, u.trace_id, u.target_metadata, u.logs, $3
     FROM UNNEST($4::text[], $5::text[], $6::int8[], $7::int8[], $8::jsonb[], $9::jsonb[],
         $10::jsonb[], $11::float8[], $12::text[], $13::text[], $14::timestamptz[],
-        $15::timestamptz[], $16::int8[], $17::text[], $18::jsonb[])
+        $15::timestamptz[], $16::int8[], $17::text[], $18::jsonb[], $27::jsonb[])
         AS u(id, item_id, item_index, item_version, input, output, expected_output, latency,
-            error, error_kind, started_at, completed_at, retry_count, trace_id, logs)
+            error, error_kind, started_at, completed_at, retry_count, trace_id, logs,
+            target_metadata)
     WHERE EXISTS (SELECT 1 FROM fence)
     ON CONFLICT (run_id, item_id) DO NOTHING
     RETURNING item_id, error IS NOT NULL AS failed
@@ -97,6 +98,7 @@ impl ResultStore for PostgresStore {
         let mut retries = Vec::with_capacity(n);
         let mut traces = Vec::with_capacity(n);
         let mut logs = Vec::with_capacity(n);
+        let mut target_meta = Vec::with_capacity(n);
         let (mut s_items, mut s_ids, mut s_ords, mut s_names) = (vec![], vec![], vec![], vec![]);
         let (mut s_scores, mut s_reasons, mut s_errors, mut s_meta) =
             (vec![], vec![], vec![], vec![]);
@@ -115,6 +117,7 @@ impl ResultStore for PostgresStore {
             retries.push(r.retry_count);
             traces.push(r.trace_id.as_deref());
             logs.push(jo(r.logs.as_ref()));
+            target_meta.push(jo(r.target_metadata.as_ref()));
             for (ord, sc) in r.scores.iter().enumerate() {
                 s_items.push(r.item_id.as_str());
                 s_ids.push(sc.scorer_id.as_str());
@@ -154,6 +157,7 @@ impl ResultStore for PostgresStore {
             .bind(&s_reasons)
             .bind(&s_errors)
             .bind(&s_meta)
+            .bind(&target_meta)
             .fetch_one(&self.pool)
             .await?;
         if fenced == 0 {

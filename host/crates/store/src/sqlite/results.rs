@@ -69,7 +69,7 @@ impl ResultStore for SqliteStore {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO results (id, run_id, item_id, item_index, item_version, input, output, \
              expected_output, latency, error, error_kind, started_at, completed_at, retry_count, \
-             trace_id, logs, created_at) ",
+             trace_id, target_metadata, logs, created_at) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(new_id())
@@ -87,6 +87,7 @@ impl ResultStore for SqliteStore {
                     .push_bind(to_ms(r.completed_at))
                     .push_bind(r.retry_count)
                     .push_bind(&r.trace_id)
+                    .push_bind(to_json_opt(r.target_metadata.as_ref()))
                     .push_bind(to_json_opt(r.logs.as_ref()))
                     .push_bind(at);
             });
