@@ -10,6 +10,7 @@ mod export;
 pub mod http;
 mod info;
 mod item;
+pub mod openai;
 mod scorer;
 mod target;
 pub mod template;

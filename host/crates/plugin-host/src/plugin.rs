@@ -284,9 +284,8 @@ impl Plugin {
         )
         .await?;
         match returned.response {
-            Response::Info(info) => check_info(info).map_err(|e| {
-                CallFailure::new(CallError::Failed(e.to_string()), returned.logs)
-            }),
+            Response::Info(info) => check_info(info)
+                .map_err(|e| CallFailure::new(CallError::Failed(e.to_string()), returned.logs)),
             _ => Err(host_failure("unexpected response", returned.logs)),
         }
     }
