@@ -92,8 +92,11 @@ pub trait GrantStore: Send + Sync + 'static {
         granted_by: &str,
     ) -> StoreResult<PluginGrant>;
     /// The grant, if one is set.
-    async fn get_plugin_grant(&self, tenant: &str, plugin_id: &str)
-    -> StoreResult<Option<PluginGrant>>;
+    async fn get_plugin_grant(
+        &self,
+        tenant: &str,
+        plugin_id: &str,
+    ) -> StoreResult<Option<PluginGrant>>;
     /// Removes the grant (`NotFound` when none is set).
     async fn delete_plugin_grant(&self, tenant: &str, plugin_id: &str) -> StoreResult<()>;
 }
@@ -110,6 +113,9 @@ pub trait SecretStore: Send + Sync + 'static {
     async fn delete_secret(&self, tenant: &str, name: &str) -> StoreResult<()>;
     /// The sealed secrets among `names` that exist, by name (for the runner,
     /// which opens them).
-    async fn sealed_secrets(&self, tenant: &str, names: &[String])
-    -> StoreResult<Vec<SealedSecret>>;
+    async fn sealed_secrets(
+        &self,
+        tenant: &str,
+        names: &[String],
+    ) -> StoreResult<Vec<SealedSecret>>;
 }

@@ -48,8 +48,8 @@ impl<T> Store for T where
         + RunStore
         + ResultStore
         + PluginStore
-    + GrantStore
-    + SecretStore
+        + GrantStore
+        + SecretStore
 {
 }
 

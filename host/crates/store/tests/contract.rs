@@ -1975,9 +1975,13 @@ async fn plugin_grants_are_per_tenant_and_go_with_the_plugin(s: Fixture) {
     s.create_tenant("team-a", &TenantLimits::default())
         .await
         .unwrap();
-    s.register_plugin(SHARED_TENANT, plugin_record("echo", PluginKind::Target), vec![1])
-        .await
-        .unwrap();
+    s.register_plugin(
+        SHARED_TENANT,
+        plugin_record("echo", PluginKind::Target),
+        vec![1],
+    )
+    .await
+    .unwrap();
     s.register_plugin(T, plugin_record("mine", PluginKind::Scorer), vec![2])
         .await
         .unwrap();
@@ -2006,12 +2010,19 @@ async fn plugin_grants_are_per_tenant_and_go_with_the_plugin(s: Fixture) {
     let got = s.get_plugin_grant(T, "echo").await.unwrap().unwrap();
     assert_eq!(got, set);
     let got_a = s.get_plugin_grant("team-a", "echo").await.unwrap().unwrap();
-    assert_eq!((got_a.grant_json.as_str(), got_a.granted_by.as_str()), (b, "key:k1"));
+    assert_eq!(
+        (got_a.grant_json.as_str(), got_a.granted_by.as_str()),
+        (b, "key:k1")
+    );
 
     // Set again: replaced.
     s.set_plugin_grant(T, "echo", b, "cli").await.unwrap();
     assert_eq!(
-        s.get_plugin_grant(T, "echo").await.unwrap().unwrap().grant_json,
+        s.get_plugin_grant(T, "echo")
+            .await
+            .unwrap()
+            .unwrap()
+            .grant_json,
         b
     );
 
