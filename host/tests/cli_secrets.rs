@@ -137,6 +137,16 @@ fn a_wrong_key_gives_a_clear_error_naming_the_secret() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("cannot decrypt secret OTHER"));
+    // Two keys at once: refused rather than one silently ignored.
+    env.cmd()
+        .env("ASSAY_SECRET_KEY", "22".repeat(32))
+        .args(["secret", "check", "--secret-key-file"])
+        .arg(&key_a)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "both ASSAY_SECRET_KEY and a secret key file",
+        ));
     // A key file that is not a key is refused, naming the file.
     let bad = env.write("bad.key", "not hex");
     env.cmd()

@@ -31,23 +31,27 @@ pub struct SecretKeyArgs {
 
 impl SecretKeyArgs {
     /// The key source these settings describe: `ASSAY_SECRET_KEY` (64 hex
-    /// digits, never a flag, so it stays out of process listings), else
-    /// the file, else the generated file in the data directory.
-    pub fn source(&self) -> KeySource {
-        if let Ok(hex) = std::env::var("ASSAY_SECRET_KEY")
-            && !hex.trim().is_empty()
-        {
-            return KeySource::Hex(hex);
-        }
-        match &self.secret_key_file {
-            Some(path) => KeySource::File(path.clone()),
-            None => KeySource::Generated(default_key_file()),
+    /// digits, never a flag, so it stays out of process listings), or the
+    /// file, else the generated file in the data directory. Both at once is
+    /// an error (one of them would be ignored).
+    pub fn source(&self) -> Result<KeySource> {
+        let hex = std::env::var("ASSAY_SECRET_KEY")
+            .ok()
+            .filter(|h| !h.trim().is_empty());
+        match (hex, &self.secret_key_file) {
+            (Some(_), Some(path)) => Err(anyhow!(
+                "both ASSAY_SECRET_KEY and a secret key file ({}) are set\n  hint: set only one",
+                path.display()
+            )),
+            (Some(hex), None) => Ok(KeySource::Hex(hex)),
+            (None, Some(path)) => Ok(KeySource::File(path.clone())),
+            (None, None) => Ok(KeySource::Generated(default_key_file())),
         }
     }
 
     /// Loads the key, saying on stderr where a new one was written.
     pub fn load(&self) -> Result<SecretKey> {
-        let loaded = SecretKey::load(&self.source())?;
+        let loaded = SecretKey::load(&self.source()?)?;
         if let Some(path) = loaded.created {
             eprintln!(
                 "Created a new secret key at {} (keep it: secrets sealed with it cannot be read without it)",
