@@ -421,4 +421,41 @@ mod tests {
             Err(SecretError::KeyFile { .. })
         ));
     }
+
+    #[tokio::test]
+    async fn the_vault_resolves_what_it_set_and_names_what_it_cannot() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", tmp.path().join("v.db").display());
+        let store = assay_store::connect(&url).await.unwrap();
+        let tenant = assay_store::DEFAULT_TENANT;
+        let vault = SecretVault::new(store.clone(), SecretKey::random());
+        vault.set(tenant, "A_KEY", "value-a").await.unwrap();
+        vault.set(tenant, "B_KEY", "value-b").await.unwrap();
+        let names = vec!["A_KEY".to_string()];
+        let got = vault.resolve(tenant, &names).await.unwrap();
+        assert_eq!(got.get("A_KEY"), Some("value-a"));
+        assert_eq!(got.names().collect::<Vec<_>>(), ["A_KEY"]);
+
+        let missing = vec!["A_KEY".to_string(), "NOPE".to_string()];
+        let err = vault.resolve(tenant, &missing).await.unwrap_err();
+        assert!(
+            matches!(err, SecretError::Missing { ref name } if name == "NOPE"),
+            "{err}"
+        );
+
+        assert!(matches!(
+            vault.set(tenant, "EMPTY", "").await,
+            Err(SecretError::BadValue { .. })
+        ));
+        assert!(
+            vault
+                .set(tenant, "BIG", &"x".repeat(MAX_SECRET_VALUE + 1))
+                .await
+                .is_err()
+        );
+
+        let other = SecretVault::new(store, SecretKey::random());
+        let err = other.resolve(tenant, &names).await.unwrap_err().to_string();
+        assert!(err.contains("cannot decrypt secret A_KEY"), "{err}");
+    }
 }
