@@ -5,11 +5,13 @@ pub mod args;
 pub mod completions;
 pub mod dataset;
 pub mod exec;
+pub mod grant;
 pub mod plugin;
 pub mod plugin_new;
 pub mod plugin_test;
 pub mod run;
 pub mod runs;
+pub mod secret;
 pub mod serve;
 pub mod tenant;
 
@@ -132,6 +134,10 @@ pub struct GlobalArgs {
     /// process can resume the run once it lapses
     #[arg(long, global = true, env = "ASSAY_RUN_LEASE", default_value = "15s", value_parser = args::parse_duration)]
     pub run_lease: std::time::Duration,
+
+    /// Where the key secrets are sealed with comes from.
+    #[command(flatten)]
+    pub secret_key: secret::SecretKeyArgs,
 }
 
 impl GlobalArgs {
@@ -181,6 +187,9 @@ pub enum Command {
     Runs(runs::RunsCommand),
     /// Serve the HTTP API (and execute runs triggered through it)
     Serve(serve::ServeArgs),
+    /// Set, list and delete the tenant's secrets (values are write-only)
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// Create tenants and set their limits (operators)
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
@@ -204,6 +213,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
                 Command::Dataset(cmd) => dataset::run(&app, cmd).await,
                 Command::Plugin(cmd) => plugin::run(&app, cmd).await,
                 Command::Runs(cmd) => runs::run(&app, cmd).await,
+                Command::Secret(cmd) => secret::run(&app, &global.secret_key, cmd).await,
                 Command::Tenant(cmd) => tenant::run_tenant(&app, cmd).await,
                 Command::Key(cmd) => tenant::run_key(&app, global.tenant.as_deref(), cmd).await,
                 Command::Completions(_) | Command::Serve(_) => unreachable!("handled above"),

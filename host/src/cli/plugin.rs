@@ -1,4 +1,4 @@
-//! `assay plugin add|list|check|info|remove`.
+//! `assay plugin add|list|check|info|remove|grant|revoke`.
 
 use std::path::PathBuf;
 
@@ -58,6 +58,26 @@ Examples:
 Examples:
   assay plugin remove my-scorer")]
     Remove(RemoveArgs),
+    /// Let a plugin make outbound HTTP requests to some hosts (per tenant)
+    #[command(after_help = "\
+Examples:
+  assay plugin grant openai-target --host api.openai.com
+  assay plugin grant my-target --host 127.0.0.1:8080 --allow-http --timeout-ms 5000
+  assay plugin grant my-target --replace --host api.example.com --json
+
+Hosts are added to the plugin's current grant; limit flags given replace the
+current limits; --replace starts from an empty grant. A host is a name
+(api.openai.com), a wildcard over subdomains (*.example.com) or an IP address,
+with an optional port. Only https unless --allow-http. A grant belongs to the
+tenant: granting a shared plugin lets it reach the hosts in this tenant's runs
+only. `assay plugin info ID` shows the grant.")]
+    Grant(crate::cli::grant::GrantArgs),
+    /// Take hosts, or the whole network grant, away from a plugin
+    #[command(after_help = "\
+Examples:
+  assay plugin revoke my-target --host 127.0.0.1:8080
+  assay plugin revoke my-target")]
+    Revoke(crate::cli::grant::RevokeArgs),
     /// Create a plugin project (Rust, Python or JavaScript) that builds and tests as generated
     #[command(after_help = "\
 Examples:
@@ -164,6 +184,8 @@ pub async fn run(app: &App, cmd: PluginCommand) -> Result<Exit> {
         PluginCommand::List(a) => list(app, a).await,
         PluginCommand::Check(a) => check(app, a).await,
         PluginCommand::Info(a) => info(app, a).await,
+        PluginCommand::Grant(a) => crate::cli::grant::grant(app, a).await,
+        PluginCommand::Revoke(a) => crate::cli::grant::revoke(app, a).await,
         PluginCommand::New(a) => crate::cli::plugin_new::run(a),
         PluginCommand::Test(a) => crate::cli::plugin_test::run(app, a).await,
         PluginCommand::Remove(a) => {
@@ -375,8 +397,14 @@ async fn info(app: &App, a: InfoArgs) -> Result<Exit> {
         let plugin = catalog.load_record(&app.tenant, &record).await?;
         (PluginReport::from_plugin(&plugin), Some(record))
     };
+    let grant = match &record {
+        Some(r) => crate::cli::grant::current(app, &r.id).await?,
+        None => None,
+    };
     if a.json {
-        print_json(&serde_json::json!({ "report": report, "registered": record }))?;
+        print_json(
+            &serde_json::json!({ "report": report, "registered": record, "networkGrant": grant }),
+        )?;
     } else {
         println!("{}", safe(&report.to_string()));
         if let Some(r) = record {
@@ -384,6 +412,10 @@ async fn info(app: &App, a: InfoArgs) -> Result<Exit> {
                 "  registered:  {}",
                 r.created_at.format("%Y-%m-%d %H:%M:%S UTC")
             );
+            match &grant {
+                Some(g) => println!("  network:     {}", safe(&crate::cli::grant::describe(g))),
+                None => println!("  network:     none granted"),
+            }
         }
     }
     Ok(Exit::Success)

@@ -100,6 +100,12 @@ pub struct RunArgs {
     #[arg(long = "target-config", value_name = "JSON|KEY=VALUE")]
     pub target_config: Vec<String>,
 
+    /// Let the run's target and scorers reach HOST (`api.openai.com`,
+    /// `127.0.0.1:8080`) for this run only; nothing is stored as a grant
+    /// (repeatable; plain http is allowed for these hosts)
+    #[arg(long = "allow-host", value_name = "HOST", value_parser = parse_allow_host)]
+    pub allow_host: Vec<assay_plugin_host::HostPattern>,
+
     /// Scorer options: SCORER:key=value, SCORER:{json} or SCORER={json} (repeatable)
     #[arg(long = "scorer-config", value_name = "SCORER:KEY=VALUE", value_parser = parse_scorer_config)]
     pub scorer_config: Vec<ScorerConfigArg>,
@@ -224,6 +230,8 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
         scorer_timeout: args.scorer_timeout,
         target_config,
         scorer_configs,
+        network: one_off_grants(&args.allow_host, &target.id, &scorers),
+        network_from_operator: !args.allow_host.is_empty(),
         ..RunOptions::default()
     };
     options
@@ -507,4 +515,31 @@ fn option_flag_message(message: &str) -> String {
         text = text.replace(field, flag);
     }
     text
+}
+
+fn parse_allow_host(text: &str) -> Result<assay_plugin_host::HostPattern, String> {
+    text.parse()
+        .map_err(|e: assay_plugin_host::HostPatternError| e.to_string())
+}
+
+/// `--allow-host`: the same one-off grant for the target and every scorer
+/// (the operator's own run on its own database, so no stored grant is
+/// needed or changed).
+fn one_off_grants(
+    hosts: &[assay_plugin_host::HostPattern],
+    target: &str,
+    scorers: &[ScorerRef],
+) -> std::collections::BTreeMap<String, assay_plugin_host::NetworkGrant> {
+    if hosts.is_empty() {
+        return Default::default();
+    }
+    let grant = assay_plugin_host::NetworkGrant {
+        hosts: hosts.to_vec(),
+        allow_http: true,
+        ..Default::default()
+    };
+    std::iter::once(target)
+        .chain(scorers.iter().map(|s| s.record.id.as_str()))
+        .map(|id| (id.to_string(), grant.clone()))
+        .collect()
 }

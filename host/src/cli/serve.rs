@@ -175,6 +175,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         },
         cors: CorsPolicy::from_origins(&args.cors_origins)?,
         allowed_hosts: args.allowed_hosts.clone(),
+        secret_key: Some(global.secret_key.load()?),
         ..ServeConfig::default()
     };
     let config_auth = config.auth;

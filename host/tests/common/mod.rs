@@ -76,6 +76,14 @@ impl Env {
             ("ASSAY_LOG", Some("warn".into())),
             ("ASSAY_PLUGINS_DIR", None),
             ("ASSAY_TENANT", None),
+            ("ASSAY_SECRET_KEY", None),
+            ("ASSAY_SECRET_KEY_FILE", None),
+            // The generated secret key goes to the data directory: this
+            // test's, never the developer's.
+            (
+                "XDG_DATA_HOME",
+                Some(self.path("data").display().to_string()),
+            ),
             ("RUST_LOG", None),
         ]
     }

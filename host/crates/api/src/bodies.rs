@@ -190,6 +190,10 @@ pub struct TriggerRun {
     /// JSON config handed to each scorer, by scorer id.
     #[serde(default)]
     pub scorer_configs: Option<BTreeMap<String, Value>>,
+    /// Per plugin id: a narrowing of the plugin's stored network grant for
+    /// this run (checked at trigger time; wider than the grant is a 400).
+    #[serde(default)]
+    pub network: Option<BTreeMap<String, assay_plugin_host::NetworkGrant>>,
 }
 
 /// `POST .../compare`: `runIdA`/`runIdB` or Mastra's

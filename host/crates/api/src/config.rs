@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use assay_runner::AssemblySettings;
+use assay_runner::{AssemblySettings, SecretKey};
 
 use crate::auth::AuthMode;
 use crate::cors::CorsPolicy;
@@ -53,6 +53,9 @@ pub struct ServeConfig {
     /// `--allowed-host` values (`Host` names answered; empty: the loopback
     /// names and the bound address on loopback, any host elsewhere).
     pub allowed_hosts: Vec<String>,
+    /// The key secrets are sealed with (`assay serve` loads it from
+    /// `--secret-key-file` / `ASSAY_SECRET_KEY`, or the generated file).
+    pub secret_key: Option<SecretKey>,
 }
 
 impl ServeConfig {
@@ -64,6 +67,7 @@ impl ServeConfig {
             auth: self.auth,
             cors: self.cors.clone(),
             hosts: HostPolicy::for_addr(self.addr, &self.allowed_hosts),
+            secret_key: self.secret_key.clone(),
             ..ApiOptions::default()
         }
     }
@@ -83,6 +87,7 @@ impl Default for ServeConfig {
             auth: AuthMode::default(),
             cors: CorsPolicy::Disabled,
             allowed_hosts: Vec::new(),
+            secret_key: None,
         }
     }
 }
@@ -102,6 +107,8 @@ pub struct ApiOptions {
     pub cors: CorsPolicy,
     /// `Host` names answered (DNS-rebinding defence).
     pub hosts: HostPolicy,
+    /// The key secrets are sealed with (`None`: setting a secret is a 503).
+    pub secret_key: Option<SecretKey>,
 }
 
 impl Default for ApiOptions {
@@ -113,6 +120,7 @@ impl Default for ApiOptions {
             auth: AuthMode::default(),
             cors: CorsPolicy::Disabled,
             hosts: HostPolicy::for_addr::<&str>(DEFAULT_ADDR, &[]),
+            secret_key: None,
         }
     }
 }

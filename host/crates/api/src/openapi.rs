@@ -394,6 +394,9 @@ fn schemas() -> Value {
             "targetConfig": any,
             "scorerConfigs": {"type": "object", "additionalProperties": true,
                 "description": "config per scorer id"},
+            "network": {"type": "object", "additionalProperties": schema_ref("NetworkGrant"),
+                "description": "per plugin id: a narrowing of the plugin's stored network grant \
+                for this run (a host or plain http beyond the grant is a 400)"},
         })),
         "TriggeredRun": object(
             &["runId", "experimentId", "status", "totalItems", "succeededCount", "failedCount",
@@ -581,7 +584,29 @@ fn schemas() -> Value {
         "PluginDetail": {"allOf": [schema_ref("Plugin"), object(&[], json!({
             "world": string, "imports": strings, "exports": strings,
             "loadError": {"type": "string", "description": "set when the component cannot be loaded"},
+            "networkGrant": {"oneOf": [schema_ref("NetworkGrant"), {"type": "null"}],
+                "description": "the hosts the plugin may reach in this tenant's runs (null: none)"},
         }))]},
+        "NetworkGrant": {"type": "object", "additionalProperties": false, "properties": {
+            "hosts": {"type": "array", "items": {"type": "string",
+                "description": "api.openai.com, *.example.com:8443 or 127.0.0.1:8080"}},
+            "allowHttp": {"type": "boolean", "description": "plain http besides https"},
+            "limits": {"type": "object", "additionalProperties": false, "properties": {
+                "maxRequests": int, "maxRequestBytes": int, "maxResponseBytes": int,
+                "connectTimeoutMs": int, "timeoutMs": int,
+            }},
+        }},
+        "PluginGrant": object(&["pluginId", "grant", "grantedBy", "updatedAt"], json!({
+            "pluginId": string, "grant": schema_ref("NetworkGrant"),
+            "grantedBy": {"type": "string", "description": "`key:<id>`, `api` or `cli`"},
+            "updatedAt": time,
+        })),
+        "SecretInfo": object(&["name", "createdAt", "updatedAt"], json!({
+            "name": {"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$", "maxLength": 128},
+            "createdAt": time, "updatedAt": time,
+        })),
+        "SecretValue": {"type": "object", "additionalProperties": false, "required": ["value"],
+            "properties": {"value": {"type": "string", "minLength": 1, "writeOnly": true}}},
     })
 }
 

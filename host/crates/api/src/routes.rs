@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{self, Access};
 use crate::error::ApiError;
 use crate::handlers::{
-    datasets, events, experiments, items, plugins, runs, scores, system, tenancy,
+    datasets, events, experiments, items, plugins, runs, scores, secrets, system, tenancy,
 };
 use crate::host_check;
 use crate::state::AppState;
@@ -29,6 +29,8 @@ pub enum Verb {
     Post,
     /// PATCH
     Patch,
+    /// PUT
+    Put,
     /// DELETE
     Delete,
 }
@@ -40,6 +42,7 @@ impl Verb {
             Verb::Get => "get",
             Verb::Post => "post",
             Verb::Patch => "patch",
+            Verb::Put => "put",
             Verb::Delete => "delete",
         }
     }
@@ -50,6 +53,7 @@ impl Verb {
             Verb::Get => Method::GET,
             Verb::Post => Method::POST,
             Verb::Patch => Method::PATCH,
+            Verb::Put => Method::PUT,
             Verb::Delete => Method::DELETE,
         }
     }
@@ -59,6 +63,7 @@ impl Verb {
             Verb::Get => MethodFilter::GET,
             Verb::Post => MethodFilter::POST,
             Verb::Patch => MethodFilter::PATCH,
+            Verb::Put => MethodFilter::PUT,
             Verb::Delete => MethodFilter::DELETE,
         }
     }
@@ -343,6 +348,28 @@ pub static ROUTES: &[RouteSpec] = &[
         query: NONE_Q, body: NO_BODY, answer: Reply(200, "PluginDetail"), errors: &[404], plugins::get),
     route!(Delete "/api/plugins/{pluginId}", "deletePlugin", "plugins", "Unregister a plugin",
         query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404, 409], plugins::delete),
+    route!(Get "/api/plugins/{pluginId}/grant", "getPluginGrant", "plugins",
+        "The plugin's network grant in this tenant (404 when none)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "PluginGrant"), errors: &[404], secrets::get_grant),
+    route!(Put "/api/plugins/{pluginId}/grant", "setPluginGrant", "plugins",
+        "Set or replace the hosts the plugin may reach in this tenant's runs",
+        query: NONE_Q, body: Json("NetworkGrant"), answer: Reply(200, "PluginGrant"),
+        errors: &[400, 404, 413, 415], access: Access::Role(Role::Admin), secrets::put_grant),
+    route!(Delete "/api/plugins/{pluginId}/grant", "deletePluginGrant", "plugins",
+        "Revoke the plugin's network grant in this tenant",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404],
+        access: Access::Role(Role::Admin), secrets::delete_grant),
+    // ---- secrets (write-only values) ----
+    route!(Get "/api/secrets", "listSecrets", "secrets", "The tenant's secret names and times (never values)",
+        query: NONE_Q, body: NO_BODY, answer: List("secrets", "SecretInfo"), errors: &[],
+        access: Access::Role(Role::Member), secrets::list),
+    route!(Put "/api/secrets/{secretName}", "setSecret", "secrets",
+        "Set or replace a secret (sealed before it is stored; never returned)",
+        query: NONE_Q, body: Json("SecretValue"), answer: Reply(200, "SecretInfo"),
+        errors: &[400, 404, 413, 415, 503], access: Access::Role(Role::Admin), secrets::put),
+    route!(Delete "/api/secrets/{secretName}", "deleteSecret", "secrets", "Delete a secret",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "Success"), errors: &[404],
+        access: Access::Role(Role::Admin), secrets::delete),
     // ---- the caller's tenant and its keys ----
     route!(Get "/api/tenant", "getTenant", "tenant",
         "The caller's tenant: its limits, what it uses, and the caller's role",

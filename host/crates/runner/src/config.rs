@@ -50,6 +50,18 @@ pub struct RunOptions {
     /// Config handed to each scorer plugin, by scorer id (JSON).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub scorer_configs: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The network grant each plugin of the run uses, by plugin id (the
+    /// target's or a scorer's). A trigger asks for a narrowing of the
+    /// plugin's stored grant; what is stored here is the narrowed grant
+    /// (see [`crate::trigger::create_run`]). A plugin not listed uses its
+    /// stored grant.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub network: std::collections::BTreeMap<String, assay_plugin_host::NetworkGrant>,
+    /// Set only by the operator's own command line (`assay run
+    /// --allow-host`): `network` is a grant in itself, not a narrowing of
+    /// the stored grants. Never read from JSON.
+    #[serde(skip)]
+    pub network_from_operator: bool,
 }
 
 impl Default for RunOptions {
@@ -64,6 +76,8 @@ impl Default for RunOptions {
             max_memory_bytes: None,
             target_config: None,
             scorer_configs: Default::default(),
+            network: Default::default(),
+            network_from_operator: false,
         }
     }
 }

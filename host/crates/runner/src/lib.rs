@@ -29,6 +29,7 @@ pub mod loaded;
 pub mod plugins;
 pub mod retry;
 pub mod scheduler;
+pub mod secrets;
 pub mod slots;
 pub mod stats;
 pub mod summary;
@@ -44,6 +45,7 @@ pub use executor::{CallbackError, Executor, ItemCallback, RunHooks, RunPlan, on_
 pub use item::ItemWithScores;
 pub use plugins::{Scorer, ScorerAsTarget, Target, WasmScorer, WasmTarget};
 pub use scheduler::{DEFAULT_MAX_TAKEOVERS, Scheduler, SchedulerConfig};
+pub use secrets::{KeySource, ResolvedSecrets, SecretError, SecretKey, SecretVault};
 pub use slots::ItemSlots;
 pub use stats::{RunStats, StatsBuilder};
 pub use summary::RunSummary;

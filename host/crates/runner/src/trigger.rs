@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use assay_plugin_host::{Limits, Plugin, PluginKind};
+use assay_plugin_host::{Limits, NetworkGrant, Plugin, PluginKind};
 use assay_store::{NewRun, Run, Store, TenantLimits};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,48 @@ pub struct StoredRunConfig {
     pub scorer_digests: BTreeMap<String, String>,
 }
 
+/// The grants a run asks for (`network`, by plugin id), each narrowed from
+/// the plugin's stored grant with [`NetworkGrant::narrow`]: a plugin that
+/// is not the run's, a plugin without a stored grant, or a request wider
+/// than the stored grant (a host, plain http) is an error naming it.
+async fn narrow_network(
+    store: &Arc<dyn Store>,
+    tenant: &str,
+    target_id: &str,
+    scorer_ids: &[String],
+    requested: BTreeMap<String, NetworkGrant>,
+) -> Result<BTreeMap<String, NetworkGrant>, RunError> {
+    let mut narrowed = BTreeMap::new();
+    for (id, asked) in requested {
+        let field = format!("network.{id}");
+        if id != target_id && !scorer_ids.contains(&id) {
+            return Err(RunError::InvalidOptions {
+                field,
+                message: format!("`{id}` is neither the run's target nor one of its scorers"),
+            });
+        }
+        let Some(stored) = store.get_plugin_grant(tenant, &id).await? else {
+            return Err(RunError::InvalidOptions {
+                field,
+                message: format!("plugin `{id}` has no network grant to narrow"),
+            });
+        };
+        let stored: NetworkGrant =
+            serde_json::from_str(&stored.grant_json).map_err(|e| RunError::InvalidOptions {
+                field: field.clone(),
+                message: format!("the stored grant of plugin `{id}` is unreadable: {e}"),
+            })?;
+        let grant = stored
+            .narrow(&asked)
+            .map_err(|e| RunError::InvalidOptions {
+                field: field.clone(),
+                message: e.to_string(),
+            })?;
+        narrowed.insert(id, grant);
+    }
+    Ok(narrowed)
+}
+
 /// Validates `request` and creates the run as `pending`. Checks, in order:
 /// options in range, dataset exists and has items at the pinned version,
 /// target and every scorer resolve to plugins of the right kind, and the
@@ -59,7 +101,7 @@ pub async fn create_run(
     tenant: &str,
     request: RunRequest,
 ) -> Result<Run, RunError> {
-    let options = request.options;
+    let mut options = request.options;
     options.validate()?;
     catalog.ceilings().check(&options)?;
     let limits = store.tenant_limits(tenant).await?;
@@ -95,6 +137,16 @@ pub async fn create_run(
     for id in &request.scorer_ids {
         let scorer = resolve_kind(catalog, tenant, id, PluginKind::Scorer).await?;
         scorer_digests.insert(id.clone(), scorer.digest().to_string());
+    }
+    if !options.network_from_operator {
+        options.network = narrow_network(
+            store,
+            tenant,
+            &request.target_id,
+            &request.scorer_ids,
+            std::mem::take(&mut options.network),
+        )
+        .await?;
     }
     let config = StoredRunConfig {
         options,

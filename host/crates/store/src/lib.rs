@@ -35,6 +35,7 @@
 
 mod error;
 mod models;
+pub mod network;
 mod page;
 pub mod postgres;
 mod rows;
@@ -50,6 +51,10 @@ use std::sync::Arc;
 
 pub use error::{StoreError, StoreResult};
 pub use models::*;
+pub use network::{
+    GrantStore, MAX_SECRET_NAME, PluginGrant, SealedSecret, SecretInfo, SecretStore,
+    check_secret_name,
+};
 pub use page::{DEFAULT_PER_PAGE, MAX_PER_PAGE};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

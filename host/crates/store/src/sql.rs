@@ -333,3 +333,40 @@ pub mod keys {
         api_key_cols!()
     );
 }
+
+/// Network grants per tenant and plugin id.
+pub mod grants {
+    /// Whether plugin $2 is visible to tenant $1 (its own or a shared one).
+    pub const PLUGIN_VISIBLE: &str =
+        "SELECT 1 FROM plugins WHERE id = $2 AND (tenant_id = $1 OR tenant_id = '@shared')";
+    /// Binds: tenant, plugin id, grant JSON, granted by, time.
+    pub const UPSERT: &str = "INSERT INTO plugin_grants (tenant_id, plugin_id, grant_json, \
+         granted_by, updated_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (tenant_id, plugin_id) DO UPDATE SET grant_json = excluded.grant_json, \
+         granted_by = excluded.granted_by, updated_at = excluded.updated_at";
+    pub const GET: &str = "SELECT tenant_id, plugin_id, grant_json, granted_by, updated_at \
+         FROM plugin_grants WHERE tenant_id = $1 AND plugin_id = $2";
+    pub const DELETE: &str = "DELETE FROM plugin_grants WHERE tenant_id = $1 AND plugin_id = $2";
+    /// After plugin $2 of tenant $1 is deleted: its grant in that tenant, and
+    /// for a shared plugin the grants of every tenant that has no own plugin
+    /// of that id (they granted the shared one).
+    pub const DELETE_OF_PLUGIN: &str = "DELETE FROM plugin_grants WHERE plugin_id = $2 \
+         AND (tenant_id = $1 OR ($1 = '@shared' AND NOT EXISTS (SELECT 1 FROM plugins p \
+         WHERE p.tenant_id = plugin_grants.tenant_id AND p.id = plugin_grants.plugin_id)))";
+}
+
+/// A tenant's sealed secrets.
+pub mod secrets {
+    /// Binds: tenant, name, ciphertext, nonce, time. `created_at` is kept on
+    /// replace.
+    pub const UPSERT: &str = "INSERT INTO secrets (tenant_id, name, ciphertext, nonce, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
+         ON CONFLICT (tenant_id, name) DO UPDATE SET ciphertext = excluded.ciphertext, \
+         nonce = excluded.nonce, updated_at = excluded.updated_at \
+         RETURNING name, created_at, updated_at";
+    pub const LIST: &str =
+        "SELECT name, created_at, updated_at FROM secrets WHERE tenant_id = $1 ORDER BY name";
+    pub const SEALED: &str =
+        "SELECT name, ciphertext, nonce FROM secrets WHERE tenant_id = $1 ORDER BY name";
+    pub const DELETE: &str = "DELETE FROM secrets WHERE tenant_id = $1 AND name = $2";
+}

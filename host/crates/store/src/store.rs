@@ -18,6 +18,7 @@ use async_trait::async_trait;
 
 use crate::error::StoreResult;
 use crate::models::*;
+use crate::network::{GrantStore, SecretStore};
 use crate::tenancy::{ApiKeyStore, TenancyStore};
 
 /// Storage for datasets, items and their versions, runs, results, scores,
@@ -32,6 +33,8 @@ pub trait Store:
     + RunStore
     + ResultStore
     + PluginStore
+    + GrantStore
+    + SecretStore
 {
 }
 
@@ -45,6 +48,8 @@ impl<T> Store for T where
         + RunStore
         + ResultStore
         + PluginStore
+        + GrantStore
+        + SecretStore
 {
 }
 

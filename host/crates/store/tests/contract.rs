@@ -102,6 +102,8 @@ contract!(
     tenant_usage_counts_what_a_tenant_holds,
     stored_bytes_limit_refuses_items_and_changes_nothing,
     shared_plugins_are_visible_to_every_tenant,
+    plugin_grants_are_per_tenant_and_go_with_the_plugin,
+    secrets_are_set_listed_read_sealed_and_deleted,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1982,4 +1984,147 @@ async fn shared_plugins_are_visible_to_every_tenant(s: Fixture) {
     assert_eq!((page.total, page.items.len(), page.has_more), (3, 1, false));
     // The tenant-scoped calls do not see shared plugins: callers decide.
     assert!(s.get_plugin(T, "echo").await.unwrap_err().is_not_found());
+}
+
+async fn plugin_grants_are_per_tenant_and_go_with_the_plugin(s: Fixture) {
+    s.create_tenant("team-a", &TenantLimits::default())
+        .await
+        .unwrap();
+    s.register_plugin(
+        SHARED_TENANT,
+        plugin_record("echo", PluginKind::Target),
+        vec![1],
+    )
+    .await
+    .unwrap();
+    s.register_plugin(T, plugin_record("mine", PluginKind::Scorer), vec![2])
+        .await
+        .unwrap();
+
+    // Nothing granted yet.
+    assert_eq!(s.get_plugin_grant(T, "echo").await.unwrap(), None);
+    // An unknown plugin, or another tenant's own plugin, cannot be granted.
+    assert!(matches!(
+        s.set_plugin_grant(T, "nope", "{}", "cli").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.set_plugin_grant("team-a", "mine", "{}", "cli").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // A shared plugin is granted per tenant.
+    let a = r#"{"hosts":["api.openai.com"]}"#;
+    let b = r#"{"hosts":["127.0.0.1:8080"],"allowHttp":true}"#;
+    let set = s.set_plugin_grant(T, "echo", a, "cli").await.unwrap();
+    assert_eq!(set.grant_json, a);
+    assert_eq!(set.granted_by, "cli");
+    s.set_plugin_grant("team-a", "echo", b, "key:k1")
+        .await
+        .unwrap();
+    let got = s.get_plugin_grant(T, "echo").await.unwrap().unwrap();
+    assert_eq!(got, set);
+    let got_a = s.get_plugin_grant("team-a", "echo").await.unwrap().unwrap();
+    assert_eq!(
+        (got_a.grant_json.as_str(), got_a.granted_by.as_str()),
+        (b, "key:k1")
+    );
+
+    // Set again: replaced.
+    s.set_plugin_grant(T, "echo", b, "cli").await.unwrap();
+    assert_eq!(
+        s.get_plugin_grant(T, "echo")
+            .await
+            .unwrap()
+            .unwrap()
+            .grant_json,
+        b
+    );
+
+    // Delete: gone; a second delete is NotFound.
+    s.delete_plugin_grant(T, "echo").await.unwrap();
+    assert_eq!(s.get_plugin_grant(T, "echo").await.unwrap(), None);
+    assert!(matches!(
+        s.delete_plugin_grant(T, "echo").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Deleting a tenant's plugin deletes its grant: a new plugin of the
+    // same id starts with no network.
+    s.set_plugin_grant(T, "mine", a, "cli").await.unwrap();
+    s.delete_plugin(T, "mine").await.unwrap();
+    s.register_plugin(T, plugin_record("mine", PluginKind::Scorer), vec![3])
+        .await
+        .unwrap();
+    assert_eq!(s.get_plugin_grant(T, "mine").await.unwrap(), None);
+
+    // Deleting the shared plugin deletes every tenant's grant of it.
+    s.delete_plugin(SHARED_TENANT, "echo").await.unwrap();
+    assert_eq!(s.get_plugin_grant("team-a", "echo").await.unwrap(), None);
+}
+
+async fn secrets_are_set_listed_read_sealed_and_deleted(s: Fixture) {
+    s.create_tenant("team-a", &TenantLimits::default())
+        .await
+        .unwrap();
+    let sealed = |name: &str, c: u8| SealedSecret {
+        name: name.into(),
+        ciphertext: vec![c; 40],
+        nonce: vec![c; 24],
+    };
+    let first = s.set_secret(T, sealed("OPENAI_API_KEY", 1)).await.unwrap();
+    assert_eq!(first.name, "OPENAI_API_KEY");
+    assert_eq!(first.created_at, first.updated_at);
+    s.set_secret(T, sealed("_OTHER", 2)).await.unwrap();
+    s.set_secret("team-a", sealed("OPENAI_API_KEY", 3))
+        .await
+        .unwrap();
+
+    // Replace keeps created_at and changes the ciphertext.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let again = s.set_secret(T, sealed("OPENAI_API_KEY", 4)).await.unwrap();
+    assert_eq!(again.created_at, first.created_at);
+    assert!(again.updated_at > first.updated_at);
+
+    let names: Vec<String> = s
+        .list_secrets(T)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["OPENAI_API_KEY", "_OTHER"]);
+
+    // Reads only what is asked for, of the tenant asked.
+    let want = vec!["OPENAI_API_KEY".to_string(), "MISSING".to_string()];
+    let got = s.sealed_secrets(T, &want).await.unwrap();
+    assert_eq!(got, vec![sealed("OPENAI_API_KEY", 4)]);
+    let got = s.sealed_secrets("team-a", &want).await.unwrap();
+    assert_eq!(got, vec![sealed("OPENAI_API_KEY", 3)]);
+    assert!(s.sealed_secrets(T, &[]).await.unwrap().is_empty());
+
+    // Hostile names are refused and store nothing.
+    for bad in ["", "lower", "1ABC", "A-B", "A B", "ÄB", &"A".repeat(129)] {
+        assert!(
+            matches!(
+                s.set_secret(T, sealed(bad, 5)).await,
+                Err(StoreError::Validation { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    s.set_secret(T, sealed(&"A".repeat(128), 5)).await.unwrap();
+    assert_eq!(s.list_secrets(T).await.unwrap().len(), 3);
+    // An unknown tenant cannot hold secrets.
+    assert!(matches!(
+        s.set_secret("nobody", sealed("X", 1)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    s.delete_secret(T, "_OTHER").await.unwrap();
+    assert!(matches!(
+        s.delete_secret(T, "_OTHER").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(s.list_secrets("team-a").await.unwrap().len(), 1);
 }

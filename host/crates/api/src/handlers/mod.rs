@@ -7,6 +7,7 @@ pub mod items;
 pub mod plugins;
 pub mod runs;
 pub mod scores;
+pub mod secrets;
 pub mod system;
 pub mod tenancy;
 

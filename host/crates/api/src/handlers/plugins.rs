@@ -142,6 +142,9 @@ pub async fn get(
         }
         Err(e) => body["loadError"] = json!(e.to_string()),
     }
+    body["networkGrant"] = crate::handlers::secrets::grant_of(&s, &tenant, &plugin_id)
+        .await?
+        .unwrap_or(Value::Null);
     Ok(Json(body))
 }
 

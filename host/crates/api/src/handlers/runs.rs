@@ -93,6 +93,8 @@ impl TriggerRun {
             max_memory_bytes: self.max_memory_bytes,
             target_config: self.target_config,
             scorer_configs,
+            network: self.network.unwrap_or_default(),
+            network_from_operator: false,
         };
         Ok(RunRequest {
             dataset_id,

@@ -55,6 +55,7 @@ impl TestServer {
             grace: Duration::from_secs(5),
             sse_poll_interval: Duration::from_millis(50),
             auth: AuthMode::Keys,
+            secret_key: Some(assay_runner::SecretKey::random()),
             ..ServeConfig::default()
         };
         tweak(&mut config);
@@ -160,6 +161,11 @@ impl TestServer {
 
     pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(self.request(reqwest::Method::PATCH, path).json(&body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(self.request(reqwest::Method::PUT, path).json(&body))
             .await
     }
 

@@ -10,5 +10,6 @@ mod fairness;
 mod openapi;
 mod plugins;
 mod runs;
+mod secrets;
 mod strict;
 mod tenancy;

@@ -23,11 +23,13 @@
 //! See `docs/storage.md` for what stays per database and why.
 
 pub(crate) mod datasets;
+pub(crate) mod grants;
 pub(crate) mod items;
 pub(crate) mod keys;
 pub(crate) mod plugins;
 pub(crate) mod results;
 pub(crate) mod runs;
+pub(crate) mod secrets;
 pub(crate) mod tenancy;
 pub(crate) mod tenants;
 

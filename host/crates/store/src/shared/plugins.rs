@@ -97,9 +97,14 @@ pub(crate) async fn delete<DB: Db, S: Handle<Db = DB>>(
         .arg(id)
         .execute(DB::conn(&mut tx))
         .await?;
-    tx.commit().await?;
     if DB::rows_affected(&done) == 0 {
         return Err(StoreError::not_found("Plugin", id));
     }
+    sqlx::query(sql::grants::DELETE_OF_PLUGIN)
+        .arg(tenant)
+        .arg(id)
+        .execute(DB::conn(&mut tx))
+        .await?;
+    tx.commit().await?;
     Ok(())
 }

@@ -9,12 +9,14 @@
 mod claim;
 mod datasets;
 mod file;
+mod grants;
 mod items;
 mod keys;
 mod plugins;
 mod results;
 mod rows;
 mod runs;
+mod secrets;
 mod tenancy;
 mod tenants;
 
