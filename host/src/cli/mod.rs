@@ -207,7 +207,18 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         Command::Completions(args) => completions::run(args),
         Command::Serve(args) => serve::run(&global, args).await,
         command => {
-            let app = App::open(global.app_config()).await?;
+            let mut config = global.app_config();
+            // Runs open the tenant's secrets for plugins with a grant; a
+            // key that cannot be read costs them the secrets, not the
+            // command.
+            config.assembly.secret_key = match global.secret_key.load_if_present() {
+                Ok(key) => key,
+                Err(e) => {
+                    eprintln!("warning: secrets are unavailable to plugins: {e:#}");
+                    None
+                }
+            };
+            let app = App::open(config).await?;
             match command {
                 Command::Run(args) => run::run(&app, args).await,
                 Command::Dataset(cmd) => dataset::run(&app, cmd).await,

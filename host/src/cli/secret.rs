@@ -49,6 +49,16 @@ impl SecretKeyArgs {
         }
     }
 
+    /// The key when one is configured or was generated before; `None`
+    /// (and nothing created) otherwise. What commands that only use
+    /// secrets, like `assay run`, call.
+    pub fn load_if_present(&self) -> Result<Option<SecretKey>> {
+        match self.source()? {
+            KeySource::Generated(path) if !path.exists() => Ok(None),
+            source => Ok(Some(SecretKey::load(&source)?.key)),
+        }
+    }
+
     /// Loads the key, saying on stderr where a new one was written.
     pub fn load(&self) -> Result<SecretKey> {
         let loaded = SecretKey::load(&self.source()?)?;

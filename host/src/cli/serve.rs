@@ -141,6 +141,7 @@ answered (--allowed-host), against DNS rebinding.";
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
     let app = global.app_config();
+    let secret_key = global.secret_key.load()?;
     let assembly = AssemblySettings {
         database_url: normalize_database_url(&app.assembly.database_url)?,
         process_item_slots: args.item_slots.max(1),
@@ -156,6 +157,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
             max_item_timeout: args.max_item_timeout,
             max_output_bytes: args.max_output_kib.max(1) << 10,
         },
+        secret_key: Some(secret_key.clone()),
         ..app.assembly.clone()
     };
     let config = ServeConfig {
@@ -175,7 +177,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         },
         cors: CorsPolicy::from_origins(&args.cors_origins)?,
         allowed_hosts: args.allowed_hosts.clone(),
-        secret_key: Some(global.secret_key.load()?),
+        secret_key: Some(secret_key),
         ..ServeConfig::default()
     };
     let config_auth = config.auth;

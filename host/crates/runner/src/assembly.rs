@@ -65,6 +65,9 @@ pub struct AssemblySettings {
     pub cache_max_bytes: u64,
     /// Compiled plugin code kept in memory (least recently used dropped).
     pub loaded_plugin_bytes: u64,
+    /// The key that opens the tenants' secrets for plugins with a network
+    /// grant (`None`: they get no secret values).
+    pub secret_key: Option<crate::secrets::SecretKey>,
     /// What no run of this process may exceed (`assay serve` sets them
     /// from its flags; the command line, run by the operator, has none).
     pub ceilings: Ceilings,
@@ -83,6 +86,7 @@ impl Default for AssemblySettings {
             compile_timeout: DEFAULT_COMPILE_TIMEOUT,
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             loaded_plugin_bytes: crate::catalog::DEFAULT_LOADED_PLUGIN_BYTES,
+            secret_key: None,
             ceilings: Ceilings::default(),
         }
     }
@@ -152,7 +156,8 @@ impl Assembly {
         let catalog = Arc::new(
             Catalog::new(self.plugin_host()?, self.store.clone())
                 .with_ceilings(self.settings.ceilings)
-                .with_loaded_budget(self.settings.loaded_plugin_bytes),
+                .with_loaded_budget(self.settings.loaded_plugin_bytes)
+                .with_secret_key(self.settings.secret_key.clone()),
         );
         Ok(self.catalog.get_or_init(|| catalog).clone())
     }
@@ -191,6 +196,7 @@ mod tests {
             compile_timeout: Duration::from_secs(9),
             cache_max_bytes: 5 << 20,
             loaded_plugin_bytes: 3 << 20,
+            secret_key: None,
             ceilings: Ceilings::none(),
         };
         let assembly = Assembly::open(settings.clone()).await.unwrap();

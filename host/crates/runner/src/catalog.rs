@@ -17,6 +17,7 @@ use chrono::Utc;
 use crate::ceilings::Ceilings;
 use crate::error::RunError;
 use crate::loaded::ByteLru;
+use crate::secrets::SecretKey;
 
 /// Default budget of compiled plugin code kept in memory by one process.
 pub const DEFAULT_LOADED_PLUGIN_BYTES: u64 = 512 << 20;
@@ -24,9 +25,10 @@ pub const DEFAULT_LOADED_PLUGIN_BYTES: u64 = 512 << 20;
 /// Registers and resolves plugins for one process.
 pub struct Catalog {
     host: PluginHost,
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     loaded: ByteLru<Arc<Plugin>>,
     ceilings: Ceilings,
+    secret_key: Option<SecretKey>,
 }
 
 impl Catalog {
@@ -37,6 +39,7 @@ impl Catalog {
             store,
             loaded: ByteLru::new(DEFAULT_LOADED_PLUGIN_BYTES),
             ceilings: Ceilings::default(),
+            secret_key: None,
         }
     }
 
@@ -58,6 +61,18 @@ impl Catalog {
     pub fn with_ceilings(mut self, ceilings: Ceilings) -> Self {
         self.ceilings = ceilings;
         self
+    }
+
+    /// The key that opens the tenants' secrets for runs planned through
+    /// this catalog (without one, plugins get no secret values).
+    pub fn with_secret_key(mut self, key: Option<SecretKey>) -> Self {
+        self.secret_key = key;
+        self
+    }
+
+    /// See [`Catalog::with_secret_key`].
+    pub fn secret_key(&self) -> Option<&SecretKey> {
+        self.secret_key.as_ref()
     }
 
     /// What no run planned or created through this catalog may exceed.

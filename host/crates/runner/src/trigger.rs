@@ -12,6 +12,7 @@ use crate::catalog::Catalog;
 use crate::config::RunOptions;
 use crate::error::RunError;
 use crate::executor::RunPlan;
+use crate::network::NetworkPlanner;
 use crate::plugins::{Scorer, ScorerAsTarget, Target, WasmScorer, WasmTarget};
 
 /// What a run's target is (stored with the run).
@@ -233,19 +234,19 @@ pub async fn plan_run(
     );
     options.item_timeout = Some(ceilings.item_timeout(options.item_timeout));
 
+    let network = NetworkPlanner::new(catalog, tenant, &options);
     let target_plugin = resolve_target(catalog, tenant, target_type, &run.target_id).await?;
     check_pin(&run.target_id, &config.target_digest, &target_plugin)?;
+    let target_network = network.access_for(&run.target_id).await?;
     let target: Arc<dyn Target> = match target_type {
-        TargetType::Plugin => Arc::new(WasmTarget::new(
-            target_plugin,
-            options.target_config.clone(),
-            target_limits,
-        )),
-        TargetType::Scorer => Arc::new(ScorerAsTarget::new(Arc::new(WasmScorer::new(
-            target_plugin,
-            options.target_config.clone(),
-            target_limits,
-        )))),
+        TargetType::Plugin => Arc::new(
+            WasmTarget::new(target_plugin, options.target_config.clone(), target_limits)
+                .with_network(target_network),
+        ),
+        TargetType::Scorer => Arc::new(ScorerAsTarget::new(Arc::new(
+            WasmScorer::new(target_plugin, options.target_config.clone(), target_limits)
+                .with_network(target_network),
+        ))),
     };
     let mut scorers: Vec<Arc<dyn Scorer>> = Vec::new();
     for id in &run.scorer_ids {
@@ -253,11 +254,14 @@ pub async fn plan_run(
         if let Some(pinned) = config.scorer_digests.get(id) {
             check_pin(id, pinned, &plugin)?;
         }
-        scorers.push(Arc::new(WasmScorer::new(
-            plugin,
-            options.scorer_configs.get(id).cloned(),
-            scorer_limits,
-        )));
+        scorers.push(Arc::new(
+            WasmScorer::new(
+                plugin,
+                options.scorer_configs.get(id).cloned(),
+                scorer_limits,
+            )
+            .with_network(network.access_for(id).await?),
+        ));
     }
     Ok(RunPlan {
         tenant: tenant.to_string(),
