@@ -32,6 +32,9 @@ impl Lcg {
 fn start_server(database_url: &str, cache: &std::path::Path) -> Child {
     Command::new(assay_e2e::assay_bin())
         .args(["serve", "--addr", "127.0.0.1:0", "--grace", "1s"])
+        // The test kills the server on purpose, more often than the default
+        // takeover limit (which fails a run that keeps killing its process).
+        .args(["--max-takeovers", "100"])
         .arg("--database-url")
         .arg(database_url)
         .env("ASSAY_RUN_LEASE", "800ms")
