@@ -5,26 +5,19 @@
 
 mod common;
 
-use assay_openai_stub::{Stub, StubConfig};
+use assay_openai_stub::{BackgroundStub, Stub, StubConfig};
 use common::{Env, plugin};
 use serde_json::Value;
 
 const KEY: &str = "sk-network-test-0123456789";
 
-/// The stub on its own runtime (the binary under test is another process).
-fn start_stub() -> (Stub, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let stub = rt
-        .block_on(Stub::start(StubConfig {
-            api_key: Some(KEY.into()),
-            ..StubConfig::default()
-        }))
-        .unwrap();
-    (stub, rt)
+/// The stub, requiring the key (the binary under test is another process).
+fn start_stub() -> BackgroundStub {
+    BackgroundStub::start(StubConfig {
+        api_key: Some(KEY.into()),
+        ..StubConfig::default()
+    })
+    .unwrap()
 }
 
 fn dataset(env: &Env) -> std::path::PathBuf {
@@ -58,7 +51,7 @@ fn run_args(stub: &Stub, file: &std::path::Path) -> Vec<String> {
 #[test]
 fn a_granted_run_reaches_the_model_with_the_secret_and_stores_no_key() {
     let env = Env::new();
-    let (stub, _rt) = start_stub();
+    let stub = start_stub();
     env.cmd()
         .args(["secret", "set", "OPENAI_API_KEY"])
         .write_stdin(format!("{KEY}\n"))
@@ -96,7 +89,7 @@ fn a_granted_run_reaches_the_model_with_the_secret_and_stores_no_key() {
 #[test]
 fn without_a_grant_the_request_is_denied_and_the_error_names_the_host() {
     let env = Env::new();
-    let (stub, _rt) = start_stub();
+    let stub = start_stub();
     let file = dataset(&env);
     let out = env
         .cmd()

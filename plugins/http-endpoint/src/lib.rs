@@ -100,20 +100,10 @@ export_target!(HttpEndpoint);
 
 #[cfg(test)]
 mod tests {
-    use assay_openai_stub::{Stub, StubConfig};
+    use assay_openai_stub::{BackgroundStub, StubConfig};
     use assay_plugin_sdk::{ErrorKind, testing};
 
     use super::*;
-
-    fn start_stub(config: StubConfig) -> (Stub, tokio::runtime::Runtime) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let stub = rt.block_on(Stub::start(config)).unwrap();
-        (stub, rt)
-    }
 
     fn run(config: Value) -> Result<TargetOutput, PluginError> {
         let input =
@@ -123,7 +113,7 @@ mod tests {
 
     #[test]
     fn posts_the_input_and_picks_the_output_by_pointer() {
-        let (stub, _rt) = start_stub(StubConfig::default());
+        let stub = BackgroundStub::start(StubConfig::default()).unwrap();
         let out = run(json!({
             "url": format!("{}/agent", stub.url()),
             "output": "/answer/text",
@@ -144,14 +134,14 @@ mod tests {
 
     #[test]
     fn without_a_pointer_the_whole_answer_is_the_output() {
-        let (stub, _rt) = start_stub(StubConfig::default());
+        let stub = BackgroundStub::start(StubConfig::default()).unwrap();
         let out = run(json!({"url": format!("{}/agent", stub.url())})).unwrap();
         assert_eq!(out.output, json!({"answer": {"text": "2+2?"}}));
     }
 
     #[test]
     fn the_url_is_a_template_and_get_sends_no_body() {
-        let (stub, _rt) = start_stub(StubConfig::default());
+        let stub = BackgroundStub::start(StubConfig::default()).unwrap();
         let out = run(json!({
             "url": format!("{}/echo?item={{{{id}}}}", stub.url()),
             "method": "GET",
@@ -163,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_missing_pointer_target_fails_and_errors_map() {
-        let (stub, _rt) = start_stub(StubConfig::default());
+        let stub = BackgroundStub::start(StubConfig::default()).unwrap();
         let err =
             run(json!({"url": format!("{}/agent", stub.url()), "output": "/nope"})).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Failed);
@@ -172,11 +162,12 @@ mod tests {
             run(json!({"url": format!("{}/agent", stub.url()), "output": "nope"})).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
 
-        let (busy, _rt2) = start_stub(StubConfig {
+        let busy = BackgroundStub::start(StubConfig {
             fail_first: 1,
             fail_status: Some(503),
             ..StubConfig::default()
-        });
+        })
+        .unwrap();
         let err = run(json!({"url": format!("{}/agent", busy.url())})).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
         let err = run(json!({"method": "DELETE", "url": "http://127.0.0.1:1/"})).unwrap_err();

@@ -151,20 +151,10 @@ export_scorer!(LlmJudge);
 
 #[cfg(test)]
 mod tests {
-    use assay_openai_stub::{Stub, StubConfig};
+    use assay_openai_stub::{BackgroundStub, Stub, StubConfig};
     use assay_plugin_sdk::{ErrorKind, testing};
 
     use super::*;
-
-    fn start_stub() -> (Stub, tokio::runtime::Runtime) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let stub = rt.block_on(Stub::start(StubConfig::default())).unwrap();
-        (stub, rt)
-    }
 
     /// The stub answers with what follows `STUB_REPLY:` in the case, so the
     /// "output to grade" scripts the judge's verdict.
@@ -182,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_verdict_is_the_score_and_reason() {
-        let (stub, _rt) = start_stub();
+        let stub = BackgroundStub::start(StubConfig::default()).unwrap();
         let s = judge(
             &stub,
             r#"STUB_REPLY: ```json {"score": 0.8, "reason": "right city, extra words"} ```"#,
@@ -198,7 +188,7 @@ mod tests {
 
     #[test]
     fn answers_without_a_verdict_fail_with_the_judges_text() {
-        let (stub, _rt) = start_stub();
+        let stub = BackgroundStub::start(StubConfig::default()).unwrap();
         for (reply, why) in [
             ("STUB_REPLY: I think it is fine.", "no JSON object"),
             (r#"STUB_REPLY: {"grade": "A"}"#, "no numeric `score`"),

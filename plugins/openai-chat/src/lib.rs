@@ -103,22 +103,10 @@ export_target!(OpenAiChat);
 mod tests {
     use std::time::Duration;
 
-    use assay_openai_stub::{Stub, StubConfig};
+    use assay_openai_stub::{BackgroundStub, Stub, StubConfig};
     use assay_plugin_sdk::{ErrorKind, testing};
 
     use super::*;
-
-    /// A stub on its own runtime, so the plugin's blocking client can call
-    /// it from the test thread.
-    fn start_stub(config: StubConfig) -> (Stub, tokio::runtime::Runtime) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let stub = rt.block_on(Stub::start(config)).unwrap();
-        (stub, rt)
-    }
 
     fn input(stub: &Stub, config: Value) -> TargetInput {
         let mut c = json!({"model": "stub-model", "baseUrl": format!("{}/v1", stub.url())});
@@ -130,7 +118,7 @@ mod tests {
 
     #[test]
     fn the_answer_is_the_output_and_usage_the_metadata() {
-        let (stub, _rt) = start_stub(StubConfig::default());
+        let stub = BackgroundStub::start(StubConfig::default()).unwrap();
         let out = testing::run::<OpenAiChat>(&input(
             &stub,
             json!({"system": "be brief", "prompt": "Q: {{input.question}}", "temperature": 0}),
@@ -153,7 +141,7 @@ mod tests {
 
     #[test]
     fn the_key_is_a_secret_reference_never_a_value() {
-        let (stub, _rt) = start_stub(StubConfig::default());
+        let stub = BackgroundStub::start(StubConfig::default()).unwrap();
         testing::run::<OpenAiChat>(&input(&stub, json!({"apiKeySecret": "OPENAI_API_KEY"})))
             .unwrap();
         // Natively nothing substitutes it: the plugin sent the reference.
@@ -165,27 +153,30 @@ mod tests {
 
     #[test]
     fn rate_limits_and_server_errors_are_transient_client_errors_failed() {
-        let (throttling, _rt) = start_stub(StubConfig {
+        let throttling = BackgroundStub::start(StubConfig {
             fail_first: 1,
             retry_after_secs: Some(1),
             ..StubConfig::default()
-        });
+        })
+        .unwrap();
         let err = testing::run::<OpenAiChat>(&input(&throttling, json!({}))).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
         assert!(err.message().contains("429"), "{err}");
 
-        let (failing, _rt2) = start_stub(StubConfig {
+        let failing = BackgroundStub::start(StubConfig {
             fail_first: 1,
             fail_status: Some(500),
             ..StubConfig::default()
-        });
+        })
+        .unwrap();
         let err = testing::run::<OpenAiChat>(&input(&failing, json!({}))).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
 
-        let (locked, _rt3) = start_stub(StubConfig {
+        let locked = BackgroundStub::start(StubConfig {
             api_key: Some("right".into()),
             ..StubConfig::default()
-        });
+        })
+        .unwrap();
         let err = testing::run::<OpenAiChat>(&input(&locked, json!({}))).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Failed, "{err}");
         assert!(err.message().contains("Incorrect API key"), "{err}");
@@ -205,10 +196,11 @@ mod tests {
 
     #[test]
     fn a_slow_server_is_waited_for() {
-        let (slow, _rt) = start_stub(StubConfig {
+        let slow = BackgroundStub::start(StubConfig {
             latency: Duration::from_millis(100),
             ..StubConfig::default()
-        });
+        })
+        .unwrap();
         assert!(testing::run::<OpenAiChat>(&input(&slow, json!({}))).is_ok());
     }
 }

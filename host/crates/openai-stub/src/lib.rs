@@ -151,6 +151,37 @@ impl Stub {
     }
 }
 
+/// A [`Stub`] on its own runtime, for tests whose HTTP client blocks the
+/// calling thread (a plugin's native tests, a child process under test).
+/// Derefs to the stub; dropping it stops the server.
+pub struct BackgroundStub {
+    stub: Stub,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl BackgroundStub {
+    /// Starts a stub on a one-thread runtime of its own.
+    pub fn start(config: StubConfig) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let stub = runtime.block_on(Stub::start(config))?;
+        Ok(Self {
+            stub,
+            _runtime: runtime,
+        })
+    }
+}
+
+impl std::ops::Deref for BackgroundStub {
+    type Target = Stub;
+
+    fn deref(&self) -> &Stub {
+        &self.stub
+    }
+}
+
 fn snapshot(c: &Counters) -> StubStats {
     let seen = c.seen.lock().expect("stats lock");
     StubStats {
