@@ -65,16 +65,11 @@ impl SqliteStore {
             }
             file::create_private(opts.get_filename())?;
         }
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            // An in-memory database lives as long as one connection to it.
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(Duration::from_secs(60))
-            .connect_with(opts.clone())
-            .await?;
-        // Processes opening one file take turns at the migrations.
+        // Processes opening one file take turns from the first connection
+        // to the end of the migrations: the first connection switches a new
+        // file to WAL, which SQLite may refuse with "database is locked"
+        // (without waiting out the busy timeout) while another process
+        // opens the same file.
         let _turn = match in_memory {
             true => None,
             false => {
@@ -87,6 +82,15 @@ impl SqliteStore {
                 Some(lock)
             }
         };
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            // An in-memory database lives as long as one connection to it.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(opts.clone())
+            .await?;
         sqlx::migrate!("../../../migrations/sqlite")
             .run(&writer)
             .await?;
