@@ -14,6 +14,7 @@ use crate::error::RunError;
 use crate::executor::RunPlan;
 use crate::network::NetworkPlanner;
 use crate::plugins::{Scorer, ScorerAsTarget, Target, WasmScorer, WasmTarget};
+use crate::rescore::TargetSource;
 
 /// What a run's target is (stored with the run).
 pub use assay_store::TargetType;
@@ -166,6 +167,7 @@ pub async fn create_run(
                 scorer_ids: request.scorer_ids,
                 config: serde_json::to_value(&config).expect("config serializes"),
                 total_items: total,
+                parent_run_id: None,
             },
         )
         .await?;
@@ -235,18 +237,29 @@ pub async fn plan_run(
     options.item_timeout = Some(ceilings.item_timeout(options.item_timeout));
 
     let network = NetworkPlanner::new(catalog, tenant, &options);
-    let target_plugin = resolve_target(catalog, tenant, target_type, &run.target_id).await?;
-    check_pin(&run.target_id, &config.target_digest, &target_plugin)?;
-    let target_network = network.access_for(&run.target_id).await?;
-    let target: Arc<dyn Target> = match target_type {
-        TargetType::Plugin => Arc::new(
-            WasmTarget::new(target_plugin, options.target_config.clone(), target_limits)
-                .with_network(target_network),
-        ),
-        TargetType::Scorer => Arc::new(ScorerAsTarget::new(Arc::new(
-            WasmScorer::new(target_plugin, options.target_config.clone(), target_limits)
-                .with_network(target_network),
-        ))),
+    let target = match &run.parent_run_id {
+        // A re-scoring run reads its parent's outputs: its target is
+        // neither loaded nor called (it may have been deleted since).
+        Some(parent) => TargetSource::Recorded {
+            parent_run_id: parent.clone(),
+        },
+        None => {
+            let target_plugin =
+                resolve_target(catalog, tenant, target_type, &run.target_id).await?;
+            check_pin(&run.target_id, &config.target_digest, &target_plugin)?;
+            let target_network = network.access_for(&run.target_id).await?;
+            let target: Arc<dyn Target> = match target_type {
+                TargetType::Plugin => Arc::new(
+                    WasmTarget::new(target_plugin, options.target_config.clone(), target_limits)
+                        .with_network(target_network),
+                ),
+                TargetType::Scorer => Arc::new(ScorerAsTarget::new(Arc::new(
+                    WasmScorer::new(target_plugin, options.target_config.clone(), target_limits)
+                        .with_network(target_network),
+                ))),
+            };
+            TargetSource::Call(target)
+        }
     };
     let mut scorers: Vec<Arc<dyn Scorer>> = Vec::new();
     for id in &run.scorer_ids {
@@ -298,7 +311,7 @@ async fn resolve_target(
     }
 }
 
-async fn resolve_kind(
+pub(crate) async fn resolve_kind(
     catalog: &Catalog,
     tenant: &str,
     id: &str,

@@ -101,6 +101,7 @@ fn new_run(ds: &Dataset) -> NewRun {
         scorer_ids: vec![],
         config: json!({}),
         total_items: ds.item_count,
+        parent_run_id: None,
     }
 }
 

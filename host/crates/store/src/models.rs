@@ -340,6 +340,10 @@ pub struct Run {
     /// with its owner gone (not counting a release on graceful shutdown).
     #[serde(default)]
     pub takeovers: i64,
+    /// The run whose stored target outputs this run re-scores (`assay
+    /// runs rescore`); `None` for a run that called its target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_run_id: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -360,6 +364,9 @@ pub struct NewRun {
     /// Items at `dataset_version` (the caller counts them with
     /// `count_items_at_version`; creating a run writes no per-item rows).
     pub total_items: i64,
+    /// The run whose target outputs this run re-scores (see
+    /// [`Run::parent_run_id`]).
+    pub parent_run_id: Option<String>,
 }
 
 /// What the lease holder learns when it renews.
@@ -435,6 +442,23 @@ pub struct NewResult {
     pub target_metadata: Option<Value>,
     pub logs: Option<Value>,
     pub scores: Vec<ScoreRow>,
+}
+
+/// What a target produced for one item of a run, as stored with its
+/// result: what a re-scoring run reuses instead of calling the target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetRecord {
+    pub item_id: String,
+    pub item_index: i64,
+    pub output: Option<Value>,
+    /// Milliseconds the target phase took in the original run.
+    pub latency: f64,
+    pub error: Option<String>,
+    pub error_kind: Option<String>,
+    pub retry_count: i64,
+    pub trace_id: Option<String>,
+    pub target_metadata: Option<Value>,
+    pub logs: Option<Value>,
 }
 
 /// What `write_results` did with a batch.

@@ -43,7 +43,8 @@ macro_rules! run_cols {
     () => {
         "id, tenant_id, dataset_id, dataset_version, target_type, target_id, scorer_ids, status, \
          total_items, succeeded_count, failed_count, skipped_count, config, error, \
-         cancel_requested, takeovers, started_at, completed_at, created_at, updated_at"
+         cancel_requested, takeovers, parent_run_id, started_at, completed_at, created_at, \
+         updated_at"
     };
 }
 /// Columns of `results` read by [`result`].
@@ -244,6 +245,7 @@ pub(crate) fn run(r: &impl StoredRow) -> StoreResult<Run> {
         error: r.text_opt("error")?,
         cancel_requested: r.flag("cancel_requested")?,
         takeovers: r.int("takeovers")?,
+        parent_run_id: r.text_opt("parent_run_id")?,
         started_at: r.time_opt("started_at")?,
         completed_at: r.time_opt("completed_at")?,
         created_at: r.time("created_at")?,
@@ -277,6 +279,22 @@ pub(crate) fn result(r: &impl StoredRow) -> StoreResult<(i64, RunResult)> {
             created_at: r.time("created_at")?,
         },
     ))
+}
+
+/// What the target produced for one result (see [`TargetRecord`]).
+pub(crate) fn target_record(r: &impl StoredRow) -> StoreResult<TargetRecord> {
+    Ok(TargetRecord {
+        item_id: r.text("item_id")?,
+        item_index: r.int("item_index")?,
+        output: r.json_opt("output")?,
+        latency: r.real("latency")?,
+        error: r.text_opt("error")?,
+        error_kind: r.text_opt("error_kind")?,
+        retry_count: r.int("retry_count")?,
+        trace_id: r.text_opt("trace_id")?,
+        target_metadata: r.json_opt("target_metadata")?,
+        logs: r.json_opt("logs")?,
+    })
 }
 
 /// A result's outline (no scores yet) and its sequence number.

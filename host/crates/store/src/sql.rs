@@ -164,8 +164,12 @@ pub mod runs {
         run_cols!()
     );
     pub const INSERT: &str = "INSERT INTO runs (id, tenant_id, dataset_id, dataset_version, \
-         target_type, target_id, scorer_ids, status, total_items, config, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $10)";
+         target_type, target_id, scorer_ids, status, total_items, config, parent_run_id, \
+         created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $11, $10, $10)";
+    /// Runs re-scoring run `$1` that are still pending or running.
+    pub const UNFINISHED_CHILDREN: &str = "SELECT COUNT(*) FROM runs WHERE parent_run_id = $1 \
+         AND status IN ('pending', 'running')";
     pub const DELETE: &str = "DELETE FROM runs WHERE id = $1";
     /// (results, failed results) of a run.
     pub const COUNT_RESULTS: &str = "SELECT COUNT(*), COUNT(error) FROM results WHERE run_id = $1";
@@ -201,6 +205,11 @@ pub mod results {
         filtered_where!(),
         " ORDER BY item_index, seq LIMIT $5 OFFSET $6"
     );
+    /// What the target produced for the results of run `$1` with an item
+    /// index in `[$2, $3]`.
+    pub const TARGET_RECORDS: &str = "SELECT item_id, item_index, output, latency, error, \
+         error_kind, retry_count, trace_id, target_metadata, logs FROM results \
+         WHERE run_id = $1 AND item_index >= $2 AND item_index <= $3 ORDER BY item_index, seq";
     pub const OUTLINES_AFTER_SEQ: &str = "SELECT seq, item_id, item_index, latency, error, \
          error_kind FROM results WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
     pub const AFTER_SEQ: &str = concat!(

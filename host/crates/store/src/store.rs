@@ -297,6 +297,17 @@ pub trait ResultStore: Send + Sync + 'static {
         after_seq: i64,
         limit: i64,
     ) -> StoreResult<Vec<(i64, ResultOutline)>>;
+    /// What the target produced for the results of run `run_id` whose item
+    /// index is in `[from_index, to_index]`, by item index (no scores): a
+    /// re-scoring run reads its parent's outputs with it, one page of items
+    /// at a time.
+    async fn target_records(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        from_index: i64,
+        to_index: i64,
+    ) -> StoreResult<Vec<TargetRecord>>;
     /// The results `filter` lets through, in item index order, with their
     /// scores. Filtering happens in the database, so a page of the failures
     /// of a 100k-item run reads one page, not the run.

@@ -104,6 +104,7 @@ contract!(
     shared_plugins_are_visible_to_every_tenant,
     plugin_grants_are_per_tenant_and_go_with_the_plugin,
     secrets_are_set_listed_read_sealed_and_deleted,
+    rescoring_runs_link_to_a_finished_parent_and_read_its_outputs,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -144,6 +145,7 @@ fn new_run(ds: &Dataset) -> NewRun {
         scorer_ids: vec!["exact".into(), "len".into()],
         config: json!({"maxConcurrency": 4}),
         total_items: ds.item_count,
+        parent_run_id: None,
     }
 }
 
@@ -2127,4 +2129,103 @@ async fn secrets_are_set_listed_read_sealed_and_deleted(s: Fixture) {
         Err(StoreError::NotFound { .. })
     ));
     assert_eq!(s.list_secrets("team-a").await.unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------- re-scoring
+
+async fn rescoring_runs_link_to_a_finished_parent_and_read_its_outputs(s: Fixture) {
+    let (ds, added, parent) = claimed_run(&s, 3, "w1").await;
+    // Item 0 succeeded, item 1 failed, item 2 has no result.
+    s.write_results(
+        &parent.id,
+        "w1",
+        vec![
+            result_for(&added[0], 0, None),
+            result_for(&added[1], 1, Some("boom")),
+        ],
+    )
+    .await
+    .unwrap();
+    let child = || NewRun {
+        scorer_ids: vec!["other".into()],
+        parent_run_id: Some(parent.id.clone()),
+        ..new_run(&ds)
+    };
+    // A run still producing outputs cannot be re-scored.
+    assert!(matches!(
+        s.create_run(T, child()).await,
+        Err(StoreError::Conflict(m)) if m.contains("only a finished run")
+    ));
+    s.finish_run(&parent.id, "w1", RunStatus::Completed, None)
+        .await
+        .unwrap();
+
+    // The parent must exist for the tenant and be of the same dataset
+    // version.
+    let unknown = NewRun {
+        parent_run_id: Some("no-such-run".into()),
+        ..child()
+    };
+    assert!(s.create_run(T, unknown).await.unwrap_err().is_not_found());
+    let (other_ds, _) = dataset_with(&s, "other", 3).await;
+    let elsewhere = NewRun {
+        parent_run_id: Some(parent.id.clone()),
+        ..new_run(&other_ds)
+    };
+    assert_eq!(field_of(s.create_run(T, elsewhere).await), "parentRunId");
+
+    let run = s.create_run(T, child()).await.unwrap();
+    assert_eq!(run.parent_run_id.as_deref(), Some(parent.id.as_str()));
+    let stored = s.get_run(T, &run.id).await.unwrap();
+    assert_eq!(stored.parent_run_id.as_deref(), Some(parent.id.as_str()));
+    assert_eq!(
+        serde_json::to_value(&stored).unwrap()["parentRunId"],
+        json!(parent.id)
+    );
+    let listed = s.list_runs(T, Some(&ds.id), Page::new(0, 10)).await.unwrap();
+    let of = |id: &str| listed.items.iter().find(|r| r.id == id).unwrap().clone();
+    assert_eq!(of(&run.id).parent_run_id, Some(parent.id.clone()));
+    assert_eq!(of(&parent.id).parent_run_id, None);
+
+    // The parent's outputs, by item index, failures included.
+    let records = s.target_records(T, &parent.id, 0, 2).await.unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].item_id, added[0].id);
+    assert_eq!(records[0].item_index, 0);
+    assert_eq!(
+        records[0].output,
+        Some(json!({"echo": added[0].input.clone()}))
+    );
+    assert_eq!(records[0].latency, 1.25);
+    assert_eq!(records[0].trace_id.as_deref(), Some("trace-0"));
+    assert_eq!(
+        records[0].target_metadata.as_ref().unwrap()["model"],
+        "stub-model"
+    );
+    assert_eq!(records[0].error, None);
+    assert_eq!(records[1].item_id, added[1].id);
+    assert_eq!(records[1].output, None);
+    assert_eq!(records[1].error.as_deref(), Some("boom"));
+    assert_eq!(records[1].error_kind.as_deref(), Some("failed"));
+    let one = s.target_records(T, &parent.id, 1, 1).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].item_index, 1);
+    // Another tenant's run is unknown.
+    assert!(
+        s.target_records("other-tenant", &parent.id, 0, 2)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    // The parent cannot be deleted while a re-scoring run may still read it.
+    assert!(matches!(
+        s.delete_run(T, &parent.id).await,
+        Err(StoreError::Conflict(m)) if m.contains("re-scored")
+    ));
+    s.request_cancel(T, &run.id).await.unwrap();
+    s.delete_run(T, &parent.id).await.unwrap();
+    // The finished child keeps its results and names its (gone) parent.
+    let kept = s.get_run(T, &run.id).await.unwrap();
+    assert_eq!(kept.parent_run_id.as_deref(), Some(parent.id.as_str()));
 }

@@ -54,6 +54,7 @@ async fn dataset_and_run(s: &Arc<dyn Store>, n: usize) -> (Vec<DatasetItem>, Run
                 scorer_ids: vec![],
                 config: json!({}),
                 total_items: n as i64,
+                parent_run_id: None,
             },
         )
         .await

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use assay_store::DatasetItem;
+use std::collections::HashMap;
+
+use assay_store::{DatasetItem, TargetRecord};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, warn};
@@ -15,6 +17,7 @@ use super::start::Started;
 use super::{Executor, STORAGE_RETRIES, STORAGE_RETRY_DELAY};
 use crate::adaptive::AdaptiveLimit;
 use crate::error::RunError;
+use crate::rescore::TargetSource;
 use crate::retry::backoff;
 
 impl Executor {
@@ -46,11 +49,33 @@ impl Executor {
                 Ok(page) => page,
                 Err(e) => break Err(e),
             };
-            let Some(last) = page.last() else {
+            let (Some(first), Some(last)) = (page.first(), page.last()) else {
                 break Ok(());
             };
             after = Some(last.position);
+            // A re-scoring run reads the parent's outputs for the page in
+            // one query; an item the parent has no result for is skipped.
+            let mut recorded = match &shared.target {
+                TargetSource::Call(_) => None,
+                TargetSource::Recorded { parent_run_id } => {
+                    let (from, to) = (first.position, last.position);
+                    match self
+                        .read_records(tenant, parent_run_id, from, to, stop)
+                        .await
+                    {
+                        Ok(records) => Some(records),
+                        Err(e) => break Err(e),
+                    }
+                }
+            };
             for item in page {
+                let record = match &mut recorded {
+                    None => None,
+                    Some(records) => match records.remove(&item.id) {
+                        Some(record) => Some(record),
+                        None => continue,
+                    },
+                };
                 let run_permit = tokio::select! {
                     biased;
                     _ = stop.cancelled() => break 'pages Ok(()),
@@ -65,7 +90,7 @@ impl Executor {
                 let calls = call_slots.clone();
                 tasks.spawn(
                     async move {
-                        ctx.process(item, &calls, run_permit).await;
+                        ctx.process(item, record, &calls, run_permit).await;
                         drop(process_permit);
                     }
                     .in_current_span(),
@@ -79,6 +104,35 @@ impl Executor {
             log_panic(run_id, joined);
         }
         outcome
+    }
+
+    /// The outputs run `parent` stored for item indexes `[from, to]`, by
+    /// item id, retried with backoff on storage errors like a page of items.
+    async fn read_records(
+        &self,
+        tenant: &str,
+        parent: &str,
+        from: i64,
+        to: i64,
+        stop: &CancellationToken,
+    ) -> Result<HashMap<String, TargetRecord>, RunError> {
+        let mut attempt = 0u32;
+        loop {
+            match self.store.target_records(tenant, parent, from, to).await {
+                Ok(records) => {
+                    return Ok(records
+                        .into_iter()
+                        .map(|r| (r.item_id.clone(), r))
+                        .collect());
+                }
+                Err(e) if attempt < STORAGE_RETRIES && !stop.is_cancelled() && !e.is_not_found() => {
+                    warn!(parent, error = %e, attempt, "reading the parent's outputs failed; retrying");
+                    tokio::time::sleep(backoff(STORAGE_RETRY_DELAY, attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(RunError::Store(e)),
+            }
+        }
     }
 
     /// One page of pending items, retried with backoff on storage errors

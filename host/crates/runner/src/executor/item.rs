@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use assay_plugin_host::{CallError, CallFailure, CapturedLogs, PluginItem, TargetOutcome};
-use assay_store::{DatasetItem, NewResult, ScoreRow};
+use assay_store::{DatasetItem, NewResult, ScoreRow, TargetRecord};
 use chrono::Utc;
 use futures::future::join_all;
 use serde_json::Value;
@@ -20,6 +20,7 @@ use crate::adaptive::{AdaptivePermit, CallSignal};
 use crate::config::RunOptions;
 use crate::item::ItemWithScores;
 use crate::plugins::{Scorer, Target};
+use crate::rescore::TargetSource;
 use crate::retry::backoff;
 use crate::slots::RunShare;
 use crate::writer::{ResultWriter, WriteAck};
@@ -29,7 +30,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// State shared by the item tasks of one run.
 pub(super) struct ItemContext {
-    pub(super) target: Arc<dyn Target>,
+    pub(super) target: TargetSource,
     pub(super) scorers: Vec<Arc<dyn Scorer>>,
     pub(super) options: RunOptions,
     pub(super) writer: ResultWriter,
@@ -41,6 +42,36 @@ pub(super) struct ItemContext {
     pub(super) succeeded: AtomicU64,
     pub(super) failed: AtomicU64,
     pub(super) persistence_failures: AtomicU64,
+}
+
+/// What an item's result records of its target phase, whether the target
+/// was called or its output read from the run being re-scored.
+struct TargetFields {
+    output: Option<Value>,
+    latency: f64,
+    error: Option<String>,
+    error_kind: Option<String>,
+    retry_count: i64,
+    trace_id: Option<String>,
+    target_metadata: Option<Value>,
+    logs: Option<Value>,
+}
+
+impl From<TargetRecord> for TargetFields {
+    /// The parent run's target phase, as it was: output or failure,
+    /// latency, retries, trace, metadata and logs.
+    fn from(r: TargetRecord) -> Self {
+        Self {
+            output: r.output,
+            latency: r.latency,
+            error: r.error,
+            error_kind: r.error_kind,
+            retry_count: r.retry_count,
+            trace_id: r.trace_id,
+            target_metadata: r.target_metadata,
+            logs: r.logs,
+        }
+    }
 }
 
 /// What the target phase of one item ended with. Returned once per item
@@ -60,7 +91,15 @@ impl ItemContext {
     /// Executes one item to its end (or until the run is aborted), holding
     /// `place` under the run's adaptive in-flight limit (given back and
     /// taken again around each retry of a throttled target call).
-    pub(super) async fn process(&self, item: DatasetItem, calls: &RunShare, place: AdaptivePermit) {
+    /// `recorded` is the item's stored target output when the run
+    /// re-scores another run's outputs (the target is then not called).
+    pub(super) async fn process(
+        &self,
+        item: DatasetItem,
+        recorded: Option<TargetRecord>,
+        calls: &RunShare,
+        place: AdaptivePermit,
+    ) {
         let started_at = Utc::now();
         let index = item.position;
         let plugin_item = PluginItem {
@@ -69,42 +108,31 @@ impl ItemContext {
             ground_truth: item.expected_output.clone(),
             metadata: item.context.clone(),
         };
-        let clock = Instant::now();
-        let (outcome, retry_count, place) = match self.run_target(&plugin_item, calls, place).await
-        {
-            TargetPhase::Done {
-                outcome,
-                retry_count,
-                place,
-            } => (outcome, retry_count, place),
-            TargetPhase::Cancelled => return,
+        let (target, signal, place) = match (recorded, &self.target) {
+            (Some(record), _) => (TargetFields::from(record), CallSignal::Neutral, place),
+            (None, TargetSource::Call(target)) => {
+                match self.call_target(target, &plugin_item, calls, place).await {
+                    Some(called) => called,
+                    None => return,
+                }
+            }
+            // The feed starts an item of a re-scoring run only with its
+            // recorded output.
+            (None, TargetSource::Recorded { .. }) => {
+                place.finish(CallSignal::Neutral);
+                return;
+            }
         };
-        let latency = clock.elapsed().as_secs_f64() * 1000.0;
-        let signal = match &outcome {
-            Ok(out) if out.network.throttled() => CallSignal::Throttled,
-            Ok(_) => CallSignal::Ok,
-            Err(f) if f.error.is_transient() || f.network.throttled() => CallSignal::Throttled,
-            Err(_) => CallSignal::Neutral,
-        };
-
-        let (output, trace_id, target_metadata, error, error_kind, logs) = match outcome {
-            Ok(out) => (
-                Some(out.output),
-                out.trace_id,
-                out.metadata,
-                None,
-                None,
-                out.logs,
-            ),
-            Err(f) => (
-                None,
-                None,
-                None,
-                Some(f.error.to_string()),
-                Some(f.error.kind().to_string()),
-                f.logs,
-            ),
-        };
+        let TargetFields {
+            output,
+            latency,
+            error,
+            error_kind,
+            retry_count,
+            trace_id,
+            target_metadata,
+            logs,
+        } = target;
 
         // Scorers grade successful outputs only: scoring a missing output
         // would add meaningless zeros to every mean.
@@ -128,20 +156,73 @@ impl ItemContext {
             error_kind,
             started_at,
             completed_at: Utc::now(),
-            retry_count: retry_count as i64,
+            retry_count,
             trace_id,
             target_metadata,
-            logs: logs_json(&logs),
+            logs,
             scores,
         };
         self.finish_item(without_nul(result), index).await;
         place.finish(signal);
     }
 
+    /// The target phase of an item whose target is called: the call, its
+    /// latency, and what it says about the upstream's load. `None` when the
+    /// run was aborted meanwhile.
+    async fn call_target(
+        &self,
+        target: &Arc<dyn Target>,
+        item: &PluginItem,
+        calls: &RunShare,
+        place: AdaptivePermit,
+    ) -> Option<(TargetFields, CallSignal, AdaptivePermit)> {
+        let clock = Instant::now();
+        let (outcome, retry_count, place) = match self.run_target(target, item, calls, place).await
+        {
+            TargetPhase::Done {
+                outcome,
+                retry_count,
+                place,
+            } => (outcome, retry_count, place),
+            TargetPhase::Cancelled => return None,
+        };
+        let latency = clock.elapsed().as_secs_f64() * 1000.0;
+        let signal = match &outcome {
+            Ok(out) if out.network.throttled() => CallSignal::Throttled,
+            Ok(_) => CallSignal::Ok,
+            Err(f) if f.error.is_transient() || f.network.throttled() => CallSignal::Throttled,
+            Err(_) => CallSignal::Neutral,
+        };
+        let fields = match outcome {
+            Ok(out) => TargetFields {
+                output: Some(out.output),
+                latency,
+                error: None,
+                error_kind: None,
+                retry_count: retry_count as i64,
+                trace_id: out.trace_id,
+                target_metadata: out.metadata,
+                logs: logs_json(&out.logs),
+            },
+            Err(f) => TargetFields {
+                output: None,
+                latency,
+                error: Some(f.error.to_string()),
+                error_kind: Some(f.error.kind().to_string()),
+                retry_count: retry_count as i64,
+                trace_id: None,
+                target_metadata: None,
+                logs: logs_json(&f.logs),
+            },
+        };
+        Some((fields, signal, place))
+    }
+
     /// Target call with retries (transient errors only), the item deadline
     /// and cancellation.
     async fn run_target(
         &self,
+        target: &Arc<dyn Target>,
         item: &PluginItem,
         calls: &RunShare,
         mut place: AdaptivePermit,
@@ -150,11 +231,11 @@ impl ItemContext {
         let mut retry_count = 0u32;
         loop {
             let call = async {
-                let _slot = match self.target.cpu_bound() {
+                let _slot = match target.cpu_bound() {
                     true => Some(calls.acquire().await),
                     false => None,
                 };
-                self.target.run(item).await
+                target.run(item).await
             };
             let outcome = tokio::select! {
                 biased;

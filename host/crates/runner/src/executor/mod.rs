@@ -39,7 +39,8 @@ use crate::assembly::{DEFAULT_LEASE, DEFAULT_PROCESS_ITEM_SLOTS};
 use crate::config::RunOptions;
 use crate::error::RunError;
 use crate::item::ItemWithScores;
-use crate::plugins::{Scorer, Target};
+use crate::plugins::Scorer;
+use crate::rescore::TargetSource;
 use crate::slots::ItemSlots;
 use crate::summary::RunSummary;
 use crate::writer::ResultSink;
@@ -206,8 +207,9 @@ pub struct RunPlan {
     pub tenant: String,
     /// The run row (status `pending`, or `running` when resuming).
     pub run: Run,
-    /// The target, resolved.
-    pub target: Arc<dyn Target>,
+    /// Where the outputs come from: the target, resolved, or the stored
+    /// results of the run being re-scored.
+    pub target: TargetSource,
     /// The scorers, resolved.
     pub scorers: Vec<Arc<dyn Scorer>>,
     /// The run's options.

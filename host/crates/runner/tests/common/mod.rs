@@ -60,6 +60,7 @@ pub async fn dataset_run(store: &Arc<dyn Store>, inputs: Vec<Value>) -> Run {
                 scorer_ids: vec![],
                 config: json!({}),
                 total_items: n,
+                parent_run_id: None,
             },
         )
         .await
@@ -90,7 +91,7 @@ pub fn plan(
     RunPlan {
         tenant: TENANT.into(),
         run,
-        target,
+        target: target.into(),
         scorers,
         options,
         claimed: false,

@@ -92,6 +92,23 @@ pub(crate) async fn filtered<DB: Db, S: ScoresOf<Db = DB>>(
     Ok(results)
 }
 
+pub(crate) async fn target_records<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    run_id: &str,
+    from_index: i64,
+    to_index: i64,
+) -> StoreResult<Vec<TargetRecord>> {
+    super::runs::fetch(s.reads(), tenant, run_id).await?;
+    let rows = sqlx::query(sql::results::TARGET_RECORDS)
+        .arg(run_id)
+        .arg(from_index)
+        .arg(to_index)
+        .fetch_all(s.reads())
+        .await?;
+    rows.iter().map(rows::target_record).collect()
+}
+
 pub(crate) async fn outlines_after_seq<DB: Db, S: ScoresOf<Db = DB>>(
     s: &S,
     tenant: &str,

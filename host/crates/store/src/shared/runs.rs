@@ -106,6 +106,7 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
         error: None,
         cancel_requested: false,
         takeovers: 0,
+        parent_run_id: new.parent_run_id,
         started_at: None,
         completed_at: None,
         created_at: at,
@@ -118,6 +119,26 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
     // is seen gone).
     let ds = fetch_dataset_locked(DB::conn(&mut tx), tenant, &run.dataset_id, Lock::Share).await?;
     check_version(&ds, run.dataset_version)?;
+    if let Some(parent_id) = &run.parent_run_id {
+        // Held until the insert commits, so a concurrent delete of the
+        // parent waits and then sees this run (and refuses).
+        let parent = lock(DB::conn(&mut tx), tenant, parent_id).await?;
+        if !parent.status.is_terminal() {
+            return Err(StoreError::Conflict(format!(
+                "run {parent_id} is {}; only a finished run can be re-scored",
+                parent.status
+            )));
+        }
+        if parent.dataset_id != run.dataset_id || parent.dataset_version != run.dataset_version {
+            return Err(StoreError::validation(
+                "parentRunId",
+                format!(
+                    "run {parent_id} is of dataset {} v{}, not {} v{}",
+                    parent.dataset_id, parent.dataset_version, run.dataset_id, run.dataset_version
+                ),
+            ));
+        }
+    }
     sqlx::query(sql::runs::INSERT)
         .arg(run.id.as_str())
         .arg(tenant)
@@ -129,6 +150,7 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
         .arg(run.total_items)
         .arg(DB::json(&run.config))
         .arg(DB::time(at))
+        .arg(run.parent_run_id.as_deref())
         .execute(DB::conn(&mut tx))
         .await
         .map_err(|e| conflict_on_unique(e, || format!("a run with id {} exists", run.id)))?;
@@ -175,6 +197,17 @@ pub(crate) async fn delete<DB: Db, S: Handle<Db = DB>>(
     if run.status == RunStatus::Running {
         return Err(StoreError::Conflict(format!(
             "run {id} is running; cancel it first"
+        )));
+    }
+    // A re-scoring run reads this run's outputs until it ends.
+    let children = sqlx::query(sql::runs::UNFINISHED_CHILDREN)
+        .arg(id)
+        .fetch_one(DB::conn(&mut tx))
+        .await?
+        .int_at(0)?;
+    if children > 0 {
+        return Err(StoreError::Conflict(format!(
+            "run {id} is being re-scored by {children} unfinished run(s); cancel them or wait for them to end"
         )));
     }
     sqlx::query(sql::runs::DELETE)

@@ -165,6 +165,16 @@ impl ResultStore for SqliteStore {
         shared::filtered(self, tenant, run_id, filter, page).await
     }
 
+    async fn target_records(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        from_index: i64,
+        to_index: i64,
+    ) -> StoreResult<Vec<TargetRecord>> {
+        shared::target_records(self, tenant, run_id, from_index, to_index).await
+    }
+
     async fn result_outlines_after_seq(
         &self,
         tenant: &str,
