@@ -9,6 +9,7 @@ pub mod grant;
 pub mod plugin;
 pub mod plugin_new;
 pub mod plugin_test;
+pub mod rescore;
 pub mod run;
 pub mod runs;
 pub mod secret;

@@ -160,9 +160,9 @@ pub struct RunArgs {
 }
 
 /// A resolved `--scorer`: what the user typed and the registered plugin.
-struct ScorerRef {
-    spec: String,
-    record: PluginRecord,
+pub(crate) struct ScorerRef {
+    pub(crate) spec: String,
+    pub(crate) record: PluginRecord,
 }
 
 impl ScorerRef {
@@ -446,7 +446,7 @@ fn check_kind(target: &PluginRecord, kind: TargetTypeArg, spec: &str) -> Result<
 }
 
 /// Groups `--scorer-config` values by scorer id, merged in order.
-fn scorer_configs(
+pub(crate) fn scorer_configs(
     scorers: &[ScorerRef],
     configs: &[ScorerConfigArg],
 ) -> Result<BTreeMap<String, Value>> {
@@ -481,7 +481,7 @@ fn find_scorer<'a>(scorers: &'a [ScorerRef], name: &str, flag: &str) -> Result<&
 }
 
 /// `--fail-under` with scorer names turned into ids.
-fn resolve_fail_under(scorers: &[ScorerRef], mins: &[MinScore]) -> Result<Vec<MinScore>> {
+pub(crate) fn resolve_fail_under(scorers: &[ScorerRef], mins: &[MinScore]) -> Result<Vec<MinScore>> {
     if !mins.is_empty() && scorers.is_empty() {
         return Err(UsageError("--fail-under needs at least one --scorer".into()).into());
     }

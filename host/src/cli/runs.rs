@@ -1,4 +1,4 @@
-//! `assay runs list|show|results|compare|cancel|resume|watch|delete`.
+//! `assay runs list|show|results|compare|cancel|resume|rescore|watch|delete`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -74,6 +74,19 @@ Examples:
 Items that already have a result are not run again. The run's plugins must
 still be registered with the digests it pinned.")]
     Resume(ResumeArgs),
+    /// Grade a finished run's stored outputs with other scorers (the target is not called)
+    #[command(after_help = "\
+Examples:
+  assay runs rescore 0193a1b2 --scorer levenshtein
+  assay runs rescore 0193a1b2 --scorer exact-match --scorer-config exact-match:ignoreCase=true
+  assay runs rescore 0193a1b2 --scorer ./my_scorer.wasm --json
+
+The new run is linked to its parent (`parentRunId`), pins the digests of its
+scorers, and reads each item's output (or failure) from the parent's results;
+items the parent never ran are skipped. A scorer the parent also had keeps
+its config unless --scorer-config gives one. It streams, resumes
+(`assay runs resume`) and compares (`assay runs compare`) like any run.")]
+    Rescore(crate::cli::rescore::RescoreArgs),
     /// Follow a run executed elsewhere (e.g. by `assay serve`) until it ends
     #[command(after_help = "\
 Examples:
@@ -215,6 +228,7 @@ pub async fn run(app: &App, cmd: RunsCommand) -> Result<Exit> {
         RunsCommand::Cancel(a) => cancel(app, a).await,
         RunsCommand::Resume(a) => resume(app, a).await,
         RunsCommand::Watch(a) => watch(app, a).await,
+        RunsCommand::Rescore(a) => crate::cli::rescore::rescore(app, a).await,
         RunsCommand::Delete(a) => {
             let run = app.run(&a.id).await?;
             app.store.delete_run(&app.tenant, &run.id).await?;
@@ -334,6 +348,11 @@ async fn show(app: &App, a: ShowArgs) -> Result<Exit> {
                 get("itemTimeout")
                     .map(|ms| format!("{ms} ms"))
                     .unwrap_or_else(|| "none".into()),
+            );
+        }
+        if let Some(parent) = &run.parent_run_id {
+            println!(
+                "  rescores  run {parent} (its target outputs, reused; the target was not called)"
             );
         }
         if !run.status.is_terminal() {

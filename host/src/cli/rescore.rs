@@ -1,0 +1,122 @@
+//! `assay runs rescore`: a new run grading a finished run's stored target
+//! outputs with other scorers (or new versions of them), executed in this
+//! process without calling the target (`docs/rescoring.md`).
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use assay_runner::{RescoreRequest, create_rescore};
+use assay_store::PluginKind;
+use clap::Args;
+
+use crate::app::App;
+use crate::cli::args::{MinScore, ScorerConfigArg, parse_min_score, parse_scorer_config};
+use crate::cli::exec::{self, ExecSettings};
+use crate::cli::run::{ScorerRef, resolve_fail_under, scorer_configs};
+use crate::exit::{Exit, UsageError};
+use crate::progress::ProgressMode;
+
+/// Arguments of `assay runs rescore`.
+#[derive(Debug, Args)]
+pub struct RescoreArgs {
+    /// The finished run whose outputs are graded again (id or unique prefix)
+    pub id: String,
+    /// Scorer plugin: a registered id or a .wasm component file (repeatable, at least one)
+    #[arg(short, long = "scorer", value_name = "ID|FILE", required = true)]
+    pub scorers: Vec<String>,
+    /// Scorer options: SCORER:key=value, SCORER:{json} or SCORER={json} (repeatable)
+    #[arg(long = "scorer-config", value_name = "SCORER:KEY=VALUE", value_parser = parse_scorer_config)]
+    pub scorer_config: Vec<ScorerConfigArg>,
+    /// Items graded at once [default: the parent run's]
+    #[arg(short = 'j', long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Write each result as a JSON line to FILE as items finish
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Exit with code 3 when a scorer's mean is below MIN (SCORER=MIN or MIN)
+    #[arg(long, value_name = "SCORER=MIN", value_parser = parse_min_score)]
+    pub fail_under: Vec<MinScore>,
+    /// Exit with code 4 when any item failed (in the parent: failures are kept)
+    #[arg(long)]
+    pub fail_on_errors: bool,
+    /// Score at or above which an item counts as passed
+    #[arg(long, default_value_t = assay_runner::stats::DEFAULT_PASS_THRESHOLD, value_name = "SCORE")]
+    pub pass_threshold: f64,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// No progress display
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Runs `assay runs rescore`.
+pub async fn rescore(app: &App, a: RescoreArgs) -> Result<Exit> {
+    if !(0.0..=1.0).contains(&a.pass_threshold) {
+        return Err(UsageError("--pass-threshold must be between 0 and 1".into()).into());
+    }
+    let parent = app.run(&a.id).await?;
+    if !parent.status.is_terminal() {
+        bail!(
+            "run {} is {}; only a finished run can be re-scored\n  hint: wait for it (`assay runs watch {}`) or cancel it (`assay runs cancel {}`)",
+            parent.id,
+            parent.status,
+            parent.id,
+            parent.id
+        );
+    }
+    if let Some(path) = &a.output {
+        exec::check_output_path(path)?;
+    }
+    let mut scorers: Vec<ScorerRef> = Vec::new();
+    for spec in &a.scorers {
+        let record = app.plugin(spec).await?;
+        if record.kind != PluginKind::Scorer {
+            bail!(
+                "--scorer {spec}: plugin `{}` is a {} plugin, not a scorer",
+                record.id,
+                record.kind
+            );
+        }
+        if scorers.iter().any(|s| s.record.id == record.id) {
+            return Err(UsageError(format!("scorer `{}` is given twice", record.id)).into());
+        }
+        scorers.push(ScorerRef {
+            spec: spec.clone(),
+            record,
+        });
+    }
+    let configs = scorer_configs(&scorers, &a.scorer_config)?;
+    let fail_under = resolve_fail_under(&scorers, &a.fail_under)?;
+    let catalog = app.catalog()?;
+    let request = RescoreRequest {
+        parent_run_id: parent.id.clone(),
+        scorer_ids: scorers.iter().map(|s| s.record.id.clone()).collect(),
+        scorer_configs: configs,
+        max_concurrency: a.concurrency,
+        run_id: None,
+    };
+    let run = create_rescore(&app.store, &catalog, &app.tenant, request).await?;
+    let dataset_name = exec::dataset_name(app, &run.dataset_id).await;
+    if !a.quiet {
+        eprintln!(
+            "Run {} re-scores run {}: {} items of {} v{} (outputs of {}, not called), scored by {}",
+            run.id,
+            parent.id,
+            run.total_items,
+            dataset_name.as_deref().unwrap_or(&run.dataset_id),
+            run.dataset_version,
+            run.target_id,
+            run.scorer_ids.join(", ")
+        );
+    }
+    let settings = ExecSettings {
+        pass_threshold: a.pass_threshold,
+        output: a.output.clone(),
+        follow_if_held: true,
+        progress: ProgressMode::detect(a.quiet),
+    };
+    let mut outcome = exec::execute(app, run, settings).await?;
+    outcome.report.stats.dataset_name = dataset_name;
+    crate::cli::run::finish(outcome, &fail_under, a.fail_on_errors, a.json)
+}
