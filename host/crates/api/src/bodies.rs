@@ -196,6 +196,22 @@ pub struct TriggerRun {
     pub network: Option<BTreeMap<String, assay_plugin_host::NetworkGrant>>,
 }
 
+/// `POST .../runs/{runId}/rescore`: the scorers that grade the run's
+/// stored outputs again (the target is not called).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RescoreRun {
+    /// Scorer plugin ids (at least one).
+    pub scorer_ids: Vec<String>,
+    /// JSON config handed to each scorer, by scorer id (a scorer the parent
+    /// also had keeps the parent's config when absent here).
+    #[serde(default)]
+    pub scorer_configs: Option<BTreeMap<String, Value>>,
+    /// Items graded at once (default: the parent run's).
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
+}
+
 /// `POST .../compare`: `runIdA`/`runIdB` or Mastra's
 /// `experimentIdA`/`experimentIdB`.
 #[derive(Debug, Deserialize)]

@@ -373,6 +373,7 @@ fn schemas() -> Value {
                 "config": {"type": "object", "description": "the run's options and pinned plugin digests"},
                 "error": nullable("string"), "cancelRequested": {"type": "boolean"},
                 "takeovers": {"type": "integer", "description": "times another process took the run over after the one running it stopped"},
+                "parentRunId": {"type": "string", "description": "the run whose stored outputs this run re-scores (absent for a run that called its target)"},
                 "startedAt": time_or_null, "completedAt": time_or_null,
                 "createdAt": time, "updatedAt": time,
             })),
@@ -397,6 +398,12 @@ fn schemas() -> Value {
             "network": {"type": "object", "additionalProperties": schema_ref("NetworkGrant"),
                 "description": "per plugin id: a narrowing of the plugin's stored network grant \
                 for this run (a host or plain http beyond the grant is a 400)"},
+        })),
+        "RescoreRun": strict(&["scorerIds"], json!({
+            "scorerIds": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "scorerConfigs": {"type": "object", "additionalProperties": true,
+                "description": "config per scorer id (a scorer the parent also had keeps its config when absent)"},
+            "maxConcurrency": {"type": "integer", "minimum": 1, "description": "default: the parent run's"},
         })),
         "TriggeredRun": object(
             &["runId", "experimentId", "status", "totalItems", "succeededCount", "failedCount",

@@ -288,6 +288,11 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(Post "/api/datasets/{datasetId}/runs/{runId}/cancel", "cancelRun", "runs",
         "Cancel a run (pending: at once; running: in-flight items are cancelled, then it ends `cancelled`)",
         query: NONE_Q, body: NO_BODY, answer: Reply(200, "Run"), errors: &[404, 409], runs::cancel),
+    route!(Post "/api/datasets/{datasetId}/runs/{runId}/rescore", "rescoreRun", "runs",
+        "Re-score a finished run: a new run linked to it (`parentRunId`) grading its stored outputs \
+         with other scorers, executed in the background; the target is not called",
+        query: NONE_Q, body: Json("RescoreRun"), answer: Reply(202, "TriggeredRun"),
+        errors: &[400, 404, 409, 413, 415, 429], runs::rescore),
     route!(Get "/api/datasets/{datasetId}/runs/{runId}/results", "listRunResults", "runs",
         "The run's results in dataset order, with their scores (filtered by `failed`, `scorer` and `below`)",
         query: Results, body: NO_BODY, answer: List("results", "RunResult"),

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use assay_runner::compare::{CompareOptions, compare_results};
 use assay_runner::stats::{DEFAULT_PASS_THRESHOLD, RunStats, summarize_stored};
-use assay_runner::{RunOptions, RunRequest, TargetType, create_run};
+use assay_runner::{
+    RescoreRequest, RunOptions, RunRequest, TargetType, create_rescore, create_run,
+};
 use assay_store::{ResultFilter, Run, RunResult, ScoreBelow, StoreError};
 use axum::Json;
 use axum::extract::State;
@@ -15,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::bodies::{CompareRuns, TriggerRun};
+use crate::bodies::{CompareRuns, RescoreRun, TriggerRun};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, ResultsQuery, TenantId};
 use crate::handlers::{list_body, success};
@@ -135,6 +137,31 @@ pub(crate) async fn start_run(
     s.scheduler().wake();
     tracing::info!(tenant = %tenant.0, run_id = %run.id, total = run.total_items, "run triggered");
     Ok(run)
+}
+
+/// `POST /api/datasets/{datasetId}/runs/{runId}/rescore`: a new run, linked
+/// to the finished run `runId` (`parentRunId`), grading its stored target
+/// outputs with `scorerIds`; stored `pending` and executed in the
+/// background like any run (202), never calling the target.
+pub async fn rescore(
+    State(s): State<AppState>,
+    tenant: TenantId,
+    ApiPath((dataset_id, run_id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<RescoreRun>,
+) -> ApiResult<Response> {
+    let parent = run_of(&s, &tenant, &dataset_id, &run_id).await?;
+    let request = RescoreRequest {
+        parent_run_id: parent.id,
+        scorer_ids: body.scorer_ids,
+        scorer_configs: body.scorer_configs.unwrap_or_default(),
+        max_concurrency: body.max_concurrency,
+        run_id: None,
+    };
+    let run = create_rescore(s.store(), s.catalog(), &tenant, request).await?;
+    s.scheduler().wake();
+    tracing::info!(tenant = %tenant.0, run_id = %run.id, parent = %run_id, "re-scoring run triggered");
+    let location = format!("/api/datasets/{}/runs/{}", run.dataset_id, run.id);
+    Ok(accepted(&run, &location))
 }
 
 /// 202 with the trigger summary and `Location: <location>`.

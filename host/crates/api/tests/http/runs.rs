@@ -500,3 +500,108 @@ async fn a_run_summary_gives_per_scorer_statistics_that_match_compare() {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_run_is_rescored_from_its_stored_outputs() {
+    let s = TestServer::start().await;
+    s.upload_plugin("echo").await;
+    s.upload_plugin("exact-match").await;
+    s.upload_plugin("levenshtein").await;
+    let ds = s.dataset_with_items("rescored", items(6)).await;
+    let parent = run_to_end(
+        &s,
+        &ds,
+        json!({"targetType": "plugin", "targetId": "echo", "scorerIds": ["exact-match"]}),
+    )
+    .await;
+    assert_eq!(parent["status"], "completed", "{parent}");
+    let parent_id = parent["id"].as_str().unwrap();
+    // The target is unregistered: only a run that does not call it can
+    // still complete.
+    let (status, body) = s.delete("/api/plugins/echo").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let path = format!("/api/datasets/{ds}/runs/{parent_id}/rescore");
+    let (status, t) = s
+        .post(&path, json!({"scorerIds": ["levenshtein", "exact-match"]}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{t}");
+    assert_eq!(t["status"], "pending");
+    let child_id = t["runId"].as_str().unwrap().to_string();
+    let seen = s
+        .poll_run(
+            &ds,
+            &child_id,
+            Duration::from_millis(100),
+            Duration::from_secs(30),
+        )
+        .await;
+    let child = seen.last().unwrap();
+    assert_eq!(child["status"], "completed", "{child}");
+    assert_eq!(child["parentRunId"], parent_id);
+    assert_eq!(child["targetId"], "echo");
+    assert_eq!(child["succeededCount"], 6);
+
+    let before = s.all_results(&ds, parent_id, 100).await;
+    let after = s.all_results(&ds, &child_id, 100).await;
+    assert_eq!(after.len(), 6);
+    for (a, b) in before.iter().zip(&after) {
+        assert_eq!(a["itemId"], b["itemId"]);
+        assert_eq!(a["output"], b["output"]);
+        assert_eq!(b["scores"].as_array().unwrap().len(), 2, "{b}");
+    }
+    let (_, cmp) = s
+        .post(
+            &format!("/api/datasets/{ds}/compare"),
+            json!({"runIdA": parent_id, "runIdB": child_id}),
+        )
+        .await;
+    assert_eq!(cmp["scorers"]["exact-match"]["delta"].as_f64(), Some(0.0), "{cmp}");
+
+    // Refusals: no scorer, a scorer twice, a config for another scorer, an
+    // unknown scorer, an unfinished parent, an unknown run.
+    for (body, field) in [
+        (json!({"scorerIds": []}), "scorerIds"),
+        (json!({"scorerIds": ["exact-match", "exact-match"]}), "scorerIds"),
+        (
+            json!({"scorerIds": ["exact-match"], "scorerConfigs": {"levenshtein": {}}}),
+            "scorerConfigs.levenshtein",
+        ),
+    ] {
+        let (status, answer) = s.post(&path, body).await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, "invalid_option");
+        assert_eq!(answer["field"], field, "{answer}");
+    }
+    let (status, answer) = s.post(&path, json!({"scorerIds": ["nope"]})).await;
+    assert_error(status, &answer, StatusCode::BAD_REQUEST, "unknown_plugin");
+    let (status, answer) = s
+        .post(
+            &format!("/api/datasets/{ds}/runs/nope/rescore"),
+            json!({"scorerIds": ["exact-match"]}),
+        )
+        .await;
+    assert_error(status, &answer, StatusCode::NOT_FOUND, "not_found");
+    // A run still producing outputs cannot be re-scored yet.
+    s.upload_plugin("hostile-target").await;
+    let (status, slow) = s
+        .post(
+            &format!("/api/datasets/{ds}/runs"),
+            json!({"targetType": "plugin", "targetId": "hostile-target",
+                   "maxConcurrency": 1, "targetConfig": sleepy(2000)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{slow}");
+    let slow_id = slow["runId"].as_str().unwrap();
+    let (status, answer) = s
+        .post(
+            &format!("/api/datasets/{ds}/runs/{slow_id}/rescore"),
+            json!({"scorerIds": ["exact-match"]}),
+        )
+        .await;
+    assert_error(status, &answer, StatusCode::CONFLICT, "conflict");
+    let (status, _) = s
+        .post_empty(&format!("/api/datasets/{ds}/runs/{slow_id}/cancel"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    s.stop().await;
+}

@@ -88,6 +88,12 @@ async fn an_unknown_field_in_any_body_is_a_400_naming_it_and_writes_nothing() {
             json!({"runIdA": "a", "runIdB": "b", "thresholds": {"s": {"value": 1, "dir": "up"}}}),
             "thresholds.s.dir",
         ),
+        (
+            reqwest::Method::POST,
+            format!("/api/datasets/{ds}/runs/any/rescore"),
+            json!({"scorerIds": ["echo"], "targetId": "echo"}),
+            "targetId",
+        ),
     ];
     for (method, path, body, field) in cases {
         let (status, answer) = s.send(s.request(method.clone(), &path).json(&body)).await;
