@@ -1,7 +1,9 @@
-//! `assay runs rescore` through the real binary: a run of the shipped
-//! `openai-chat` target against a loopback stub that counts requests, then
-//! re-scored with another scorer. The stub proves the target is not called
-//! again; the results prove the outputs are the parent's.
+//! `assay runs rescore` and `assay runs rerun` through the real binary: a
+//! run of the shipped `openai-chat` target against a loopback stub that
+//! counts requests, then re-scored with another scorer. The stub proves the
+//! target is not called again; the results prove the outputs are the
+//! parent's. A rerun reproduces a run's configuration; `runs show` says
+//! what produced the numbers.
 
 mod common;
 
@@ -65,6 +67,13 @@ fn rescore_grades_stored_outputs_without_calling_the_target() {
     let parent_id = parent["runId"].as_str().unwrap().to_string();
     let calls = stub.stats().requests;
     assert_eq!(calls, 3);
+    // What produced the numbers: the model the server reported, per item.
+    let shown = env.json(&["runs", "show", &parent_id, "--json"]);
+    assert_eq!(
+        shown["models"],
+        serde_json::json!([{"model": "stub-model", "items": 3}]),
+        "{shown}"
+    );
     // The target may even be gone: a re-scoring run never loads it.
     env.cmd()
         .args(["plugin", "remove", "openai-chat"])
@@ -106,6 +115,18 @@ fn rescore_grades_stored_outputs_without_calling_the_target() {
         .clone();
     let text = String::from_utf8(text).unwrap();
     assert!(text.contains(&format!("rescores  run {parent_id}")), "{text}");
+    assert!(text.contains("models    stub-model (3 items)"), "{text}");
+    assert!(text.contains(&format!("rerun     assay runs rerun {child_id}")), "{text}");
+
+    // Rerunning the re-scoring run re-scores the same parent, still
+    // without calling the target.
+    let again = env.json(&["runs", "rerun", &child_id, "--json", "-q"]);
+    assert_eq!(stub.stats().requests, calls);
+    let again_id = again["runId"].as_str().unwrap();
+    let shown_again = env.json(&["runs", "show", again_id, "--json"]);
+    assert_eq!(shown_again["run"]["parentRunId"], parent_id.as_str());
+    assert_eq!(shown_again["run"]["scorerIds"], shown["run"]["scorerIds"]);
+    assert_eq!(shown_again["run"]["config"], shown["run"]["config"]);
 
     let before = results(&env, &parent_id);
     let after = results(&env, &child_id);
@@ -182,4 +203,71 @@ fn rescore_refuses_what_it_cannot_do_and_says_why() {
     // Nothing was created by the refusals.
     let runs = env.json(&["runs", "list", "--json"]);
     assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+}
+
+#[test]
+fn rerun_reproduces_the_configuration() {
+    let env = Env::new();
+    let file = env.write(
+        "capitals.jsonl",
+        r#"{"input": {"city": "Paris"}, "expectedOutput": "City: PARIS"}
+{"input": {"city": "Rome"}, "expectedOutput": "City: Rome"}"#,
+    );
+    let first = env.json(&[
+        "run",
+        "-d",
+        file.to_str().unwrap(),
+        "-t",
+        &plugin("template"),
+        "--target-config",
+        r#"{"template": "City: {{input.city}}"}"#,
+        "-s",
+        &plugin("exact-match"),
+        "--scorer-config",
+        "exact-match:ignoreCase=true",
+        "-j",
+        "3",
+        "--retries",
+        "2",
+        "--item-timeout",
+        "20s",
+        "--json",
+        "-q",
+    ]);
+    let first_id = first["runId"].as_str().unwrap().to_string();
+    // The dataset moves on; the rerun stays on the version the run pinned.
+    let more = env.write("more.jsonl", r#"{"input": {"city": "Oslo"}}"#);
+    env.cmd()
+        .args(["dataset", "import", more.to_str().unwrap(), "--into", "capitals"])
+        .assert()
+        .success();
+
+    let second = env.json(&["runs", "rerun", &first_id, "--json", "-q"]);
+    let second_id = second["runId"].as_str().unwrap().to_string();
+    assert_ne!(first_id, second_id);
+    let a = env.json(&["runs", "show", &first_id, "--json"]);
+    let b = env.json(&["runs", "show", &second_id, "--json"]);
+    for field in [
+        "datasetId",
+        "datasetVersion",
+        "targetType",
+        "targetId",
+        "scorerIds",
+        "totalItems",
+        "config",
+    ] {
+        assert_eq!(a["run"][field], b["run"][field], "{field}: {a} vs {b}");
+    }
+    let options = &b["run"]["config"]["options"];
+    assert_eq!(options["maxConcurrency"], 3, "{b}");
+    assert_eq!(options["maxRetries"], 2);
+    assert_eq!(options["itemTimeout"], 20_000);
+    assert_eq!(options["targetConfig"]["template"], "City: {{input.city}}");
+    assert_eq!(options["scorerConfigs"]["exact-match"]["ignoreCase"], true);
+    assert_eq!(b["run"]["totalItems"], 2);
+    // Same configuration, same numbers (ignoreCase makes PARIS match).
+    assert_eq!(scorer(&first, "exact-match")["mean"], 1.0, "{first}");
+    assert_eq!(scorer(&second, "exact-match")["mean"], 1.0, "{second}");
+    assert_eq!(b["run"]["parentRunId"], Value::Null);
+    assert_eq!(b["models"], serde_json::json!([]));
 }

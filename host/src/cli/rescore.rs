@@ -1,11 +1,13 @@
-//! `assay runs rescore`: a new run grading a finished run's stored target
-//! outputs with other scorers (or new versions of them), executed in this
-//! process without calling the target (`docs/rescoring.md`).
+//! Runs made from a stored run, executed in this process:
+//! `assay runs rescore` (a finished run's stored target outputs graded by
+//! other scorers, or new versions of them, without calling the target;
+//! `docs/rescoring.md`) and `assay runs rerun` (the same run again).
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use assay_runner::{RescoreRequest, create_rescore};
+use assay_runner::trigger::clamp_tenant_options;
+use assay_runner::{RescoreRequest, Rerun, changed_pins, create_rescore, create_run, rerun_of};
 use assay_store::PluginKind;
 use clap::Args;
 
@@ -119,4 +121,102 @@ pub async fn rescore(app: &App, a: RescoreArgs) -> Result<Exit> {
     let mut outcome = exec::execute(app, run, settings).await?;
     outcome.report.stats.dataset_name = dataset_name;
     crate::cli::run::finish(outcome, &fail_under, a.fail_on_errors, a.json)
+}
+
+/// Arguments of `assay runs rerun`.
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// The run to start again (id or unique prefix)
+    pub id: String,
+    /// Write each result as a JSON line to FILE as items finish
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Exit with code 3 when a scorer's mean is below MIN (SCORER=MIN or MIN)
+    #[arg(long, value_name = "SCORER=MIN", value_parser = parse_min_score)]
+    pub fail_under: Vec<MinScore>,
+    /// Exit with code 4 when any item failed
+    #[arg(long)]
+    pub fail_on_errors: bool,
+    /// Score at or above which an item counts as passed
+    #[arg(long, default_value_t = assay_runner::stats::DEFAULT_PASS_THRESHOLD, value_name = "SCORE")]
+    pub pass_threshold: f64,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// No progress display
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Runs `assay runs rerun`: the same dataset version, target, scorers and
+/// options as the stored run, in a new run executed here. A plugin replaced
+/// since is used as it is now, with a warning naming both digests.
+pub async fn rerun(app: &App, a: RerunArgs) -> Result<Exit> {
+    if !(0.0..=1.0).contains(&a.pass_threshold) {
+        return Err(UsageError("--pass-threshold must be between 0 and 1".into()).into());
+    }
+    let original = app.run(&a.id).await?;
+    if let Some(path) = &a.output {
+        exec::check_output_path(path)?;
+    }
+    let catalog = app.catalog()?;
+    let run = match rerun_of(&original)? {
+        Rerun::Run(mut request) => {
+            let limits = app.store.tenant_limits(&app.tenant).await?;
+            for notice in clamp_tenant_options(&mut request.options, &limits) {
+                eprintln!("note: {notice}");
+            }
+            create_run(&app.store, &catalog, &app.tenant, request)
+                .await
+                .map_err(|e| explain_rerun_error(e, &original.id))?
+        }
+        Rerun::Rescore(request) => {
+            create_rescore(&app.store, &catalog, &app.tenant, request).await?
+        }
+    };
+    for (id, before, after) in changed_pins(&original, &run)? {
+        eprintln!(
+            "warning: plugin `{id}` changed since run {} ({before} then, {after} now); differences may come from it",
+            original.id
+        );
+    }
+    let dataset_name = exec::dataset_name(app, &run.dataset_id).await;
+    if !a.quiet {
+        eprintln!(
+            "Run {} reruns run {}: {} items of {} v{} through {}, scored by {}",
+            run.id,
+            original.id,
+            run.total_items,
+            dataset_name.as_deref().unwrap_or(&run.dataset_id),
+            run.dataset_version,
+            run.target_id,
+            if run.scorer_ids.is_empty() {
+                "no scorers".to_string()
+            } else {
+                run.scorer_ids.join(", ")
+            }
+        );
+    }
+    let fail_under = a.fail_under.clone();
+    let settings = ExecSettings {
+        pass_threshold: a.pass_threshold,
+        output: a.output.clone(),
+        follow_if_held: true,
+        progress: ProgressMode::detect(a.quiet),
+    };
+    let mut outcome = exec::execute(app, run, settings).await?;
+    outcome.report.stats.dataset_name = dataset_name;
+    crate::cli::run::finish(outcome, &fail_under, a.fail_on_errors, a.json)
+}
+
+/// A network grant the original run had for one run only (`--allow-host`)
+/// is not stored; say how to give it again.
+fn explain_rerun_error(e: assay_runner::RunError, original: &str) -> anyhow::Error {
+    let message = e.to_string();
+    if message.contains("no network grant") {
+        return anyhow::anyhow!(
+            "{message}\n  hint: run {original} reached a host granted for that run only (`assay run --allow-host`); grant it to the plugin (`assay plugin grant <id> --host <host>`) to rerun it"
+        );
+    }
+    e.into()
 }

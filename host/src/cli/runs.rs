@@ -1,4 +1,4 @@
-//! `assay runs list|show|results|compare|cancel|resume|rescore|watch|delete`.
+//! `assay runs list|show|results|compare|cancel|resume|rescore|rerun|watch|delete`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use assay_runner::compare::{CompareOptions, ComparisonResult, Threshold, compare_runs};
-use assay_store::{Page, Run, RunResult, RunStatus};
+use assay_store::{ModelCount, Page, Run, RunResult, RunStatus};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -87,6 +87,16 @@ items the parent never ran are skipped. A scorer the parent also had keeps
 its config unless --scorer-config gives one. It streams, resumes
 (`assay runs resume`) and compares (`assay runs compare`) like any run.")]
     Rescore(crate::cli::rescore::RescoreArgs),
+    /// Start a run again: same dataset version, target, scorers and options
+    #[command(after_help = "\
+Examples:
+  assay runs rerun 0193a1b2
+  assay runs rerun 0193a1b2 --json
+
+The new run pins the plugins as they are registered now; a plugin replaced
+since the original run is named with both digests. A re-scoring run is
+rerun as a re-scoring of the same parent.")]
+    Rerun(crate::cli::rescore::RerunArgs),
     /// Follow a run executed elsewhere (e.g. by `assay serve`) until it ends
     #[command(after_help = "\
 Examples:
@@ -229,6 +239,7 @@ pub async fn run(app: &App, cmd: RunsCommand) -> Result<Exit> {
         RunsCommand::Resume(a) => resume(app, a).await,
         RunsCommand::Watch(a) => watch(app, a).await,
         RunsCommand::Rescore(a) => crate::cli::rescore::rescore(app, a).await,
+        RunsCommand::Rerun(a) => crate::cli::rescore::rerun(app, a).await,
         RunsCommand::Delete(a) => {
             let run = app.run(&a.id).await?;
             app.store.delete_run(&app.tenant, &run.id).await?;
@@ -327,15 +338,19 @@ struct ShowOutput<'a> {
     #[serde(flatten)]
     report: &'a Report,
     run: &'a Run,
+    /// The models the target's server reported answering, with counts.
+    models: &'a [ModelCount],
 }
 
 async fn show(app: &App, a: ShowArgs) -> Result<Exit> {
     let run = app.run(&a.id).await?;
     let report = summarize_stored(app, &run, a.pass_threshold).await?;
+    let models = app.store.target_models(&app.tenant, &run.id).await?;
     if a.json {
         print_json(&ShowOutput {
             report: &report,
             run: &run,
+            models: &models,
         })?;
     } else {
         print!("{}", report.render_text());
@@ -350,11 +365,7 @@ async fn show(app: &App, a: ShowArgs) -> Result<Exit> {
                     .unwrap_or_else(|| "none".into()),
             );
         }
-        if let Some(parent) = &run.parent_run_id {
-            println!(
-                "  rescores  run {parent} (its target outputs, reused; the target was not called)"
-            );
-        }
+        print!("{}", render_provenance(&run, &models));
         if !run.status.is_terminal() {
             println!(
                 "\n  The run is {}; follow it with `assay runs watch {}`.",
@@ -363,6 +374,56 @@ async fn show(app: &App, a: ShowArgs) -> Result<Exit> {
         }
     }
     Ok(Exit::Success)
+}
+
+/// What exactly produced a run's numbers: dataset version, plugins and
+/// their pinned digests, their configs (secret names only: values never
+/// reach a config), the models the server reported, the parent run.
+fn render_provenance(run: &Run, models: &[ModelCount]) -> String {
+    let mut out = String::from("\n  provenance\n");
+    let config = &run.config;
+    let digest = |d: Option<&serde_json::Value>| {
+        d.and_then(|v| v.as_str())
+            .map(|s| format!(" {s}"))
+            .unwrap_or_default()
+    };
+    out.push_str(&format!(
+        "    dataset   {} v{}\n",
+        run.dataset_id, run.dataset_version
+    ));
+    let target_config = config
+        .pointer("/options/targetConfig")
+        .map(|c| format!(" config {}", compact(c)))
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "    target    {}{}{target_config}\n",
+        run.target_id,
+        digest(config.get("targetDigest"))
+    ));
+    for id in &run.scorer_ids {
+        let scorer_config = config
+            .pointer(&format!("/options/scorerConfigs/{}", id.replace('~', "~0").replace('/', "~1")))
+            .map(|c| format!(" config {}", compact(c)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "    scorer    {id}{}{scorer_config}\n",
+            digest(config.pointer(&format!("/scorerDigests/{}", id.replace('~', "~0").replace('/', "~1"))))
+        ));
+    }
+    if !models.is_empty() {
+        let list: Vec<String> = models
+            .iter()
+            .map(|m| format!("{} ({} items)", m.model, m.items))
+            .collect();
+        out.push_str(&format!("    models    {} (as the server reported)\n", list.join(", ")));
+    }
+    if let Some(parent) = &run.parent_run_id {
+        out.push_str(&format!(
+            "    rescores  run {parent} (its target outputs, reused; the target was not called)\n"
+        ));
+    }
+    out.push_str(&format!("    rerun     assay runs rerun {}\n", run.id));
+    out
 }
 
 async fn results(app: &App, a: ResultsArgs) -> Result<Exit> {

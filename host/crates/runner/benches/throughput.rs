@@ -3,8 +3,12 @@
 //! `contains`), all real wasm components in the sandbox, results persisted.
 //!
 //! ```text
-//! cargo bench -p assay-runner --bench throughput -- [--items N] [--backend sqlite|postgres] [--concurrency C]
+//! cargo bench -p assay-runner --bench throughput -- [--items N] [--backend sqlite|postgres] [--concurrency C] [--rescore]
 //! ```
+//!
+//! `--rescore` then re-scores the finished run with the same three scorers
+//! (a re-scoring run: outputs read from the stored results, the target not
+//! called) and prints its items/s too.
 //!
 //! Prints items/s of the run (trigger to finalization), and the process RSS
 //! sampled while the run executes, to show that memory stays flat with
@@ -16,8 +20,8 @@ use std::time::Instant;
 
 use assay_plugin_host::{HostConfig, PluginHost};
 use assay_runner::{
-    Catalog, Executor, RunHooks, RunOptions, RunRequest, TargetType, create_run, on_item_complete,
-    plan_run,
+    Catalog, Executor, RescoreRequest, RunHooks, RunOptions, RunRequest, TargetType, create_rescore,
+    create_run, on_item_complete, plan_run,
 };
 use assay_store::{NewDataset, NewItem, Store};
 use serde_json::json;
@@ -182,4 +186,41 @@ async fn main() {
         "peak RSS of the process (VmHWM, includes dataset loading): {:.1} MiB",
         peak_rss_mib()
     );
+
+    if std::env::args().any(|a| a == "--rescore") {
+        let run = create_rescore(
+            &store,
+            &catalog,
+            TENANT,
+            RescoreRequest {
+                parent_run_id: summary.run_id.clone(),
+                scorer_ids: vec![
+                    "exact-match".into(),
+                    "levenshtein".into(),
+                    "contains".into(),
+                ],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let plan = plan_run(&catalog, TENANT, run, false).await.unwrap();
+        let done = Arc::new(AtomicU64::new(0));
+        let counter = done.clone();
+        let hooks = RunHooks {
+            on_item_complete: Some(on_item_complete(move |_, _| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                async { Ok(()) }
+            })),
+            ..Default::default()
+        };
+        let start = Instant::now();
+        let rescored = executor.execute(plan, hooks).await.unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(rescored.succeeded_count as usize, items, "{rescored:?}");
+        println!(
+            "rescore: {secs:.2} s, {:.0} items/s (outputs read from the stored run + 3 scorers + persisted results and scores)",
+            items as f64 / secs
+        );
+    }
 }

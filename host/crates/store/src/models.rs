@@ -461,6 +461,15 @@ pub struct TargetRecord {
     pub logs: Option<Value>,
 }
 
+/// A model a run's target reported (`targetMetadata.model`, as the server
+/// named it), and how many of the run's results it produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelCount {
+    pub model: String,
+    pub items: i64,
+}
+
 /// What `write_results` did with a batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteOutcome {

@@ -308,6 +308,11 @@ pub trait ResultStore: Send + Sync + 'static {
         from_index: i64,
         to_index: i64,
     ) -> StoreResult<Vec<TargetRecord>>;
+    /// The models the run's target reported in its results' metadata
+    /// (`targetMetadata.model`: what the server said answered, which may
+    /// differ from the model asked for), with their result counts, by
+    /// model name. Empty for targets that report none.
+    async fn target_models(&self, tenant: &str, run_id: &str) -> StoreResult<Vec<ModelCount>>;
     /// The results `filter` lets through, in item index order, with their
     /// scores. Filtering happens in the database, so a page of the failures
     /// of a 100k-item run reads one page, not the run.

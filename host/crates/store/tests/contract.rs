@@ -105,6 +105,7 @@ contract!(
     plugin_grants_are_per_tenant_and_go_with_the_plugin,
     secrets_are_set_listed_read_sealed_and_deleted,
     rescoring_runs_link_to_a_finished_parent_and_read_its_outputs,
+    target_models_count_what_the_server_reported,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -2228,4 +2229,40 @@ async fn rescoring_runs_link_to_a_finished_parent_and_read_its_outputs(s: Fixtur
     // The finished child keeps its results and names its (gone) parent.
     let kept = s.get_run(T, &run.id).await.unwrap();
     assert_eq!(kept.parent_run_id.as_deref(), Some(parent.id.as_str()));
+}
+
+async fn target_models_count_what_the_server_reported(s: Fixture) {
+    let (_, added, run) = claimed_run(&s, 5, "w1").await;
+    assert_eq!(s.target_models(T, &run.id).await.unwrap(), vec![]);
+    let mut batch: Vec<NewResult> = added[..4]
+        .iter()
+        .enumerate()
+        .map(|(i, it)| result_for(it, i as i64, (i == 1).then_some("boom")))
+        .collect();
+    // One answered by another model; one without a model in its metadata.
+    batch[2].target_metadata = Some(json!({"model": "other-model-2024"}));
+    batch[3].target_metadata = Some(json!({"usage": {"totalTokens": 3}}));
+    let mut last = result_for(&added[4], 4, None);
+    last.target_metadata = None;
+    batch.push(last);
+    s.write_results(&run.id, "w1", batch).await.unwrap();
+    assert_eq!(
+        s.target_models(T, &run.id).await.unwrap(),
+        vec![
+            ModelCount {
+                model: "other-model-2024".into(),
+                items: 1
+            },
+            ModelCount {
+                model: "stub-model".into(),
+                items: 1
+            },
+        ]
+    );
+    assert!(
+        s.target_models("other-tenant", &run.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
 }

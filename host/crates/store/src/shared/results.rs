@@ -11,7 +11,7 @@ use std::future::Future;
 use super::{Arg, Db, Handle, paged};
 use crate::error::StoreResult;
 use crate::models::*;
-use crate::rows;
+use crate::rows::{self, StoredRow};
 use crate::sql;
 
 /// How a backend loads the score rows of some items of a run, ordered by
@@ -107,6 +107,26 @@ pub(crate) async fn target_records<DB: Db, S: Handle<Db = DB>>(
         .fetch_all(s.reads())
         .await?;
     rows.iter().map(rows::target_record).collect()
+}
+
+/// Runs `sql` (the backend's spelling of "model of each result's target
+/// metadata, counted"; binds: run) for the tenant's run `run_id`.
+pub(crate) async fn target_models<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    run_id: &str,
+    sql: &'static str,
+) -> StoreResult<Vec<ModelCount>> {
+    super::runs::fetch(s.reads(), tenant, run_id).await?;
+    let rows = sqlx::query(sql).arg(run_id).fetch_all(s.reads()).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ModelCount {
+                model: r.text("model")?,
+                items: r.int("items")?,
+            })
+        })
+        .collect()
 }
 
 pub(crate) async fn outlines_after_seq<DB: Db, S: ScoresOf<Db = DB>>(

@@ -175,6 +175,12 @@ impl ResultStore for SqliteStore {
         shared::target_records(self, tenant, run_id, from_index, to_index).await
     }
 
+    async fn target_models(&self, tenant: &str, run_id: &str) -> StoreResult<Vec<ModelCount>> {
+        const SQL: &str = "SELECT m AS model, COUNT(*) AS items FROM (SELECT CAST(json_extract(target_metadata, '$.model') AS TEXT) AS m FROM results \
+             WHERE run_id = $1) AS t WHERE m IS NOT NULL GROUP BY m ORDER BY m";
+        shared::target_models(self, tenant, run_id, SQL).await
+    }
+
     async fn result_outlines_after_seq(
         &self,
         tenant: &str,
