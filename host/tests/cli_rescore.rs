@@ -98,9 +98,15 @@ fn rescore_grades_stored_outputs_without_calling_the_target() {
     assert_ne!(child_id, parent_id);
     // Rome vs Roma: exact match fails, Levenshtein gives 3/4.
     let exact = scorer(&report, "exact-match");
-    assert!((exact["mean"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9, "{report}");
+    assert!(
+        (exact["mean"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9,
+        "{report}"
+    );
     let lev = scorer(&report, "levenshtein");
-    assert!((lev["mean"].as_f64().unwrap() - (1.0 + 0.75 + 1.0) / 3.0).abs() < 1e-9, "{report}");
+    assert!(
+        (lev["mean"].as_f64().unwrap() - (1.0 + 0.75 + 1.0) / 3.0).abs() < 1e-9,
+        "{report}"
+    );
 
     let shown = env.json(&["runs", "show", &child_id, "--json"]);
     assert_eq!(shown["run"]["parentRunId"], parent_id.as_str(), "{shown}");
@@ -114,9 +120,15 @@ fn rescore_grades_stored_outputs_without_calling_the_target() {
         .stdout
         .clone();
     let text = String::from_utf8(text).unwrap();
-    assert!(text.contains(&format!("rescores  run {parent_id}")), "{text}");
+    assert!(
+        text.contains(&format!("rescores  run {parent_id}")),
+        "{text}"
+    );
     assert!(text.contains("models    stub-model (3 items)"), "{text}");
-    assert!(text.contains(&format!("rerun     assay runs rerun {child_id}")), "{text}");
+    assert!(
+        text.contains(&format!("rerun     assay runs rerun {child_id}")),
+        "{text}"
+    );
 
     // Rerunning the re-scoring run re-scores the same parent, still
     // without calling the target.
@@ -148,7 +160,10 @@ fn rescore_grades_stored_outputs_without_calling_the_target() {
 
     // The two runs compare like any two runs of the dataset.
     let compared = env.json(&["runs", "compare", &parent_id, &child_id, "--json"]);
-    assert_eq!(compared["scorers"]["exact-match"]["delta"], 0.0, "{compared}");
+    assert_eq!(
+        compared["scorers"]["exact-match"]["delta"], 0.0,
+        "{compared}"
+    );
 }
 
 #[test]
@@ -238,7 +253,13 @@ fn rerun_reproduces_the_configuration() {
     // The dataset moves on; the rerun stays on the version the run pinned.
     let more = env.write("more.jsonl", r#"{"input": {"city": "Oslo"}}"#);
     env.cmd()
-        .args(["dataset", "import", more.to_str().unwrap(), "--into", "capitals"])
+        .args([
+            "dataset",
+            "import",
+            more.to_str().unwrap(),
+            "--into",
+            "capitals",
+        ])
         .assert()
         .success();
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use assay_runner::trigger::clamp_tenant_options;
-use assay_runner::{RescoreRequest, Rerun, changed_pins, create_rescore, create_run, rerun_of};
+use assay_runner::{Rerun, RescoreRequest, changed_pins, create_rescore, create_run, rerun_of};
 use assay_store::PluginKind;
 use clap::Args;
 

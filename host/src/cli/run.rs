@@ -481,7 +481,10 @@ fn find_scorer<'a>(scorers: &'a [ScorerRef], name: &str, flag: &str) -> Result<&
 }
 
 /// `--fail-under` with scorer names turned into ids.
-pub(crate) fn resolve_fail_under(scorers: &[ScorerRef], mins: &[MinScore]) -> Result<Vec<MinScore>> {
+pub(crate) fn resolve_fail_under(
+    scorers: &[ScorerRef],
+    mins: &[MinScore],
+) -> Result<Vec<MinScore>> {
     if !mins.is_empty() && scorers.is_empty() {
         return Err(UsageError("--fail-under needs at least one --scorer".into()).into());
     }

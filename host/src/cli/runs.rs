@@ -402,12 +402,18 @@ fn render_provenance(run: &Run, models: &[ModelCount]) -> String {
     ));
     for id in &run.scorer_ids {
         let scorer_config = config
-            .pointer(&format!("/options/scorerConfigs/{}", id.replace('~', "~0").replace('/', "~1")))
+            .pointer(&format!(
+                "/options/scorerConfigs/{}",
+                id.replace('~', "~0").replace('/', "~1")
+            ))
             .map(|c| format!(" config {}", compact(c)))
             .unwrap_or_default();
         out.push_str(&format!(
             "    scorer    {id}{}{scorer_config}\n",
-            digest(config.pointer(&format!("/scorerDigests/{}", id.replace('~', "~0").replace('/', "~1"))))
+            digest(config.pointer(&format!(
+                "/scorerDigests/{}",
+                id.replace('~', "~0").replace('/', "~1")
+            )))
         ));
     }
     if !models.is_empty() {
@@ -415,7 +421,10 @@ fn render_provenance(run: &Run, models: &[ModelCount]) -> String {
             .iter()
             .map(|m| format!("{} ({} items)", m.model, m.items))
             .collect();
-        out.push_str(&format!("    models    {} (as the server reported)\n", list.join(", ")));
+        out.push_str(&format!(
+            "    models    {} (as the server reported)\n",
+            list.join(", ")
+        ));
     }
     if let Some(parent) = &run.parent_run_id {
         out.push_str(&format!(

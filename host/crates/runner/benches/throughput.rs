@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use assay_plugin_host::{HostConfig, PluginHost};
 use assay_runner::{
-    Catalog, Executor, RescoreRequest, RunHooks, RunOptions, RunRequest, TargetType, create_rescore,
-    create_run, on_item_complete, plan_run,
+    Catalog, Executor, RescoreRequest, RunHooks, RunOptions, RunRequest, TargetType,
+    create_rescore, create_run, on_item_complete, plan_run,
 };
 use assay_store::{NewDataset, NewItem, Store};
 use serde_json::json;

@@ -122,10 +122,18 @@ mod tests {
     #[test]
     fn changed_pins_name_each_replaced_plugin_with_both_digests() {
         let a = run("r1", "sha256:t1", "sha256:s1");
-        assert!(changed_pins(&a, &run("r2", "sha256:t1", "sha256:s1")).unwrap().is_empty());
+        assert!(
+            changed_pins(&a, &run("r2", "sha256:t1", "sha256:s1"))
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
             changed_pins(&a, &run("r2", "sha256:t1", "sha256:s2")).unwrap(),
-            vec![("s".to_string(), "sha256:s1".to_string(), "sha256:s2".to_string())]
+            vec![(
+                "s".to_string(),
+                "sha256:s1".to_string(),
+                "sha256:s2".to_string()
+            )]
         );
     }
 }

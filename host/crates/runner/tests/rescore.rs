@@ -177,7 +177,12 @@ async fn items_the_parent_never_ran_are_skipped() {
     assert!((1..10).contains(&done), "{done} items done");
 
     let child = child_of(&store, &parent, &["new"]).await;
-    let mut p = plan(child.clone(), target.clone(), vec![MockScorer::ok("new", 1.0)], opts(4));
+    let mut p = plan(
+        child.clone(),
+        target.clone(),
+        vec![MockScorer::ok("new", 1.0)],
+        opts(4),
+    );
     p.target = recorded(&parent);
     let summary = Executor::new(store.clone())
         .execute(p, RunHooks::default())

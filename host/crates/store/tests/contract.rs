@@ -2183,7 +2183,10 @@ async fn rescoring_runs_link_to_a_finished_parent_and_read_its_outputs(s: Fixtur
         serde_json::to_value(&stored).unwrap()["parentRunId"],
         json!(parent.id)
     );
-    let listed = s.list_runs(T, Some(&ds.id), Page::new(0, 10)).await.unwrap();
+    let listed = s
+        .list_runs(T, Some(&ds.id), Page::new(0, 10))
+        .await
+        .unwrap();
     let of = |id: &str| listed.items.iter().find(|r| r.id == id).unwrap().clone();
     assert_eq!(of(&run.id).parent_run_id, Some(parent.id.clone()));
     assert_eq!(of(&parent.id).parent_run_id, None);

@@ -556,13 +556,20 @@ async fn a_finished_run_is_rescored_from_its_stored_outputs() {
             json!({"runIdA": parent_id, "runIdB": child_id}),
         )
         .await;
-    assert_eq!(cmp["scorers"]["exact-match"]["delta"].as_f64(), Some(0.0), "{cmp}");
+    assert_eq!(
+        cmp["scorers"]["exact-match"]["delta"].as_f64(),
+        Some(0.0),
+        "{cmp}"
+    );
 
     // Refusals: no scorer, a scorer twice, a config for another scorer, an
     // unknown scorer, an unfinished parent, an unknown run.
     for (body, field) in [
         (json!({"scorerIds": []}), "scorerIds"),
-        (json!({"scorerIds": ["exact-match", "exact-match"]}), "scorerIds"),
+        (
+            json!({"scorerIds": ["exact-match", "exact-match"]}),
+            "scorerIds",
+        ),
         (
             json!({"scorerIds": ["exact-match"], "scorerConfigs": {"levenshtein": {}}}),
             "scorerConfigs.levenshtein",

@@ -125,7 +125,9 @@ impl Executor {
                         .map(|r| (r.item_id.clone(), r))
                         .collect());
                 }
-                Err(e) if attempt < STORAGE_RETRIES && !stop.is_cancelled() && !e.is_not_found() => {
+                Err(e)
+                    if attempt < STORAGE_RETRIES && !stop.is_cancelled() && !e.is_not_found() =>
+                {
                     warn!(parent, error = %e, attempt, "reading the parent's outputs failed; retrying");
                     tokio::time::sleep(backoff(STORAGE_RETRY_DELAY, attempt)).await;
                     attempt += 1;
