@@ -2227,7 +2227,17 @@ async fn rescoring_runs_link_to_a_finished_parent_and_read_its_outputs(s: Fixtur
         s.delete_run(T, &parent.id).await,
         Err(StoreError::Conflict(m)) if m.contains("re-scored")
     ));
-    s.request_cancel(T, &run.id).await.unwrap();
+    // Claimed by a scheduler, the run still names its parent.
+    let (tenant, claimed) = s.claim_next_run("w2", LEASE).await.unwrap().unwrap();
+    assert_eq!((tenant.as_str(), claimed.id.as_str()), (T, run.id.as_str()));
+    assert_eq!(claimed.parent_run_id.as_deref(), Some(parent.id.as_str()));
+    assert!(matches!(
+        s.delete_run(T, &parent.id).await,
+        Err(StoreError::Conflict(m)) if m.contains("re-scored")
+    ));
+    s.finish_run(&run.id, "w2", RunStatus::Cancelled, None)
+        .await
+        .unwrap();
     s.delete_run(T, &parent.id).await.unwrap();
     // The finished child keeps its results and names its (gone) parent.
     let kept = s.get_run(T, &run.id).await.unwrap();
