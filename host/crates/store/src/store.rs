@@ -115,6 +115,17 @@ pub trait ItemStore: Send + Sync + 'static {
         dataset_id: &str,
         items: Vec<NewItem>,
     ) -> StoreResult<Vec<DatasetItem>>;
+    /// Adds items that arrive in batches (a file being read), in one
+    /// transaction with one version bump: all or nothing, with memory for
+    /// one batch at a time. Batches are validated and the tenant's limits
+    /// checked as they come. The feed must end with [`ItemFeed::Done`]; if
+    /// it closes without it, nothing is added.
+    async fn add_items_streamed(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        feed: tokio::sync::mpsc::Receiver<ItemFeed>,
+    ) -> StoreResult<StreamedItems>;
     /// A live item.
     async fn get_item(
         &self,

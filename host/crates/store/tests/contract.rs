@@ -96,6 +96,7 @@ contract!(
     plugin_bytes_round_trip,
     unknown_stored_target_type_is_corrupt,
     add_ten_thousand_items_in_one_call,
+    streamed_items_land_together_or_not_at_all,
     item_limit_per_dataset,
     api_keys_are_found_by_hash_listed_and_revoked,
     tenants_are_created_by_name_once_and_their_limits_edited,
@@ -1647,6 +1648,75 @@ async fn add_ten_thousand_items_in_one_call(s: Fixture) {
         s.pending_items(T, &run.id, None, 5).await.unwrap(),
         added[..5]
     );
+}
+
+/// Sends `batches` of items (and `Done` when `finish`) into a streamed add.
+async fn stream_items(
+    s: &Fixture,
+    ds: &str,
+    batches: Vec<Vec<NewItem>>,
+    finish: bool,
+) -> Result<StreamedItems, StoreError> {
+    let (feed, rx) = tokio::sync::mpsc::channel(1);
+    let send = async move {
+        for b in batches {
+            if feed.send(ItemFeed::Batch(b)).await.is_err() {
+                return;
+            }
+        }
+        if finish {
+            let _ = feed.send(ItemFeed::Done).await;
+        }
+    };
+    let (added, ()) = tokio::join!(s.add_items_streamed(T, ds, rx), send);
+    added
+}
+
+async fn streamed_items_land_together_or_not_at_all(s: Fixture) {
+    let (ds, first) = dataset_with(&s, "streamed", 3).await;
+    // Three batches: one version, positions and errors counted across them.
+    let batches = vec![items(10..1_010), items(1_010..2_010), items(2_010..2_510)];
+    let added = stream_items(&s, &ds.id, batches, true).await.unwrap();
+    assert_eq!(added, StreamedItems { added: 2_500, version: 2 });
+    let now = s.get_dataset(T, &ds.id).await.unwrap();
+    assert_eq!((now.version, now.item_count), (2, 2_503));
+    let all = all_items_at(&s, &ds.id, 2).await;
+    assert_eq!(all.len(), 2_503);
+    assert_eq!(all[..3], first[..]);
+    let inputs: Vec<&Value> = all[3..].iter().map(|i| &i.input).collect();
+    let expected: Vec<Value> = items(10..2_510).into_iter().map(|i| i.input).collect();
+    assert_eq!(inputs, expected.iter().collect::<Vec<_>>());
+    assert!(all.windows(2).all(|w| w[0].position < w[1].position));
+
+    // A feed that closes without `Done` (its reader failed) adds nothing.
+    let err = stream_items(&s, &ds.id, vec![items(0..700), items(700..900)], false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Validation { .. }), "{err:?}");
+    let after = s.get_dataset(T, &ds.id).await.unwrap();
+    assert_eq!((after.version, after.item_count), (2, 2_503));
+    assert_eq!(s.count_items_at_version(T, &ds.id, 2).await.unwrap(), 2_503);
+
+    // A batch past the tenant's item limit rolls back the batches before it.
+    s.upsert_tenant(&Tenant {
+        max_items_per_dataset: 3_000,
+        ..Tenant::with_defaults(T)
+    })
+    .await
+    .unwrap();
+    let err = stream_items(&s, &ds.id, vec![items(0..400), items(400..800)], true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::LimitExceeded { limit: 3_000, .. }),
+        "{err:?}"
+    );
+    let after = s.get_dataset(T, &ds.id).await.unwrap();
+    assert_eq!((after.version, after.item_count), (2, 2_503));
+
+    // An empty feed changes nothing.
+    let none = stream_items(&s, &ds.id, vec![], true).await.unwrap();
+    assert_eq!(none, StreamedItems { added: 0, version: 2 });
 }
 
 async fn item_limit_per_dataset(s: Fixture) {
