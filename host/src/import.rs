@@ -133,9 +133,11 @@ pub async fn import_file(
 /// Reads a file through once off the async threads (see [`scan_file`]).
 pub async fn scan(path: &Path, format: Option<FileFormat>) -> Result<FileSummary> {
     let path = path.to_path_buf();
-    Ok(tokio::task::spawn_blocking(move || scan_file(&path, format))
-        .await
-        .context("reading the dataset file")??)
+    Ok(
+        tokio::task::spawn_blocking(move || scan_file(&path, format))
+            .await
+            .context("reading the dataset file")??,
+    )
 }
 
 /// [`import_file`] for a file already checked with [`scan`]. The file is
@@ -238,7 +240,10 @@ async fn stream_into(
         let _ = feed.blocking_send(ItemFeed::Done);
         Ok(())
     });
-    let (stored, read) = tokio::join!(store.add_items_streamed(tenant, dataset_id, batches), reader);
+    let (stored, read) = tokio::join!(
+        store.add_items_streamed(tenant, dataset_id, batches),
+        reader
+    );
     // A reading error explains why the store rolled back: it comes first.
     read.map_err(|e| anyhow!("reading the dataset file failed: {e}"))??;
     Ok(stored?)

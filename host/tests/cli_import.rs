@@ -153,6 +153,9 @@ fn appending_a_file_adds_one_version_holding_every_line() {
     );
     let appended: Value = serde_json::from_slice(&appended.stdout).unwrap();
     assert_eq!(appended["added"], 2_500);
-    assert_eq!(appended["version"], created["version"].as_i64().unwrap() + 1);
+    assert_eq!(
+        appended["version"],
+        created["version"].as_i64().unwrap() + 1
+    );
     assert_eq!(appended["dataset"]["itemCount"], 2_510);
 }

@@ -242,8 +242,7 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
         DatasetSource::Stored(dataset, version) => (dataset, version),
         DatasetSource::File(file) => {
             let imported =
-                import_scanned(&app.store, &app.tenant, file, args.dataset_name.as_deref())
-                    .await?;
+                import_scanned(&app.store, &app.tenant, file, args.dataset_name.as_deref()).await?;
             if !args.quiet {
                 eprintln!("{}", imported.describe(&args.dataset));
             }

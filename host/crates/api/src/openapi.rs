@@ -473,17 +473,26 @@ fn schemas() -> Value {
             "experimentIdB": {"type": "string", "description": "Mastra's name of runIdB"},
             "thresholds": {"type": "object", "additionalProperties": schema_ref("Threshold")},
             "passThreshold": {"type": "number", "default": 0.5},
+            "afterIndex": {"type": "integer", "description": "list the items after this item index (the previous answer's nextAfterIndex)"},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000, "description": "most items listed"},
+            "regressedOnly": {"type": "boolean", "default": false, "description": "list only the items that regressed"},
         })),
         "ComparisonResult": object(
-            &["runA", "runB", "baselineId", "versionMismatch", "hasRegression", "scorers", "items", "warnings"],
+            &["runA", "runB", "baselineId", "versionMismatch", "hasRegression", "scorers",
+              "itemsTotal", "regressedItems", "items", "nextAfterIndex", "warnings"],
             json!({
                 "runA": {"type": "object"}, "runB": {"type": "object"},
                 "baselineId": {"type": "string", "description": "run A's id (Mastra)"},
                 "versionMismatch": {"type": "boolean"}, "hasRegression": {"type": "boolean"},
                 "scorers": {"type": "object", "description": "per scorer id: statsA, statsB, delta, regressed, threshold"},
+                "itemsTotal": {"type": "integer", "description": "items with a result in either run"},
+                "regressedItems": {"type": "integer", "description": "items that regressed"},
                 "items": {"type": "array", "items": {"type": "object", "description":
-                    "itemId, itemIndex, inBothRuns, scoresA, scoresB, errorA, errorB, regressed; and \
-                     Mastra's input, groundTruth, results ({<runId>: {output, scores} or null})"}},
+                    "one window of the items in dataset order: itemId, itemIndex, inBothRuns, \
+                     scoresA, scoresB, errorA, errorB, regressed; and Mastra's input, groundTruth, \
+                     results ({<runId>: {output, scores} or null})"}},
+                "nextAfterIndex": {"type": ["integer", "null"], "description":
+                    "pass as afterIndex for the next window; null after the last"},
                 "warnings": strings,
             })),
         "Experiment": object(

@@ -203,6 +203,14 @@ pub mod results {
     );
     pub const OUTLINES_AFTER_SEQ: &str = "SELECT seq, item_id, item_index, latency, error, \
          error_kind FROM results WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+    pub const OUTLINES_BY_INDEX: &str = "SELECT seq, item_id, item_index, latency, error, \
+         error_kind FROM results WHERE run_id = $1 AND item_index > $2 ORDER BY item_index LIMIT $3";
+    pub const IN_INDEX_RANGE: &str = concat!(
+        "SELECT ",
+        result_cols!(),
+        " FROM results WHERE run_id = $1 AND item_index >= $2 AND item_index <= $3 \
+         ORDER BY item_index"
+    );
     pub const AFTER_SEQ: &str = concat!(
         "SELECT ",
         result_cols!(),

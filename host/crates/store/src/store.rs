@@ -308,6 +308,25 @@ pub trait ResultStore: Send + Sync + 'static {
         after_seq: i64,
         limit: i64,
     ) -> StoreResult<Vec<(i64, ResultOutline)>>;
+    /// [`ResultOutline`]s of up to `limit` results whose item index is
+    /// above `after_index`, in item index order (for walking two runs side
+    /// by side, e.g. to compare them, without holding either).
+    async fn result_outlines_by_index(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        after_index: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ResultOutline>>;
+    /// The results whose item index is in `first..=last`, in item index
+    /// order, with their scores.
+    async fn results_in_index_range(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        first: i64,
+        last: i64,
+    ) -> StoreResult<Vec<RunResult>>;
     /// The results `filter` lets through, in item index order, with their
     /// scores. Filtering happens in the database, so a page of the failures
     /// of a 100k-item run reads one page, not the run.

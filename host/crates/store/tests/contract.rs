@@ -1677,7 +1677,13 @@ async fn streamed_items_land_together_or_not_at_all(s: Fixture) {
     // Three batches: one version, positions and errors counted across them.
     let batches = vec![items(10..1_010), items(1_010..2_010), items(2_010..2_510)];
     let added = stream_items(&s, &ds.id, batches, true).await.unwrap();
-    assert_eq!(added, StreamedItems { added: 2_500, version: 2 });
+    assert_eq!(
+        added,
+        StreamedItems {
+            added: 2_500,
+            version: 2
+        }
+    );
     let now = s.get_dataset(T, &ds.id).await.unwrap();
     assert_eq!((now.version, now.item_count), (2, 2_503));
     let all = all_items_at(&s, &ds.id, 2).await;
@@ -1716,7 +1722,13 @@ async fn streamed_items_land_together_or_not_at_all(s: Fixture) {
 
     // An empty feed changes nothing.
     let none = stream_items(&s, &ds.id, vec![], true).await.unwrap();
-    assert_eq!(none, StreamedItems { added: 0, version: 2 });
+    assert_eq!(
+        none,
+        StreamedItems {
+            added: 0,
+            version: 2
+        }
+    );
 }
 
 async fn item_limit_per_dataset(s: Fixture) {

@@ -143,7 +143,10 @@ struct Adding {
 }
 
 impl Adding {
-    async fn start<DB: Db>(tx: &mut sqlx::Transaction<'static, DB>, ds: &Dataset) -> StoreResult<Self> {
+    async fn start<DB: Db>(
+        tx: &mut sqlx::Transaction<'static, DB>,
+        ds: &Dataset,
+    ) -> StoreResult<Self> {
         let validator = ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?;
         let limits = sqlx::query(sql::items::LIMITS_AND_NEXT_POSITION)
             .arg(ds.id.as_str())
@@ -171,7 +174,11 @@ impl Adding {
     ) -> StoreResult<Vec<DatasetItem>> {
         self.validator
             .check_new_items_from(&items, self.count as usize)?;
-        check_item_limit(self.item_count + self.count as i64, items.len(), self.max_items)?;
+        check_item_limit(
+            self.item_count + self.count as i64,
+            items.len(),
+            self.max_items,
+        )?;
         let adding: i64 = items
             .iter()
             .map(|it| item_bytes(&it.input, it.expected_output.as_ref(), it.context.as_ref()))
