@@ -109,3 +109,67 @@ fn without_a_grant_the_request_is_denied_and_the_error_names_the_host() {
     );
     assert_eq!(stub.stats().requests, 0, "nothing reached the server");
 }
+
+/// Token usage is summed per run: the stub counts words (prompt: the words
+/// of the messages; completion: the words of its echoed reply), so the
+/// expected sums follow from the dataset. `assay run --json`, `assay runs
+/// show` (from the stored results) and its text all report the same sums.
+#[test]
+fn token_usage_is_summed_over_the_run_and_shown_in_its_summary() {
+    let env = Env::new();
+    let stub = BackgroundStub::start(StubConfig::default()).unwrap();
+    let questions = [
+        "What is the capital of France",
+        "Name a prime",
+        "one",
+        "How many legs does a spider have",
+    ];
+    let lines: Vec<String> = questions
+        .iter()
+        .map(|q| serde_json::json!({"input": {"q": q}, "expectedOutput": q}).to_string())
+        .collect();
+    let file = env.write("usage.jsonl", &lines.join("\n"));
+    // One prompt message (the question) and a reply that repeats it.
+    let words: u64 = questions
+        .iter()
+        .map(|q| q.split_whitespace().count() as u64)
+        .sum();
+    let expected = serde_json::json!({
+        "promptTokens": words, "completionTokens": words,
+        "totalTokens": 2 * words, "items": questions.len(),
+    });
+    let mut args = run_args(&stub, &file);
+    // No key: this stub does not ask for one.
+    args[6] = args[6].replace(r#", "apiKeySecret": "OPENAI_API_KEY""#, "");
+    let host = stub.addr().to_string();
+    let out = env
+        .cmd()
+        .args(args)
+        .args(["--allow-host", &host])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["succeededCount"], 4, "{report}");
+    assert_eq!(report["tokenUsage"], expected, "{report}");
+
+    let run_id = report["runId"].as_str().unwrap();
+    let shown = env.json(&["runs", "show", run_id, "--json"]);
+    assert_eq!(shown["tokenUsage"], expected, "from the stored results");
+    let text = env
+        .cmd()
+        .args(["runs", "show", run_id])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    let line = format!(
+        "tokens    {} total · {words} prompt · {words} completion  (4 items reported usage)",
+        2 * words
+    );
+    assert!(text.contains(&line), "{text}");
+}

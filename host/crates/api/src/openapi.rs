@@ -445,6 +445,11 @@ fn schemas() -> Value {
                     "count": int, "mean": nullable("number"), "p50": nullable("number"),
                     "p95": nullable("number"), "max": nullable("number"),
                 })),
+                "tokenUsage": {
+                    "description": "token usage the target reported in its metadata, summed over the run's items; absent when no item reported any",
+                    "type": "object", "required": ["promptTokens", "completionTokens", "totalTokens", "items"],
+                    "properties": {"promptTokens": int, "completionTokens": int, "totalTokens": int,
+                        "items": {"type": "integer", "description": "items that reported usage"}}},
                 "passThreshold": {"type": "number"},
                 "scorers": {"type": "array", "description": "in the run's scorer order", "items": object(
                     &["scorerId", "scorerName", "passCount", "scoredCount", "errorCount", "histogram"],
