@@ -185,3 +185,142 @@ async fn llm_judge_scores_in_the_sandbox_and_the_summary_sums_token_usage() {
         "{summary}"
     );
 }
+
+/// Grants `plugin` the stub's address with `rate_limits`.
+async fn grant_stub_limited(s: &TestServer, plugin: &str, stub: &Stub, rate_limits: Value) {
+    let host = stub.addr().to_string();
+    let (status, body) = s
+        .put(
+            &format!("/api/plugins/{plugin}/grant"),
+            json!({"hosts": [host], "allowHttp": true, "rateLimits": rate_limits}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_per_second_paces_all_of_a_runs_calls_together() {
+    let stub = Stub::start(StubConfig::default()).await.unwrap();
+    let s = TestServer::start().await;
+    s.upload_plugin("openai-chat").await;
+    let host = stub.addr().to_string();
+    grant_stub_limited(
+        &s,
+        "openai-chat",
+        &stub,
+        json!([{"host": host, "requestsPerSecond": 10}]),
+    )
+    .await;
+    let items = (0..11)
+        .map(|i| json!({"input": format!("q {i}")}))
+        .collect();
+    let ds = s.dataset_with_items("paced", items).await;
+    let started = Instant::now();
+    let run = trigger(
+        &s,
+        &ds,
+        json!({"targetType": "plugin", "targetId": "openai-chat", "maxConcurrency": 8,
+               "targetConfig": chat_config(&stub)}),
+    )
+    .await;
+    let seen = s
+        .poll_run(
+            &ds,
+            &run,
+            Duration::from_millis(50),
+            Duration::from_secs(60),
+        )
+        .await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "completed", "{last}");
+    assert_eq!(last["succeededCount"], 11, "paced, never refused: {last}");
+    // 11 requests at 10/s: 10 gaps of 100 ms, whatever the concurrency.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1000), "took {took:?}");
+    let stats = stub.stats();
+    assert_eq!((stats.requests, stats.ok), (11, 11));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_token_budget_holds_the_next_request_until_cancelled() {
+    let stub = Stub::start(StubConfig::default()).await.unwrap();
+    let s = TestServer::start().await;
+    s.upload_plugin("openai-chat").await;
+    let host = stub.addr().to_string();
+    // The first answer reports more tokens than the minute's budget.
+    grant_stub_limited(
+        &s,
+        "openai-chat",
+        &stub,
+        json!([{"host": host, "tokensPerMinute": 5}]),
+    )
+    .await;
+    let items = (0..3)
+        .map(|i| json!({"input": format!("a question of six words {i}")}))
+        .collect();
+    let ds = s.dataset_with_items("budget", items).await;
+    let run = trigger(
+        &s,
+        &ds,
+        json!({"targetType": "plugin", "targetId": "openai-chat", "maxConcurrency": 1,
+               "targetConfig": chat_config(&stub)}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stub.stats().ok < 1 {
+        assert!(Instant::now() < deadline, "{:?}", stub.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stub.stats().requests,
+        1,
+        "the second request waits for the minute to pass"
+    );
+    let (_, body) = s.get(&format!("/api/datasets/{ds}/runs/{run}")).await;
+    assert_eq!(body["status"], "running", "{body}");
+    assert_eq!(body["succeededCount"], 1, "{body}");
+    // A request waiting for its turn is cancelled at once.
+    let (status, body) = s
+        .post_empty(&format!("/api/datasets/{ds}/runs/{run}/cancel"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seen = s
+        .poll_run(
+            &ds,
+            &run,
+            Duration::from_millis(50),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(seen.last().unwrap()["status"], "cancelled");
+    assert_eq!(stub.stats().requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_with_a_bad_rate_limit_is_refused_naming_it() {
+    let s = TestServer::start().await;
+    s.upload_plugin("openai-chat").await;
+    for (bad, says) in [
+        (
+            json!({"host": "api.openai.com", "requestsPerSecond": 0}),
+            "not a rate",
+        ),
+        (json!({"host": "api.openai.com"}), "neither"),
+        (
+            json!({"host": "api.openai.com", "tokensPerMinit": 5}),
+            "tokensPerMinit",
+        ),
+    ] {
+        let (status, body) = s
+            .put(
+                "/api/plugins/openai-chat/grant",
+                json!({"hosts": ["api.openai.com"], "rateLimits": [bad]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.to_string().contains(says), "{body}");
+    }
+    let (_, plugin) = s.get("/api/plugins/openai-chat").await;
+    assert_eq!(plugin["networkGrant"], Value::Null, "nothing was stored");
+}
