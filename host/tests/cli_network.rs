@@ -173,3 +173,81 @@ fn token_usage_is_summed_over_the_run_and_shown_in_its_summary() {
     );
     assert!(text.contains(&line), "{text}");
 }
+
+/// The commands of `examples/network/README.md`, against the stub: each
+/// network plugin runs the example dataset and gives what the README says.
+#[test]
+fn the_network_examples_run_against_the_stub() {
+    let env = Env::new();
+    let stub = BackgroundStub::start(StubConfig::default()).unwrap();
+    let file = common::example("network/questions.jsonl");
+    let items = common::example_items("network/questions.jsonl");
+    let host = stub.addr().to_string();
+    let url = stub.url();
+    let run = |target: &str, target_config: String, scorer: &str, extra: &[String]| -> Value {
+        let mut cmd = env.cmd();
+        cmd.args(["run", "-d", &file, "-t", &plugin(target), "--target-config"])
+            .arg(target_config)
+            .args(["--allow-host", &host, "-s", &plugin(scorer), "--json", "-q"])
+            .args(extra);
+        let out = cmd.assert().code(0).get_output().stdout.clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+
+    // openai-chat: the stub echoes the question; usage is its words twice.
+    let report = run(
+        "openai-chat",
+        format!(
+            r#"{{"model": "stub-model", "baseUrl": "{url}/v1", "prompt": "{{{{input.question}}}}"}}"#
+        ),
+        "exact-match",
+        &[],
+    );
+    let words: u64 = items
+        .iter()
+        .map(|i| {
+            i["input"]["question"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .count() as u64
+        })
+        .sum();
+    assert_eq!(words, 30, "the README's figure");
+    assert_eq!(report["succeededCount"], 5, "{report}");
+    assert_eq!(report["tokenUsage"]["promptTokens"], words, "{report}");
+    assert_eq!(report["tokenUsage"]["completionTokens"], words, "{report}");
+
+    // http-endpoint: the agent route answers with the question.
+    let agent = format!(r#"{{"url": "{url}/agent", "output": "/answer/text"}}"#);
+    let report = run("http-endpoint", agent.clone(), "exact-match", &[]);
+    assert_eq!(report["succeededCount"], 5, "{report}");
+    assert_eq!(report["scorers"][0]["mean"], 0.0, "{report}");
+
+    // llm-judge: the rubric scripts the stub's verdict.
+    let judge = format!(
+        r#"llm-judge={{"model": "stub-model", "baseUrl": "{url}/v1", "rubric": "STUB_REPLY: {{\"score\": 0.5, \"reason\": \"a scripted verdict\"}}"}}"#
+    );
+    let report = run(
+        "http-endpoint",
+        agent,
+        "llm-judge",
+        &["--scorer-config".into(), judge],
+    );
+    let judge_summary = common::scorer(&report, "llm-judge");
+    assert_eq!(judge_summary["mean"], 0.5, "{report}");
+    assert_eq!(judge_summary["scoredCount"], 5, "{report}");
+    let run_id = report["runId"].as_str().unwrap();
+    let results = env
+        .cmd()
+        .args(["runs", "results", run_id, "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    for line in String::from_utf8(results).unwrap().lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["scores"][0]["reason"], "a scripted verdict", "{r}");
+    }
+}
