@@ -44,7 +44,7 @@ pub struct NetworkGrant {
 /// How fast a run's calls may use one host: requests per second (each
 /// request waits for its turn) and tokens per minute (a request waits while
 /// the tokens that host reported in the last minute reach the budget).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(
     rename_all = "camelCase",
     deny_unknown_fields,
@@ -107,6 +107,12 @@ pub struct RequestRate(f64);
 
 // A rate is never NaN (see `RequestRate::new`), so equality is total.
 impl Eq for RequestRate {}
+
+impl std::hash::Hash for RequestRate {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
+    }
+}
 
 impl RequestRate {
     /// The highest rate accepted (beyond it pacing means nothing).

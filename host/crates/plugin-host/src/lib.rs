@@ -73,7 +73,7 @@ pub use host::PluginHost;
 pub use inspect::{PluginReport, inspect};
 pub use logs::CapturedLogs;
 pub use net_access::{NetworkAccess, Resolver, StaticResolver, SystemResolver};
-pub use net_rate::{RateLimiters, USAGE_SCAN_BYTES};
+pub use net_rate::{RateLimiterPool, RateLimiters, USAGE_SCAN_BYTES};
 pub use net_report::{HttpExchange, NetworkReport};
 pub use plugin::Plugin;
 pub use secrets::{SecretValue, Secrets, UnknownSecret};

@@ -1,5 +1,8 @@
 //! Per-host rate limits of a grant, enforced across every call that shares
-//! one [`RateLimiters`] (the runner builds one per plugin per run).
+//! one [`RateLimiters`]. The runner takes them from one [`RateLimiterPool`]
+//! per run, so the same limit (same host pattern, same rates) is one
+//! limiter for all of the run's plugins: a target and an LLM judge on one
+//! provider share its requests per second.
 //!
 //! * **Requests per second** pace requests: each takes the next free slot
 //!   (`1/rate` after the previous one) and waits for it before it is sent.
@@ -19,8 +22,8 @@
 //! host, and tokens are read from the server's answer, not from the
 //! plugin's metadata.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -38,7 +41,37 @@ pub const USAGE_SCAN_BYTES: usize = 1 << 20;
 /// The rate limiters of one grant, shared by the calls that use it.
 #[derive(Debug, Default)]
 pub struct RateLimiters {
-    hosts: Vec<HostLimiter>,
+    hosts: Vec<Arc<HostLimiter>>,
+}
+
+/// Limiters handed out by limit: asking twice for an equal [`RateLimit`]
+/// gives the same limiter.
+#[derive(Debug, Default)]
+pub struct RateLimiterPool {
+    limiters: Mutex<HashMap<RateLimit, Arc<HostLimiter>>>,
+}
+
+impl RateLimiterPool {
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The limiters of `limits`, shared with every earlier caller that
+    /// asked for an equal limit.
+    pub fn limiters_for(&self, limits: &[RateLimit]) -> RateLimiters {
+        let mut pool = self.limiters.lock().expect("rate limiter pool lock");
+        RateLimiters {
+            hosts: limits
+                .iter()
+                .map(|l| {
+                    pool.entry(l.clone())
+                        .or_insert_with(|| Arc::new(HostLimiter::new(l)))
+                        .clone()
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -48,17 +81,24 @@ struct HostLimiter {
     tokens: Option<TokenBudget>,
 }
 
+impl HostLimiter {
+    fn new(l: &RateLimit) -> Self {
+        HostLimiter {
+            pattern: l.host.clone(),
+            pacer: l.requests_per_second.map(|r| Pacer::new(r.interval())),
+            tokens: l.tokens_per_minute.map(TokenBudget::new),
+        }
+    }
+}
+
 impl RateLimiters {
-    /// Limiters for `limits` (none: every request goes at once).
+    /// Limiters of their own for `limits` (none: every request goes at
+    /// once).
     pub fn new(limits: &[RateLimit]) -> Self {
         Self {
             hosts: limits
                 .iter()
-                .map(|l| HostLimiter {
-                    pattern: l.host.clone(),
-                    pacer: l.requests_per_second.map(|r| Pacer::new(r.interval())),
-                    tokens: l.tokens_per_minute.map(TokenBudget::new),
-                })
+                .map(|l| Arc::new(HostLimiter::new(l)))
                 .collect(),
         }
     }
@@ -72,7 +112,7 @@ impl RateLimiters {
     /// that matches it. Returns whether its answer's tokens are to be
     /// counted (some matching limit has a token budget).
     pub(crate) async fn wait_turn(&self, scheme: Scheme, host: &str, port: u16) -> bool {
-        let matching: Vec<&HostLimiter> = self
+        let matching: Vec<&Arc<HostLimiter>> = self
             .hosts
             .iter()
             .filter(|h| h.pattern.matches(host, port, scheme))
@@ -246,6 +286,24 @@ mod tests {
                 .await;
         }
         assert!(other.elapsed() < Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn a_pool_shares_equal_limits_and_keeps_others_apart() {
+        let pool = RateLimiterPool::new();
+        let target = pool.limiters_for(&[limit(Some(10.0), None)]);
+        let judge = pool.limiters_for(&[limit(Some(10.0), None)]);
+        let other = pool.limiters_for(&[limit(Some(10.5), None)]);
+        let host = |l: &RateLimiters| Arc::as_ptr(&l.hosts[0]);
+        assert_eq!(host(&target), host(&judge));
+        assert_ne!(host(&target), host(&other));
+        // Shared: two requests, one through each, are 100 ms apart.
+        let start = Instant::now();
+        target
+            .wait_turn(Scheme::Https, "api.example.com", 443)
+            .await;
+        judge.wait_turn(Scheme::Https, "api.example.com", 443).await;
+        assert!(start.elapsed() >= Duration::from_millis(100));
     }
 
     #[tokio::test]
