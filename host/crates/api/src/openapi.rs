@@ -445,6 +445,11 @@ fn schemas() -> Value {
                     "count": int, "mean": nullable("number"), "p50": nullable("number"),
                     "p95": nullable("number"), "max": nullable("number"),
                 })),
+                "tokenUsage": {
+                    "description": "token usage the target reported in its metadata, summed over the run's items; absent when no item reported any",
+                    "type": "object", "required": ["promptTokens", "completionTokens", "totalTokens", "items"],
+                    "properties": {"promptTokens": int, "completionTokens": int, "totalTokens": int,
+                        "items": {"type": "integer", "description": "items that reported usage"}}},
                 "passThreshold": {"type": "number"},
                 "scorers": {"type": "array", "description": "in the run's scorer order", "items": object(
                     &["scorerId", "scorerName", "passCount", "scoredCount", "errorCount", "histogram"],
@@ -604,6 +609,15 @@ fn schemas() -> Value {
                 "maxRequests": int, "maxRequestBytes": int, "maxResponseBytes": int,
                 "connectTimeoutMs": int, "timeoutMs": int,
             }},
+            "rateLimits": {"type": "array", "description": "per-host rates shared by all of a run's calls; \
+                a request waits for every one whose host matches it",
+                "items": {"type": "object", "additionalProperties": false, "required": ["host"], "properties": {
+                    "host": {"type": "string", "description": "a host pattern, as in hosts"},
+                    "requestsPerSecond": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000,
+                        "description": "requests wait for their turn, never fail"},
+                    "tokensPerMinute": {"type": "integer", "minimum": 1,
+                        "description": "tokens the host reports in `usage` of its JSON answers; requests wait while the last minute's reach it"},
+                }}},
         }},
         "PluginGrant": object(&["pluginId", "grant", "grantedBy", "updatedAt"], json!({
             "pluginId": string, "grant": schema_ref("NetworkGrant"),

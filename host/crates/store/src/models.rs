@@ -495,6 +495,9 @@ pub struct ResultOutline {
     pub latency: f64,
     pub error: Option<String>,
     pub error_kind: Option<String>,
+    /// The token usage in the target's metadata, when it reported any
+    /// (only the metadata's `usage` object is read from the database).
+    pub usage: Option<crate::TokenUsage>,
     pub scores: Vec<ScoreRow>,
 }
 

@@ -201,10 +201,15 @@ pub mod results {
         filtered_where!(),
         " ORDER BY item_index, seq LIMIT $5 OFFSET $6"
     );
+    /// `->` with a plain key reads the same on both backends (SQLite takes
+    /// `'usage'` as the path `$.usage` and answers JSON text; PostgreSQL
+    /// answers `jsonb`); a metadata value that is not an object gives NULL.
     pub const OUTLINES_AFTER_SEQ: &str = "SELECT seq, item_id, item_index, latency, error, \
-         error_kind FROM results WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+         error_kind, target_metadata -> 'usage' AS usage FROM results \
+         WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
     pub const OUTLINES_BY_INDEX: &str = "SELECT seq, item_id, item_index, latency, error, \
-         error_kind FROM results WHERE run_id = $1 AND item_index > $2 ORDER BY item_index LIMIT $3";
+         error_kind, target_metadata -> 'usage' AS usage FROM results \
+         WHERE run_id = $1 AND item_index > $2 ORDER BY item_index LIMIT $3";
     pub const IN_INDEX_RANGE: &str = concat!(
         "SELECT ",
         result_cols!(),

@@ -92,6 +92,7 @@ contract!(
     finish_run_counts_exactly,
     fail_run_marks_setup_failures,
     results_stream_after_seq,
+    outlines_read_token_usage_and_skip_what_is_not_a_count,
     deletes_cascade_and_refuse_active_runs,
     plugin_bytes_round_trip,
     unknown_stored_target_type_is_corrupt,
@@ -894,7 +895,8 @@ async fn results_filter_in_the_database(s: Fixture) {
                 o.latency,
                 &o.error,
                 &o.error_kind,
-                &o.scores
+                &o.scores,
+                o.usage,
             ),
             (
                 &r.item_id,
@@ -902,10 +904,14 @@ async fn results_filter_in_the_database(s: Fixture) {
                 r.latency,
                 &r.error,
                 &r.error_kind,
-                &r.scores
+                &r.scores,
+                r.target_metadata
+                    .as_ref()
+                    .and_then(TokenUsage::from_metadata),
             )
         );
     }
+    assert!(outlines.iter().any(|o| o.usage.is_some()));
     assert_not_found(
         s.result_outlines_after_seq("other-tenant", &run.id, 0, 10)
             .await,
@@ -1528,6 +1534,49 @@ async fn results_stream_after_seq(s: Fixture) {
     assert_eq!(after_first[0].1.item_index, 0);
     let tail = s.results_after_seq(T, &run.id, all[2].0, 10).await.unwrap();
     assert!(tail.is_empty());
+}
+
+/// An outline carries the token usage of the target's metadata, read in
+/// the database; metadata that plugins filled with anything else gives no
+/// usage and no error (one bad item must not break a run's summary).
+async fn outlines_read_token_usage_and_skip_what_is_not_a_count(s: Fixture) {
+    let (_, added, run) = claimed_run(&s, 7, "w1").await;
+    let metadata = [
+        Some(json!({"usage": {"promptTokens": 6, "completionTokens": 4, "totalTokens": 10}})),
+        Some(json!({"usage": {"prompt_tokens": 3, "completion_tokens": 2}})),
+        Some(json!({"usage": {"totalTokens": "ten"}})),
+        Some(json!({"usage": [1, 2, 3]})),
+        Some(json!("usage")),
+        Some(json!([{"usage": 1}])),
+        None,
+    ];
+    let batch: Vec<NewResult> = added
+        .iter()
+        .zip(metadata)
+        .enumerate()
+        .map(|(i, (it, m))| NewResult {
+            target_metadata: m,
+            ..result_for(it, i as i64, None)
+        })
+        .collect();
+    s.write_results(&run.id, "w1", batch).await.unwrap();
+    let mut outlines = s
+        .result_outlines_after_seq(T, &run.id, 0, 100)
+        .await
+        .unwrap();
+    outlines.sort_by_key(|(_, o)| o.item_index);
+    let usage: Vec<Option<TokenUsage>> = outlines.iter().map(|(_, o)| o.usage).collect();
+    let u = |p, c, t| {
+        Some(TokenUsage {
+            prompt_tokens: p,
+            completion_tokens: c,
+            total_tokens: t,
+        })
+    };
+    assert_eq!(
+        usage,
+        vec![u(6, 4, 10), u(3, 2, 5), None, None, None, None, None]
+    );
 }
 
 async fn deletes_cascade_and_refuse_active_runs(s: Fixture) {
