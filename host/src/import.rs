@@ -22,17 +22,24 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use assay_store::{
-    Dataset, DatasetItem, DatasetPatch, ItemPatch, NewDataset, NewItem, Page, Store, StoreError,
+    Dataset, DatasetItem, DatasetPatch, ItemFeed, ItemPatch, NewDataset, NewItem, Page, Store,
+    StoreError, StreamedItems,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::dataset_file::{DatasetFile, FileFormat, canonical_json, read_file};
+use crate::dataset_file::{
+    DatasetFile, FileFormat, FileSummary, canonical_json, read_file, scan_file, stream_file,
+};
 
 /// Datasets scanned when looking for a content match by hash.
 const MAX_SCANNED_DATASETS: u32 = 5_000;
+/// Items per batch handed to the store while a file streams in.
+const IMPORT_BATCH: usize = 1_000;
+/// Batches read ahead of the store.
+const BATCHES_AHEAD: usize = 2;
 
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -119,26 +126,36 @@ pub async fn import_file(
     format: Option<FileFormat>,
     name: Option<&str>,
 ) -> Result<Imported> {
-    let file = read_file(path, format)?;
-    import_parsed(store, tenant, path, file, name).await
+    let file = scan(path, format).await?;
+    import_scanned(store, tenant, file, name).await
 }
 
-/// [`import_file`] for a file already read (and checked) with
-/// [`read_file`].
-pub async fn import_parsed(
+/// Reads a file through once off the async threads (see [`scan_file`]).
+pub async fn scan(path: &Path, format: Option<FileFormat>) -> Result<FileSummary> {
+    let path = path.to_path_buf();
+    Ok(
+        tokio::task::spawn_blocking(move || scan_file(&path, format))
+            .await
+            .context("reading the dataset file")??,
+    )
+}
+
+/// [`import_file`] for a file already checked with [`scan`]. The file is
+/// read again as it is stored, so memory stays flat whatever its size.
+pub async fn import_scanned(
     store: &Arc<dyn Store>,
     tenant: &str,
-    path: &Path,
-    file: DatasetFile,
+    file: FileSummary,
     name: Option<&str>,
 ) -> Result<Imported> {
+    let path = file.path.clone();
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let name = name
         .map(str::to_string)
-        .unwrap_or_else(|| default_name(path));
+        .unwrap_or_else(|| default_name(&path));
 
     if let Some(existing) = store.find_dataset_by_name(tenant, &name).await? {
         let Some(source) = source_of(&existing) else {
@@ -150,7 +167,7 @@ pub async fn import_parsed(
         if source.sha256 == file.sha256 && source.version <= existing.version {
             return Ok(Imported {
                 version: source.version,
-                item_count: file.items.len(),
+                item_count: file.count,
                 dataset: existing,
                 action: ImportAction::Reused,
             });
@@ -158,13 +175,13 @@ pub async fn import_parsed(
         return sync(store, tenant, existing, &file, &file_name).await;
     }
 
-    if name_is_default(path, &name)
+    if name_is_default(&path, &name)
         && let Some((dataset, version)) = find_by_hash(store, tenant, &file.sha256).await?
     {
         return Ok(Imported {
             dataset,
             version,
-            item_count: file.items.len(),
+            item_count: file.count,
             action: ImportAction::Reused,
         });
     }
@@ -184,23 +201,59 @@ pub async fn append_file(
     path: &Path,
     format: Option<FileFormat>,
 ) -> Result<Imported> {
-    let file = read_file(path, format)?;
-    let count = file.items.len();
-    store.add_items(tenant, &dataset.id, file.items).await?;
+    let file = scan(path, format).await?;
+    let added = stream_into(store, tenant, &dataset.id, &file).await?;
     let dataset = store.get_dataset(tenant, &dataset.id).await?;
     Ok(Imported {
-        version: dataset.version,
-        item_count: count,
+        version: added.version,
+        item_count: file.count,
         dataset,
-        action: ImportAction::Appended { added: count },
+        action: ImportAction::Appended {
+            added: added.added as usize,
+        },
     })
+}
+
+/// Streams the items of `file` into a dataset: one transaction and one new
+/// version, a bounded number of items in memory. The file is read again,
+/// so it must still hash as it did when it was scanned: a file changed in
+/// between is refused and nothing is added.
+async fn stream_into(
+    store: &Arc<dyn Store>,
+    tenant: &str,
+    dataset_id: &str,
+    file: &FileSummary,
+) -> Result<StreamedItems> {
+    let (feed, batches) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
+    let (path, format, expected) = (file.path.clone(), file.format, file.sha256.clone());
+    let reader = tokio::task::spawn_blocking(move || -> Result<()> {
+        let read = stream_file(&path, Some(format), IMPORT_BATCH, &mut |batch| {
+            feed.blocking_send(ItemFeed::Batch(batch)).is_ok()
+        })?;
+        if read.sha256 != expected {
+            bail!(
+                "{} changed while it was being imported; nothing was imported, try again",
+                path.display()
+            );
+        }
+        // The store may have stopped listening (its own error is returned).
+        let _ = feed.blocking_send(ItemFeed::Done);
+        Ok(())
+    });
+    let (stored, read) = tokio::join!(
+        store.add_items_streamed(tenant, dataset_id, batches),
+        reader
+    );
+    // A reading error explains why the store rolled back: it comes first.
+    read.map_err(|e| anyhow!("reading the dataset file failed: {e}"))??;
+    Ok(stored?)
 }
 
 async fn create(
     store: &Arc<dyn Store>,
     tenant: &str,
     name: &str,
-    file: &DatasetFile,
+    file: &FileSummary,
     file_name: &str,
 ) -> Result<Imported> {
     let dataset = store
@@ -215,31 +268,31 @@ async fn create(
             },
         )
         .await?;
-    if let Err(e) = store
-        .add_items(tenant, &dataset.id, file.items.clone())
-        .await
-    {
+    if let Err(e) = stream_into(store, tenant, &dataset.id, file).await {
         // All or nothing: leave no empty dataset behind.
         let _ = store.delete_dataset(tenant, &dataset.id).await;
-        return Err(e.into());
+        return Err(e);
     }
     let dataset = record_source(store, tenant, &dataset.id, file, file_name).await?;
     Ok(Imported {
         version: dataset.version,
-        item_count: file.items.len(),
+        item_count: file.count,
         dataset,
         action: ImportAction::Created,
     })
 }
 
-/// Brings `dataset` in line with `file`, matching items by input.
+/// Brings `dataset` in line with `file`, matching items by input. Unlike a
+/// first import this holds the file's items and the dataset's in memory
+/// (the diff needs both).
 async fn sync(
     store: &Arc<dyn Store>,
     tenant: &str,
     dataset: Dataset,
-    file: &DatasetFile,
+    summary: &FileSummary,
     file_name: &str,
 ) -> Result<Imported> {
+    let file = read_whole(summary).await?;
     let mut by_input: HashMap<String, VecDeque<DatasetItem>> = HashMap::new();
     let mut after = None;
     loop {
@@ -294,7 +347,7 @@ async fn sync(
     if !stale.is_empty() {
         store.delete_items(tenant, &dataset.id, &stale).await?;
     }
-    let dataset = record_source(store, tenant, &dataset.id, file, file_name).await?;
+    let dataset = record_source(store, tenant, &dataset.id, summary, file_name).await?;
     Ok(Imported {
         version: dataset.version,
         item_count: file.items.len(),
@@ -305,6 +358,21 @@ async fn sync(
             removed: stale.len(),
         },
     })
+}
+
+/// Reads a scanned file whole, checking it is still what was scanned.
+async fn read_whole(summary: &FileSummary) -> Result<DatasetFile> {
+    let (path, format) = (summary.path.clone(), summary.format);
+    let file = tokio::task::spawn_blocking(move || read_file(&path, Some(format)))
+        .await
+        .context("reading the dataset file")??;
+    if file.sha256 != summary.sha256 {
+        bail!(
+            "{} changed while it was being imported; nothing was imported, try again",
+            summary.path.display()
+        );
+    }
+    Ok(file)
 }
 
 fn key(input: &Value) -> String {
@@ -319,7 +387,7 @@ async fn record_source(
     store: &Arc<dyn Store>,
     tenant: &str,
     dataset_id: &str,
-    file: &DatasetFile,
+    file: &FileSummary,
     file_name: &str,
 ) -> Result<Dataset> {
     let current = store.get_dataset(tenant, dataset_id).await?;

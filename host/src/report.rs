@@ -140,6 +140,13 @@ impl Report {
                 table::millis(max)
             );
         }
+        if let Some(u) = &self.stats.token_usage {
+            let _ = writeln!(
+                out,
+                "  tokens    {} total · {} prompt · {} completion  ({} items reported usage)",
+                u.tokens.total_tokens, u.tokens.prompt_tokens, u.tokens.completion_tokens, u.items
+            );
+        }
         if let Some(e) = &self.stats.error {
             let _ = writeln!(out, "  error     {e}");
         }
@@ -324,6 +331,24 @@ mod tests {
         assert!(text.contains("completed with errors"), "{text}");
         assert!(text.contains("FAILED"), "{text}");
         assert!(text.contains("[timeout]"), "{text}");
+    }
+
+    #[test]
+    fn token_usage_is_shown_only_when_reported() {
+        assert!(!report().render_text().contains("tokens"));
+        let mut b = StatsBuilder::new(&["exact".into()], 0.5);
+        b.add_usage(assay_store::TokenUsage {
+            prompt_tokens: 1200,
+            completion_tokens: 34,
+            total_tokens: 1234,
+        });
+        let text = Report::from(b.finish(&run())).render_text();
+        assert!(
+            text.contains(
+                "tokens    1234 total · 1200 prompt · 34 completion  (1 items reported usage)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -109,3 +109,145 @@ fn without_a_grant_the_request_is_denied_and_the_error_names_the_host() {
     );
     assert_eq!(stub.stats().requests, 0, "nothing reached the server");
 }
+
+/// Token usage is summed per run: the stub counts words (prompt: the words
+/// of the messages; completion: the words of its echoed reply), so the
+/// expected sums follow from the dataset. `assay run --json`, `assay runs
+/// show` (from the stored results) and its text all report the same sums.
+#[test]
+fn token_usage_is_summed_over_the_run_and_shown_in_its_summary() {
+    let env = Env::new();
+    let stub = BackgroundStub::start(StubConfig::default()).unwrap();
+    let questions = [
+        "What is the capital of France",
+        "Name a prime",
+        "one",
+        "How many legs does a spider have",
+    ];
+    let lines: Vec<String> = questions
+        .iter()
+        .map(|q| serde_json::json!({"input": {"q": q}, "expectedOutput": q}).to_string())
+        .collect();
+    let file = env.write("usage.jsonl", &lines.join("\n"));
+    // One prompt message (the question) and a reply that repeats it.
+    let words: u64 = questions
+        .iter()
+        .map(|q| q.split_whitespace().count() as u64)
+        .sum();
+    let expected = serde_json::json!({
+        "promptTokens": words, "completionTokens": words,
+        "totalTokens": 2 * words, "items": questions.len(),
+    });
+    let mut args = run_args(&stub, &file);
+    // No key: this stub does not ask for one.
+    args[6] = args[6].replace(r#", "apiKeySecret": "OPENAI_API_KEY""#, "");
+    let host = stub.addr().to_string();
+    let out = env
+        .cmd()
+        .args(args)
+        .args(["--allow-host", &host])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["succeededCount"], 4, "{report}");
+    assert_eq!(report["tokenUsage"], expected, "{report}");
+
+    let run_id = report["runId"].as_str().unwrap();
+    let shown = env.json(&["runs", "show", run_id, "--json"]);
+    assert_eq!(shown["tokenUsage"], expected, "from the stored results");
+    let text = env
+        .cmd()
+        .args(["runs", "show", run_id])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    let line = format!(
+        "tokens    {} total · {words} prompt · {words} completion  (4 items reported usage)",
+        2 * words
+    );
+    assert!(text.contains(&line), "{text}");
+}
+
+/// The commands of `examples/network/README.md`, against the stub: each
+/// network plugin runs the example dataset and gives what the README says.
+#[test]
+fn the_network_examples_run_against_the_stub() {
+    let env = Env::new();
+    let stub = BackgroundStub::start(StubConfig::default()).unwrap();
+    let file = common::example("network/questions.jsonl");
+    let items = common::example_items("network/questions.jsonl");
+    let host = stub.addr().to_string();
+    let url = stub.url();
+    let run = |target: &str, target_config: String, scorer: &str, extra: &[String]| -> Value {
+        let mut cmd = env.cmd();
+        cmd.args(["run", "-d", &file, "-t", &plugin(target), "--target-config"])
+            .arg(target_config)
+            .args(["--allow-host", &host, "-s", &plugin(scorer), "--json", "-q"])
+            .args(extra);
+        let out = cmd.assert().code(0).get_output().stdout.clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+
+    // openai-chat: the stub echoes the question; usage is its words twice.
+    let report = run(
+        "openai-chat",
+        format!(
+            r#"{{"model": "stub-model", "baseUrl": "{url}/v1", "prompt": "{{{{input.question}}}}"}}"#
+        ),
+        "exact-match",
+        &[],
+    );
+    let words: u64 = items
+        .iter()
+        .map(|i| {
+            i["input"]["question"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .count() as u64
+        })
+        .sum();
+    assert_eq!(words, 30, "the README's figure");
+    assert_eq!(report["succeededCount"], 5, "{report}");
+    assert_eq!(report["tokenUsage"]["promptTokens"], words, "{report}");
+    assert_eq!(report["tokenUsage"]["completionTokens"], words, "{report}");
+
+    // http-endpoint: the agent route answers with the question.
+    let agent = format!(r#"{{"url": "{url}/agent", "output": "/answer/text"}}"#);
+    let report = run("http-endpoint", agent.clone(), "exact-match", &[]);
+    assert_eq!(report["succeededCount"], 5, "{report}");
+    assert_eq!(report["scorers"][0]["mean"], 0.0, "{report}");
+
+    // llm-judge: the rubric scripts the stub's verdict.
+    let judge = format!(
+        r#"llm-judge={{"model": "stub-model", "baseUrl": "{url}/v1", "rubric": "STUB_REPLY: {{\"score\": 0.5, \"reason\": \"a scripted verdict\"}}"}}"#
+    );
+    let report = run(
+        "http-endpoint",
+        agent,
+        "llm-judge",
+        &["--scorer-config".into(), judge],
+    );
+    let judge_summary = common::scorer(&report, "llm-judge");
+    assert_eq!(judge_summary["mean"], 0.5, "{report}");
+    assert_eq!(judge_summary["scoredCount"], 5, "{report}");
+    let run_id = report["runId"].as_str().unwrap();
+    let results = env
+        .cmd()
+        .args(["runs", "results", run_id, "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    for line in String::from_utf8(results).unwrap().lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["scores"][0]["reason"], "a scripted verdict", "{r}");
+    }
+}

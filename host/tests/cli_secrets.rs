@@ -257,6 +257,83 @@ fn grants_round_trip_extend_and_revoke() {
 }
 
 #[test]
+fn rate_limits_are_set_per_host_merged_and_checked() {
+    let env = Env::new();
+    env.cmd()
+        .args(["plugin", "add", &plugin("echo")])
+        .assert()
+        .success();
+    let grant = env.json(&[
+        "plugin",
+        "grant",
+        "echo",
+        "--host",
+        "api.openai.com",
+        "--requests-per-second",
+        "api.openai.com=2.5",
+        "--json",
+    ]);
+    assert_eq!(
+        grant["rateLimits"],
+        json!([{"host": "api.openai.com", "requestsPerSecond": 2.5}])
+    );
+    // A second flag for the same host adds to its limit, not a new one.
+    let grant = env.json(&[
+        "plugin",
+        "grant",
+        "echo",
+        "--tokens-per-minute",
+        "api.openai.com=90000",
+        "--json",
+    ]);
+    assert_eq!(
+        grant["rateLimits"],
+        json!([{"host": "api.openai.com", "requestsPerSecond": 2.5, "tokensPerMinute": 90000}])
+    );
+    env.cmd()
+        .args(["plugin", "info", "echo"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "api.openai.com at most 2.5 requests/s and 90000 tokens/min",
+        ));
+    for (bad, says) in [
+        ("api.openai.com=0", "not a rate"),
+        ("api.openai.com=fast", "not a number"),
+        ("api.openai.com", "HOST=N"),
+        ("http://x/=5", "not a URL"),
+    ] {
+        env.cmd()
+            .args(["plugin", "grant", "echo", "--requests-per-second", bad])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(says));
+    }
+    env.cmd()
+        .args([
+            "plugin",
+            "grant",
+            "echo",
+            "--tokens-per-minute",
+            "api.openai.com=0",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("above 0"));
+    // Revoking the host takes its rate limit with it.
+    env.cmd()
+        .args(["plugin", "grant", "echo", "--host", "b.example.com"])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["plugin", "revoke", "echo", "--host", "api.openai.com"])
+        .assert()
+        .success();
+    let info = env.json(&["plugin", "info", "echo", "--json"]);
+    assert!(info["networkGrant"].get("rateLimits").is_none(), "{info}");
+}
+
+#[test]
 fn allow_host_is_a_one_off_grant_kept_with_the_run_only() {
     let env = Env::new();
     let report = env.json(&[

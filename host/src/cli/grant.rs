@@ -3,7 +3,7 @@
 //! host's `NetworkGrant`, which validates it.
 
 use anyhow::{Result, anyhow};
-use assay_plugin_host::{HostPattern, NetworkGrant};
+use assay_plugin_host::{HostPattern, NetworkGrant, RateLimit, RequestRate};
 use assay_store::PluginGrant;
 use clap::Args;
 
@@ -44,9 +44,58 @@ pub struct GrantArgs {
     /// Time for one request, in milliseconds
     #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<u64>,
+    /// Requests per second to HOST, for all of a run's calls together
+    /// (requests wait for their turn), e.g. `api.openai.com=5` (repeatable)
+    #[arg(long = "requests-per-second", value_name = "HOST=N", value_parser = parse_rps)]
+    pub requests_per_second: Vec<(HostPattern, RequestRate)>,
+    /// Tokens per minute HOST may report in its answers' `usage`, for all
+    /// of a run's calls together, e.g. `api.openai.com=90000` (repeatable)
+    #[arg(long = "tokens-per-minute", value_name = "HOST=N", value_parser = parse_tpm)]
+    pub tokens_per_minute: Vec<(HostPattern, u64)>,
     /// Print the resulting grant as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+fn split_host_value(text: &str) -> Result<(HostPattern, &str), String> {
+    let (host, value) = text
+        .rsplit_once('=')
+        .ok_or_else(|| format!("`{text}`: write HOST=N (e.g. api.openai.com=5)"))?;
+    Ok((parse_host(host)?, value.trim()))
+}
+
+fn parse_rps(text: &str) -> Result<(HostPattern, RequestRate), String> {
+    let (host, value) = split_host_value(text)?;
+    let rate: f64 = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number of requests per second"))?;
+    Ok((host, RequestRate::new(rate)?))
+}
+
+fn parse_tpm(text: &str) -> Result<(HostPattern, u64), String> {
+    let (host, value) = split_host_value(text)?;
+    match value.parse::<u64>() {
+        Ok(n) if n > 0 => Ok((host, n)),
+        _ => Err(format!(
+            "`{value}` is not a number of tokens per minute (a whole number above 0)"
+        )),
+    }
+}
+
+/// The grant's rate limit of `host`, added when it has none yet.
+fn rate_limit_of<'a>(grant: &'a mut NetworkGrant, host: &HostPattern) -> &'a mut RateLimit {
+    let at = match grant.rate_limits.iter().position(|l| &l.host == host) {
+        Some(at) => at,
+        None => {
+            grant.rate_limits.push(RateLimit {
+                host: host.clone(),
+                requests_per_second: None,
+                tokens_per_minute: None,
+            });
+            grant.rate_limits.len() - 1
+        }
+    };
+    &mut grant.rate_limits[at]
 }
 
 /// `plugin revoke`.
@@ -102,6 +151,12 @@ pub async fn grant(app: &App, a: GrantArgs) -> Result<Exit> {
     set(&mut limits.max_response_bytes, a.max_response_bytes);
     set(&mut limits.connect_timeout_ms, a.connect_timeout_ms);
     set(&mut limits.timeout_ms, a.timeout_ms);
+    for (host, rate) in a.requests_per_second {
+        rate_limit_of(&mut grant, &host).requests_per_second = Some(rate);
+    }
+    for (host, tokens) in a.tokens_per_minute {
+        rate_limit_of(&mut grant, &host).tokens_per_minute = Some(tokens);
+    }
     if grant.hosts.is_empty() {
         return Err(anyhow!(
             "a grant needs at least one host\n  hint: assay plugin grant {} --host api.example.com",
@@ -151,6 +206,7 @@ pub async fn revoke(app: &App, a: RevokeArgs) -> Result<Exit> {
         ));
     }
     grant.hosts.retain(|h| !a.hosts.contains(h));
+    grant.rate_limits.retain(|l| !a.hosts.contains(&l.host));
     if a.hosts.is_empty() || grant.hosts.is_empty() {
         app.store.delete_plugin_grant(&app.tenant, &a.id).await?;
         println!("Revoked the network grant of plugin {}", a.id);
@@ -161,10 +217,21 @@ pub async fn revoke(app: &App, a: RevokeArgs) -> Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// One line: hosts, http, limits.
+/// One line: hosts, http, limits, rate limits.
 pub fn describe(grant: &NetworkGrant) -> String {
     let l = &grant.limits;
-    format!(
+    let mut rates = String::new();
+    for r in &grant.rate_limits {
+        let mut parts = Vec::new();
+        if let Some(rps) = r.requests_per_second {
+            parts.push(format!("{} requests/s", rps.get()));
+        }
+        if let Some(tpm) = r.tokens_per_minute {
+            parts.push(format!("{tpm} tokens/min"));
+        }
+        rates.push_str(&format!("; {} at most {}", r.host, parts.join(" and ")));
+    }
+    let text = format!(
         "{}{}; at most {} requests per call, {} B up, {} B down, connect {} ms, request {} ms",
         grant.granted_list(),
         if grant.allow_http {
@@ -177,5 +244,6 @@ pub fn describe(grant: &NetworkGrant) -> String {
         l.max_response_bytes,
         l.connect_timeout_ms,
         l.timeout_ms
-    )
+    );
+    text + &rates
 }

@@ -19,9 +19,9 @@ use crate::cli::args::{
 };
 use crate::cli::exec::{self, ExecSettings, Outcome};
 use crate::cli::print_json;
-use crate::dataset_file::{DatasetFile, FileFormat, read_file};
+use crate::dataset_file::{FileFormat, FileSummary};
 use crate::exit::{Exit, UsageError};
-use crate::import::import_parsed;
+use crate::import::{import_scanned, scan};
 use crate::progress::ProgressMode;
 
 const RUN_AFTER_HELP: &str = "\
@@ -241,15 +241,8 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
     let (dataset, version) = match source {
         DatasetSource::Stored(dataset, version) => (dataset, version),
         DatasetSource::File(file) => {
-            let path = Path::new(&args.dataset);
-            let imported = import_parsed(
-                &app.store,
-                &app.tenant,
-                path,
-                file,
-                args.dataset_name.as_deref(),
-            )
-            .await?;
+            let imported =
+                import_scanned(&app.store, &app.tenant, file, args.dataset_name.as_deref()).await?;
             if !args.quiet {
                 eprintln!("{}", imported.describe(&args.dataset));
             }
@@ -392,7 +385,7 @@ pub fn finish(
 /// Where the run's items come from.
 enum DatasetSource {
     /// A file, read and checked, not imported yet.
-    File(DatasetFile),
+    File(FileSummary),
     /// A stored dataset at a version.
     Stored(assay_store::Dataset, i64),
 }
@@ -408,7 +401,7 @@ async fn dataset_source(app: &App, args: &RunArgs) -> Result<DatasetSource> {
             )
             .into());
         }
-        return Ok(DatasetSource::File(read_file(path, args.format)?));
+        return Ok(DatasetSource::File(scan(path, args.format).await?));
     }
     if names_file && !path.exists() {
         bail!(

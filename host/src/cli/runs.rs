@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use assay_runner::compare::{CompareOptions, ComparisonResult, Threshold, compare_runs};
+use assay_runner::compare::{
+    CompareOptions, ComparisonResult, ItemWindow, Threshold, compare_runs,
+};
 use assay_store::{ModelCount, Page, Run, RunResult, RunStatus};
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -533,9 +535,24 @@ async fn compare(app: &App, a: CompareArgs) -> Result<Exit> {
             nb.unwrap_or(cand.dataset_id.clone())
         );
     }
+    // The text lists the first `--limit` regressed items; JSON lists every
+    // item (the statistics cover every item either way).
+    let items = match a.json {
+        true => ItemWindow {
+            after_index: None,
+            limit: usize::MAX,
+            regressed_only: false,
+        },
+        false => ItemWindow {
+            after_index: None,
+            limit: a.limit,
+            regressed_only: true,
+        },
+    };
     let options = CompareOptions {
         thresholds: a.thresholds.iter().cloned().collect(),
         pass_threshold: Some(a.pass_threshold),
+        items,
     };
     let result = compare_runs(
         &app.store,
@@ -546,7 +563,7 @@ async fn compare(app: &App, a: CompareArgs) -> Result<Exit> {
         &options,
     )
     .await?;
-    let regressed_items = result.items.iter().filter(|i| i.regressed).count();
+    let regressed_items = result.regressed_items;
     if a.json {
         print_json(&result)?;
     } else {
@@ -615,10 +632,11 @@ fn render_comparison(c: &ComparisonResult, limit: usize) -> String {
         ));
     }
     let regressed: Vec<_> = c.items.iter().filter(|i| i.regressed).collect();
-    if regressed.is_empty() {
+    let regressed_count = c.regressed_items as usize;
+    if regressed_count == 0 {
         out.push_str("\nNo item regressed.\n");
     } else {
-        out.push_str(&format!("\nRegressed items ({}):\n", regressed.len()));
+        out.push_str(&format!("\nRegressed items ({regressed_count}):\n"));
         let rows: Vec<Vec<String>> = regressed
             .iter()
             .take(limit)
@@ -641,14 +659,14 @@ fn render_comparison(c: &ComparisonResult, limit: usize) -> String {
             })
             .collect();
         out.push_str(&table::render(&["#", "ITEM", "CHANGE"], &rows, &[0]));
-        if regressed.len() > limit {
+        if regressed_count > regressed.len().min(limit) {
             out.push_str(&format!(
                 "… and {} more (--limit N, or --json for all)\n",
-                regressed.len() - limit
+                regressed_count - regressed.len().min(limit)
             ));
         }
     }
-    let verdict = if c.has_regression || !regressed.is_empty() {
+    let verdict = if c.has_regression || regressed_count > 0 {
         "Verdict: REGRESSION"
     } else {
         "Verdict: no regression"

@@ -9,11 +9,15 @@ use serde_json::{Map, Value};
 use super::EXPECTED_FIELDS;
 use super::error::{DatasetFileError, Errors};
 
+/// Reads CSV or TSV, handing each valid row's item to `sink` as it is read
+/// (memory holds one record); line errors are collected and returned at
+/// the end.
 pub(super) fn parse_csv(
     reader: impl Read,
     delimiter: u8,
     path: &str,
-) -> Result<Vec<NewItem>, DatasetFileError> {
+    sink: &mut dyn FnMut(NewItem),
+) -> Result<(), DatasetFileError> {
     let mut csv = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(true)
@@ -63,7 +67,6 @@ pub(super) fn parse_csv(
     }
     let expected_col = expected_cols.first().copied();
 
-    let mut items = Vec::new();
     let mut errors = Errors::new(path, "line");
     let mut record = csv::StringRecord::new();
     loop {
@@ -110,13 +113,13 @@ pub(super) fn parse_csv(
             }
             context.insert(names[i].clone(), parse_cell(cell));
         }
-        items.push(NewItem {
+        sink(NewItem {
             input: parse_cell(input),
             expected_output,
             context: (!context.is_empty()).then_some(Value::Object(context)),
         });
     }
-    errors.finish(items)
+    errors.finish(())
 }
 
 fn csv_error(path: &str, e: csv::Error) -> DatasetFileError {

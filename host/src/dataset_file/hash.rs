@@ -53,17 +53,43 @@ pub fn canonical_item(input: &Value, expected: Option<&Value>, context: Option<&
 /// same items give the same hash whatever the file format, key order or
 /// whitespace.
 pub fn content_hash(items: &[NewItem]) -> String {
-    let mut hasher = Sha256::new();
+    let mut hasher = ContentHasher::default();
     for item in items {
+        hasher.add(item);
+    }
+    hasher.finish()
+}
+
+/// [`content_hash`] computed one item at a time, for files read as a
+/// stream.
+#[derive(Default)]
+pub struct ContentHasher {
+    hasher: Sha256,
+    count: usize,
+}
+
+impl ContentHasher {
+    /// Adds the next item.
+    pub fn add(&mut self, item: &NewItem) {
         let line = canonical_item(
             &item.input,
             item.expected_output.as_ref(),
             item.context.as_ref(),
         );
-        hasher.update(line.as_bytes());
-        hasher.update(b"\n");
+        self.hasher.update(line.as_bytes());
+        self.hasher.update(b"\n");
+        self.count += 1;
     }
-    hex::encode(hasher.finalize())
+
+    /// Items added so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The hex hash of the items added.
+    pub fn finish(self) -> String {
+        hex::encode(self.hasher.finalize())
+    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,13 @@ use serde_json::{Map, Value};
 use super::error::{DatasetFileError, Errors, LineError};
 use super::{CONTEXT_FIELDS, EXPECTED_FIELDS};
 
-pub(super) fn parse_jsonl(reader: impl Read, path: &str) -> Result<Vec<NewItem>, DatasetFileError> {
-    let mut items = Vec::new();
+/// Reads JSONL, handing each valid item to `sink` as it is read (memory
+/// holds one line); line errors are collected and returned at the end.
+pub(super) fn parse_jsonl(
+    reader: impl Read,
+    path: &str,
+    sink: &mut dyn FnMut(NewItem),
+) -> Result<(), DatasetFileError> {
     let mut errors = Errors::new(path, "line");
     for (n, line) in BufReader::new(reader).lines().enumerate() {
         let line_no = n as u64 + 1;
@@ -43,7 +48,7 @@ pub(super) fn parse_jsonl(reader: impl Read, path: &str) -> Result<Vec<NewItem>,
             })
             .and_then(item_from_value);
         match parsed {
-            Ok(item) => items.push(item),
+            Ok(item) => sink(item),
             Err(message) => {
                 if !errors.push(line_no, message) {
                     break;
@@ -51,13 +56,16 @@ pub(super) fn parse_jsonl(reader: impl Read, path: &str) -> Result<Vec<NewItem>,
             }
         }
     }
-    errors.finish(items)
+    errors.finish(())
 }
 
+/// Reads a JSON array of items. The array is parsed whole (JSONL is the
+/// format for files too large for memory); items go to `sink` in order.
 pub(super) fn parse_json_array(
     mut reader: impl Read,
     path: &str,
-) -> Result<Vec<NewItem>, DatasetFileError> {
+    sink: &mut dyn FnMut(NewItem),
+) -> Result<(), DatasetFileError> {
     let mut text = String::new();
     reader
         .read_to_string(&mut text)
@@ -89,11 +97,10 @@ pub(super) fn parse_json_array(
             ),
         });
     };
-    let mut items = Vec::with_capacity(rows.len());
     let mut errors = Errors::new(path, "item");
     for (n, row) in rows.into_iter().enumerate() {
         match item_from_value(row) {
-            Ok(item) => items.push(item),
+            Ok(item) => sink(item),
             Err(message) => {
                 if !errors.push(n as u64 + 1, message) {
                     break;
@@ -101,7 +108,7 @@ pub(super) fn parse_json_array(
             }
         }
     }
-    errors.finish(items)
+    errors.finish(())
 }
 
 /// serde_json's message without its " at line X column Y" tail.

@@ -26,13 +26,13 @@ mod json;
 mod write;
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use assay_store::NewItem;
 
 pub use delimited::{format_cell, parse_cell};
 pub use error::{DatasetFileError, LineError};
-pub use hash::{canonical_item, canonical_json, content_hash};
+pub use hash::{ContentHasher, canonical_item, canonical_json, content_hash};
 pub use json::item_from_value;
 pub use write::{CsvColumns, CsvShapeError, CsvWriter, JsonlWriter};
 
@@ -88,24 +88,101 @@ pub struct DatasetFile {
     pub format: FileFormat,
 }
 
+/// What a dataset file holds, learned by reading it through once without
+/// keeping its items (see [`scan_file`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSummary {
+    /// The file's path.
+    pub path: PathBuf,
+    /// The format it is read as.
+    pub format: FileFormat,
+    /// Items in the file.
+    pub count: usize,
+    /// Hex SHA-256 of the normalized items (see [`content_hash`]).
+    pub sha256: String,
+}
+
 /// Reads a dataset file, in `format` or the one its extension names.
 pub fn read_file(path: &Path, format: Option<FileFormat>) -> Result<DatasetFile, DatasetFileError> {
-    let shown = path.display().to_string();
-    let format = format
-        .or_else(|| FileFormat::from_path(path))
-        .ok_or_else(|| DatasetFileError::UnknownFormat {
-            path: shown.clone(),
-        })?;
-    let file = std::fs::File::open(path).map_err(|source| DatasetFileError::Io {
-        path: shown.clone(),
-        source,
-    })?;
-    let items = read_items(file, format, &shown)?;
+    let format = resolve_format(path, format)?;
+    let file = open(path)?;
+    let items = read_items(file, format, &path.display().to_string())?;
     Ok(DatasetFile {
         sha256: content_hash(&items),
         items,
         format,
     })
+}
+
+/// Reads a dataset file through once, checking every line, and returns its
+/// item count and content hash without keeping the items: memory does not
+/// grow with the file (JSON arrays excepted, which are parsed whole).
+pub fn scan_file(path: &Path, format: Option<FileFormat>) -> Result<FileSummary, DatasetFileError> {
+    stream_file(path, format, usize::MAX, &mut |_| true)
+}
+
+/// Reads a dataset file and hands its items to `batch` in batches of up to
+/// `batch_size`, in file order. `batch` returns false to stop reading (its
+/// consumer went away); the summary then covers what was read. Lines are
+/// checked as they come: an error is returned after the whole file was
+/// read (up to ten line errors), and batches may have been handed over
+/// before it, so a consumer must commit only once this returns `Ok`.
+pub fn stream_file(
+    path: &Path,
+    format: Option<FileFormat>,
+    batch_size: usize,
+    batch: &mut dyn FnMut(Vec<NewItem>) -> bool,
+) -> Result<FileSummary, DatasetFileError> {
+    let format = resolve_format(path, format)?;
+    let shown = path.display().to_string();
+    let mut hasher = ContentHasher::default();
+    let mut pending: Vec<NewItem> = Vec::new();
+    let mut open_consumer = true;
+    let mut sink = |item: NewItem| {
+        hasher.add(&item);
+        if batch_size == usize::MAX {
+            return;
+        }
+        pending.push(item);
+        if pending.len() >= batch_size && open_consumer {
+            open_consumer = batch(std::mem::take(&mut pending));
+        }
+    };
+    for_each_item(open(path)?, format, &shown, &mut sink)?;
+    if !pending.is_empty() && open_consumer {
+        batch(pending);
+    }
+    if hasher.count() == 0 {
+        return Err(no_items(&shown));
+    }
+    Ok(FileSummary {
+        path: path.to_path_buf(),
+        format,
+        count: hasher.count(),
+        sha256: hasher.finish(),
+    })
+}
+
+fn resolve_format(path: &Path, format: Option<FileFormat>) -> Result<FileFormat, DatasetFileError> {
+    format
+        .or_else(|| FileFormat::from_path(path))
+        .ok_or_else(|| DatasetFileError::UnknownFormat {
+            path: path.display().to_string(),
+        })
+}
+
+fn open(path: &Path) -> Result<std::fs::File, DatasetFileError> {
+    std::fs::File::open(path).map_err(|source| DatasetFileError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn no_items(path: &str) -> DatasetFileError {
+    DatasetFileError::File {
+        path: path.to_string(),
+        message: "the file has no items".into(),
+    }
 }
 
 /// Parses items from `reader`; `path` only names the source in errors.
@@ -114,19 +191,27 @@ pub fn read_items(
     format: FileFormat,
     path: &str,
 ) -> Result<Vec<NewItem>, DatasetFileError> {
-    let items = match format {
-        FileFormat::Jsonl => parse_jsonl(reader, path)?,
-        FileFormat::Csv => parse_csv(reader, b',', path)?,
-        FileFormat::Tsv => parse_csv(reader, b'\t', path)?,
-        FileFormat::Json => parse_json_array(reader, path)?,
-    };
+    let mut items = Vec::new();
+    for_each_item(reader, format, path, &mut |item| items.push(item))?;
     if items.is_empty() {
-        return Err(DatasetFileError::File {
-            path: path.to_string(),
-            message: "the file has no items".into(),
-        });
+        return Err(no_items(path));
     }
     Ok(items)
+}
+
+/// Parses items from `reader` one at a time into `sink`.
+fn for_each_item(
+    reader: impl Read,
+    format: FileFormat,
+    path: &str,
+    sink: &mut dyn FnMut(NewItem),
+) -> Result<(), DatasetFileError> {
+    match format {
+        FileFormat::Jsonl => parse_jsonl(reader, path, sink),
+        FileFormat::Csv => parse_csv(reader, b',', path, sink),
+        FileFormat::Tsv => parse_csv(reader, b'\t', path, sink),
+        FileFormat::Json => parse_json_array(reader, path, sink),
+    }
 }
 
 #[cfg(test)]

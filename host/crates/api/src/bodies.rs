@@ -229,6 +229,16 @@ pub struct CompareRuns {
     /// Score at or above which an item passes (default 0.5).
     #[serde(default)]
     pub pass_threshold: Option<f64>,
+    /// List the items after this item index (the `nextAfterIndex` of the
+    /// previous answer).
+    #[serde(default)]
+    pub after_index: Option<i64>,
+    /// Most items listed (default 1000, at most 10000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// List only the items that regressed.
+    #[serde(default)]
+    pub regressed_only: Option<bool>,
 }
 
 /// One scorer's regression threshold: `{value?, direction?}`.

@@ -452,6 +452,11 @@ fn schemas() -> Value {
                     "count": int, "mean": nullable("number"), "p50": nullable("number"),
                     "p95": nullable("number"), "max": nullable("number"),
                 })),
+                "tokenUsage": {
+                    "description": "token usage the target reported in its metadata, summed over the run's items; absent when no item reported any",
+                    "type": "object", "required": ["promptTokens", "completionTokens", "totalTokens", "items"],
+                    "properties": {"promptTokens": int, "completionTokens": int, "totalTokens": int,
+                        "items": {"type": "integer", "description": "items that reported usage"}}},
                 "passThreshold": {"type": "number"},
                 "scorers": {"type": "array", "description": "in the run's scorer order", "items": object(
                     &["scorerId", "scorerName", "passCount", "scoredCount", "errorCount", "histogram"],
@@ -480,17 +485,26 @@ fn schemas() -> Value {
             "experimentIdB": {"type": "string", "description": "Mastra's name of runIdB"},
             "thresholds": {"type": "object", "additionalProperties": schema_ref("Threshold")},
             "passThreshold": {"type": "number", "default": 0.5},
+            "afterIndex": {"type": "integer", "description": "list the items after this item index (the previous answer's nextAfterIndex)"},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000, "description": "most items listed"},
+            "regressedOnly": {"type": "boolean", "default": false, "description": "list only the items that regressed"},
         })),
         "ComparisonResult": object(
-            &["runA", "runB", "baselineId", "versionMismatch", "hasRegression", "scorers", "items", "warnings"],
+            &["runA", "runB", "baselineId", "versionMismatch", "hasRegression", "scorers",
+              "itemsTotal", "regressedItems", "items", "nextAfterIndex", "warnings"],
             json!({
                 "runA": {"type": "object"}, "runB": {"type": "object"},
                 "baselineId": {"type": "string", "description": "run A's id (Mastra)"},
                 "versionMismatch": {"type": "boolean"}, "hasRegression": {"type": "boolean"},
                 "scorers": {"type": "object", "description": "per scorer id: statsA, statsB, delta, regressed, threshold"},
+                "itemsTotal": {"type": "integer", "description": "items with a result in either run"},
+                "regressedItems": {"type": "integer", "description": "items that regressed"},
                 "items": {"type": "array", "items": {"type": "object", "description":
-                    "itemId, itemIndex, inBothRuns, scoresA, scoresB, errorA, errorB, regressed; and \
-                     Mastra's input, groundTruth, results ({<runId>: {output, scores} or null})"}},
+                    "one window of the items in dataset order: itemId, itemIndex, inBothRuns, \
+                     scoresA, scoresB, errorA, errorB, regressed; and Mastra's input, groundTruth, \
+                     results ({<runId>: {output, scores} or null})"}},
+                "nextAfterIndex": {"type": ["integer", "null"], "description":
+                    "pass as afterIndex for the next window; null after the last"},
                 "warnings": strings,
             })),
         "Experiment": object(
@@ -602,6 +616,15 @@ fn schemas() -> Value {
                 "maxRequests": int, "maxRequestBytes": int, "maxResponseBytes": int,
                 "connectTimeoutMs": int, "timeoutMs": int,
             }},
+            "rateLimits": {"type": "array", "description": "per-host rates shared by all of a run's calls; \
+                a request waits for every one whose host matches it",
+                "items": {"type": "object", "additionalProperties": false, "required": ["host"], "properties": {
+                    "host": {"type": "string", "description": "a host pattern, as in hosts"},
+                    "requestsPerSecond": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000,
+                        "description": "requests wait for their turn, never fail"},
+                    "tokensPerMinute": {"type": "integer", "minimum": 1,
+                        "description": "tokens the host reports in `usage` of its JSON answers; requests wait while the last minute's reach it"},
+                }}},
         }},
         "PluginGrant": object(&["pluginId", "grant", "grantedBy", "updatedAt"], json!({
             "pluginId": string, "grant": schema_ref("NetworkGrant"),

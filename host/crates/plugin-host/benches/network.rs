@@ -49,6 +49,7 @@ async fn run(calls: usize) {
             max_requests: 1_000,
             ..NetworkLimits::default()
         },
+        rate_limits: Vec::new(),
     };
     let secrets = Arc::new(Secrets::new().with("KEY", "sk-bench-0123456789abcdef"));
     admission(&grant, &secrets);

@@ -10,7 +10,9 @@
 //! ```json
 //! {"hosts": ["api.openai.com", "*.example.com:8443", "127.0.0.1:8080"],
 //!  "allowHttp": false,
-//!  "limits": {"maxRequests": 16, "timeoutMs": 60000}}
+//!  "limits": {"maxRequests": 16, "timeoutMs": 60000},
+//!  "rateLimits": [{"host": "api.openai.com", "requestsPerSecond": 5,
+//!                  "tokensPerMinute": 90000}]}
 //! ```
 
 use std::fmt;
@@ -32,6 +34,111 @@ pub struct NetworkGrant {
     /// Per-call bounds on the plugin's requests.
     #[serde(default)]
     pub limits: NetworkLimits,
+    /// Per-host rates, shared by every call of a run (see
+    /// [`crate::RateLimiters`]); a request waits for each one whose host
+    /// matches it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimit>,
+}
+
+/// How fast a run's calls may use one host: requests per second (each
+/// request waits for its turn) and tokens per minute (a request waits while
+/// the tokens that host reported in the last minute reach the budget).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    deny_unknown_fields,
+    try_from = "RateLimitFields"
+)]
+pub struct RateLimit {
+    /// The requests this limit paces: those whose host matches.
+    pub host: HostPattern,
+    /// Requests per second (a fraction is allowed: `0.5` is one every two
+    /// seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<RequestRate>,
+    /// Tokens per minute, as the host reports them in `usage` of its JSON
+    /// answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+}
+
+/// [`RateLimit`] as written, before it is checked.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RateLimitFields {
+    host: HostPattern,
+    #[serde(default)]
+    requests_per_second: Option<f64>,
+    #[serde(default)]
+    tokens_per_minute: Option<u64>,
+}
+
+impl TryFrom<RateLimitFields> for RateLimit {
+    type Error = String;
+
+    fn try_from(f: RateLimitFields) -> Result<Self, String> {
+        if f.requests_per_second.is_none() && f.tokens_per_minute.is_none() {
+            return Err(format!(
+                "the rate limit of {} sets neither requestsPerSecond nor tokensPerMinute",
+                f.host
+            ));
+        }
+        if f.tokens_per_minute == Some(0) {
+            return Err(format!("tokensPerMinute of {} must be at least 1", f.host));
+        }
+        let requests_per_second = f
+            .requests_per_second
+            .map(RequestRate::new)
+            .transpose()
+            .map_err(|e| format!("requestsPerSecond of {}: {e}", f.host))?;
+        Ok(RateLimit {
+            host: f.host,
+            requests_per_second,
+            tokens_per_minute: f.tokens_per_minute,
+        })
+    }
+}
+
+/// Requests per second: a finite number above 0 and at most a million.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize)]
+#[serde(transparent)]
+pub struct RequestRate(f64);
+
+// A rate is never NaN (see `RequestRate::new`), so equality is total.
+impl Eq for RequestRate {}
+
+impl std::hash::Hash for RequestRate {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
+    }
+}
+
+impl RequestRate {
+    /// The highest rate accepted (beyond it pacing means nothing).
+    pub const MAX: f64 = 1_000_000.0;
+
+    /// A checked rate.
+    pub fn new(per_second: f64) -> Result<Self, String> {
+        if per_second.is_finite() && per_second > 0.0 && per_second <= Self::MAX {
+            Ok(Self(per_second))
+        } else {
+            Err(format!(
+                "{per_second} is not a rate (give a number above 0, at most {})",
+                Self::MAX
+            ))
+        }
+    }
+
+    /// Requests per second.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+
+    /// Time between two requests.
+    pub fn interval(self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(1.0 / self.0)
+    }
 }
 
 /// Per-call bounds on a plugin's outbound requests.
@@ -171,10 +278,15 @@ impl NetworkGrant {
         if requested.allow_http && !self.allow_http {
             return Err(NarrowError::HttpNotGranted);
         }
+        // Both sets of rate limits apply (a request waits for every one
+        // that matches it), so a run can add limits but not lift ours.
+        let mut rate_limits = self.rate_limits.clone();
+        rate_limits.extend(requested.rate_limits.iter().cloned());
         Ok(NetworkGrant {
             hosts: requested.hosts.clone(),
             allow_http: requested.allow_http,
             limits: self.limits.narrowed_by(&requested.limits),
+            rate_limits,
         })
     }
 }
@@ -656,5 +768,79 @@ mod tests {
                 .unwrap()
                 .names_address(loopback)
         );
+    }
+
+    #[test]
+    fn rate_limits_are_checked_when_read_and_round_trip() {
+        let text = r#"{"hosts": ["api.openai.com"], "rateLimits": [
+            {"host": "api.openai.com", "requestsPerSecond": 0.5, "tokensPerMinute": 90000}]}"#;
+        let parsed: NetworkGrant = serde_json::from_str(text).unwrap();
+        let limit = &parsed.rate_limits[0];
+        assert_eq!(limit.requests_per_second.map(RequestRate::get), Some(0.5));
+        assert_eq!(limit.requests_per_second.unwrap().interval().as_secs(), 2);
+        assert_eq!(limit.tokens_per_minute, Some(90000));
+        let again: NetworkGrant =
+            serde_json::from_str(&serde_json::to_string(&parsed).unwrap()).unwrap();
+        assert_eq!(again, parsed);
+        // A grant without rate limits serializes as before.
+        let plain = serde_json::to_value(grant(&["api.openai.com"])).unwrap();
+        assert!(plain.get("rateLimits").is_none(), "{plain}");
+
+        for (bad, says) in [
+            (r#"{"host": "a.example"}"#, "neither"),
+            (
+                r#"{"host": "a.example", "requestsPerSecond": 0}"#,
+                "not a rate",
+            ),
+            (
+                r#"{"host": "a.example", "requestsPerSecond": -2}"#,
+                "not a rate",
+            ),
+            (
+                r#"{"host": "a.example", "requestsPerSecond": 1e9}"#,
+                "not a rate",
+            ),
+            (
+                r#"{"host": "a.example", "tokensPerMinute": 0}"#,
+                "at least 1",
+            ),
+            (
+                r#"{"host": "a.example", "tokensPerMinute": -5}"#,
+                "invalid value",
+            ),
+            (
+                r#"{"host": "a.example", "requestsPerMinute": 5}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"host": "https://a.example", "tokensPerMinute": 5}"#,
+                "not a URL",
+            ),
+        ] {
+            let text = format!(r#"{{"hosts": ["a.example"], "rateLimits": [{bad}]}}"#);
+            let err = serde_json::from_str::<NetworkGrant>(&text).unwrap_err();
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_run_adds_rate_limits_but_cannot_lift_the_stored_ones() {
+        let limit = |rps: f64| RateLimit {
+            host: "api.openai.com".parse().unwrap(),
+            requests_per_second: Some(RequestRate::new(rps).unwrap()),
+            tokens_per_minute: None,
+        };
+        let stored = NetworkGrant {
+            rate_limits: vec![limit(5.0)],
+            ..grant(&["api.openai.com"])
+        };
+        let asked = NetworkGrant {
+            rate_limits: vec![limit(50.0)],
+            ..grant(&["api.openai.com"])
+        };
+        let run = stored.narrow(&asked).unwrap();
+        assert_eq!(run.rate_limits, vec![limit(5.0), limit(50.0)]);
+        let plain = stored.narrow(&grant(&["api.openai.com"])).unwrap();
+        assert_eq!(plain.rate_limits, vec![limit(5.0)]);
     }
 }

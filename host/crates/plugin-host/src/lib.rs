@@ -53,6 +53,7 @@ mod inspect;
 mod loader;
 mod logs;
 mod net_access;
+mod net_rate;
 mod net_report;
 mod net_send;
 mod plugin;
@@ -65,13 +66,14 @@ pub use config::{HostConfig, Limits};
 pub use contract::{CONTRACT_VERSION, supported_contract_versions};
 pub use error::{CallError, CallFailure, ContractMismatch, LoadError};
 pub use grant::{
-    Denial, HostPattern, HostPatternError, NarrowError, NetworkGrant, NetworkLimits, Scheme,
-    is_internal_address,
+    Denial, HostPattern, HostPatternError, NarrowError, NetworkGrant, NetworkLimits, RateLimit,
+    RequestRate, Scheme, is_internal_address,
 };
 pub use host::PluginHost;
 pub use inspect::{PluginReport, inspect};
 pub use logs::CapturedLogs;
 pub use net_access::{NetworkAccess, Resolver, StaticResolver, SystemResolver};
+pub use net_rate::{RateLimiterPool, RateLimiters, USAGE_SCAN_BYTES};
 pub use net_report::{HttpExchange, NetworkReport};
 pub use plugin::Plugin;
 pub use secrets::{SecretValue, Secrets, UnknownSecret};

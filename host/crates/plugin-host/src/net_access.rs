@@ -10,6 +10,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::grant::NetworkGrant;
+use crate::net_rate::RateLimiters;
 use crate::secrets::Secrets;
 
 /// The network one plugin call is given. The default grants nothing: every
@@ -22,6 +23,10 @@ pub struct NetworkAccess {
     pub secrets: Arc<Secrets>,
     /// Resolves host names on the host side (the guest never does).
     pub resolver: Arc<dyn Resolver>,
+    /// The grant's per-host rate limits. Shared by every clone of this
+    /// access, so build one access per run and plugin and clone it per
+    /// call: the limits then hold across all of the run's calls.
+    pub rate_limits: Arc<RateLimiters>,
 }
 
 impl Default for NetworkAccess {
@@ -36,9 +41,11 @@ impl NetworkAccess {
         Self::default()
     }
 
-    /// A grant and its secrets, resolved with the system resolver.
+    /// A grant and its secrets, resolved with the system resolver, with
+    /// fresh limiters for the grant's rate limits.
     pub fn new(grant: NetworkGrant, secrets: Arc<Secrets>) -> Self {
         Self {
+            rate_limits: Arc::new(RateLimiters::new(&grant.rate_limits)),
             grant,
             secrets,
             resolver: Arc::new(SystemResolver),

@@ -30,6 +30,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::grant::{Denial, HostPattern, NetworkLimits, Scheme, is_internal_address};
 use crate::net_access::NetworkAccess;
+use crate::net_rate::{RateLimiters, USAGE_SCAN_BYTES, reported_tokens};
 use crate::net_report::{HttpExchange, NetLog, parse_retry_after};
 
 /// The future wasi:http expects back from `send_request`.
@@ -199,6 +200,9 @@ async fn send(
     Error,
 > {
     let limits = access.grant.limits;
+    // Rate limits delay a request before its own clock starts.
+    let (scheme, host, port) = (admitted.scheme, admitted.host.clone(), admitted.port);
+    let count_tokens = access.rate_limits.wait_turn(scheme, &host, port).await;
     let started = Instant::now();
     let deadline = started + ms(limits.timeout_ms);
     let authority = admitted.authority.clone();
@@ -239,6 +243,13 @@ async fn send(
                     limits,
                     log,
                     failed: false,
+                    usage: count_tokens.then(|| UsageScan {
+                        body: Vec::new(),
+                        limiters: access.rate_limits.clone(),
+                        scheme,
+                        host,
+                        port,
+                    }),
                 }
                 .boxed_unsync()
             });
@@ -486,6 +497,41 @@ struct LimitedResponse {
     limits: NetworkLimits,
     log: NetLog,
     failed: bool,
+    /// Set when a token budget matches the host: the body is kept (up to
+    /// [`USAGE_SCAN_BYTES`]) to count the tokens its `usage` reports.
+    usage: Option<UsageScan>,
+}
+
+/// The body of an answer whose tokens are counted, as it streams by.
+struct UsageScan {
+    body: Vec<u8>,
+    limiters: Arc<RateLimiters>,
+    scheme: Scheme,
+    host: String,
+    port: u16,
+}
+
+impl UsageScan {
+    fn feed(&mut self, data: &[u8]) {
+        if self.body.len() + data.len() <= USAGE_SCAN_BYTES {
+            self.body.extend_from_slice(data);
+        } else {
+            // Too large to be a completion: not counted.
+            self.body = Vec::new();
+            self.body.shrink_to_fit();
+            self.host.clear();
+        }
+    }
+
+    fn finish(self) {
+        if self.host.is_empty() {
+            return;
+        }
+        if let Some(tokens) = reported_tokens(&self.body) {
+            self.limiters
+                .record_tokens(self.scheme, &self.host, self.port, tokens);
+        }
+    }
 }
 
 impl LimitedResponse {
@@ -519,11 +565,19 @@ impl Body for LimitedResponse {
                         let seen = self.seen;
                         return self.fail(message, Error::HttpResponseBodySize(Some(seen)));
                     }
+                    if let Some(scan) = &mut self.usage {
+                        scan.feed(data);
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(Error::from(err)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                if let Some(scan) = self.usage.take() {
+                    scan.finish();
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 ready!(self.deadline.as_mut().poll(cx));
                 let message = format!(

@@ -79,6 +79,7 @@ fn grant(hosts: &[&str], allow_http: bool) -> NetworkGrant {
         hosts: hosts.iter().map(|h| h.parse().unwrap()).collect(),
         allow_http,
         limits: NetworkLimits::default(),
+        rate_limits: Vec::new(),
     }
 }
 

@@ -1,15 +1,25 @@
 //! Comparing two runs of a dataset: per-scorer statistics, deltas,
 //! regressions, and per-item score pairs (Mastra's `compareRuns`, with its
 //! item-grouping bug fixed: items are matched by item id).
+//!
+//! Both runs are walked side by side in item index order, a page of
+//! outlines (no inputs or outputs) at a time: the statistics are tallied
+//! as the walk goes and only one window of item pairs is kept, so comparing
+//! two 100k-item runs holds a page, not the runs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use assay_store::{Run, RunResult, Store};
+use assay_store::{ResultOutline, Run, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RunError;
-use crate::stats::{DEFAULT_PASS_THRESHOLD, ScoreTally, tally_by_scorer};
+use crate::stats::{DEFAULT_PASS_THRESHOLD, ScoreTally};
+
+/// Outlines read per page of either run.
+const WALK_PAGE: i64 = 1_000;
+/// Item pairs listed when the caller does not say.
+pub const DEFAULT_ITEM_LIMIT: usize = 1_000;
 
 /// Which way is better for a scorer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -109,8 +119,15 @@ pub struct ComparisonResult {
     pub has_regression: bool,
     /// Per scorer id.
     pub scorers: BTreeMap<String, ScorerComparison>,
-    /// Per item, in dataset order.
+    /// Items with a result in either run.
+    pub items_total: u64,
+    /// Items that regressed (see [`ItemComparison::regressed`]).
+    pub regressed_items: u64,
+    /// One window of the items, in dataset order (see [`ItemWindow`]).
     pub items: Vec<ItemComparison>,
+    /// The item index to pass as `after_index` for the next window; `None`
+    /// when this window holds the last matching item.
+    pub next_after_index: Option<i64>,
     /// Things the reader should know (version mismatch, no overlap, ...).
     pub warnings: Vec<String>,
 }
@@ -134,6 +151,31 @@ pub struct CompareOptions {
     pub thresholds: HashMap<String, Threshold>,
     /// Pass threshold for pass rates (default 0.5).
     pub pass_threshold: Option<f64>,
+    /// Which item pairs to list.
+    pub items: ItemWindow,
+}
+
+/// Which item pairs a comparison lists: up to `limit` of them after item
+/// index `after_index`, optionally only the regressed ones. Statistics
+/// always cover every item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemWindow {
+    /// List items after this index (`None`: from the first).
+    pub after_index: Option<i64>,
+    /// Most items listed.
+    pub limit: usize,
+    /// List only items that regressed.
+    pub regressed_only: bool,
+}
+
+impl Default for ItemWindow {
+    fn default() -> Self {
+        Self {
+            after_index: None,
+            limit: DEFAULT_ITEM_LIMIT,
+            regressed_only: false,
+        }
+    }
 }
 
 /// Compares run `a` (baseline) with run `b` (candidate). Both must belong to
@@ -148,9 +190,192 @@ pub async fn compare_runs(
 ) -> Result<ComparisonResult, RunError> {
     let a = run_of_dataset(store, tenant, dataset_id, run_a).await?;
     let b = run_of_dataset(store, tenant, dataset_id, run_b).await?;
-    let results_a = all_results(store, tenant, &a.id).await?;
-    let results_b = all_results(store, tenant, &b.id).await?;
-    Ok(compare_results(&a, &b, &results_a, &results_b, options))
+    let mut walk = Walk::new(&a, &b, options);
+    let mut side_a = Side::new(store, tenant, &a.id);
+    let mut side_b = Side::new(store, tenant, &b.id);
+    loop {
+        let (next_a, next_b) = (side_a.peek().await?, side_b.peek().await?);
+        let (ra, rb) = match (next_a, next_b) {
+            (None, None) => break,
+            (Some(x), Some(y)) if x.item_index == y.item_index => (side_a.take(), side_b.take()),
+            (Some(x), Some(y)) if x.item_index < y.item_index => (side_a.take(), None),
+            (Some(_), None) => (side_a.take(), None),
+            _ => (None, side_b.take()),
+        };
+        walk.add(ra.as_ref(), rb.as_ref());
+    }
+    Ok(walk.finish(&a, &b))
+}
+
+/// One run's outlines in item index order, read a page at a time.
+struct Side<'a> {
+    store: &'a Arc<dyn Store>,
+    tenant: &'a str,
+    run_id: &'a str,
+    page: std::collections::VecDeque<ResultOutline>,
+    after_index: i64,
+    done: bool,
+}
+
+impl<'a> Side<'a> {
+    fn new(store: &'a Arc<dyn Store>, tenant: &'a str, run_id: &'a str) -> Self {
+        Self {
+            store,
+            tenant,
+            run_id,
+            page: Default::default(),
+            after_index: -1,
+            done: false,
+        }
+    }
+
+    async fn peek(&mut self) -> Result<Option<&ResultOutline>, RunError> {
+        if self.page.is_empty() && !self.done {
+            let page = self
+                .store
+                .result_outlines_by_index(self.tenant, self.run_id, self.after_index, WALK_PAGE)
+                .await?;
+            self.done = (page.len() as i64) < WALK_PAGE;
+            if let Some(last) = page.last() {
+                self.after_index = last.item_index;
+            }
+            self.page = page.into();
+        }
+        Ok(self.page.front())
+    }
+
+    fn take(&mut self) -> Option<ResultOutline> {
+        self.page.pop_front()
+    }
+}
+
+/// The comparison being built while both runs are walked.
+struct Walk<'o> {
+    options: &'o CompareOptions,
+    pass: f64,
+    tallies_a: HashMap<String, ScoreTally>,
+    tallies_b: HashMap<String, ScoreTally>,
+    results_a: u64,
+    results_b: u64,
+    in_both: u64,
+    items_total: u64,
+    regressed_items: u64,
+    items: Vec<ItemComparison>,
+    next_after_index: Option<i64>,
+    scorer_ids: BTreeSet<String>,
+}
+
+impl<'o> Walk<'o> {
+    fn new(a: &Run, b: &Run, options: &'o CompareOptions) -> Self {
+        Self {
+            options,
+            pass: options.pass_threshold.unwrap_or(DEFAULT_PASS_THRESHOLD),
+            tallies_a: HashMap::new(),
+            tallies_b: HashMap::new(),
+            results_a: 0,
+            results_b: 0,
+            in_both: 0,
+            items_total: 0,
+            regressed_items: 0,
+            items: Vec::new(),
+            next_after_index: None,
+            scorer_ids: a.scorer_ids.iter().chain(&b.scorer_ids).cloned().collect(),
+        }
+    }
+
+    fn threshold_of(&self, id: &str) -> Threshold {
+        self.options.thresholds.get(id).copied().unwrap_or_default()
+    }
+
+    fn add(&mut self, a: Option<&ResultOutline>, b: Option<&ResultOutline>) {
+        for (outline, tallies, count) in [
+            (a, &mut self.tallies_a, &mut self.results_a),
+            (b, &mut self.tallies_b, &mut self.results_b),
+        ] {
+            let Some(r) = outline else { continue };
+            *count += 1;
+            for score in &r.scores {
+                if !self.scorer_ids.contains(&score.scorer_id) {
+                    self.scorer_ids.insert(score.scorer_id.clone());
+                }
+                tallies
+                    .entry(score.scorer_id.clone())
+                    .or_default()
+                    .record(score.score, self.pass);
+            }
+        }
+        let pair = item_pair(a, b, &|id| self.threshold_of(id));
+        self.items_total += 1;
+        self.in_both += u64::from(pair.in_both_runs);
+        self.regressed_items += u64::from(pair.regressed);
+        let window = self.options.items;
+        let listed = window
+            .after_index
+            .is_none_or(|after| pair.item_index > after)
+            && (pair.regressed || !window.regressed_only);
+        if !listed || self.next_after_index.is_some() {
+            return;
+        }
+        if self.items.len() < window.limit {
+            self.items.push(pair);
+        } else {
+            // One more matching item exists: the window ends at the last
+            // listed one.
+            self.next_after_index = self.items.last().map(|i| i.item_index);
+        }
+    }
+
+    fn finish(self, a: &Run, b: &Run) -> ComparisonResult {
+        let stats_of = |tallies: &HashMap<String, ScoreTally>, id: &str| {
+            ScorerStats::from(tallies.get(id).copied().unwrap_or_default())
+        };
+        let mut scorers = BTreeMap::new();
+        for id in &self.scorer_ids {
+            let stats_a = stats_of(&self.tallies_a, id);
+            let stats_b = stats_of(&self.tallies_b, id);
+            let threshold = self.threshold_of(id);
+            let delta = match (stats_a.avg_score, stats_b.avg_score) {
+                (Some(x), Some(y)) => Some(y - x),
+                _ => None,
+            };
+            let regressed = delta.is_some_and(|d| worse(d, threshold));
+            scorers.insert(
+                id.clone(),
+                ScorerComparison {
+                    stats_a,
+                    stats_b,
+                    delta,
+                    regressed,
+                    threshold,
+                },
+            );
+        }
+        let mut warnings = Vec::new();
+        let version_mismatch = a.dataset_version != b.dataset_version;
+        if version_mismatch {
+            warnings.push(format!(
+                "the runs used different dataset versions ({} and {}): items may differ",
+                a.dataset_version, b.dataset_version
+            ));
+        }
+        if self.results_a == 0 || self.results_b == 0 {
+            warnings.push("one or both runs have no results".into());
+        } else if self.in_both == 0 {
+            warnings.push("the runs have no items in common".into());
+        }
+        ComparisonResult {
+            run_a: run_ref(a),
+            run_b: run_ref(b),
+            version_mismatch,
+            has_regression: scorers.values().any(|s| s.regressed),
+            scorers,
+            items_total: self.items_total,
+            regressed_items: self.regressed_items,
+            items: self.items,
+            next_after_index: self.next_after_index,
+            warnings,
+        }
+    }
 }
 
 async fn run_of_dataset(
@@ -168,105 +393,6 @@ async fn run_of_dataset(
         .into());
     }
     Ok(run)
-}
-
-async fn all_results(
-    store: &Arc<dyn Store>,
-    tenant: &str,
-    run_id: &str,
-) -> Result<Vec<RunResult>, RunError> {
-    let mut out = Vec::new();
-    assay_store::for_each_result_page(store.as_ref(), tenant, run_id, 1000, |page| {
-        out.extend(page);
-        Ok::<_, RunError>(())
-    })
-    .await?;
-    Ok(out)
-}
-
-/// The pure part of [`compare_runs`].
-pub fn compare_results(
-    a: &Run,
-    b: &Run,
-    results_a: &[RunResult],
-    results_b: &[RunResult],
-    options: &CompareOptions,
-) -> ComparisonResult {
-    let pass = options.pass_threshold.unwrap_or(DEFAULT_PASS_THRESHOLD);
-    let scorer_ids: BTreeSet<String> = results_a
-        .iter()
-        .chain(results_b)
-        .flat_map(|r| r.scores.iter().map(|s| s.scorer_id.clone()))
-        .chain(a.scorer_ids.iter().cloned())
-        .chain(b.scorer_ids.iter().cloned())
-        .collect();
-    let threshold_of = |id: &str| options.thresholds.get(id).copied().unwrap_or_default();
-
-    let tallies_a = tally_by_scorer(results_a, pass);
-    let tallies_b = tally_by_scorer(results_b, pass);
-    let stats_of = |tallies: &HashMap<String, ScoreTally>, id: &str| {
-        ScorerStats::from(tallies.get(id).copied().unwrap_or_default())
-    };
-    let mut scorers = BTreeMap::new();
-    for id in &scorer_ids {
-        let stats_a = stats_of(&tallies_a, id);
-        let stats_b = stats_of(&tallies_b, id);
-        let threshold = threshold_of(id);
-        let delta = match (stats_a.avg_score, stats_b.avg_score) {
-            (Some(x), Some(y)) => Some(y - x),
-            _ => None,
-        };
-        let regressed = delta.is_some_and(|d| worse(d, threshold));
-        scorers.insert(
-            id.clone(),
-            ScorerComparison {
-                stats_a,
-                stats_b,
-                delta,
-                regressed,
-                threshold,
-            },
-        );
-    }
-
-    let by_id_b: HashMap<&str, &RunResult> =
-        results_b.iter().map(|r| (r.item_id.as_str(), r)).collect();
-    let ids_a: BTreeSet<&str> = results_a.iter().map(|r| r.item_id.as_str()).collect();
-    let mut items: Vec<ItemComparison> = Vec::new();
-    for ra in results_a {
-        let rb = by_id_b.get(ra.item_id.as_str()).copied();
-        items.push(item_pair(Some(ra), rb, &threshold_of));
-    }
-    for rb in results_b
-        .iter()
-        .filter(|r| !ids_a.contains(r.item_id.as_str()))
-    {
-        items.push(item_pair(None, Some(rb), &threshold_of));
-    }
-    items.sort_by_key(|i| i.item_index);
-
-    let mut warnings = Vec::new();
-    let version_mismatch = a.dataset_version != b.dataset_version;
-    if version_mismatch {
-        warnings.push(format!(
-            "the runs used different dataset versions ({} and {}): items may differ",
-            a.dataset_version, b.dataset_version
-        ));
-    }
-    if results_a.is_empty() || results_b.is_empty() {
-        warnings.push("one or both runs have no results".into());
-    } else if !items.iter().any(|i| i.in_both_runs) {
-        warnings.push("the runs have no items in common".into());
-    }
-    ComparisonResult {
-        run_a: run_ref(a),
-        run_b: run_ref(b),
-        version_mismatch,
-        has_regression: scorers.values().any(|s| s.regressed),
-        scorers,
-        items,
-        warnings,
-    }
 }
 
 fn run_ref(run: &Run) -> RunRef {
@@ -303,7 +429,7 @@ impl From<ScoreTally> for ScorerStats {
     }
 }
 
-fn scores_of(r: Option<&RunResult>) -> BTreeMap<String, Option<f64>> {
+fn scores_of(r: Option<&ResultOutline>) -> BTreeMap<String, Option<f64>> {
     r.map(|r| {
         r.scores
             .iter()
@@ -314,8 +440,8 @@ fn scores_of(r: Option<&RunResult>) -> BTreeMap<String, Option<f64>> {
 }
 
 fn item_pair(
-    a: Option<&RunResult>,
-    b: Option<&RunResult>,
+    a: Option<&ResultOutline>,
+    b: Option<&ResultOutline>,
     threshold_of: &dyn Fn(&str) -> Threshold,
 ) -> ItemComparison {
     let scores_a = scores_of(a);

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use assay_plugin_host::{NetworkAccess, NetworkGrant, SecretValue, Secrets};
+use assay_plugin_host::{NetworkAccess, NetworkGrant, RateLimiterPool, SecretValue, Secrets};
 use tokio::sync::OnceCell;
 
 use crate::catalog::Catalog;
@@ -23,6 +23,9 @@ pub(crate) struct NetworkPlanner<'a> {
     tenant: &'a str,
     options: &'a RunOptions,
     secrets: OnceCell<Arc<Secrets>>,
+    /// The run's rate limiters: an equal limit in two plugins' grants is
+    /// one limiter (see `docs/network.md`).
+    rate_limiters: RateLimiterPool,
 }
 
 impl<'a> NetworkPlanner<'a> {
@@ -32,6 +35,7 @@ impl<'a> NetworkPlanner<'a> {
             tenant,
             options,
             secrets: OnceCell::new(),
+            rate_limiters: RateLimiterPool::new(),
         }
     }
 
@@ -49,7 +53,9 @@ impl<'a> NetworkPlanner<'a> {
             .get_or_try_init(|| self.open_secrets())
             .await?
             .clone();
-        Ok(NetworkAccess::new(grant, secrets))
+        let mut access = NetworkAccess::new(grant, secrets);
+        access.rate_limits = Arc::new(self.rate_limiters.limiters_for(&access.grant.rate_limits));
+        Ok(access)
     }
 
     async fn stored_grant(&self, plugin_id: &str) -> Result<NetworkGrant, RunError> {

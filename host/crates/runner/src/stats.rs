@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use assay_store::{ResultOutline, Run, RunResult, RunStatus, ScoreRow, Store};
+use assay_store::{ResultOutline, Run, RunResult, RunStatus, ScoreRow, Store, TokenUsage};
 use serde::Serialize;
 
 use crate::error::RunError;
@@ -133,6 +133,10 @@ pub struct RunStats {
     pub items_per_second: Option<f64>,
     /// Latency of the items (target call with retries), in ms.
     pub latency_ms: LatencyStats,
+    /// Tokens the target reported in its metadata, summed over the run's
+    /// items (absent when no item reported usage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_usage: Option<RunTokenUsage>,
     /// The score at or above which an item passes.
     pub pass_threshold: f64,
     /// One entry per scorer, in the run's order.
@@ -155,6 +159,17 @@ pub struct LatencyStats {
     pub p95: Option<f64>,
     /// Slowest.
     pub max: Option<f64>,
+}
+
+/// Token usage summed over a run's items.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunTokenUsage {
+    /// The sums (`promptTokens`, `completionTokens`, `totalTokens`).
+    #[serde(flatten)]
+    pub tokens: TokenUsage,
+    /// Items whose target reported usage.
+    pub items: u64,
 }
 
 /// One scorer over one run.
@@ -219,6 +234,7 @@ pub struct StatsBuilder {
     scorers: HashMap<String, NamedTally>,
     latencies: Vec<f32>,
     failures: HashMap<(String, String), FailureAcc>,
+    usage: Option<RunTokenUsage>,
 }
 
 impl StatsBuilder {
@@ -230,6 +246,7 @@ impl StatsBuilder {
             scorers: HashMap::new(),
             latencies: Vec::new(),
             failures: HashMap::new(),
+            usage: None,
         };
         for id in scorer_ids {
             builder.scorer(id, id);
@@ -276,6 +293,13 @@ impl StatsBuilder {
         }
     }
 
+    /// Counts the token usage one item's target reported.
+    pub fn add_usage(&mut self, usage: TokenUsage) {
+        let sum = self.usage.get_or_insert_with(RunTokenUsage::default);
+        sum.tokens.add(usage);
+        sum.items += 1;
+    }
+
     /// Adds an item as the executor reports it.
     pub fn add_item(&mut self, item: &ItemWithScores) {
         let r = &item.result;
@@ -287,6 +311,13 @@ impl StatsBuilder {
             r.error_kind.as_deref(),
             &r.scores,
         );
+        if let Some(u) = r
+            .target_metadata
+            .as_ref()
+            .and_then(TokenUsage::from_metadata)
+        {
+            self.add_usage(u);
+        }
     }
 
     /// Adds a stored result.
@@ -299,6 +330,13 @@ impl StatsBuilder {
             r.error_kind.as_deref(),
             &r.scores,
         );
+        if let Some(u) = r
+            .target_metadata
+            .as_ref()
+            .and_then(TokenUsage::from_metadata)
+        {
+            self.add_usage(u);
+        }
     }
 
     /// Adds a stored result's outline.
@@ -311,6 +349,9 @@ impl StatsBuilder {
             r.error_kind.as_deref(),
             &r.scores,
         );
+        if let Some(u) = r.usage {
+            self.add_usage(u);
+        }
     }
 
     fn failure(&mut self, source: &str, message: &str, kind: Option<&str>, index: i64) {
@@ -401,6 +442,7 @@ impl StatsBuilder {
             duration_ms,
             items_per_second,
             latency_ms,
+            token_usage: self.usage,
             pass_threshold: self.pass_threshold,
             scorers,
             failures: groups.into_iter().map(|(_, g)| g).collect(),
@@ -534,6 +576,37 @@ mod tests {
                 .failures
                 .iter()
                 .any(|g| g.source == "exact" && g.message == "boom")
+        );
+    }
+
+    #[test]
+    fn token_usage_is_summed_over_the_items_that_reported_it() {
+        let mut b = StatsBuilder::new(&[], 0.5);
+        assert_eq!(b.finish(&run()).token_usage, None, "nothing reported");
+        b = StatsBuilder::new(&[], 0.5);
+        for (p, c) in [(6, 4), (3, 2)] {
+            b.add_usage(TokenUsage {
+                prompt_tokens: p,
+                completion_tokens: c,
+                total_tokens: p + c,
+            });
+        }
+        b.add(2, "c", 1.0, Some("boom"), None, &[]);
+        let stats = b.finish(&run());
+        let usage = stats.token_usage.expect("usage");
+        assert_eq!(usage.items, 2);
+        assert_eq!(
+            (
+                usage.tokens.prompt_tokens,
+                usage.tokens.completion_tokens,
+                usage.tokens.total_tokens
+            ),
+            (9, 6, 15)
+        );
+        let json = serde_json::to_value(&stats).unwrap();
+        assert_eq!(
+            json["tokenUsage"],
+            json!({"promptTokens": 9, "completionTokens": 6, "totalTokens": 15, "items": 2})
         );
     }
 

@@ -45,6 +45,7 @@ mod sql;
 pub mod sqlite;
 mod store;
 pub mod tenancy;
+mod usage;
 pub mod validate;
 
 use std::sync::Arc;
@@ -64,6 +65,7 @@ pub use store::{
 pub use tenancy::{
     ApiKey, ApiKeyStore, Role, SHARED_TENANT, TenancyStore, TenantInfo, TenantLimits, TenantUsage,
 };
+pub use usage::TokenUsage;
 
 /// Opens the store at `url` and applies pending migrations.
 ///

@@ -122,6 +122,26 @@ pub struct NewItem {
     pub context: Option<Value>,
 }
 
+/// One message of a streamed item import (see
+/// `ItemStore::add_items_streamed`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemFeed {
+    /// More items, in order.
+    Batch(Vec<NewItem>),
+    /// The end: commit what was sent. A feed that closes without it is
+    /// rolled back.
+    Done,
+}
+
+/// What a streamed item import added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamedItems {
+    /// Items added.
+    pub added: u64,
+    /// The dataset version holding them (unchanged when none was added).
+    pub version: i64,
+}
+
 /// A partial update of an item (`Some(None)` clears an optional field).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -508,6 +528,9 @@ pub struct ResultOutline {
     pub latency: f64,
     pub error: Option<String>,
     pub error_kind: Option<String>,
+    /// The token usage in the target's metadata, when it reported any
+    /// (only the metadata's `usage` object is read from the database).
+    pub usage: Option<crate::TokenUsage>,
     pub scores: Vec<ScoreRow>,
 }
 

@@ -307,6 +307,10 @@ pub(crate) fn outline(r: &impl StoredRow) -> StoreResult<(i64, ResultOutline)> {
             latency: r.real("latency")?,
             error: r.text_opt("error")?,
             error_kind: r.text_opt("error_kind")?,
+            usage: r
+                .json_opt("usage")?
+                .as_ref()
+                .and_then(crate::TokenUsage::from_usage),
             scores: Vec::new(),
         },
     ))

@@ -210,8 +210,21 @@ pub mod results {
     pub const TARGET_RECORDS: &str = "SELECT item_id, item_index, output, latency, error, \
          error_kind, retry_count, trace_id, target_metadata, logs FROM results \
          WHERE run_id = $1 AND item_index >= $2 AND item_index <= $3 ORDER BY item_index, seq";
+    /// `->` with a plain key reads the same on both backends (SQLite takes
+    /// `'usage'` as the path `$.usage` and answers JSON text; PostgreSQL
+    /// answers `jsonb`); a metadata value that is not an object gives NULL.
     pub const OUTLINES_AFTER_SEQ: &str = "SELECT seq, item_id, item_index, latency, error, \
-         error_kind FROM results WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+         error_kind, target_metadata -> 'usage' AS usage FROM results \
+         WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+    pub const OUTLINES_BY_INDEX: &str = "SELECT seq, item_id, item_index, latency, error, \
+         error_kind, target_metadata -> 'usage' AS usage FROM results \
+         WHERE run_id = $1 AND item_index > $2 ORDER BY item_index LIMIT $3";
+    pub const IN_INDEX_RANGE: &str = concat!(
+        "SELECT ",
+        result_cols!(),
+        " FROM results WHERE run_id = $1 AND item_index >= $2 AND item_index <= $3 \
+         ORDER BY item_index"
+    );
     pub const AFTER_SEQ: &str = concat!(
         "SELECT ",
         result_cols!(),

@@ -115,6 +115,17 @@ pub trait ItemStore: Send + Sync + 'static {
         dataset_id: &str,
         items: Vec<NewItem>,
     ) -> StoreResult<Vec<DatasetItem>>;
+    /// Adds items that arrive in batches (a file being read), in one
+    /// transaction with one version bump: all or nothing, with memory for
+    /// one batch at a time. Batches are validated and the tenant's limits
+    /// checked as they come. The feed must end with [`ItemFeed::Done`]; if
+    /// it closes without it, nothing is added.
+    async fn add_items_streamed(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        feed: tokio::sync::mpsc::Receiver<ItemFeed>,
+    ) -> StoreResult<StreamedItems>;
     /// A live item.
     async fn get_item(
         &self,
@@ -313,6 +324,25 @@ pub trait ResultStore: Send + Sync + 'static {
     /// differ from the model asked for), with their result counts, by
     /// model name. Empty for targets that report none.
     async fn target_models(&self, tenant: &str, run_id: &str) -> StoreResult<Vec<ModelCount>>;
+    /// [`ResultOutline`]s of up to `limit` results whose item index is
+    /// above `after_index`, in item index order (for walking two runs side
+    /// by side, e.g. to compare them, without holding either).
+    async fn result_outlines_by_index(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        after_index: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ResultOutline>>;
+    /// The results whose item index is in `first..=last`, in item index
+    /// order, with their scores.
+    async fn results_in_index_range(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        first: i64,
+        last: i64,
+    ) -> StoreResult<Vec<RunResult>>;
     /// The results `filter` lets through, in item index order, with their
     /// scores. Filtering happens in the database, so a page of the failures
     /// of a 100k-item run reads one page, not the run.

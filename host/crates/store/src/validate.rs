@@ -49,10 +49,17 @@ impl ItemValidator {
 
     /// Checks a batch of new items; the first bad one fails the batch.
     pub fn check_new_items(&self, items: &[NewItem]) -> Result<(), StoreError> {
+        self.check_new_items_from(items, 0)
+    }
+
+    /// [`Self::check_new_items`] for a batch that starts at item `first` of
+    /// a longer list (errors name the item's place in the whole list).
+    pub fn check_new_items_from(&self, items: &[NewItem], first: usize) -> Result<(), StoreError> {
         if self.is_noop() {
             return Ok(());
         }
         for (i, item) in items.iter().enumerate() {
+            let i = first + i;
             self.check(
                 &format!("items[{i}]."),
                 &item.input,

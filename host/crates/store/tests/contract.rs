@@ -92,10 +92,12 @@ contract!(
     finish_run_counts_exactly,
     fail_run_marks_setup_failures,
     results_stream_after_seq,
+    outlines_read_token_usage_and_skip_what_is_not_a_count,
     deletes_cascade_and_refuse_active_runs,
     plugin_bytes_round_trip,
     unknown_stored_target_type_is_corrupt,
     add_ten_thousand_items_in_one_call,
+    streamed_items_land_together_or_not_at_all,
     item_limit_per_dataset,
     api_keys_are_found_by_hash_listed_and_revoked,
     tenants_are_created_by_name_once_and_their_limits_edited,
@@ -896,7 +898,8 @@ async fn results_filter_in_the_database(s: Fixture) {
                 o.latency,
                 &o.error,
                 &o.error_kind,
-                &o.scores
+                &o.scores,
+                o.usage,
             ),
             (
                 &r.item_id,
@@ -904,10 +907,14 @@ async fn results_filter_in_the_database(s: Fixture) {
                 r.latency,
                 &r.error,
                 &r.error_kind,
-                &r.scores
+                &r.scores,
+                r.target_metadata
+                    .as_ref()
+                    .and_then(TokenUsage::from_metadata),
             )
         );
     }
+    assert!(outlines.iter().any(|o| o.usage.is_some()));
     assert_not_found(
         s.result_outlines_after_seq("other-tenant", &run.id, 0, 10)
             .await,
@@ -1532,6 +1539,49 @@ async fn results_stream_after_seq(s: Fixture) {
     assert!(tail.is_empty());
 }
 
+/// An outline carries the token usage of the target's metadata, read in
+/// the database; metadata that plugins filled with anything else gives no
+/// usage and no error (one bad item must not break a run's summary).
+async fn outlines_read_token_usage_and_skip_what_is_not_a_count(s: Fixture) {
+    let (_, added, run) = claimed_run(&s, 7, "w1").await;
+    let metadata = [
+        Some(json!({"usage": {"promptTokens": 6, "completionTokens": 4, "totalTokens": 10}})),
+        Some(json!({"usage": {"prompt_tokens": 3, "completion_tokens": 2}})),
+        Some(json!({"usage": {"totalTokens": "ten"}})),
+        Some(json!({"usage": [1, 2, 3]})),
+        Some(json!("usage")),
+        Some(json!([{"usage": 1}])),
+        None,
+    ];
+    let batch: Vec<NewResult> = added
+        .iter()
+        .zip(metadata)
+        .enumerate()
+        .map(|(i, (it, m))| NewResult {
+            target_metadata: m,
+            ..result_for(it, i as i64, None)
+        })
+        .collect();
+    s.write_results(&run.id, "w1", batch).await.unwrap();
+    let mut outlines = s
+        .result_outlines_after_seq(T, &run.id, 0, 100)
+        .await
+        .unwrap();
+    outlines.sort_by_key(|(_, o)| o.item_index);
+    let usage: Vec<Option<TokenUsage>> = outlines.iter().map(|(_, o)| o.usage).collect();
+    let u = |p, c, t| {
+        Some(TokenUsage {
+            prompt_tokens: p,
+            completion_tokens: c,
+            total_tokens: t,
+        })
+    };
+    assert_eq!(
+        usage,
+        vec![u(6, 4, 10), u(3, 2, 5), None, None, None, None, None]
+    );
+}
+
 async fn deletes_cascade_and_refuse_active_runs(s: Fixture) {
     let (ds, added, run) = claimed_run(&s, 3, "d").await;
     s.write_results(&run.id, "d", vec![result_for(&added[0], 0, None)])
@@ -1649,6 +1699,87 @@ async fn add_ten_thousand_items_in_one_call(s: Fixture) {
     assert_eq!(
         s.pending_items(T, &run.id, None, 5).await.unwrap(),
         added[..5]
+    );
+}
+
+/// Sends `batches` of items (and `Done` when `finish`) into a streamed add.
+async fn stream_items(
+    s: &Fixture,
+    ds: &str,
+    batches: Vec<Vec<NewItem>>,
+    finish: bool,
+) -> Result<StreamedItems, StoreError> {
+    let (feed, rx) = tokio::sync::mpsc::channel(1);
+    let send = async move {
+        for b in batches {
+            if feed.send(ItemFeed::Batch(b)).await.is_err() {
+                return;
+            }
+        }
+        if finish {
+            let _ = feed.send(ItemFeed::Done).await;
+        }
+    };
+    let (added, ()) = tokio::join!(s.add_items_streamed(T, ds, rx), send);
+    added
+}
+
+async fn streamed_items_land_together_or_not_at_all(s: Fixture) {
+    let (ds, first) = dataset_with(&s, "streamed", 3).await;
+    // Three batches: one version, positions and errors counted across them.
+    let batches = vec![items(10..1_010), items(1_010..2_010), items(2_010..2_510)];
+    let added = stream_items(&s, &ds.id, batches, true).await.unwrap();
+    assert_eq!(
+        added,
+        StreamedItems {
+            added: 2_500,
+            version: 2
+        }
+    );
+    let now = s.get_dataset(T, &ds.id).await.unwrap();
+    assert_eq!((now.version, now.item_count), (2, 2_503));
+    let all = all_items_at(&s, &ds.id, 2).await;
+    assert_eq!(all.len(), 2_503);
+    assert_eq!(all[..3], first[..]);
+    let inputs: Vec<&Value> = all[3..].iter().map(|i| &i.input).collect();
+    let expected: Vec<Value> = items(10..2_510).into_iter().map(|i| i.input).collect();
+    assert_eq!(inputs, expected.iter().collect::<Vec<_>>());
+    assert!(all.windows(2).all(|w| w[0].position < w[1].position));
+
+    // A feed that closes without `Done` (its reader failed) adds nothing.
+    let err = stream_items(&s, &ds.id, vec![items(0..700), items(700..900)], false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Validation { .. }), "{err:?}");
+    let after = s.get_dataset(T, &ds.id).await.unwrap();
+    assert_eq!((after.version, after.item_count), (2, 2_503));
+    assert_eq!(s.count_items_at_version(T, &ds.id, 2).await.unwrap(), 2_503);
+
+    // A batch past the tenant's item limit rolls back the batches before it.
+    s.upsert_tenant(&Tenant {
+        max_items_per_dataset: 3_000,
+        ..Tenant::with_defaults(T)
+    })
+    .await
+    .unwrap();
+    let err = stream_items(&s, &ds.id, vec![items(0..400), items(400..800)], true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::LimitExceeded { limit: 3_000, .. }),
+        "{err:?}"
+    );
+    let after = s.get_dataset(T, &ds.id).await.unwrap();
+    assert_eq!((after.version, after.item_count), (2, 2_503));
+
+    // An empty feed changes nothing.
+    let none = stream_items(&s, &ds.id, vec![], true).await.unwrap();
+    assert_eq!(
+        none,
+        StreamedItems {
+            added: 0,
+            version: 2
+        }
     );
 }
 

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use assay_runner::compare::{CompareOptions, compare_results};
+use assay_runner::compare::{CompareOptions, ItemWindow, compare_runs};
 use assay_runner::stats::{DEFAULT_PASS_THRESHOLD, RunStats, summarize_stored};
 use assay_runner::{
     RescoreRequest, RunOptions, RunRequest, TargetType, create_rescore, create_run,
@@ -345,6 +345,13 @@ pub async fn compare(
             "must be a finite number",
         ));
     }
+    let limit = body.limit.unwrap_or(ItemWindow::default().limit);
+    if limit == 0 || limit > MAX_COMPARE_ITEMS {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("must be between 1 and {MAX_COMPARE_ITEMS}"),
+        ));
+    }
     let options = CompareOptions {
         thresholds: body
             .thresholds
@@ -353,21 +360,39 @@ pub async fn compare(
             .map(|(k, v)| (k, v.into()))
             .collect(),
         pass_threshold: body.pass_threshold,
+        items: ItemWindow {
+            after_index: body.after_index,
+            limit,
+            regressed_only: body.regressed_only.unwrap_or(false),
+        },
     };
     let a = run_of(&s, &tenant, &dataset_id, &body.run_id_a).await?;
     let b = run_of(&s, &tenant, &dataset_id, &body.run_id_b).await?;
-    let results_a = all_results(&s, &tenant, &a.id).await?;
-    let results_b = all_results(&s, &tenant, &b.id).await?;
-    let result = compare_results(&a, &b, &results_a, &results_b, &options);
+    let result = compare_runs(s.store(), &tenant, &dataset_id, &a.id, &b.id, &options).await?;
+    // Mastra's fields need inputs and outputs: read them for this window's
+    // items only.
+    let window = result
+        .items
+        .first()
+        .zip(result.items.last())
+        .map(|(f, l)| (f.item_index, l.item_index));
+    let (by_a, by_b) = match window {
+        Some((first, last)) => (
+            by_item(
+                s.store()
+                    .results_in_index_range(&tenant, &a.id, first, last)
+                    .await?,
+            ),
+            by_item(
+                s.store()
+                    .results_in_index_range(&tenant, &b.id, first, last)
+                    .await?,
+            ),
+        ),
+        None => Default::default(),
+    };
     let mut body = serde_json::to_value(&result).map_err(ApiError::internal)?;
     body["baselineId"] = json!(a.id);
-    let by_item = |results: &[RunResult]| -> HashMap<String, RunResult> {
-        results
-            .iter()
-            .map(|r| (r.item_id.clone(), r.clone()))
-            .collect()
-    };
-    let (by_a, by_b) = (by_item(&results_a), by_item(&results_b));
     if let Some(items) = body["items"].as_array_mut() {
         for item in items {
             let id = item["itemId"].as_str().unwrap_or_default().to_string();
@@ -386,15 +411,14 @@ pub async fn compare(
     Ok(Json(body))
 }
 
-/// Every result of a run (write order).
-async fn all_results(s: &AppState, tenant: &str, run_id: &str) -> ApiResult<Vec<RunResult>> {
-    let mut out = Vec::new();
-    assay_store::for_each_result_page(s.store().as_ref(), tenant, run_id, 1000, |page| {
-        out.extend(page);
-        Ok::<_, ApiError>(())
-    })
-    .await?;
-    Ok(out)
+/// Most item pairs one comparison answer lists.
+const MAX_COMPARE_ITEMS: usize = 10_000;
+
+fn by_item(results: Vec<RunResult>) -> HashMap<String, RunResult> {
+    results
+        .into_iter()
+        .map(|r| (r.item_id.clone(), r))
+        .collect()
 }
 
 /// One run's outcome on one item as Mastra's comparison shows it.

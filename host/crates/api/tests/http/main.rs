@@ -7,6 +7,7 @@ mod crud;
 mod errors;
 mod events;
 mod fairness;
+mod network;
 mod openapi;
 mod plugins;
 mod runs;

@@ -293,6 +293,62 @@ async fn runs_are_compared_and_all_failed_runs_fail() {
         "{cmp}"
     );
     assert_eq!(cmp["items"].as_array().unwrap().len(), 6);
+    assert_eq!(cmp["itemsTotal"], 6, "{cmp}");
+    assert_eq!(cmp["regressedItems"], 1, "{cmp}");
+    assert_eq!(cmp["nextAfterIndex"], Value::Null, "{cmp}");
+    let all: Vec<Value> = cmp["items"].as_array().unwrap().clone();
+    let index_of = |i: &Value| i["itemIndex"].as_i64().unwrap();
+    // Windows of two, chained by nextAfterIndex, list the same items, each
+    // with Mastra's fields.
+    let mut walked = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let (status, page) = s
+            .post(
+                &format!("/api/datasets/{ds}/compare"),
+                json!({"runIdA": a["id"], "runIdB": b["id"], "limit": 2, "afterIndex": after}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2, "{page}");
+        assert!(
+            items
+                .iter()
+                .all(|i| i["input"].is_object() && i["results"].is_object())
+        );
+        assert_eq!(page["itemsTotal"], 6);
+        walked.extend(items.iter().cloned());
+        after = page["nextAfterIndex"].clone();
+        if after.is_null() {
+            break;
+        }
+    }
+    assert_eq!(
+        walked.iter().map(index_of).collect::<Vec<_>>(),
+        all.iter().map(index_of).collect::<Vec<_>>()
+    );
+    // Only the regressed item, when asked.
+    let (_, only) = s
+        .post(
+            &format!("/api/datasets/{ds}/compare"),
+            json!({"runIdA": a["id"], "runIdB": b["id"], "regressedOnly": true}),
+        )
+        .await;
+    let only = only["items"].as_array().unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["itemId"], item0);
+    assert_eq!(only[0]["regressed"], true);
+    for limit in [0, 10_001] {
+        let (status, body) = s
+            .post(
+                &format!("/api/datasets/{ds}/compare"),
+                json!({"runIdA": a["id"], "runIdB": b["id"], "limit": limit}),
+            )
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_body");
+        assert_eq!(body["field"], "limit", "{body}");
+    }
     // A tolerant threshold: no regression.
     let (_, cmp) = s
         .post(

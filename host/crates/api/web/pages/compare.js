@@ -6,6 +6,8 @@ import { field, h, replace } from '../dom.js';
 import { clip, number, pretty, score, scoreClass, text, when } from '../format.js';
 
 const PER_PAGE = 50;
+// Items one comparison request lists (the server allows up to 10,000).
+const ITEM_WINDOW = 10000;
 
 export async function render(root, ctx) {
   const { datasetId } = ctx.params;
@@ -30,7 +32,9 @@ export async function render(root, ctx) {
     return;
   }
   replace(out, h('p', { class: 'muted' }, 'Comparing…'));
-  const cmp = await post(`${dsPath}/compare`, { runIdA: ctx.query.a, runIdB: ctx.query.b }, { signal: ctx.signal });
+  // The server lists items in windows; the page reads the first (the
+  // statistics and the regressed count always cover every item).
+  const cmp = await post(`${dsPath}/compare`, { runIdA: ctx.query.a, runIdB: ctx.query.b, limit: ITEM_WINDOW }, { signal: ctx.signal });
   const scorerIds = Object.keys(cmp.scorers);
   const improved = cmp.items.filter((it) => !it.regressed && scorerIds.some((id) => (it.scoresB[id] ?? -1) > (it.scoresA[id] ?? -1)) &&
     !scorerIds.some((id) => (it.scoresB[id] ?? -1) < (it.scoresA[id] ?? -1)));
@@ -42,6 +46,8 @@ export async function render(root, ctx) {
     const items = which === 'regressed' ? regressed : improved;
     const slice = items.slice(page * PER_PAGE, (page + 1) * PER_PAGE);
     replace(listEl,
+      cmp.nextAfterIndex != null ? h('p', { class: 'muted', id: 'compare-window' },
+        `Listing the first ${number(cmp.items.length)} of ${number(cmp.itemsTotal)} items (${number(cmp.regressedItems)} regressed in all).`) : null,
       h('nav', { class: 'tabs' },
         h('a', { href: '#', class: which === 'regressed' ? 'active' : '', id: 'show-regressed', onclick: (e) => { e.preventDefault(); showList('regressed'); } }, `Regressed (${number(regressed.length)})`),
         h('a', { href: '#', class: which === 'improved' ? 'active' : '', id: 'show-improved', onclick: (e) => { e.preventDefault(); showList('improved'); } }, `Improved (${number(improved.length)})`)),

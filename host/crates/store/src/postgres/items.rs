@@ -120,6 +120,15 @@ impl ItemStore for PostgresStore {
         Ok(added)
     }
 
+    async fn add_items_streamed(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        feed: tokio::sync::mpsc::Receiver<ItemFeed>,
+    ) -> StoreResult<StreamedItems> {
+        shared::add_streamed(self, tenant, dataset_id, feed).await
+    }
+
     async fn get_item(
         &self,
         tenant: &str,

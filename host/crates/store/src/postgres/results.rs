@@ -211,6 +211,26 @@ impl ResultStore for PostgresStore {
         shared::target_models(self, tenant, run_id, SQL).await
     }
 
+    async fn result_outlines_by_index(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        after_index: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ResultOutline>> {
+        shared::outlines_by_index(self, tenant, run_id, after_index, limit).await
+    }
+
+    async fn results_in_index_range(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        first: i64,
+        last: i64,
+    ) -> StoreResult<Vec<RunResult>> {
+        shared::in_index_range(self, tenant, run_id, first, last).await
+    }
+
     async fn result_outlines_after_seq(
         &self,
         tenant: &str,

@@ -74,76 +74,175 @@ pub(crate) async fn add<DB: Db, S: Handle<Db = DB>>(
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?
-        .check_new_items(&items)?;
-    let limits = sqlx::query(sql::items::LIMITS_AND_NEXT_POSITION)
-        .arg(dataset_id)
-        .fetch_one(DB::conn(&mut tx))
-        .await?;
-    let (max_items, next_position, max_bytes, stored) = (
-        limits.int_at(0)?,
-        limits.int_at(1)?,
-        limits.int_at(2)?,
-        limits.int_at(3)?,
-    );
-    check_item_limit(ds.item_count, items.len(), max_items)?;
-    let adding: i64 = items
-        .iter()
-        .map(|it| item_bytes(&it.input, it.expected_output.as_ref(), it.context.as_ref()))
-        .sum();
-    check_stored_bytes(stored, adding, max_bytes)?;
-    let version = ds.version + 1;
-    let at = now();
-    let added: Vec<DatasetItem> = items
-        .into_iter()
-        .enumerate()
-        .map(|(i, it)| DatasetItem {
-            id: new_id(),
-            dataset_id: dataset_id.to_string(),
-            version,
-            position: next_position + i as i64,
-            input: it.input,
-            expected_output: it.expected_output,
-            context: it.context,
-            created_at: at,
-            updated_at: at,
-        })
-        .collect();
-    for chunk in added.chunks(INSERT_CHUNK) {
-        let mut qb = QueryBuilder::<DB>::new(sql::items::INSERT_HEAD);
-        qb.push_values(chunk, |mut b, it| {
-            b.push_arg(it.id.as_str())
-                .push_arg(1i64)
-                .push_arg(dataset_id)
-                .push_arg(it.position)
-                .push_arg(version)
-                .push_arg(false)
-                .push_arg(DB::json(&it.input))
-                .push_arg(DB::json_opt(it.expected_output.as_ref()))
-                .push_arg(DB::json_opt(it.context.as_ref()))
-                .push_arg(DB::time(at))
-                .push_arg(DB::time(at));
-        });
-        qb.build().execute(DB::conn(&mut tx)).await?;
-    }
-    sqlx::query(sql::items::BUMP_FOR_ADD)
-        .arg(version)
-        .arg(added.len() as i64)
-        .arg(DB::time(at))
-        .arg(dataset_id)
-        .arg(adding)
-        .execute(DB::conn(&mut tx))
-        .await?;
-    record_version(
-        DB::conn(&mut tx),
-        dataset_id,
-        version,
-        change::ITEMS_ADD,
-        DB::time(at),
-    )
-    .await?;
+    let mut adding = Adding::start(&mut tx, &ds).await?;
+    let added = adding.insert(&mut tx, items).await?;
+    adding.finish(&mut tx).await?;
     tx.commit().await?;
     Ok(added)
+}
+
+/// [`add`] for items that arrive in batches (a file being read): one
+/// transaction and one version bump for all of them, so readers see the
+/// items all at once or not at all, and memory holds one batch at a time.
+/// The feed must end with [`ItemFeed::Done`]; a feed that closes without
+/// it (its producer failed) rolls everything back.
+pub(crate) async fn add_streamed<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    dataset_id: &str,
+    mut feed: tokio::sync::mpsc::Receiver<ItemFeed>,
+) -> StoreResult<StreamedItems> {
+    let mut tx = s.begin_write().await?;
+    let ds = fetch_locked(DB::conn(&mut tx), tenant, dataset_id, Lock::Update).await?;
+    let mut adding = Adding::start(&mut tx, &ds).await?;
+    loop {
+        match feed.recv().await {
+            Some(ItemFeed::Batch(items)) => {
+                adding.insert(&mut tx, items).await?;
+            }
+            Some(ItemFeed::Done) => break,
+            None => {
+                return Err(StoreError::validation(
+                    "items",
+                    "the item feed stopped before its end; nothing was added",
+                ));
+            }
+        }
+    }
+    if adding.count == 0 {
+        return Ok(StreamedItems {
+            added: 0,
+            version: ds.version,
+        });
+    }
+    let version = adding.finish(&mut tx).await?;
+    tx.commit().await?;
+    Ok(StreamedItems {
+        added: adding.count,
+        version,
+    })
+}
+
+/// Items being added to a dataset inside one write transaction: checks
+/// each batch against the schemas and the tenant's limits as it comes, and
+/// bumps the version once at the end.
+struct Adding {
+    dataset_id: String,
+    validator: ItemValidator,
+    version: i64,
+    at: DateTime<Utc>,
+    item_count: i64,
+    max_items: i64,
+    next_position: i64,
+    max_bytes: i64,
+    stored_bytes: i64,
+    /// Items inserted so far.
+    count: u64,
+    /// Their bytes, as the tenant's storage limit counts them.
+    bytes: i64,
+}
+
+impl Adding {
+    async fn start<DB: Db>(
+        tx: &mut sqlx::Transaction<'static, DB>,
+        ds: &Dataset,
+    ) -> StoreResult<Self> {
+        let validator = ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?;
+        let limits = sqlx::query(sql::items::LIMITS_AND_NEXT_POSITION)
+            .arg(ds.id.as_str())
+            .fetch_one(DB::conn(tx))
+            .await?;
+        Ok(Self {
+            dataset_id: ds.id.clone(),
+            validator,
+            version: ds.version + 1,
+            at: now(),
+            item_count: ds.item_count,
+            max_items: limits.int_at(0)?,
+            next_position: limits.int_at(1)?,
+            max_bytes: limits.int_at(2)?,
+            stored_bytes: limits.int_at(3)?,
+            count: 0,
+            bytes: 0,
+        })
+    }
+
+    async fn insert<DB: Db>(
+        &mut self,
+        tx: &mut sqlx::Transaction<'static, DB>,
+        items: Vec<NewItem>,
+    ) -> StoreResult<Vec<DatasetItem>> {
+        self.validator
+            .check_new_items_from(&items, self.count as usize)?;
+        check_item_limit(
+            self.item_count + self.count as i64,
+            items.len(),
+            self.max_items,
+        )?;
+        let adding: i64 = items
+            .iter()
+            .map(|it| item_bytes(&it.input, it.expected_output.as_ref(), it.context.as_ref()))
+            .sum();
+        check_stored_bytes(self.stored_bytes + self.bytes, adding, self.max_bytes)?;
+        let (version, at) = (self.version, self.at);
+        let first = self.next_position + self.count as i64;
+        let added: Vec<DatasetItem> = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, it)| DatasetItem {
+                id: new_id(),
+                dataset_id: self.dataset_id.clone(),
+                version,
+                position: first + i as i64,
+                input: it.input,
+                expected_output: it.expected_output,
+                context: it.context,
+                created_at: at,
+                updated_at: at,
+            })
+            .collect();
+        for chunk in added.chunks(INSERT_CHUNK) {
+            let mut qb = QueryBuilder::<DB>::new(sql::items::INSERT_HEAD);
+            qb.push_values(chunk, |mut b, it| {
+                b.push_arg(it.id.as_str())
+                    .push_arg(1i64)
+                    .push_arg(self.dataset_id.as_str())
+                    .push_arg(it.position)
+                    .push_arg(version)
+                    .push_arg(false)
+                    .push_arg(DB::json(&it.input))
+                    .push_arg(DB::json_opt(it.expected_output.as_ref()))
+                    .push_arg(DB::json_opt(it.context.as_ref()))
+                    .push_arg(DB::time(at))
+                    .push_arg(DB::time(at));
+            });
+            qb.build().execute(DB::conn(tx)).await?;
+        }
+        self.count += added.len() as u64;
+        self.bytes += adding;
+        Ok(added)
+    }
+
+    /// Bumps the dataset's version and counters; returns the new version.
+    async fn finish<DB: Db>(&self, tx: &mut sqlx::Transaction<'static, DB>) -> StoreResult<i64> {
+        sqlx::query(sql::items::BUMP_FOR_ADD)
+            .arg(self.version)
+            .arg(self.count as i64)
+            .arg(DB::time(self.at))
+            .arg(self.dataset_id.as_str())
+            .arg(self.bytes)
+            .execute(DB::conn(tx))
+            .await?;
+        record_version(
+            DB::conn(tx),
+            &self.dataset_id,
+            self.version,
+            change::ITEMS_ADD,
+            DB::time(self.at),
+        )
+        .await?;
+        Ok(self.version)
+    }
 }
 
 pub(crate) async fn get<DB: Db, S: Handle<Db = DB>>(

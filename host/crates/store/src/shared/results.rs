@@ -136,10 +136,48 @@ pub(crate) async fn outlines_after_seq<DB: Db, S: ScoresOf<Db = DB>>(
     after_seq: i64,
     limit: i64,
 ) -> StoreResult<Vec<(i64, ResultOutline)>> {
+    outlines(
+        s,
+        tenant,
+        run_id,
+        sql::results::OUTLINES_AFTER_SEQ,
+        after_seq,
+        limit,
+    )
+    .await
+}
+
+pub(crate) async fn outlines_by_index<DB: Db, S: ScoresOf<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    run_id: &str,
+    after_index: i64,
+    limit: i64,
+) -> StoreResult<Vec<ResultOutline>> {
+    let page = outlines(
+        s,
+        tenant,
+        run_id,
+        sql::results::OUTLINES_BY_INDEX,
+        after_index,
+        limit,
+    );
+    Ok(page.await?.into_iter().map(|(_, o)| o).collect())
+}
+
+/// Outlines from `statement` (binds: run, cursor, limit) with their scores.
+async fn outlines<DB: Db, S: ScoresOf<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    run_id: &str,
+    statement: &'static str,
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<(i64, ResultOutline)>> {
     super::runs::fetch(s.reads(), tenant, run_id).await?;
-    let rows = sqlx::query(sql::results::OUTLINES_AFTER_SEQ)
+    let rows = sqlx::query(statement)
         .arg(run_id)
-        .arg(after_seq)
+        .arg(after)
         .arg(limit.max(0))
         .fetch_all(s.reads())
         .await?;
@@ -161,6 +199,28 @@ pub(crate) async fn outlines_after_seq<DB: Db, S: ScoresOf<Db = DB>>(
         o.scores = by_item.remove(&o.item_id).unwrap_or_default();
     }
     Ok(outlines)
+}
+
+pub(crate) async fn in_index_range<DB: Db, S: ScoresOf<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    run_id: &str,
+    first: i64,
+    last: i64,
+) -> StoreResult<Vec<RunResult>> {
+    super::runs::fetch(s.reads(), tenant, run_id).await?;
+    let rows = sqlx::query(sql::results::IN_INDEX_RANGE)
+        .arg(run_id)
+        .arg(first)
+        .arg(last)
+        .fetch_all(s.reads())
+        .await?;
+    let mut results = rows
+        .iter()
+        .map(|r| rows::result(r).map(|(_, res)| res))
+        .collect::<StoreResult<Vec<_>>>()?;
+    attach_scores(s, run_id, &mut results).await?;
+    Ok(results)
 }
 
 pub(crate) async fn after_seq<DB: Db, S: ScoresOf<Db = DB>>(

@@ -44,6 +44,15 @@ impl ItemStore for SqliteStore {
         shared::add(self, tenant, dataset_id, items).await
     }
 
+    async fn add_items_streamed(
+        &self,
+        tenant: &str,
+        dataset_id: &str,
+        feed: tokio::sync::mpsc::Receiver<ItemFeed>,
+    ) -> StoreResult<StreamedItems> {
+        shared::add_streamed(self, tenant, dataset_id, feed).await
+    }
+
     async fn get_item(
         &self,
         tenant: &str,
