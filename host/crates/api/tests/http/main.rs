@@ -8,6 +8,7 @@ mod errors;
 mod events;
 mod fairness;
 mod openapi;
+mod overload;
 mod plugins;
 mod runs;
 mod secrets;
