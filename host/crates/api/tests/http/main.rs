@@ -7,6 +7,7 @@ mod crud;
 mod errors;
 mod events;
 mod fairness;
+mod metrics;
 mod openapi;
 mod overload;
 mod plugins;
