@@ -95,6 +95,15 @@ pub struct ServeArgs {
     /// Longest pause between two parts of a request body (408 after it)
     #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
     pub body_timeout: Duration,
+    /// Longest a write to a client may make no progress (a client that stopped reading); then the connection is closed
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub write_timeout: Duration,
+    /// Event streams (SSE) open at once in the process; more get 503 with Retry-After
+    #[arg(long, default_value_t = ServerLimits::default().max_event_streams, value_name = "N")]
+    pub max_event_streams: usize,
+    /// Event streams (SSE) open at once per tenant; more get 429 with Retry-After
+    #[arg(long, default_value_t = ServerLimits::default().max_event_streams_per_tenant, value_name = "N")]
+    pub max_event_streams_per_tenant: usize,
     /// Serve Prometheus metrics at http://ADDR/metrics, apart from the API
     /// (every tenant's labels: keep it on the operator's network) [default: off]
     #[arg(long, value_name = "HOST:PORT")]
@@ -204,6 +213,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
             header_timeout: args.header_timeout,
             body_timeout: args.body_timeout,
             request_timeout: args.request_timeout,
+            write_timeout: args.write_timeout,
+            max_event_streams: args.max_event_streams.max(1),
+            max_event_streams_per_tenant: args.max_event_streams_per_tenant.max(1),
         },
         metrics_addr: args.metrics_addr,
         ..ServeConfig::default()

@@ -45,6 +45,16 @@ pub struct ServerLimits {
     /// Longest time from a request's head to its answer's head (an event
     /// stream's body is not counted); 503 `timeout` after it.
     pub request_timeout: Duration,
+    /// Longest a write to a client may make no progress (a client that
+    /// stopped reading an event stream or a large answer); the connection
+    /// is closed after it.
+    pub write_timeout: Duration,
+    /// Event streams open at once in the process (over it: 503
+    /// `too_many_streams` with `Retry-After`).
+    pub max_event_streams: usize,
+    /// Event streams open at once per tenant (over it: 429
+    /// `too_many_streams` with `Retry-After`).
+    pub max_event_streams_per_tenant: usize,
 }
 
 /// Seconds a client told `Retry-After` waits before trying again after a
@@ -59,6 +69,9 @@ impl Default for ServerLimits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(30),
+            max_event_streams: 1024,
+            max_event_streams_per_tenant: 64,
         }
     }
 }

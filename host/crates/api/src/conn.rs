@@ -204,7 +204,7 @@ pub(crate) async fn accept_loop(
         m::connection_opened();
         conns.spawn(serve_connection(
             http.clone(),
-            stream,
+            WriteDeadline::new(stream, limits.write_timeout),
             service.clone(),
             tracked,
             stop.clone(),
@@ -219,7 +219,7 @@ pub(crate) async fn accept_loop(
 /// server stops (then the request in flight finishes first).
 async fn serve_connection<S>(
     http: hyper::server::conn::http1::Builder,
-    stream: TcpStream,
+    stream: WriteDeadline<TcpStream>,
     service: S,
     tracked: Tracked,
     stop: CancellationToken,
@@ -274,6 +274,102 @@ async fn shed(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
     let _ = tokio::time::timeout(SHED_WRITE_TIMEOUT, write).await;
 }
 
+/// A connection whose writes must make progress: a write (or flush) that
+/// stays blocked for `timeout` fails with `TimedOut`, and hyper closes the
+/// connection. Without it, a client that stops reading an event stream (or
+/// any large answer) holds its connection and buffers forever: the kernel
+/// keeps probing a zero receive window without end.
+pub struct WriteDeadline<T> {
+    io: T,
+    timeout: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteDeadline<T> {
+    /// Wraps `io`.
+    pub fn new(io: T, timeout: Duration) -> Self {
+        Self {
+            io,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// After the inner write returned `poll`: progress resets the clock;
+    /// a block starts it, and one longer than the timeout is an error.
+    fn check<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
+        match poll {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let sleep = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        m::write_timed_out();
+                        Poll::Ready(Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the client read nothing for the write timeout",
+                        )))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteDeadline<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.check(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.check(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.io).poll_flush(cx);
+        self.check(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
 /// Counts a request in flight on its connection until dropped.
 struct Busy(Arc<AtomicUsize>);
 
@@ -314,5 +410,47 @@ impl http_body::Body for BusyBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn a_write_the_peer_never_reads_fails_after_the_timeout() {
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let mut io = WriteDeadline::new(ours, Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let big = vec![b'x'; 1 << 20];
+        let result = tokio::time::timeout(Duration::from_secs(5), io.write_all(&big))
+            .await
+            .expect("the write gives up by itself");
+        let err = result.expect_err("nobody reads: the write cannot finish");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let mut io = WriteDeadline::new(ours, Duration::from_millis(200));
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let mut total = 0;
+            while total < 16 * 1024 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                total += tokio::io::AsyncReadExt::read(&mut theirs, &mut buf)
+                    .await
+                    .unwrap();
+            }
+        });
+        // 16 KiB at about 25 KiB/s: longer than the timeout, never blocked
+        // for as long.
+        io.write_all(&vec![b'x'; 16 * 1024])
+            .await
+            .expect("progressing writes pass");
+        reader.await.unwrap();
     }
 }

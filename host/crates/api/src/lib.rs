@@ -33,6 +33,7 @@ pub mod config;
 pub mod conn;
 pub mod cors;
 pub mod error;
+pub mod event_hub;
 pub mod extract;
 pub mod handlers;
 pub mod host_check;

@@ -139,3 +139,7 @@ async fn sample_gauges(s: &crate::AppState) {
     }
     gauge!("assay_run_queue_depth").set(queued as f64);
 }
+
+pub(crate) fn write_timed_out() {
+    counter!("assay_http_write_timeouts_total").increment(1);
+}
