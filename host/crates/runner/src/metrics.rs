@@ -27,7 +27,7 @@ impl CallKind {
     }
 }
 
-/// Awaits one plugin call and records its latency
+/// Awaits one plugin call in a `plugin_call` span and records its latency
 /// (`assay_plugin_call_duration_seconds{tenant, plugin, kind, outcome}`).
 pub async fn timed_call<T, E>(
     tenant: &str,
@@ -36,7 +36,17 @@ pub async fn timed_call<T, E>(
     call: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
     let started = Instant::now();
-    let result = call.await;
+    // A span per call (exported as a trace span when the program exports
+    // traces; a child of the run's span).
+    let span = tracing::info_span!(
+        "plugin_call",
+        tenant,
+        plugin,
+        kind = kind.as_str(),
+        outcome = tracing::field::Empty,
+    );
+    let result = tracing::Instrument::instrument(call, span.clone()).await;
+    span.record("outcome", if result.is_ok() { "ok" } else { "error" });
     histogram!(
         "assay_plugin_call_duration_seconds",
         "tenant" => tenant.to_string(),
