@@ -155,6 +155,16 @@ Security model (details: docs/tenancy.md):
   memory within --plugin-memory-mib and on disk within --plugin-cache-mib
   (private to the user; an entry the host did not write is not loaded).
 
+Many or slow clients are bounded (details: docs/operations.md): a request
+head must arrive within --header-timeout, a body may not pause longer than
+--body-timeout, an answer must start within --request-timeout; at
+--max-connections the longest-idle connection is closed to make room; over
+--max-requests in flight a request gets 503 with Retry-After at once;
+/health is outside these limits. Event streams are capped in total and per
+tenant. --metrics-addr serves Prometheus metrics (every tenant's labels)
+on an address of its own; --otlp-endpoint exports a trace span per run
+and per plugin call over OTLP/HTTP.
+
 The server executes the runs triggered through it (and resumes runs an
 earlier process left unfinished). Runs started with `assay run` against the
 same database show up in the API, and runs triggered through the API show up

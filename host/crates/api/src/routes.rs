@@ -310,7 +310,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(Get "/api/datasets/{datasetId}/runs/{runId}/events", "streamRunEvents", "runs",
         "Server-Sent Events: `run`, then one `result` per stored result (id = sequence number), then `end`; \
          resumable with `Last-Event-ID`",
-        query: Events, body: NO_BODY, answer: EventStream, errors: &[400, 404], events::stream),
+        query: Events, body: NO_BODY, answer: EventStream, errors: &[400, 404, 429], events::stream),
     route!(Post "/api/datasets/{datasetId}/compare", "compareRuns", "runs",
         "Compare two runs (or Mastra experiments) of the dataset: per-scorer stats, deltas, regressions",
         query: NONE_Q, body: Json("CompareRuns"), answer: Reply(200, "ComparisonResult"),
