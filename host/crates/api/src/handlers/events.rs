@@ -104,7 +104,7 @@ enum Phase {
     /// Following the run's broadcast.
     Live,
     /// The run finished: the last results from the store, then `end`.
-    Finish(Run),
+    Finish(Box<Run>),
     /// Nothing more to send.
     Done,
 }
@@ -127,7 +127,7 @@ impl Follower {
         let mut queue = VecDeque::new();
         queue.push_back(run_event("run", &run));
         let (rx, phase) = if run.status.is_terminal() {
-            (None, Phase::Finish(run.clone()))
+            (None, Phase::Finish(Box::new(run.clone())))
         } else {
             // Subscribed before the first read: nothing written from now
             // on is missed, and what was written before is in the store.
@@ -175,9 +175,7 @@ impl Follower {
                     Err(e) => self.queue.push_back(error_event(e)),
                 },
                 Phase::Live => {
-                    let Some(rx) = self.rx.as_mut() else {
-                        return None;
-                    };
+                    let rx = self.rx.as_mut()?;
                     let msg = tokio::select! {
                         m = rx.recv() => m,
                         _ = shutdown.cancelled() => return None,
@@ -209,7 +207,7 @@ impl Follower {
                     self.queue.push_back(run_event("run", run));
                 }
             }
-            FeedMsg::End(run) => self.phase = Phase::Finish(run.clone()),
+            FeedMsg::End(run) => self.phase = Phase::Finish(Box::new(run.clone())),
             FeedMsg::Error(e) => {
                 self.queue.push_back(error_event(e.clone()));
                 self.phase = Phase::Done;
@@ -221,7 +219,7 @@ impl Follower {
     /// moment, or the server is stopping): follow a new one.
     async fn feed_closed(&mut self) {
         match self.s.store().get_run(&self.tenant, &self.run_id).await {
-            Ok(run) if run.status.is_terminal() => self.phase = Phase::Finish(run),
+            Ok(run) if run.status.is_terminal() => self.phase = Phase::Finish(Box::new(run)),
             Ok(_) => {
                 let rx = self
                     .s
