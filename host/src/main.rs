@@ -10,7 +10,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    assay::logging::init(cli.global.log_format);
+    let telemetry =
+        assay::logging::init(cli.global.log_format, cli.global.otlp_endpoint.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
     // Do not wait for stray blocking tasks (a plugin compile, a signal
     // listener) once the command is done.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    telemetry.shutdown();
     exit.into()
 }
 

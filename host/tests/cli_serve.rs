@@ -17,9 +17,13 @@ struct Server {
 
 impl Server {
     fn start(env: &Env) -> Self {
-        let mut child = env
-            .std_cmd()
-            .args(["serve", "--addr", "127.0.0.1:0", "--grace", "2s"])
+        let mut cmd = env.std_cmd();
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--grace", "2s"]);
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: std::process::Command) -> Self {
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -208,4 +212,91 @@ fn serve_without_auth_is_refused_off_loopback() {
     ] {
         assert!(help.contains(needle), "`assay serve --help` lacks {needle}");
     }
+}
+
+#[test]
+fn idle_connections_past_the_open_file_limit_do_not_stop_health() {
+    use std::time::{Duration, Instant};
+    let env = Env::new();
+    // The server may open 1024 files (soft and hard limit), a common
+    // default; its clients hold five times as many idle connections.
+    let assay = env.std_cmd();
+    let mut cmd = std::process::Command::new("sh");
+    for (k, v) in assay.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.arg("-c")
+        .arg("ulimit -n 1024 && exec \"$0\" \"$@\"")
+        .arg(assay.get_program())
+        .args([
+            "serve",
+            "--no-auth",
+            "--addr",
+            "127.0.0.1:0",
+            "--grace",
+            "2s",
+        ]);
+    let server = Server::spawn(cmd);
+    let hard = rlimit::increase_nofile_limit(u64::MAX).expect("raise the open-file limit");
+    let want = 5000.min(hard.saturating_sub(512) as usize);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = server.url.trim_start_matches("http://").to_string();
+    rt.block_on(async {
+        let mut held = Vec::new();
+        while held.len() < want {
+            let batch = (0..100).map(|_| {
+                tokio::time::timeout(
+                    Duration::from_secs(2),
+                    tokio::net::TcpStream::connect(addr.as_str()),
+                )
+            });
+            let before = held.len();
+            for r in futures::future::join_all(batch).await {
+                if let Ok(Ok(s)) = r {
+                    held.push(s);
+                }
+            }
+            assert!(
+                held.len() > before,
+                "the server stopped accepting connections after {before}"
+            );
+        }
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let mut took = Vec::new();
+        for _ in 0..100 {
+            let t = Instant::now();
+            let r = tokio::time::timeout(
+                Duration::from_secs(5),
+                client.get(format!("{}/health", server.url)).send(),
+            )
+            .await
+            .expect("/health answers")
+            .unwrap();
+            assert_eq!(r.status(), 200);
+            took.push(t.elapsed());
+        }
+        took.sort();
+        // Printed for BENCHMARKS.md (`-- --nocapture`).
+        println!(
+            "server limited to 1024 open files; {} idle connections held; /health n=100 p50={:?} p99={:?} max={:?}",
+            held.len(),
+            took[49],
+            took[98],
+            took[99]
+        );
+        assert!(
+            took[98] < Duration::from_millis(100),
+            "/health p99 with {} idle connections: {:?}",
+            held.len(),
+            took
+        );
+        drop(held);
+    });
+    assert_eq!(server.stop(), Some(0));
 }

@@ -127,6 +127,17 @@ pub struct GlobalArgs {
     )]
     pub log_format: LogFormat,
 
+    /// Export traces (a span per run and per plugin call) over OTLP/HTTP to
+    /// this collector base URL, e.g. http://localhost:4318 (`/v1/traces` is
+    /// appended) [default: off]
+    #[arg(
+        long,
+        global = true,
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        value_name = "URL"
+    )]
+    pub otlp_endpoint: Option<String>,
+
     /// Tenant the command acts for [default: default]; `assay key` commands: the key's tenant
     #[arg(long, global = true, env = "ASSAY_TENANT", value_name = "NAME")]
     pub tenant: Option<String>,

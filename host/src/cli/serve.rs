@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use assay_api::{AuthMode, CorsPolicy, DEFAULT_ADDR, ServeConfig};
+use assay_api::{AuthMode, CorsPolicy, DEFAULT_ADDR, ServeConfig, ServerLimits};
 use assay_runner::{AssemblySettings, Ceilings};
 use clap::Args;
 
@@ -82,6 +82,35 @@ pub struct ServeArgs {
     /// bound address; elsewhere: any]
     #[arg(long = "allowed-host", value_name = "HOST")]
     pub allowed_hosts: Vec<String>,
+    /// Open connections at once (lowered to the open-file limit); at the cap
+    /// the longest-idle connection is closed, or a new one gets 503
+    #[arg(long, default_value_t = ServerLimits::default().max_connections, value_name = "N")]
+    pub max_connections: usize,
+    /// Requests handled at once (not counting /health and /metrics); more get 503 with Retry-After
+    #[arg(long, default_value_t = ServerLimits::default().max_requests, value_name = "N")]
+    pub max_requests: usize,
+    /// Time a client has to send a request head (also how long an idle connection is kept)
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub header_timeout: Duration,
+    /// Longest pause between two parts of a request body (408 after it)
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub body_timeout: Duration,
+    /// Longest a write to a client may make no progress (a client that stopped reading); then the connection is closed
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub write_timeout: Duration,
+    /// Event streams (SSE) open at once in the process; more get 503 with Retry-After
+    #[arg(long, default_value_t = ServerLimits::default().max_event_streams, value_name = "N")]
+    pub max_event_streams: usize,
+    /// Event streams (SSE) open at once per tenant; more get 429 with Retry-After
+    #[arg(long, default_value_t = ServerLimits::default().max_event_streams_per_tenant, value_name = "N")]
+    pub max_event_streams_per_tenant: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics, apart from the API
+    /// (every tenant's labels: keep it on the operator's network) [default: off]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Longest time to answer a request (event streams: to start answering); 503 after it
+    #[arg(long, value_parser = parse_duration, default_value = "2m", value_name = "DURATION")]
+    pub request_timeout: Duration,
 }
 
 fn parse_cors_origin(value: &str) -> Result<String, String> {
@@ -125,6 +154,16 @@ Security model (details: docs/tenancy.md):
   same bytes uploaded concurrently compile once. Compiled code is kept in
   memory within --plugin-memory-mib and on disk within --plugin-cache-mib
   (private to the user; an entry the host did not write is not loaded).
+
+Many or slow clients are bounded (details: docs/operations.md): a request
+head must arrive within --header-timeout, a body may not pause longer than
+--body-timeout, an answer must start within --request-timeout; at
+--max-connections the longest-idle connection is closed to make room; over
+--max-requests in flight a request gets 503 with Retry-After at once;
+/health is outside these limits. Event streams are capped in total and per
+tenant. --metrics-addr serves Prometheus metrics (every tenant's labels)
+on an address of its own; --otlp-endpoint exports a trace span per run
+and per plugin call over OTLP/HTTP.
 
 The server executes the runs triggered through it (and resumes runs an
 earlier process left unfinished). Runs started with `assay run` against the
@@ -178,8 +217,24 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         cors: CorsPolicy::from_origins(&args.cors_origins)?,
         allowed_hosts: args.allowed_hosts.clone(),
         secret_key: Some(secret_key),
+        limits: ServerLimits {
+            max_connections: args.max_connections.max(1),
+            max_requests: args.max_requests.max(1),
+            header_timeout: args.header_timeout,
+            body_timeout: args.body_timeout,
+            request_timeout: args.request_timeout,
+            write_timeout: args.write_timeout,
+            max_event_streams: args.max_event_streams.max(1),
+            max_event_streams_per_tenant: args.max_event_streams_per_tenant.max(1),
+        },
+        metrics_addr: args.metrics_addr,
         ..ServeConfig::default()
     };
+    // Each connection is a file descriptor: use all the process may have
+    // (the soft limit is often 1024 while the hard one is far higher).
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "cannot raise the open-file limit");
+    }
     let config_auth = config.auth;
     let server = assay_api::start(config)
         .await
@@ -195,6 +250,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         server.url(),
         server.url()
     );
+    if let Some(addr) = server.metrics_addr() {
+        eprintln!("  metrics at http://{addr}/metrics");
+    }
     match config_auth {
         AuthMode::Disabled => {
             eprintln!("  no authentication (--no-auth): every request acts as tenant `default`")

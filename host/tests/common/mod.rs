@@ -85,6 +85,7 @@ impl Env {
                 Some(self.path("data").display().to_string()),
             ),
             ("RUST_LOG", None),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", None),
         ]
     }
 

@@ -21,6 +21,61 @@ pub const DEFAULT_MAX_ACTIVE_RUNS: usize = 4;
 /// Default grace period for in-flight items at shutdown.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
+/// How `assay serve` protects itself from many, idle or slow clients (see
+/// `docs/operations.md`). Each limit answers before the process runs out of
+/// file descriptors, memory or database connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Open connections at once. At the cap, the longest-idle connection
+    /// (no request in flight: a keep-alive connection between requests, or
+    /// a client still sending its request head) is closed to make room;
+    /// when every connection has a request in flight, the new one gets a
+    /// 503 with `Retry-After` and is closed. Lowered to what the process's
+    /// open-file limit allows.
+    pub max_connections: usize,
+    /// Requests handled at once (outside `/health` and `/metrics`); over
+    /// it: 503 `overloaded` with `Retry-After`, at once.
+    pub max_requests: usize,
+    /// A client must send a whole request head within this time, counted
+    /// from the connection's start or the end of its previous response
+    /// (also what an idle keep-alive connection is kept).
+    pub header_timeout: Duration,
+    /// Longest pause between two parts of a request body (408 after it).
+    pub body_timeout: Duration,
+    /// Longest time from a request's head to its answer's head (an event
+    /// stream's body is not counted); 503 `timeout` after it.
+    pub request_timeout: Duration,
+    /// Longest a write to a client may make no progress (a client that
+    /// stopped reading an event stream or a large answer); the connection
+    /// is closed after it.
+    pub write_timeout: Duration,
+    /// Event streams open at once in the process (over it: 503
+    /// `too_many_streams` with `Retry-After`).
+    pub max_event_streams: usize,
+    /// Event streams open at once per tenant (over it: 429
+    /// `too_many_streams` with `Retry-After`).
+    pub max_event_streams_per_tenant: usize,
+}
+
+/// Seconds a client told `Retry-After` waits before trying again after a
+/// 503 for overload.
+pub const OVERLOAD_RETRY_AFTER: u32 = 1;
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_requests: 512,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(30),
+            max_event_streams: 1024,
+            max_event_streams_per_tenant: 64,
+        }
+    }
+}
+
 /// Everything [`crate::serve`] needs.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -56,6 +111,12 @@ pub struct ServeConfig {
     /// The key secrets are sealed with (`assay serve` loads it from
     /// `--secret-key-file` / `ASSAY_SECRET_KEY`, or the generated file).
     pub secret_key: Option<SecretKey>,
+    /// Connection and request limits and timeouts.
+    pub limits: ServerLimits,
+    /// Where `GET /metrics` is served (`--metrics-addr`; none by default).
+    /// A listener of its own: the metrics carry every tenant's labels, so
+    /// only the operator's network should reach them.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl ServeConfig {
@@ -68,6 +129,7 @@ impl ServeConfig {
             cors: self.cors.clone(),
             hosts: HostPolicy::for_addr(self.addr, &self.allowed_hosts),
             secret_key: self.secret_key.clone(),
+            limits: self.limits.clone(),
             ..ApiOptions::default()
         }
     }
@@ -88,6 +150,8 @@ impl Default for ServeConfig {
             cors: CorsPolicy::Disabled,
             allowed_hosts: Vec::new(),
             secret_key: None,
+            limits: ServerLimits::default(),
+            metrics_addr: None,
         }
     }
 }
@@ -109,6 +173,8 @@ pub struct ApiOptions {
     pub hosts: HostPolicy,
     /// The key secrets are sealed with (`None`: setting a secret is a 503).
     pub secret_key: Option<SecretKey>,
+    /// Connection and request limits and timeouts.
+    pub limits: ServerLimits,
 }
 
 impl Default for ApiOptions {
@@ -121,6 +187,7 @@ impl Default for ApiOptions {
             cors: CorsPolicy::Disabled,
             hosts: HostPolicy::for_addr::<&str>(DEFAULT_ADDR, &[]),
             secret_key: None,
+            limits: ServerLimits::default(),
         }
     }
 }

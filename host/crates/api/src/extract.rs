@@ -117,9 +117,31 @@ pub(crate) fn body_rejection(r: BytesRejection, state: &AppState) -> ApiError {
                 state.options().body_limit_bytes
             ),
         )
+    } else if stalled(&r) {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body stalled for more than {} s",
+                state.options().limits.body_timeout.as_secs_f64()
+            ),
+        )
     } else {
         ApiError::new(status, code_for_status(status), r.body_text())
     }
+}
+
+/// Whether reading the body failed because the client paused longer than
+/// the body timeout (see [`crate::conn`]).
+fn stalled(r: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(r);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// A query string; a bad one is a 400 `invalid_query`.

@@ -30,11 +30,14 @@
 pub mod auth;
 pub mod bodies;
 pub mod config;
+pub mod conn;
 pub mod cors;
 pub mod error;
+pub mod event_hub;
 pub mod extract;
 pub mod handlers;
 pub mod host_check;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod server;
@@ -43,7 +46,7 @@ pub mod views;
 pub mod web;
 
 pub use auth::{AuthMode, Caller, ROLE_HEADER, TENANT_HEADER};
-pub use config::{ApiOptions, DEFAULT_ADDR, DEFAULT_BODY_LIMIT, ServeConfig};
+pub use config::{ApiOptions, DEFAULT_ADDR, DEFAULT_BODY_LIMIT, ServeConfig, ServerLimits};
 pub use cors::CorsPolicy;
 pub use error::{ApiError, ApiResult};
 pub use host_check::HostPolicy;

@@ -178,11 +178,19 @@ fn operation(spec: &RouteSpec) -> Value {
     } else {
         &[]
     };
+    // Every route but /health is under the overload limits (503
+    // `overloaded` or `timeout`); a body that stalls is a 408.
+    let limited: &[u16] = match (spec.is_exempt_from_limits(), spec.body) {
+        (true, _) => &[],
+        (false, RequestBody::None) => &[503],
+        (false, _) => &[408, 503],
+    };
     for code in spec
         .errors
         .iter()
         .chain(query_refused)
         .chain(auth_errors)
+        .chain(limited)
         .chain(std::iter::once(&500))
     {
         responses.insert(
@@ -234,8 +242,13 @@ fn error_description(code: u16) -> &'static str {
         401 => "no API key, or an unknown or revoked one",
         403 => "the API key's role may not do this",
         422 => "the plugin cannot be loaded, or a tenant limit or operator ceiling is reached",
-        429 => "the tenant's queue of runs is full (see Retry-After)",
-        503 => "the database does not answer",
+        408 => "the request body stalled longer than the server's body timeout",
+        429 => {
+            "the tenant's queue of runs is full, or it has as many event streams open as allowed (see Retry-After)"
+        }
+        503 => {
+            "the database does not answer, or the server is overloaded (`overloaded`, `too_many_streams`: see Retry-After) or did not answer in time (`timeout`)"
+        }
         _ => "internal error",
     }
 }

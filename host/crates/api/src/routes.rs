@@ -4,15 +4,19 @@
 use std::sync::Arc;
 
 use assay_store::Role;
+use axum::BoxError;
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{self, Access};
+use crate::config::OVERLOAD_RETRY_AFTER;
 use crate::error::ApiError;
 use crate::handlers::{
     datasets, events, experiments, items, plugins, runs, scores, secrets, system, tenancy,
@@ -147,6 +151,13 @@ impl RouteSpec {
     /// filter or scope it does not know is not silently ignored.
     pub fn refuses_query(&self) -> bool {
         self.query == QueryParams::None && self.path.starts_with("/api/")
+    }
+
+    /// Whether the route answers outside the overload limits (requests
+    /// in flight, request deadline): the open `/health`, which must answer
+    /// while the server sheds load.
+    pub fn is_exempt_from_limits(&self) -> bool {
+        self.access == Access::Open
     }
 
     /// The names of the path parameters, in order.
@@ -304,7 +315,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(Get "/api/datasets/{datasetId}/runs/{runId}/events", "streamRunEvents", "runs",
         "Server-Sent Events: `run`, then one `result` per stored result (id = sequence number), then `end`; \
          resumable with `Last-Event-ID`",
-        query: Events, body: NO_BODY, answer: EventStream, errors: &[400, 404], events::stream),
+        query: Events, body: NO_BODY, answer: EventStream, errors: &[400, 404, 429], events::stream),
     route!(Post "/api/datasets/{datasetId}/compare", "compareRuns", "runs",
         "Compare two runs (or Mastra experiments) of the dataset: per-scorer stats, deltas, regressions",
         query: NONE_Q, body: Json("CompareRuns"), answer: Reply(200, "ComparisonResult"),
@@ -394,10 +405,13 @@ pub static ROUTES: &[RouteSpec] = &[
 
 /// The router: every route of [`ROUTES`], the playground's static pages
 /// ([`crate::web`]), JSON answers for unknown paths (404) and wrong methods
-/// (405), the body limit, CORS, the `Host` allow-list and request tracing.
-/// Add API routes to [`ROUTES`], never here.
+/// (405), the body limit, CORS, the `Host` allow-list, request tracing and
+/// the overload limits (`/health` is outside them, so
+/// that it answers while the server sheds load). Add API routes to
+/// [`ROUTES`], never here.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new();
+    let mut open = Router::new();
+    let mut limited = Router::new();
     for spec in ROUTES {
         let access = spec.access;
         let mut route = (spec.handler)(spec.verb.filter());
@@ -413,13 +427,35 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             move |s, req, next| auth::authorize(s, access, req, next),
         ));
-        router = router.route(spec.path, route);
+        if spec.is_exempt_from_limits() {
+            open = open.route(spec.path, route);
+        } else {
+            limited = limited.route(spec.path, route);
+        }
     }
     let options = state.options().clone();
-    let mut router = router
+    // Requests in flight at once (one semaphore for every route: axum
+    // applies a layer to each route separately), shed with 503
+    // `overloaded` and `Retry-After` when none is free rather than queued;
+    // and a deadline on each request's answer (503 `timeout`).
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        options.limits.max_requests.max(1),
+    ));
+    let timeout = options.limits.request_timeout;
+    let overload_limits = tower::ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |e: BoxError| async move {
+            overload_error(e, timeout)
+        }))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(permits))
+        .timeout(timeout);
+    let limited = limited
         .merge(crate::web::router())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(overload_limits);
+    let mut router = open
+        .merge(limited)
         .layer(DefaultBodyLimit::max(options.body_limit_bytes));
     if let Some(cors) = options.cors.layer() {
         router = router.layer(cors);
@@ -431,6 +467,32 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The answer to a request the overload limits stopped.
+fn overload_error(e: BoxError, timeout: std::time::Duration) -> ApiError {
+    if e.is::<tower::load_shed::error::Overloaded>() {
+        crate::metrics::request_shed();
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the server is handling as many requests as it allows; retry shortly",
+        );
+        e.retry_after = Some(OVERLOAD_RETRY_AFTER);
+        e
+    } else if e.is::<tower::timeout::error::Elapsed>() {
+        crate::metrics::request_timed_out();
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request was not answered within the server's limit of {} s",
+                timeout.as_secs_f64()
+            ),
+        )
+    } else {
+        ApiError::internal(e)
+    }
 }
 
 /// Answers 400 `invalid_query` to a query string on a route that takes none

@@ -97,15 +97,22 @@ pub async fn build_state(config: &ServeConfig) -> Result<AppState, ServeError> {
 /// A server running in the background.
 pub struct RunningServer {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     state: AppState,
     grace: Duration,
     task: JoinHandle<std::io::Result<()>>,
+    metrics_task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl RunningServer {
     /// The address it listens on (the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address `GET /metrics` is served on, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `http://<addr>`.
@@ -124,6 +131,9 @@ impl RunningServer {
     pub async fn shutdown(self) -> Result<(), ServeError> {
         info!(grace = ?self.grace, "shutting down");
         self.state.shutdown_token().cancel();
+        if let Some(metrics) = self.metrics_task {
+            metrics.abort();
+        }
         let mut task = self.task;
         let grace = self.grace;
         let http = async move {
@@ -148,9 +158,35 @@ impl RunningServer {
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     check_auth(&config)?;
     let listener = bind(config.addr).await?;
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    if metrics_listener.is_some() {
+        // Installed before anything is recorded, so nothing is missed.
+        crate::metrics::handle();
+    }
     let state = build_state(&config).await?;
-    Ok(spawn(listener, state, config.grace))
+    let mut server = spawn(listener, state, config.grace);
+    if let Some(listener) = metrics_listener {
+        server.metrics_addr = listener.local_addr().ok();
+        let limits = crate::config::ServerLimits {
+            max_connections: METRICS_MAX_CONNECTIONS,
+            max_requests: METRICS_MAX_CONNECTIONS,
+            ..server.state.options().limits.clone()
+        };
+        let app = crate::metrics::router(server.state.clone());
+        let stop = server.state.shutdown_token().clone();
+        server.metrics_task = Some(tokio::spawn(crate::conn::accept_loop(
+            listener, app, limits, stop,
+        )));
+        info!(addr = ?server.metrics_addr, "metrics at /metrics");
+    }
+    Ok(server)
 }
+
+/// Connections to the metrics address at once (scrapers, not clients).
+const METRICS_MAX_CONNECTIONS: usize = 32;
 
 /// Serves `state` on `addr` in the background (tests and benches that build
 /// their own state).
@@ -184,17 +220,16 @@ fn spawn(listener: TcpListener, state: AppState, grace: Duration) -> RunningServ
     });
     let app = router(state.clone());
     let stop = state.shutdown_token().clone();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-    });
+    let limits = state.options().limits.clone();
+    let task = tokio::spawn(crate::conn::accept_loop(listener, app, limits, stop));
     info!(%addr, "listening");
     RunningServer {
         addr,
+        metrics_addr: None,
         state,
         grace,
         task,
+        metrics_task: None,
     }
 }
 

@@ -7,6 +7,7 @@ use assay_store::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ApiOptions;
+use crate::event_hub::EventHub;
 
 /// Shared state of the router. Cheap to clone.
 #[derive(Clone)]
@@ -20,6 +21,8 @@ struct Inner {
     options: ApiOptions,
     /// Cancelled when the server shuts down: event streams end.
     shutdown: CancellationToken,
+    /// Event streams: one poller per run, caps.
+    events: Arc<EventHub>,
 }
 
 impl AppState {
@@ -32,6 +35,7 @@ impl AppState {
                 scheduler,
                 options,
                 shutdown: CancellationToken::new(),
+                events: Arc::new(EventHub::default()),
             }),
         }
     }
@@ -54,6 +58,11 @@ impl AppState {
     /// Router settings.
     pub fn options(&self) -> &ApiOptions {
         &self.inner.options
+    }
+
+    /// The event streams' pollers and caps.
+    pub fn events(&self) -> &Arc<EventHub> {
+        &self.inner.events
     }
 
     /// Cancelled at shutdown (long-lived responses watch it).

@@ -32,6 +32,18 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// Loads (compiles, or takes from the compiled-code cache) `bytes` and
+    /// records how long it took (see [`crate::metrics::plugin_loaded`]).
+    async fn load_recorded(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<Plugin>, assay_plugin_host::LoadError> {
+        let started = std::time::Instant::now();
+        let plugin = self.host.load(bytes).await?;
+        crate::metrics::plugin_loaded(plugin.loaded_from_cache(), started.elapsed());
+        Ok(plugin)
+    }
+
     /// A catalog loading plugins into `host` and reading them from `store`.
     pub fn new(host: PluginHost, store: Arc<dyn Store>) -> Self {
         Self {
@@ -100,8 +112,7 @@ impl Catalog {
         bytes: Vec<u8>,
     ) -> Result<PluginRecord, RunError> {
         let plugin = self
-            .host
-            .load(bytes.clone())
+            .load_recorded(bytes.clone())
             .await
             .map_err(|e| RunError::PluginLoad {
                 id: "<upload>".into(),
@@ -261,8 +272,7 @@ impl Catalog {
         };
         let bytes = self.store.plugin_bytes(namespace, &record.id).await?;
         let plugin = self
-            .host
-            .load(bytes)
+            .load_recorded(bytes)
             .await
             .map_err(|e| RunError::PluginLoad {
                 id: record.id.clone(),

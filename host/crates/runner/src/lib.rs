@@ -26,6 +26,7 @@ pub mod error;
 pub mod executor;
 pub mod item;
 pub mod loaded;
+pub mod metrics;
 mod network;
 pub mod plugins;
 pub mod rerun;

@@ -223,19 +223,23 @@ impl Inner {
                 Ok(plan) => this.executor.execute(plan, hooks).await.map(|_| ()),
                 Err(e) => {
                     warn!(run_id, error = %e, "run cannot start");
-                    let store = this.executor.store();
-                    // Loading plugins can be slow: only fail the run if this
-                    // process still holds it.
-                    match store
-                        .renew_lease(&run_id, this.executor.owner(), this.executor.lease())
+                    // Loading plugins can be slow, and another process may
+                    // have taken the run over meanwhile: fail it in one
+                    // statement fenced by this process's lease, so a run
+                    // someone else now executes is left alone.
+                    match this
+                        .executor
+                        .store()
+                        .finish_run(
+                            &run_id,
+                            this.executor.owner(),
+                            assay_store::RunStatus::Failed,
+                            Some(e.to_string()),
+                        )
                         .await
                     {
-                        Err(assay_store::StoreError::LeaseLost) => Ok(()),
-                        _ => store
-                            .fail_run(&tenant, &run_id, &e.to_string())
-                            .await
-                            .map(|_| ())
-                            .map_err(RunError::from),
+                        Ok(_) | Err(assay_store::StoreError::LeaseLost) => Ok(()),
+                        Err(e) => Err(RunError::from(e)),
                     }
                 }
             };

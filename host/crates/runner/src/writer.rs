@@ -141,7 +141,10 @@ async fn write_loop(
             }
         }
         let (results, acks): (Vec<_>, Vec<_>) = std::mem::take(&mut jobs).into_iter().unzip();
-        match write_with_retries(sink.as_ref(), &run_id, &owner, &results).await {
+        let started = std::time::Instant::now();
+        let written = write_with_retries(sink.as_ref(), &run_id, &owner, &results).await;
+        crate::metrics::result_batch_written(results.len(), started.elapsed(), written.is_ok());
+        match written {
             Ok(_) => acks.into_iter().for_each(|a| {
                 let _ = a.send(WriteAck::Written);
             }),

@@ -106,8 +106,9 @@ async fn a_paged_walk_matches_a_whole_read_across_page_boundaries() {
     let items = store.add_items(T, &ds.id, new).await.unwrap();
     let ds = store.get_dataset(T, &ds.id).await.unwrap();
     // A misses every 7th item, B every 5th; B scores every 3rd item lower.
-    let score_a = |i: usize| (i % 7 != 0).then_some(1.0);
-    let score_b = |i: usize| (i % 5 != 0).then_some(if i % 3 == 0 { 0.0 } else { 1.0 });
+    let score_a = |i: usize| (!i.is_multiple_of(7)).then_some(1.0);
+    let score_b =
+        |i: usize| (!i.is_multiple_of(5)).then_some(if i.is_multiple_of(3) { 0.0 } else { 1.0 });
     let a = run_with(&store, &ds, &items, score_a).await;
     let b = run_with(&store, &ds, &items, score_b).await;
 

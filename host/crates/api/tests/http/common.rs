@@ -95,6 +95,11 @@ impl TestServer {
         self.token = Some(self.key(tenant, Role::Admin).await);
     }
 
+    /// Where the server serves `/metrics` (when asked for).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref().expect("running").metrics_addr()
+    }
+
     /// The server's shared state (store, scheduler).
     pub fn state(&self) -> &assay_api::AppState {
         self.server.as_ref().expect("running").state()

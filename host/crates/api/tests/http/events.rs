@@ -190,3 +190,113 @@ async fn an_open_stream_does_not_block_shutdown() {
         started.elapsed()
     );
 }
+
+/// A run of `n` items that each sleep `ms` (one at a time); returns the
+/// events path.
+async fn slow_run(s: &TestServer, n: usize, ms: u64) -> String {
+    s.upload_plugin("hostile-target").await;
+    let items: Vec<Value> = (0..n).map(|i| json!({"input": {"n": i}})).collect();
+    let ds = s.dataset_with_items("followed", items).await;
+    let (status, t) = s
+        .post(
+            &format!("/api/datasets/{ds}/runs"),
+            json!({"targetType": "plugin", "targetId": "hostile-target", "maxConcurrency": 1,
+                   "targetConfig": {"mode": "sleep", "ms": ms}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{t}");
+    format!(
+        "/api/datasets/{ds}/runs/{}/events",
+        t["runId"].as_str().unwrap()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stream_of_a_run_is_fed_by_one_poller() {
+    let s = TestServer::start().await;
+    let total = 10;
+    let path = slow_run(&s, total, 100).await;
+    let mut streams = Vec::new();
+    for _ in 0..20 {
+        let resp = s.request(Method::GET, &path).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        streams.push(resp);
+    }
+    assert_eq!(s.state().events().streams(), 20);
+    assert_eq!(
+        s.state().events().pollers(),
+        1,
+        "20 streams of one run share one poller of the database"
+    );
+    let all = futures::future::join_all(streams.into_iter().map(read_events)).await;
+    for events in all {
+        assert_eq!(events.last().unwrap().event, "end");
+        assert_eq!(events.last().unwrap().data["status"], "completed");
+        let seqs: Vec<i64> = events
+            .iter()
+            .filter(|e| e.event == "result")
+            .map(|e| e.id.as_ref().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(seqs.len(), total, "every result once: {seqs:?}");
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    }
+    // The poller and the streams' places are given back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while s.state().events().pollers() + s.state().events().streams() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "poller or streams left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_capped_per_tenant_and_in_total() {
+    let mut s = TestServer::start_with(|c| {
+        c.limits.max_event_streams = 3;
+        c.limits.max_event_streams_per_tenant = 2;
+    })
+    .await;
+    let path = slow_run(&s, 2, 20000).await;
+    let a1 = s.request(Method::GET, &path).send().await.unwrap();
+    let a2 = s.request(Method::GET, &path).send().await.unwrap();
+    assert_eq!(a1.status(), StatusCode::OK);
+    assert_eq!(a2.status(), StatusCode::OK);
+    let r = s.request(Method::GET, &path).send().await.unwrap();
+    assert_eq!(r.headers()["retry-after"], "5");
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_streams",
+    );
+
+    // Another tenant has its own cap, but the process's is shared.
+    s.act_as("other").await;
+    let other = slow_run(&s, 2, 20000).await;
+    let b1 = s.request(Method::GET, &other).send().await.unwrap();
+    assert_eq!(b1.status(), StatusCode::OK);
+    let (status, body) = s.send(s.request(Method::GET, &other)).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_streams",
+    );
+
+    // A closed stream gives its place back.
+    drop(b1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = s.request(Method::GET, &other).send().await.unwrap();
+        if r.status() == StatusCode::OK {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {}", r.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop((a1, a2));
+}

@@ -67,6 +67,7 @@ impl Executor {
             .finish_run(&run_id, &self.owner, status, None)
             .await?;
         info!(run_id, status = %run.status, succeeded = run.succeeded_count, failed = run.failed_count, "run finished");
+        crate::metrics::run_finished(&tenant, &run.status.to_string());
         Ok(RunSummary::from_run(run, persistence_failures, results))
     }
 }

@@ -19,6 +19,7 @@ use super::ItemCallback;
 use crate::adaptive::{AdaptivePermit, CallSignal};
 use crate::config::RunOptions;
 use crate::item::ItemWithScores;
+use crate::metrics::{self, CallKind};
 use crate::plugins::{Scorer, Target};
 use crate::rescore::TargetSource;
 use crate::retry::backoff;
@@ -30,6 +31,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// State shared by the item tasks of one run.
 pub(super) struct ItemContext {
+    /// The run's tenant (a label of its metrics).
+    pub(super) tenant: String,
     pub(super) target: TargetSource,
     pub(super) scorers: Vec<Arc<dyn Scorer>>,
     pub(super) options: RunOptions,
@@ -235,7 +238,13 @@ impl ItemContext {
                     true => Some(calls.acquire().await),
                     false => None,
                 };
-                target.run(item).await
+                metrics::timed_call(
+                    &self.tenant,
+                    target.id(),
+                    CallKind::Target,
+                    target.run(item),
+                )
+                .await
             };
             let outcome = tokio::select! {
                 biased;
@@ -303,7 +312,13 @@ impl ItemContext {
                     true => Some(slots.acquire().await),
                     false => None,
                 };
-                scorer.score(item, Some(output)).await
+                metrics::timed_call(
+                    &self.tenant,
+                    scorer.id(),
+                    CallKind::Scorer,
+                    scorer.score(item, Some(output)),
+                )
+                .await
             };
             match outcome {
                 Ok(score) => ScoreRow {
@@ -348,6 +363,7 @@ impl ItemContext {
                 Some(e)
             }
         };
+        metrics::item_finished(&self.tenant, failed);
         if failed {
             self.failed.fetch_add(1, Ordering::Relaxed);
         } else {

@@ -136,6 +136,7 @@ impl Executor {
         );
 
         let shared = Arc::new(ItemContext {
+            tenant: tenant.to_string(),
             target,
             scorers,
             options: options.clone(),
