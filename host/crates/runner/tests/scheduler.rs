@@ -501,8 +501,10 @@ async fn another_tenants_queue_does_not_hold_up_a_small_run(env: &Env, scheduler
     add_tenant(env, OTHER, 1).await;
     let mut queue = Vec::new();
     for _ in 0..4 {
-        // 40 items of 100 ms, at most two at once: 2 s or more per run.
-        queue.push(sleeping_run(env, TENANT, 40, 100, 2).await);
+        // 40 items of 250 ms, at most two at once: 5 s or more per run, a
+        // margin for B's run on a loaded machine (A's runs are cancelled
+        // once B's is done, so the length costs nothing).
+        queue.push(sleeping_run(env, TENANT, 40, 250, 2).await);
     }
     for s in schedulers {
         s.wake();
