@@ -8,13 +8,12 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use assay_runner::trigger::clamp_tenant_options;
 use assay_runner::{Rerun, RescoreRequest, changed_pins, create_rescore, create_run, rerun_of};
-use assay_store::PluginKind;
 use clap::Args;
 
 use crate::app::App;
 use crate::cli::args::{MinScore, ScorerConfigArg, parse_min_score, parse_scorer_config};
 use crate::cli::exec::{self, ExecSettings};
-use crate::cli::run::{ScorerRef, resolve_fail_under, scorer_configs};
+use crate::cli::run::{resolve_fail_under, resolve_scorers, scorer_configs};
 use crate::exit::{Exit, UsageError};
 use crate::progress::ProgressMode;
 
@@ -70,24 +69,7 @@ pub async fn rescore(app: &App, a: RescoreArgs) -> Result<Exit> {
     if let Some(path) = &a.output {
         exec::check_output_path(path)?;
     }
-    let mut scorers: Vec<ScorerRef> = Vec::new();
-    for spec in &a.scorers {
-        let record = app.plugin(spec).await?;
-        if record.kind != PluginKind::Scorer {
-            bail!(
-                "--scorer {spec}: plugin `{}` is a {} plugin, not a scorer",
-                record.id,
-                record.kind
-            );
-        }
-        if scorers.iter().any(|s| s.record.id == record.id) {
-            return Err(UsageError(format!("scorer `{}` is given twice", record.id)).into());
-        }
-        scorers.push(ScorerRef {
-            spec: spec.clone(),
-            record,
-        });
-    }
+    let scorers = resolve_scorers(app, &a.scorers).await?;
     let configs = scorer_configs(&scorers, &a.scorer_config)?;
     let fail_under = resolve_fail_under(&scorers, &a.fail_under)?;
     let catalog = app.catalog()?;

@@ -200,24 +200,7 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
     // Plugins: files are registered, ids looked up.
     let target = app.plugin(&args.target).await?;
     check_kind(&target, args.target_type, &args.target)?;
-    let mut scorers: Vec<ScorerRef> = Vec::new();
-    for spec in &args.scorers {
-        let record = app.plugin(spec).await?;
-        if record.kind != PluginKind::Scorer {
-            bail!(
-                "--scorer {spec}: plugin `{}` is a {} plugin, not a scorer",
-                record.id,
-                record.kind
-            );
-        }
-        if scorers.iter().any(|s| s.record.id == record.id) {
-            return Err(UsageError(format!("scorer `{}` is given twice", record.id)).into());
-        }
-        scorers.push(ScorerRef {
-            spec: spec.clone(),
-            record,
-        });
-    }
+    let scorers = resolve_scorers(app, &args.scorers).await?;
     let scorer_configs = scorer_configs(&scorers, &args.scorer_config)?;
     let fail_under = resolve_fail_under(&scorers, &args.fail_under)?;
 
@@ -417,6 +400,30 @@ async fn dataset_source(app: &App, args: &RunArgs) -> Result<DatasetSource> {
     let dataset = app.dataset(&args.dataset).await?;
     let version = args.dataset_version.unwrap_or(dataset.version);
     Ok(DatasetSource::Stored(dataset, version))
+}
+
+/// Looks up the `--scorer` plugins (files are registered), checking each
+/// is a scorer and none is given twice.
+pub(crate) async fn resolve_scorers(app: &App, specs: &[String]) -> Result<Vec<ScorerRef>> {
+    let mut scorers: Vec<ScorerRef> = Vec::new();
+    for spec in specs {
+        let record = app.plugin(spec).await?;
+        if record.kind != PluginKind::Scorer {
+            bail!(
+                "--scorer {spec}: plugin `{}` is a {} plugin, not a scorer",
+                record.id,
+                record.kind
+            );
+        }
+        if scorers.iter().any(|s| s.record.id == record.id) {
+            return Err(UsageError(format!("scorer `{}` is given twice", record.id)).into());
+        }
+        scorers.push(ScorerRef {
+            spec: spec.clone(),
+            record,
+        });
+    }
+    Ok(scorers)
 }
 
 fn check_kind(target: &PluginRecord, kind: TargetTypeArg, spec: &str) -> Result<()> {
