@@ -291,4 +291,20 @@ fn rerun_reproduces_the_configuration() {
     assert_eq!(scorer(&second, "exact-match")["mean"], 1.0, "{second}");
     assert_eq!(b["run"]["parentRunId"], Value::Null);
     assert_eq!(b["models"], serde_json::json!([]));
+
+    // A gate on a scorer the run does not use would never be checked: it is
+    // refused before anything runs, naming the run's scorers.
+    let runs_before = env.json(&["runs", "list", "--json"]);
+    let out = env
+        .cmd()
+        .args(["runs", "rerun", &first_id, "--fail-under", "exact-mach=0.9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("exact-mach") && stderr.contains("exact-match"),
+        "{stderr}"
+    );
+    assert_eq!(env.json(&["runs", "list", "--json"]), runs_before);
 }

@@ -141,6 +141,7 @@ pub async fn rerun(app: &App, a: RerunArgs) -> Result<Exit> {
     if let Some(path) = &a.output {
         exec::check_output_path(path)?;
     }
+    check_gates_name_scorers_of(&original, &a.fail_under)?;
     let catalog = app.catalog()?;
     let run = match rerun_of(&original)? {
         Rerun::Run(mut request) => {
@@ -189,6 +190,29 @@ pub async fn rerun(app: &App, a: RerunArgs) -> Result<Exit> {
     let mut outcome = exec::execute(app, run, settings).await?;
     outcome.report.stats.dataset_name = dataset_name;
     crate::cli::run::finish(outcome, &fail_under, a.fail_on_errors, a.json)
+}
+
+/// A rerun grades with the original run's scorers: a `--fail-under` gate
+/// naming another scorer would never be checked, so it is refused.
+fn check_gates_name_scorers_of(run: &assay_store::Run, mins: &[MinScore]) -> Result<()> {
+    if !mins.is_empty() && run.scorer_ids.is_empty() {
+        return Err(UsageError(format!(
+            "--fail-under: run {} has no scorers, so there is no mean to gate",
+            run.id
+        ))
+        .into());
+    }
+    for name in mins.iter().filter_map(|m| m.scorer.as_deref()) {
+        if !run.scorer_ids.iter().any(|id| id == name) {
+            return Err(UsageError(format!(
+                "--fail-under names scorer `{name}`, which run {} does not use (its scorers: {})",
+                run.id,
+                run.scorer_ids.join(", ")
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// A network grant the original run had for one run only (`--allow-host`)
