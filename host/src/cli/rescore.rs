@@ -31,31 +31,14 @@ pub struct RescoreArgs {
     /// Items graded at once [default: the parent run's]
     #[arg(short = 'j', long, value_name = "N")]
     pub concurrency: Option<usize>,
-    /// Write each result as a JSON line to FILE as items finish
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Exit with code 3 when a scorer's mean is below MIN (SCORER=MIN or MIN)
-    #[arg(long, value_name = "SCORER=MIN", value_parser = parse_min_score)]
-    pub fail_under: Vec<MinScore>,
-    /// Exit with code 4 when any item failed (in the parent: failures are kept)
-    #[arg(long)]
-    pub fail_on_errors: bool,
-    /// Score at or above which an item counts as passed
-    #[arg(long, default_value_t = assay_runner::stats::DEFAULT_PASS_THRESHOLD, value_name = "SCORE")]
-    pub pass_threshold: f64,
-    /// Print the summary as JSON
-    #[arg(long)]
-    pub json: bool,
-    /// No progress display
-    #[arg(short, long)]
-    pub quiet: bool,
+    /// How the run is reported and gated
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 /// Runs `assay runs rescore`.
 pub async fn rescore(app: &App, a: RescoreArgs) -> Result<Exit> {
-    if !(0.0..=1.0).contains(&a.pass_threshold) {
-        return Err(UsageError("--pass-threshold must be between 0 and 1".into()).into());
-    }
+    a.report.check()?;
     let parent = app.run(&a.id).await?;
     if !parent.status.is_terminal() {
         bail!(
@@ -66,12 +49,9 @@ pub async fn rescore(app: &App, a: RescoreArgs) -> Result<Exit> {
             parent.id
         );
     }
-    if let Some(path) = &a.output {
-        exec::check_output_path(path)?;
-    }
     let scorers = resolve_scorers(app, &a.scorers).await?;
     let configs = scorer_configs(&scorers, &a.scorer_config)?;
-    let fail_under = resolve_fail_under(&scorers, &a.fail_under)?;
+    let fail_under = resolve_fail_under(&scorers, &a.report.fail_under)?;
     let catalog = app.catalog()?;
     let request = RescoreRequest {
         parent_run_id: parent.id.clone(),
@@ -82,7 +62,7 @@ pub async fn rescore(app: &App, a: RescoreArgs) -> Result<Exit> {
     };
     let run = create_rescore(&app.store, &catalog, &app.tenant, request).await?;
     let dataset_name = exec::dataset_name(app, &run.dataset_id).await;
-    if !a.quiet {
+    if !a.report.quiet {
         eprintln!(
             "Run {} re-scores run {}: {} items of {} v{} (outputs of {}, not called), scored by {}",
             run.id,
@@ -94,15 +74,10 @@ pub async fn rescore(app: &App, a: RescoreArgs) -> Result<Exit> {
             run.scorer_ids.join(", ")
         );
     }
-    let settings = ExecSettings {
-        pass_threshold: a.pass_threshold,
-        output: a.output.clone(),
-        follow_if_held: true,
-        progress: ProgressMode::detect(a.quiet),
-    };
-    let mut outcome = exec::execute(app, run, settings).await?;
+    let mut outcome = exec::execute(app, run, a.report.settings()).await?;
     outcome.report.stats.dataset_name = dataset_name;
-    crate::cli::run::finish(outcome, &fail_under, a.fail_on_errors, a.json)
+    let r = &a.report;
+    crate::cli::run::finish(outcome, &fail_under, r.fail_on_errors, r.json)
 }
 
 /// Arguments of `assay runs rerun`.
@@ -110,13 +85,21 @@ pub async fn rescore(app: &App, a: RescoreArgs) -> Result<Exit> {
 pub struct RerunArgs {
     /// The run to start again (id or unique prefix)
     pub id: String,
+    /// How the run is reported and gated
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// The reporting flags `rescore` and `rerun` share with `assay run`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
     /// Write each result as a JSON line to FILE as items finish
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Exit with code 3 when a scorer's mean is below MIN (SCORER=MIN or MIN)
     #[arg(long, value_name = "SCORER=MIN", value_parser = parse_min_score)]
     pub fail_under: Vec<MinScore>,
-    /// Exit with code 4 when any item failed
+    /// Exit with code 4 when any item failed (a re-scoring run keeps its parent's failures)
     #[arg(long)]
     pub fail_on_errors: bool,
     /// Score at or above which an item counts as passed
@@ -130,18 +113,36 @@ pub struct RerunArgs {
     pub quiet: bool,
 }
 
+impl ReportArgs {
+    /// Refuses a pass threshold outside 0..=1 and an output file that
+    /// cannot be written, before anything runs.
+    fn check(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.pass_threshold) {
+            return Err(UsageError("--pass-threshold must be between 0 and 1".into()).into());
+        }
+        if let Some(path) = &self.output {
+            exec::check_output_path(path)?;
+        }
+        Ok(())
+    }
+
+    fn settings(&self) -> ExecSettings {
+        ExecSettings {
+            pass_threshold: self.pass_threshold,
+            output: self.output.clone(),
+            follow_if_held: true,
+            progress: ProgressMode::detect(self.quiet),
+        }
+    }
+}
+
 /// Runs `assay runs rerun`: the same dataset version, target, scorers and
 /// options as the stored run, in a new run executed here. A plugin replaced
 /// since is used as it is now, with a warning naming both digests.
 pub async fn rerun(app: &App, a: RerunArgs) -> Result<Exit> {
-    if !(0.0..=1.0).contains(&a.pass_threshold) {
-        return Err(UsageError("--pass-threshold must be between 0 and 1".into()).into());
-    }
+    a.report.check()?;
     let original = app.run(&a.id).await?;
-    if let Some(path) = &a.output {
-        exec::check_output_path(path)?;
-    }
-    check_gates_name_scorers_of(&original, &a.fail_under)?;
+    check_gates_name_scorers_of(&original, &a.report.fail_under)?;
     let catalog = app.catalog()?;
     let run = match rerun_of(&original)? {
         Rerun::Run(mut request) => {
@@ -164,7 +165,7 @@ pub async fn rerun(app: &App, a: RerunArgs) -> Result<Exit> {
         );
     }
     let dataset_name = exec::dataset_name(app, &run.dataset_id).await;
-    if !a.quiet {
+    if !a.report.quiet {
         eprintln!(
             "Run {} reruns run {}: {} items of {} v{} through {}, scored by {}",
             run.id,
@@ -180,16 +181,11 @@ pub async fn rerun(app: &App, a: RerunArgs) -> Result<Exit> {
             }
         );
     }
-    let fail_under = a.fail_under.clone();
-    let settings = ExecSettings {
-        pass_threshold: a.pass_threshold,
-        output: a.output.clone(),
-        follow_if_held: true,
-        progress: ProgressMode::detect(a.quiet),
-    };
-    let mut outcome = exec::execute(app, run, settings).await?;
+    let fail_under = a.report.fail_under.clone();
+    let mut outcome = exec::execute(app, run, a.report.settings()).await?;
     outcome.report.stats.dataset_name = dataset_name;
-    crate::cli::run::finish(outcome, &fail_under, a.fail_on_errors, a.json)
+    let r = &a.report;
+    crate::cli::run::finish(outcome, &fail_under, r.fail_on_errors, r.json)
 }
 
 /// A rerun grades with the original run's scorers: a `--fail-under` gate
