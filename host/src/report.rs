@@ -108,10 +108,19 @@ impl Report {
             Some(name) => format!("{name} ({})", self.stats.dataset_id),
             None => self.stats.dataset_id.clone(),
         };
+        let repeats = self.stats.repeats.max(1);
+        let items = if repeats > 1 {
+            format!(
+                "{} items x {repeats} trials",
+                self.stats.total_items / repeats
+            )
+        } else {
+            format!("{} items", self.stats.total_items)
+        };
         let _ = writeln!(
             out,
-            "  dataset   {dataset} v{} · target {} · {} items",
-            self.stats.dataset_version, self.stats.target_id, self.stats.total_items
+            "  dataset   {dataset} v{} · target {} · {items}",
+            self.stats.dataset_version, self.stats.target_id
         );
         let mut items = format!(
             "  items     {} succeeded · {} failed · {} skipped",
@@ -166,11 +175,25 @@ impl Report {
                 .scorers
                 .iter()
                 .map(|s| {
-                    vec![
+                    let mut row = vec![
                         s.scorer_id.clone(),
                         s.mean
                             .map(|m| format!("{m:.3}"))
                             .unwrap_or_else(|| "-".into()),
+                    ];
+                    if repeats > 1 {
+                        row.push(
+                            s.standard_error
+                                .map(|se| format!("±{se:.3}"))
+                                .unwrap_or_else(|| "-".into()),
+                        );
+                        row.push(match s.ci95 {
+                            Some([lo, hi]) => format!("[{lo:.3}, {hi:.3}]"),
+                            None => "-".into(),
+                        });
+                        row.push(s.item_count.to_string());
+                    }
+                    row.extend([
                         match s.pass_rate {
                             Some(r) => format!(
                                 "{} ({}/{})",
@@ -182,14 +205,27 @@ impl Report {
                         },
                         s.scored_count.to_string(),
                         s.error_count.to_string(),
-                    ]
+                    ]);
+                    row
                 })
                 .collect();
-            let text = table::render(
-                &["SCORER", "MEAN", &pass_header, "SCORED", "ERRORS"],
-                &rows,
-                &[1, 3, 4],
-            );
+            let text = if repeats > 1 {
+                // The mean is over items (each the mean of its trials),
+                // with its standard error and 95% interval over items.
+                table::render(
+                    &[
+                        "SCORER", "MEAN", "SE", "95% CI", "ITEMS", &pass_header, "SCORED", "ERRORS",
+                    ],
+                    &rows,
+                    &[1, 2, 4, 6, 7],
+                )
+            } else {
+                table::render(
+                    &["SCORER", "MEAN", &pass_header, "SCORED", "ERRORS"],
+                    &rows,
+                    &[1, 3, 4],
+                )
+            };
             for line in text.lines() {
                 let _ = writeln!(out, "  {line}");
             }
@@ -282,6 +318,7 @@ mod tests {
             scorer_ids: vec!["exact".into()],
             status: RunStatus::Completed,
             total_items: 4,
+            repeats: 1,
             succeeded_count: 3,
             failed_count: 1,
             skipped_count: 0,

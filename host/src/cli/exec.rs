@@ -138,7 +138,8 @@ pub async fn execute(app: &App, run: Run, settings: ExecSettings) -> Result<Outc
     let tenant = app.tenant.clone();
     let run_id = run.id.clone();
 
-    let mut builder = StatsBuilder::new(&run.scorer_ids, settings.pass_threshold);
+    let mut builder =
+        StatsBuilder::new(&run.scorer_ids, settings.pass_threshold).with_repeats(run.repeats);
     let (done, failed) = if run.started_at.is_some() {
         feed_stored(app, &run_id, &mut builder).await?
     } else {

@@ -118,6 +118,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub retries: u32,
 
+    /// Run every item N times (trials); the summary gives each scorer's mean
+    /// over items with its standard error and 95% interval (at most 100)
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub repeat: u32,
+
     /// Delay before the first retry; doubles each time, with jitter
     #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
     pub retry_delay: Duration,
@@ -207,6 +212,7 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
     let options = RunOptions {
         max_concurrency: args.concurrency,
         max_retries: args.retries,
+        repeat: args.repeat,
         retry_delay: args.retry_delay,
         item_timeout: args.item_timeout,
         target_timeout: args.target_timeout,
@@ -271,9 +277,18 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
         )
     };
     if !args.quiet {
+        let items = if run.repeats > 1 {
+            format!(
+                "{} items x {} trials",
+                run.total_items / run.repeats,
+                run.repeats
+            )
+        } else {
+            format!("{} items", run.total_items)
+        };
         eprintln!(
-            "Run {}: {} items of {} v{} through {}, {scorer_list} (concurrency {})",
-            run.id, run.total_items, dataset.name, version, target.id, concurrency
+            "Run {}: {items} of {} v{} through {}, {scorer_list} (concurrency {})",
+            run.id, dataset.name, version, target.id, concurrency
         );
     }
 
@@ -510,6 +525,7 @@ fn option_flag_message(message: &str) -> String {
     for (field, flag) in [
         ("`maxConcurrency`", "--concurrency"),
         ("`maxRetries`", "--retries"),
+        ("`repeat`", "--repeat"),
         ("`retryDelay`", "--retry-delay"),
         ("`itemTimeout`", "--item-timeout"),
         ("`targetTimeout`", "--target-timeout"),

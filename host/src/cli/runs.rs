@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
+use assay_runner::significance::PairedTest;
 use assay_runner::compare::{
     CompareOptions, ComparisonResult, ItemWindow, Threshold, compare_runs,
 };
@@ -580,6 +581,16 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
 }
 
+/// A scorer's paired t-test over items as the comparison table shows it:
+/// the p-value, and whether the difference is significant at 0.05.
+fn significance(test: Option<&PairedTest>) -> String {
+    match test {
+        None => "-".into(),
+        Some(t) if t.significant => format!("p={:.3} significant", t.p_value),
+        Some(t) => format!("p={:.3} not significant", t.p_value),
+    }
+}
+
 fn render_comparison(c: &ComparisonResult, limit: usize) -> String {
     let mut out = String::new();
     out.push_str(&format!(
@@ -612,6 +623,7 @@ fn render_comparison(c: &ComparisonResult, limit: usize) -> String {
                         table::percent(s.stats_b.pass_rate)
                     ),
                     format!("{} → {}", s.stats_a.error_count, s.stats_b.error_count),
+                    significance(s.significance.as_ref()),
                     if s.regressed { "REGRESSED" } else { "ok" }.to_string(),
                 ]
             })
@@ -625,6 +637,7 @@ fn render_comparison(c: &ComparisonResult, limit: usize) -> String {
                 "DELTA",
                 "PASS RATE",
                 "ERRORS",
+                "PAIRED T-TEST",
                 "",
             ],
             &rows,

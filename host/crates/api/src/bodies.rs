@@ -184,6 +184,10 @@ pub struct TriggerRun {
     /// Linear memory cap of one plugin instance, bytes.
     #[serde(default)]
     pub max_memory_bytes: Option<usize>,
+    /// Trials per item (default 1, at most 100): each item is executed
+    /// this many times.
+    #[serde(default)]
+    pub repeat: Option<u32>,
     /// JSON config handed to the target.
     #[serde(default)]
     pub target_config: Option<Value>,

@@ -381,7 +381,9 @@ fn schemas() -> Value {
                 "id": string, "datasetId": string, "datasetVersion": int,
                 "targetType": {"type": "string", "enum": ["plugin", "scorer"]},
                 "targetId": string, "scorerIds": strings, "status": schema_ref("RunStatus"),
-                "totalItems": int, "succeededCount": int, "failedCount": int,
+                "totalItems": {"type": "integer", "description": "trials: items times repeats"},
+                "repeats": {"type": "integer", "minimum": 1, "description": "trials per item (1: no repeats); the counts count trials"},
+                "succeededCount": int, "failedCount": int,
                 "skippedCount": {"type": "integer", "description": "total - succeeded - failed once finished"},
                 "config": {"type": "object", "description": "the run's options and pinned plugin digests"},
                 "error": nullable("string"), "cancelRequested": {"type": "boolean"},
@@ -405,6 +407,8 @@ fn schemas() -> Value {
             "targetTimeout": ms("deadline of one target call, ms"),
             "scorerTimeout": ms("deadline of one scorer call, ms"),
             "maxMemoryBytes": int,
+            "repeat": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1,
+                "description": "trials per item: each item is executed this many times (over 100 is a 400)"},
             "targetConfig": any,
             "scorerConfigs": {"type": "object", "additionalProperties": true,
                 "description": "config per scorer id"},
@@ -439,6 +443,7 @@ fn schemas() -> Value {
             json!({
                 "id": string, "runId": string, "itemId": string,
                 "itemIndex": {"type": "integer", "description": "dataset position"},
+                "trial": {"type": "integer", "minimum": 0, "description": "which execution of the item (0-based; 0 without repeats)"},
                 "itemVersion": int, "input": any, "output": any, "expectedOutput": any,
                 "latency": {"type": "number", "description": "ms"},
                 "error": nullable("string"), "errorKind": nullable("string"),
@@ -456,7 +461,9 @@ fn schemas() -> Value {
             json!({
                 "runId": string, "status": schema_ref("RunStatus"), "datasetId": string,
                 "datasetName": string, "datasetVersion": int, "targetId": string,
-                "totalItems": int, "succeededCount": int, "failedCount": int, "skippedCount": int,
+                "totalItems": {"type": "integer", "description": "trials: items times repeats"},
+                "repeats": {"type": "integer", "description": "trials per item"},
+                "succeededCount": int, "failedCount": int, "skippedCount": int,
                 "pendingCount": {"type": "integer", "description": "items not finished yet (0 once the run ended)"},
                 "error": string,
                 "durationMs": {"type": "number", "description": "start to end (or to now)"},
@@ -472,10 +479,16 @@ fn schemas() -> Value {
                         "items": {"type": "integer", "description": "items that reported usage"}}},
                 "passThreshold": {"type": "number"},
                 "scorers": {"type": "array", "description": "in the run's scorer order", "items": object(
-                    &["scorerId", "scorerName", "passCount", "scoredCount", "errorCount", "histogram"],
+                    &["scorerId", "scorerName", "itemCount", "passCount", "scoredCount", "errorCount", "histogram"],
                     json!({
                         "scorerId": string, "scorerName": string,
-                        "mean": nullable("number"), "passRate": nullable("number"),
+                        "mean": {"type": ["number", "null"], "description": "with repeats: the mean of per-item means"},
+                        "itemCount": {"type": "integer", "description": "items with a score: the n of the uncertainty"},
+                        "standardDeviation": {"type": "number", "description": "sample sd over items (absent below 2)"},
+                        "standardError": {"type": "number", "description": "standardDeviation / sqrt(itemCount)"},
+                        "ci95": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2,
+                            "description": "95% interval of the mean (Student's t, itemCount - 1 degrees of freedom)"},
+                        "passRate": nullable("number"),
                         "passCount": int, "scoredCount": int, "errorCount": int,
                         "histogram": {"type": "array", "items": int, "minItems": 10, "maxItems": 10,
                             "description": "scores per tenth of [0, 1]: [0, 0.1) first, [0.9, 1] last"},
@@ -509,7 +522,9 @@ fn schemas() -> Value {
                 "runA": {"type": "object"}, "runB": {"type": "object"},
                 "baselineId": {"type": "string", "description": "run A's id (Mastra)"},
                 "versionMismatch": {"type": "boolean"}, "hasRegression": {"type": "boolean"},
-                "scorers": {"type": "object", "description": "per scorer id: statsA, statsB, delta, regressed, threshold"},
+                "scorers": {"type": "object", "description": "per scorer id: statsA, statsB, delta, regressed, threshold, \
+                    significance (a paired t-test over the items scored in both runs, per-item means of trials: \
+                    pairs, meanDifference, standardError, ci95, t, degreesOfFreedom, pValue, significant; null below 2 pairs)"},
                 "itemsTotal": {"type": "integer", "description": "items with a result in either run"},
                 "regressedItems": {"type": "integer", "description": "items that regressed"},
                 "items": {"type": "array", "items": {"type": "object", "description":

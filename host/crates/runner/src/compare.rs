@@ -6,6 +6,11 @@
 //! outlines (no inputs or outputs) at a time: the statistics are tallied
 //! as the walk goes and only one window of item pairs is kept, so comparing
 //! two 100k-item runs holds a page, not the runs.
+//!
+//! The unit is the item: a run with repeats has several trials per item,
+//! and an item's score is the mean of its trials' scores. Per scorer, a
+//! paired t-test over the items scored in both runs says whether the
+//! difference is significant ([`crate::significance`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -14,6 +19,7 @@ use assay_store::{ResultOutline, Run, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RunError;
+use crate::significance::{Moments, PairedTest};
 use crate::stats::{DEFAULT_PASS_THRESHOLD, ScoreTally};
 
 /// Outlines read per page of either run.
@@ -80,6 +86,9 @@ pub struct ScorerComparison {
     pub regressed: bool,
     /// The threshold applied.
     pub threshold: Threshold,
+    /// The paired t-test of the per-item differences (B - A) over the
+    /// items scored in both runs; `None` below two such items.
+    pub significance: Option<PairedTest>,
 }
 
 /// One item's scores in both runs.
@@ -92,11 +101,13 @@ pub struct ItemComparison {
     pub item_index: i64,
     /// Both runs have a result for the item.
     pub in_both_runs: bool,
-    /// Scores in run A, by scorer id.
+    /// Scores in run A, by scorer id (with repeats: the mean over the
+    /// item's trials that have a score).
     pub scores_a: BTreeMap<String, Option<f64>>,
     /// Scores in run B, by scorer id.
     pub scores_b: BTreeMap<String, Option<f64>>,
-    /// Error of the target in run A / run B.
+    /// Error of the target in run A (with repeats: of its first failed
+    /// trial).
     pub error_a: Option<String>,
     /// Error of the target in run B.
     pub error_b: Option<String>,
@@ -197,12 +208,12 @@ pub async fn compare_runs(
         let (next_a, next_b) = (side_a.peek().await?, side_b.peek().await?);
         let (ra, rb) = match (next_a, next_b) {
             (None, None) => break,
-            (Some(x), Some(y)) if x.item_index == y.item_index => (side_a.take(), side_b.take()),
-            (Some(x), Some(y)) if x.item_index < y.item_index => (side_a.take(), None),
-            (Some(_), None) => (side_a.take(), None),
-            _ => (None, side_b.take()),
+            (Some(x), Some(y)) if x == y => (side_a.take(), side_b.take()),
+            (Some(x), Some(y)) if x < y => (side_a.take(), Vec::new()),
+            (Some(_), None) => (side_a.take(), Vec::new()),
+            _ => (Vec::new(), side_b.take()),
         };
-        walk.add(ra.as_ref(), rb.as_ref());
+        walk.add(&ra, &rb);
     }
     Ok(walk.finish(&a, &b))
 }
@@ -229,23 +240,42 @@ impl<'a> Side<'a> {
         }
     }
 
-    async fn peek(&mut self) -> Result<Option<&ResultOutline>, RunError> {
+    /// The item index of the next item, reading a page when needed.
+    async fn peek(&mut self) -> Result<Option<i64>, RunError> {
         if self.page.is_empty() && !self.done {
-            let page = self
+            let mut page = self
                 .store
                 .result_outlines_by_index(self.tenant, self.run_id, self.after_index, WALK_PAGE)
                 .await?;
             self.done = (page.len() as i64) < WALK_PAGE;
+            if !self.done {
+                // A full page may end inside the trials of its last item:
+                // that item is read again, whole, with the next page (a
+                // page holds many items: trials per item are capped far
+                // below the page size).
+                let last = page.last().map(|o| o.item_index);
+                if page.iter().any(|o| Some(o.item_index) != last) {
+                    page.retain(|o| Some(o.item_index) != last);
+                }
+            }
             if let Some(last) = page.last() {
                 self.after_index = last.item_index;
             }
             self.page = page.into();
         }
-        Ok(self.page.front())
+        Ok(self.page.front().map(|o| o.item_index))
     }
 
-    fn take(&mut self) -> Option<ResultOutline> {
-        self.page.pop_front()
+    /// Every trial of the next item.
+    fn take(&mut self) -> Vec<ResultOutline> {
+        let Some(index) = self.page.front().map(|o| o.item_index) else {
+            return Vec::new();
+        };
+        let mut trials = Vec::with_capacity(1);
+        while let Some(o) = self.page.pop_front_if(|o| o.item_index == index) {
+            trials.push(o);
+        }
+        trials
     }
 }
 
@@ -255,6 +285,9 @@ struct Walk<'o> {
     pass: f64,
     tallies_a: HashMap<String, ScoreTally>,
     tallies_b: HashMap<String, ScoreTally>,
+    /// Per scorer: the per-item differences B - A of the items scored in
+    /// both runs.
+    differences: HashMap<String, Moments>,
     results_a: u64,
     results_b: u64,
     in_both: u64,
@@ -272,6 +305,7 @@ impl<'o> Walk<'o> {
             pass: options.pass_threshold.unwrap_or(DEFAULT_PASS_THRESHOLD),
             tallies_a: HashMap::new(),
             tallies_b: HashMap::new(),
+            differences: HashMap::new(),
             results_a: 0,
             results_b: 0,
             in_both: 0,
@@ -287,14 +321,15 @@ impl<'o> Walk<'o> {
         self.options.thresholds.get(id).copied().unwrap_or_default()
     }
 
-    fn add(&mut self, a: Option<&ResultOutline>, b: Option<&ResultOutline>) {
-        for (outline, tallies, count) in [
+    /// Adds one item: its trials in run A and in run B (empty where the run
+    /// has no result for it).
+    fn add(&mut self, a: &[ResultOutline], b: &[ResultOutline]) {
+        for (trials, tallies, count) in [
             (a, &mut self.tallies_a, &mut self.results_a),
             (b, &mut self.tallies_b, &mut self.results_b),
         ] {
-            let Some(r) = outline else { continue };
-            *count += 1;
-            for score in &r.scores {
+            *count += u64::from(!trials.is_empty());
+            for score in trials.iter().flat_map(|r| &r.scores) {
                 if !self.scorer_ids.contains(&score.scorer_id) {
                     self.scorer_ids.insert(score.scorer_id.clone());
                 }
@@ -305,6 +340,11 @@ impl<'o> Walk<'o> {
             }
         }
         let pair = item_pair(a, b, &|id| self.threshold_of(id));
+        for (id, score_a) in &pair.scores_a {
+            if let (Some(x), Some(Some(y))) = (score_a, pair.scores_b.get(id)) {
+                self.differences.entry(id.clone()).or_default().push(y - x);
+            }
+        }
         self.items_total += 1;
         self.in_both += u64::from(pair.in_both_runs);
         self.regressed_items += u64::from(pair.regressed);
@@ -339,6 +379,7 @@ impl<'o> Walk<'o> {
                 _ => None,
             };
             let regressed = delta.is_some_and(|d| worse(d, threshold));
+            let significance = self.differences.get(id).and_then(PairedTest::of);
             scorers.insert(
                 id.clone(),
                 ScorerComparison {
@@ -347,6 +388,7 @@ impl<'o> Walk<'o> {
                     delta,
                     regressed,
                     threshold,
+                    significance,
                 },
             );
         }
@@ -429,33 +471,46 @@ impl From<ScoreTally> for ScorerStats {
     }
 }
 
-fn scores_of(r: Option<&ResultOutline>) -> BTreeMap<String, Option<f64>> {
-    r.map(|r| {
-        r.scores
+/// Each scorer's score of one item: the mean of the scores its trials got
+/// (`None` when no trial has one; the trial itself without repeats).
+fn scores_of(trials: &[ResultOutline]) -> BTreeMap<String, Option<f64>> {
+    if let [one] = trials {
+        return one
+            .scores
             .iter()
             .map(|s| (s.scorer_id.clone(), s.score))
-            .collect()
-    })
-    .unwrap_or_default()
+            .collect();
+    }
+    let mut sums: BTreeMap<String, (f64, u32)> = BTreeMap::new();
+    for s in trials.iter().flat_map(|r| &r.scores) {
+        let (sum, n) = sums.entry(s.scorer_id.clone()).or_default();
+        if let Some(v) = s.score {
+            *sum += v;
+            *n += 1;
+        }
+    }
+    sums.into_iter()
+        .map(|(id, (sum, n))| (id, (n > 0).then(|| sum / f64::from(n))))
+        .collect()
 }
 
 fn item_pair(
-    a: Option<&ResultOutline>,
-    b: Option<&ResultOutline>,
+    a: &[ResultOutline],
+    b: &[ResultOutline],
     threshold_of: &dyn Fn(&str) -> Threshold,
 ) -> ItemComparison {
     let scores_a = scores_of(a);
     let scores_b = scores_of(b);
-    let error_a = a.and_then(|r| r.error.clone());
-    let error_b = b.and_then(|r| r.error.clone());
-    let in_both = a.is_some() && b.is_some();
+    let error_a = a.iter().find_map(|r| r.error.clone());
+    let error_b = b.iter().find_map(|r| r.error.clone());
+    let in_both = !a.is_empty() && !b.is_empty();
     let score_regressed = scores_a.iter().any(|(id, sa)| {
         matches!((sa, scores_b.get(id)), (Some(x), Some(Some(y))) if worse(y - x, threshold_of(id)))
     });
     let newly_failed = in_both && error_a.is_none() && error_b.is_some();
     ItemComparison {
-        item_id: a.or(b).map(|r| r.item_id.clone()).unwrap_or_default(),
-        item_index: a.or(b).map(|r| r.item_index).unwrap_or_default(),
+        item_id: a.first().or(b.first()).map(|r| r.item_id.clone()).unwrap_or_default(),
+        item_index: a.first().or(b.first()).map(|r| r.item_index).unwrap_or_default(),
         in_both_runs: in_both,
         scores_a,
         scores_b,

@@ -12,6 +12,8 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 5;
 pub const MAX_CONCURRENCY_LIMIT: usize = 1024;
 /// Upper bound accepted for `maxRetries`.
 pub const MAX_RETRIES_LIMIT: u32 = 20;
+/// Upper bound accepted for `repeat` (trials per item).
+pub const MAX_REPEAT: u32 = 100;
 /// Default delay before the first retry (Mastra: 1000 ms).
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(1000);
 /// Longest single backoff wait, whatever the attempt number.
@@ -44,6 +46,10 @@ pub struct RunOptions {
     /// Linear memory cap of one plugin instance, in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_memory_bytes: Option<usize>,
+    /// How many times each item is executed (trials; 1: no repeats). See
+    /// `docs/runs.md`, "Repeats and significance".
+    #[serde(skip_serializing_if = "is_one")]
+    pub repeat: u32,
     /// Config handed to the target plugin (JSON).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_config: Option<serde_json::Value>,
@@ -74,6 +80,7 @@ impl Default for RunOptions {
             target_timeout: None,
             scorer_timeout: None,
             max_memory_bytes: None,
+            repeat: 1,
             target_config: None,
             scorer_configs: Default::default(),
             network: Default::default(),
@@ -96,6 +103,9 @@ impl RunOptions {
                 "maxConcurrency",
                 format!("must be between 1 and {MAX_CONCURRENCY_LIMIT}"),
             );
+        }
+        if self.repeat == 0 || self.repeat > MAX_REPEAT {
+            return bad("repeat", format!("must be between 1 and {MAX_REPEAT}"));
         }
         if self.max_retries > MAX_RETRIES_LIMIT {
             return bad(
@@ -127,6 +137,10 @@ impl RunOptions {
         }
         Ok(())
     }
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 mod millis {
@@ -193,5 +207,27 @@ mod tests {
                 .contains("maxRetries")
         );
         assert!(RunOptions::default().validate().is_ok());
+    }
+
+    #[test]
+    fn repeat_is_between_one_and_the_cap_and_one_is_not_stored() {
+        for (repeat, ok) in [(0, false), (1, true), (MAX_REPEAT, true), (MAX_REPEAT + 1, false)] {
+            let opts = RunOptions {
+                repeat,
+                ..Default::default()
+            };
+            match opts.validate() {
+                Ok(()) => assert!(ok, "{repeat} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{repeat} refused: {e}");
+                    let e = e.to_string();
+                    assert!(e.contains("repeat") && e.contains("100"), "{e}");
+                }
+            }
+        }
+        let stored = serde_json::to_value(RunOptions::default()).unwrap();
+        assert!(stored.get("repeat").is_none(), "{stored}");
+        let read: RunOptions = serde_json::from_value(serde_json::json!({"repeat": 3})).unwrap();
+        assert_eq!(read.repeat, 3);
     }
 }

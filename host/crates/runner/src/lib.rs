@@ -14,7 +14,9 @@
 //!   crash or a shutdown. Runs are claimed, and the process's item slots
 //!   ([`ItemSlots`]) shared, fairly between tenants (`docs/fair-share.md`).
 //! * [`stats`] computes a run's statistics (per scorer, latency, failures);
-//!   [`compare::compare_runs`] compares two runs with the same tallies.
+//!   [`compare::compare_runs`] compares two runs with the same tallies;
+//!   [`significance`] gives means their uncertainty (runs with repeats)
+//!   and tests the differences between two runs.
 
 pub mod adaptive;
 pub mod assembly;
@@ -34,6 +36,7 @@ pub mod rescore;
 pub mod retry;
 pub mod scheduler;
 pub mod secrets;
+pub mod significance;
 pub mod slots;
 pub mod stats;
 pub mod summary;

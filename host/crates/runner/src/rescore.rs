@@ -156,6 +156,7 @@ pub async fn create_rescore(
                 scorer_ids: request.scorer_ids,
                 config: serde_json::to_value(&config).expect("config serializes"),
                 total_items: parent.total_items,
+                repeats: parent.repeats,
                 parent_run_id: Some(parent.id),
             },
         )

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::error::RunError;
 use crate::item::ItemWithScores;
+use crate::significance::{MeanEstimate, Moments};
 
 /// A score at or above this passes, unless the caller says otherwise.
 pub const DEFAULT_PASS_THRESHOLD: f64 = 0.5;
@@ -112,8 +113,10 @@ pub struct RunStats {
     pub dataset_version: i64,
     /// Target plugin id.
     pub target_id: String,
-    /// Items in the pinned version.
+    /// Trials to run: items in the pinned version times `repeats`.
     pub total_items: i64,
+    /// Trials per item (1: no repeats). The counts below count trials.
+    pub repeats: i64,
     /// Items whose target succeeded.
     pub succeeded_count: i64,
     /// Items whose target failed.
@@ -180,15 +183,30 @@ pub struct ScorerSummary {
     pub scorer_id: String,
     /// Scorer name.
     pub scorer_name: String,
-    /// Mean of the scores (items whose target failed are not scored).
+    /// Mean of the scores (items whose target failed are not scored). In a
+    /// run with repeats: the mean of the per-item means of the trials.
     pub mean: Option<f64>,
-    /// Share of scored items at or above the pass threshold.
+    /// Items with a score: the `n` of the uncertainty below (items, not
+    /// trials, in a run with repeats).
+    pub item_count: u64,
+    /// Sample standard deviation of the (per-item mean) scores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standard_deviation: Option<f64>,
+    /// Standard error of `mean`: `standardDeviation / sqrt(itemCount)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standard_error: Option<f64>,
+    /// 95% interval of `mean` (Student's t, `itemCount - 1` degrees of
+    /// freedom; see [`crate::significance`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<[f64; 2]>,
+    /// Share of scores at or above the pass threshold (over trials in a
+    /// run with repeats).
     pub pass_rate: Option<f64>,
-    /// Scored items at or above the pass threshold.
+    /// Scores at or above the pass threshold.
     pub pass_count: u64,
-    /// Items with a score.
+    /// Scores given (trials, in a run with repeats).
     pub scored_count: u64,
-    /// Items where the scorer failed.
+    /// Items (trials) where the scorer failed.
     pub error_count: u64,
     /// How many scores fell in each tenth of `[0, 1]` (`[0, 0.1)` first,
     /// `[0.9, 1]` last).
@@ -216,6 +234,29 @@ pub struct FailureGroup {
 struct NamedTally {
     name: String,
     tally: ScoreTally,
+    /// The scores, one per item (a run without repeats).
+    moments: Moments,
+    /// Sum and count of the scores of each item, by item index (a run with
+    /// repeats: the trials of an item arrive at any time).
+    per_item: HashMap<i64, (f64, u32)>,
+}
+
+impl NamedTally {
+    /// The mean over items with its uncertainty.
+    fn estimate(&self, repeated: bool) -> Option<MeanEstimate> {
+        if !repeated {
+            return self.moments.estimate();
+        }
+        let mut means = Moments::default();
+        let mut items: Vec<_> = self.per_item.iter().collect();
+        // Summed in item order, so that the result does not depend on the
+        // order the trials finished in.
+        items.sort_unstable_by_key(|(index, _)| **index);
+        for (_, (sum, n)) in items {
+            means.push(sum / f64::from(*n));
+        }
+        means.estimate()
+    }
 }
 
 #[derive(Debug)]
@@ -230,6 +271,8 @@ struct FailureAcc {
 #[derive(Debug)]
 pub struct StatsBuilder {
     pass_threshold: f64,
+    /// The run has repeats: scores are grouped per item.
+    repeated: bool,
     order: Vec<String>,
     scorers: HashMap<String, NamedTally>,
     latencies: Vec<f32>,
@@ -242,6 +285,7 @@ impl StatsBuilder {
     pub fn new(scorer_ids: &[String], pass_threshold: f64) -> Self {
         let mut builder = Self {
             pass_threshold,
+            repeated: false,
             order: Vec::new(),
             scorers: HashMap::new(),
             latencies: Vec::new(),
@@ -252,6 +296,13 @@ impl StatsBuilder {
             builder.scorer(id, id);
         }
         builder
+    }
+
+    /// For a run with `repeats` trials per item: the uncertainty of each
+    /// scorer's mean is over per-item means (see [`crate::significance`]).
+    pub fn with_repeats(mut self, repeats: i64) -> Self {
+        self.repeated = repeats > 1;
+        self
     }
 
     fn scorer(&mut self, id: &str, name: &str) -> &mut NamedTally {
@@ -281,11 +332,19 @@ impl StatsBuilder {
         if let Some(message) = error {
             self.failure("target", &generalize(message, item_id), error_kind, index);
         }
-        let threshold = self.pass_threshold;
+        let (threshold, repeated) = (self.pass_threshold, self.repeated);
         for s in scores {
-            self.scorer(&s.scorer_id, &s.scorer_name)
-                .tally
-                .record(s.score, threshold);
+            let acc = self.scorer(&s.scorer_id, &s.scorer_name);
+            acc.tally.record(s.score, threshold);
+            match s.score {
+                Some(v) if repeated => {
+                    let (sum, n) = acc.per_item.entry(index).or_default();
+                    *sum += v;
+                    *n += 1;
+                }
+                Some(v) => acc.moments.push(v),
+                None => {}
+            }
             if s.score.is_none() {
                 let message = generalize(s.error.as_deref().unwrap_or("scorer failed"), item_id);
                 self.failure(&s.scorer_id, &message, None, index);
@@ -380,11 +439,23 @@ impl StatsBuilder {
             .order
             .iter()
             .map(|id| {
-                let NamedTally { name, tally } = &self.scorers[id];
+                let acc = &self.scorers[id];
+                let (name, tally) = (&acc.name, &acc.tally);
+                let estimate = acc.estimate(self.repeated);
                 ScorerSummary {
                     scorer_id: id.clone(),
                     scorer_name: name.clone(),
-                    mean: tally.mean(),
+                    // Without repeats the plain mean (the estimate's is the
+                    // same number, summed differently).
+                    mean: if self.repeated {
+                        estimate.map(|e| e.mean)
+                    } else {
+                        tally.mean()
+                    },
+                    item_count: estimate.map_or(0, |e| e.n),
+                    standard_deviation: estimate.and_then(|e| e.standard_deviation),
+                    standard_error: estimate.and_then(|e| e.standard_error),
+                    ci95: estimate.and_then(|e| e.ci95),
                     pass_rate: tally.pass_rate(),
                     pass_count: tally.passed,
                     scored_count: tally.scored,
@@ -434,6 +505,7 @@ impl StatsBuilder {
             dataset_version: run.dataset_version,
             target_id: run.target_id.clone(),
             total_items: run.total_items,
+            repeats: run.repeats,
             succeeded_count: run.succeeded_count,
             failed_count: run.failed_count,
             skipped_count: run.skipped_count,
@@ -458,7 +530,7 @@ pub async fn summarize_stored(
     run: &Run,
     pass_threshold: f64,
 ) -> Result<RunStats, RunError> {
-    let mut builder = StatsBuilder::new(&run.scorer_ids, pass_threshold);
+    let mut builder = StatsBuilder::new(&run.scorer_ids, pass_threshold).with_repeats(run.repeats);
     let mut after = 0;
     loop {
         let page = store
@@ -666,6 +738,54 @@ mod tests {
         assert_eq!((t.scored, t.passed, t.errors, t.total()), (3, 2, 1, 4));
         assert_eq!(t.mean(), Some(1.75 / 3.0));
         assert_eq!(t.pass_rate(), Some(2.0 / 3.0));
+    }
+
+    /// Four items, three trials each, fed in an interleaved order: the
+    /// per-item means are 0.5, 0.7, 0.9 and 0.3, so (by hand) mean 0.6,
+    /// sd √(0.2 / 3) = 0.2582 over items, SE = sd / √4 = 0.1291 and the
+    /// 95% interval 0.6 ± 3.1824 · 0.1291 = [0.1892, 1.0108]. Over the 12
+    /// trials the SE would be 0.0846: the unit is the item.
+    #[test]
+    fn repeats_give_a_mean_of_item_means_with_its_standard_error() {
+        let trials: [(i64, [f64; 3]); 4] = [
+            (0, [0.0, 0.5, 1.0]),
+            (1, [0.6, 0.7, 0.8]),
+            (2, [1.0, 0.8, 0.9]),
+            (3, [0.3, 0.3, 0.3]),
+        ];
+        let mut b = StatsBuilder::new(&["exact".into()], 0.5).with_repeats(3);
+        for trial in [2, 0, 1] {
+            for (index, scores) in trials.iter().rev() {
+                let v = scores[trial];
+                b.add(*index, "x", 1.0, None, None, &[score("exact", Some(v))]);
+            }
+        }
+        let mut repeated = run();
+        repeated.repeats = 3;
+        let stats = b.finish(&repeated);
+        assert_eq!(stats.repeats, 3);
+        let s = &stats.scorers[0];
+        assert_eq!((s.item_count, s.scored_count), (4, 12));
+        assert!((s.mean.unwrap() - 0.6).abs() < 1e-12);
+        let sd = (0.2f64 / 3.0).sqrt();
+        assert!((s.standard_deviation.unwrap() - sd).abs() < 1e-12);
+        assert!((s.standard_error.unwrap() - sd / 2.0).abs() < 1e-12);
+        let [lo, hi] = s.ci95.unwrap();
+        assert!((lo - 0.189_154).abs() < 1e-5, "{lo}");
+        assert!((hi - 1.010_846).abs() < 1e-5, "{hi}");
+        // Pass rate stays over trials: 0, 0.5, 1, 0.6, 0.7, 0.8, 1, 0.8, 0.9 pass.
+        assert_eq!(s.pass_count, 9);
+    }
+
+    #[test]
+    fn without_repeats_the_uncertainty_is_over_the_items_scores() {
+        let mut b = StatsBuilder::new(&["exact".into()], 0.5);
+        for (i, v) in [0.5, 0.7, 0.9, 0.3].into_iter().enumerate() {
+            b.add(i as i64, "x", 1.0, None, None, &[score("exact", Some(v))]);
+        }
+        let s = &b.finish(&run()).scorers[0];
+        assert_eq!(s.item_count, 4);
+        assert!((s.standard_error.unwrap() - (0.2f64 / 3.0).sqrt() / 2.0).abs() < 1e-12);
     }
 
     #[test]

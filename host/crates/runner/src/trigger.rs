@@ -150,6 +150,7 @@ pub async fn create_run(
         )
         .await?;
     }
+    let repeat = options.repeat;
     let config = StoredRunConfig {
         options,
         target_digest: target.digest().to_string(),
@@ -166,7 +167,8 @@ pub async fn create_run(
                 target_id: request.target_id,
                 scorer_ids: request.scorer_ids,
                 config: serde_json::to_value(&config).expect("config serializes"),
-                total_items: total,
+                total_items: total * i64::from(repeat),
+                repeats: i64::from(repeat),
                 parent_run_id: None,
             },
         )

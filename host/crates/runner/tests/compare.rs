@@ -32,6 +32,7 @@ async fn run_with(
                 scorer_ids: vec!["exact".into()],
                 config: json!({}),
                 total_items: items.len() as i64,
+                repeats: 1,
                 parent_run_id: None,
             },
         )
@@ -49,6 +50,7 @@ async fn run_with(
             score(i).map(|s| NewResult {
                 item_id: item.id.clone(),
                 item_index: item.position,
+                trial: 0,
                 item_version: 1,
                 input: item.input.clone(),
                 output: Some(json!("out")),

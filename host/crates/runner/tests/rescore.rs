@@ -50,6 +50,7 @@ async fn child_of(store: &Arc<dyn Store>, parent: &Run, scorer_ids: &[&str]) -> 
                 scorer_ids: scorer_ids.iter().map(|s| s.to_string()).collect(),
                 config: json!({}),
                 total_items: parent.total_items,
+                repeats: 1,
                 parent_run_id: Some(parent.id.clone()),
             },
         )

@@ -33,6 +33,7 @@ fn result(it: &DatasetItem) -> NewResult {
     NewResult {
         item_id: it.id.clone(),
         item_index: it.position,
+        trial: 0,
         item_version: it.version,
         input: it.input.clone(),
         output: Some(json!({"answer": 1})),
@@ -101,6 +102,7 @@ fn new_run(ds: &Dataset) -> NewRun {
         scorer_ids: vec![],
         config: json!({}),
         total_items: ds.item_count,
+        repeats: 1,
         parent_run_id: None,
     }
 }

@@ -346,7 +346,12 @@ pub struct Run {
     pub target_id: String,
     pub scorer_ids: Vec<String>,
     pub status: RunStatus,
+    /// Trials to execute: items of the pinned version times `repeats`.
     pub total_items: i64,
+    /// How many times each item is executed (1: no repeats). Counters
+    /// (`totalItems`, `succeededCount`, ...) count trials.
+    #[serde(default = "one")]
+    pub repeats: i64,
     pub succeeded_count: i64,
     pub failed_count: i64,
     /// `total - succeeded - failed` once finished (0 before).
@@ -381,9 +386,12 @@ pub struct NewRun {
     pub target_id: String,
     pub scorer_ids: Vec<String>,
     pub config: Value,
-    /// Items at `dataset_version` (the caller counts them with
-    /// `count_items_at_version`; creating a run writes no per-item rows).
+    /// Trials: items at `dataset_version` (the caller counts them with
+    /// `count_items_at_version`; creating a run writes no per-item rows)
+    /// times `repeats`.
     pub total_items: i64,
+    /// How many times each item is executed (at least 1).
+    pub repeats: i64,
     /// The run whose target outputs this run re-scores (see
     /// [`Run::parent_run_id`]).
     pub parent_run_id: Option<String>,
@@ -419,6 +427,10 @@ pub struct RunResult {
     pub item_id: String,
     /// The item's position index in the run (0..total, dataset order).
     pub item_index: i64,
+    /// Which execution of the item this is (0-based; always 0 in a run
+    /// without repeats).
+    #[serde(default)]
+    pub trial: i64,
     pub item_version: i64,
     pub input: Value,
     pub output: Option<Value>,
@@ -446,6 +458,10 @@ pub struct RunResult {
 pub struct NewResult {
     pub item_id: String,
     pub item_index: i64,
+    /// The trial (see [`RunResult::trial`]); `(run, item, trial)` is the
+    /// idempotency key of a write.
+    #[serde(default)]
+    pub trial: i64,
     pub item_version: i64,
     pub input: Value,
     pub output: Option<Value>,
@@ -470,6 +486,7 @@ pub struct NewResult {
 pub struct TargetRecord {
     pub item_id: String,
     pub item_index: i64,
+    pub trial: i64,
     pub output: Option<Value>,
     /// Milliseconds the target phase took in the original run.
     pub latency: f64,
@@ -495,8 +512,8 @@ pub struct ModelCount {
 pub struct WriteOutcome {
     /// New result rows.
     pub inserted: u64,
-    /// Results that were already stored for their `(run, item)` (left as
-    /// they were).
+    /// Results that were already stored for their `(run, item, trial)`
+    /// (left as they were).
     pub duplicates: u64,
 }
 
@@ -524,6 +541,7 @@ pub struct PluginRecord {
 pub struct ResultOutline {
     pub item_id: String,
     pub item_index: i64,
+    pub trial: i64,
     /// Milliseconds.
     pub latency: f64,
     pub error: Option<String>,
@@ -574,6 +592,11 @@ pub struct Paged<T> {
     pub page: u32,
     pub per_page: u32,
     pub has_more: bool,
+}
+
+/// The serde default of [`Run::repeats`] (runs stored before repeats).
+fn one() -> i64 {
+    1
 }
 
 /// Deserializes a present field (even `null`) as `Some(..)`, so that with

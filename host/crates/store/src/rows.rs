@@ -43,14 +43,14 @@ macro_rules! run_cols {
     () => {
         "id, tenant_id, dataset_id, dataset_version, target_type, target_id, scorer_ids, status, \
          total_items, succeeded_count, failed_count, skipped_count, config, error, \
-         cancel_requested, takeovers, parent_run_id, started_at, completed_at, created_at, \
+         cancel_requested, takeovers, parent_run_id, repeats, started_at, completed_at, created_at, \
          updated_at"
     };
 }
 /// Columns of `results` read by [`result`].
 macro_rules! result_cols {
     () => {
-        "seq, id, run_id, item_id, item_index, item_version, input, output, expected_output, \
+        "seq, id, run_id, item_id, item_index, trial, item_version, input, output, expected_output, \
          latency, error, error_kind, started_at, completed_at, retry_count, trace_id, \
          target_metadata, logs, created_at"
     };
@@ -58,7 +58,7 @@ macro_rules! result_cols {
 /// Columns of `scores` read by [`score`].
 macro_rules! score_cols {
     () => {
-        "item_id, scorer_id, scorer_name, score, reason, error, metadata"
+        "item_id, trial, scorer_id, scorer_name, score, reason, error, metadata"
     };
 }
 /// Columns of `plugins` read by [`plugin`].
@@ -238,6 +238,7 @@ pub(crate) fn run(r: &impl StoredRow) -> StoreResult<Run> {
         scorer_ids,
         status: run_status(&r.text("status")?)?,
         total_items: r.int("total_items")?,
+        repeats: r.int("repeats")?,
         succeeded_count: r.int("succeeded_count")?,
         failed_count: r.int("failed_count")?,
         skipped_count: r.int("skipped_count")?,
@@ -262,6 +263,7 @@ pub(crate) fn result(r: &impl StoredRow) -> StoreResult<(i64, RunResult)> {
             run_id: r.text("run_id")?,
             item_id: r.text("item_id")?,
             item_index: r.int("item_index")?,
+            trial: r.int("trial")?,
             item_version: r.int("item_version")?,
             input: r.json("input")?,
             output: r.json_opt("output")?,
@@ -286,6 +288,7 @@ pub(crate) fn target_record(r: &impl StoredRow) -> StoreResult<TargetRecord> {
     Ok(TargetRecord {
         item_id: r.text("item_id")?,
         item_index: r.int("item_index")?,
+        trial: r.int("trial")?,
         output: r.json_opt("output")?,
         latency: r.real("latency")?,
         error: r.text_opt("error")?,
@@ -304,6 +307,7 @@ pub(crate) fn outline(r: &impl StoredRow) -> StoreResult<(i64, ResultOutline)> {
         ResultOutline {
             item_id: r.text("item_id")?,
             item_index: r.int("item_index")?,
+            trial: r.int("trial")?,
             latency: r.real("latency")?,
             error: r.text_opt("error")?,
             error_kind: r.text_opt("error_kind")?,
@@ -316,10 +320,10 @@ pub(crate) fn outline(r: &impl StoredRow) -> StoreResult<(i64, ResultOutline)> {
     ))
 }
 
-/// A score row and the item it belongs to.
-pub(crate) fn score(r: &impl StoredRow) -> StoreResult<(String, ScoreRow)> {
+/// A score row and the trial of the item it belongs to.
+pub(crate) fn score(r: &impl StoredRow) -> StoreResult<((String, i64), ScoreRow)> {
     Ok((
-        r.text("item_id")?,
+        (r.text("item_id")?, r.int("trial")?),
         ScoreRow {
             scorer_id: r.text("scorer_id")?,
             scorer_name: r.text("scorer_name")?,

@@ -89,19 +89,43 @@ pub fn run_finished(id: &str, status: RunStatus) -> StoreError {
     StoreError::Conflict(format!("run {id} is already {status}"))
 }
 
-/// Rejects a batch that names the same item twice (the second would be a
-/// silent duplicate of the first).
+/// Rejects a batch that names the same trial of an item twice (the second
+/// would be a silent duplicate of the first) or a negative trial.
 pub fn check_batch(batch: &[NewResult]) -> StoreResult<()> {
     let mut seen = std::collections::HashSet::with_capacity(batch.len());
     for (i, r) in batch.iter().enumerate() {
-        if !seen.insert(r.item_id.as_str()) {
+        if r.trial < 0 {
+            return Err(StoreError::validation(
+                format!("results[{i}].trial"),
+                format!("trial {} of item {} is negative", r.trial, r.item_id),
+            ));
+        }
+        if !seen.insert((r.item_id.as_str(), r.trial)) {
             return Err(StoreError::validation(
                 format!("results[{i}].itemId"),
-                format!("item {} appears twice in one batch", r.item_id),
+                format!(
+                    "trial {} of item {} appears twice in one batch",
+                    r.trial, r.item_id
+                ),
             ));
         }
     }
     Ok(())
+}
+
+/// Rejects a batch with a trial the run does not have (`repeats` trials
+/// per item, numbered from 0): nothing of the batch is written.
+pub fn check_trials(batch: &[NewResult], repeats: i64) -> StoreResult<()> {
+    match batch.iter().position(|r| r.trial >= repeats) {
+        Some(i) => Err(StoreError::validation(
+            format!("results[{i}].trial"),
+            format!(
+                "trial {} of item {} is out of range: the run has {repeats} trials per item",
+                batch[i].trial, batch[i].item_id
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.

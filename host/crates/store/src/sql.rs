@@ -165,8 +165,8 @@ pub mod runs {
     );
     pub const INSERT: &str = "INSERT INTO runs (id, tenant_id, dataset_id, dataset_version, \
          target_type, target_id, scorer_ids, status, total_items, config, parent_run_id, \
-         created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $11, $10, $10)";
+         created_at, updated_at, repeats) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $11, $10, $10, $12)";
     /// Runs re-scoring run `$1` that are still pending or running.
     pub const UNFINISHED_CHILDREN: &str = "SELECT COUNT(*) FROM runs WHERE parent_run_id = $1 \
          AND status IN ('pending', 'running')";
@@ -183,7 +183,7 @@ pub mod results {
     pub const LIST: &str = concat!(
         "SELECT ",
         result_cols!(),
-        " FROM results WHERE run_id = $1 ORDER BY item_index, seq LIMIT $2 OFFSET $3"
+        " FROM results WHERE run_id = $1 ORDER BY item_index, trial, seq LIMIT $2 OFFSET $3"
     );
     /// The filter of [`FILTERED_COUNT`] and [`FILTERED_LIST`]. Binds: run,
     /// failed only (bool), scorer id (or NULL), threshold (or NULL).
@@ -192,10 +192,10 @@ pub mod results {
             " FROM results WHERE run_id = $1 \
              AND (NOT $2 OR error IS NOT NULL OR EXISTS (SELECT 1 FROM scores s \
                   WHERE s.run_id = results.run_id AND s.item_id = results.item_id \
-                  AND s.error IS NOT NULL)) \
+                  AND s.trial = results.trial AND s.error IS NOT NULL)) \
              AND ($3 IS NULL OR EXISTS (SELECT 1 FROM scores s \
                   WHERE s.run_id = results.run_id AND s.item_id = results.item_id \
-                  AND s.scorer_id = $3 AND s.score < $4))"
+                  AND s.trial = results.trial AND s.scorer_id = $3 AND s.score < $4))"
         };
     }
     pub const FILTERED_COUNT: &str = concat!("SELECT COUNT(*)", filtered_where!());
@@ -203,27 +203,31 @@ pub mod results {
         "SELECT ",
         result_cols!(),
         filtered_where!(),
-        " ORDER BY item_index, seq LIMIT $5 OFFSET $6"
+        " ORDER BY item_index, trial, seq LIMIT $5 OFFSET $6"
     );
     /// What the target produced for the results of run `$1` with an item
     /// index in `[$2, $3]`.
-    pub const TARGET_RECORDS: &str = "SELECT item_id, item_index, output, latency, error, \
+    pub const TARGET_RECORDS: &str = "SELECT item_id, item_index, trial, output, latency, error, \
          error_kind, retry_count, trace_id, target_metadata, logs FROM results \
-         WHERE run_id = $1 AND item_index >= $2 AND item_index <= $3 ORDER BY item_index, seq";
+         WHERE run_id = $1 AND item_index >= $2 AND item_index <= $3 \
+         ORDER BY item_index, trial, seq";
     /// `->` with a plain key reads the same on both backends (SQLite takes
     /// `'usage'` as the path `$.usage` and answers JSON text; PostgreSQL
     /// answers `jsonb`); a metadata value that is not an object gives NULL.
-    pub const OUTLINES_AFTER_SEQ: &str = "SELECT seq, item_id, item_index, latency, error, \
+    pub const OUTLINES_AFTER_SEQ: &str = "SELECT seq, item_id, item_index, trial, latency, error, \
          error_kind, target_metadata -> 'usage' AS usage FROM results \
          WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
-    pub const OUTLINES_BY_INDEX: &str = "SELECT seq, item_id, item_index, latency, error, \
-         error_kind, target_metadata -> 'usage' AS usage FROM results \
-         WHERE run_id = $1 AND item_index > $2 ORDER BY item_index LIMIT $3";
+    /// A page can end inside an item's trials: a caller that reads by item
+    /// drops the page's last item when the page is full and reads it again
+    /// with the next page.
+    pub const OUTLINES_BY_INDEX: &str = "SELECT seq, item_id, item_index, trial, latency, \
+         error, error_kind, target_metadata -> 'usage' AS usage FROM results \
+         WHERE run_id = $1 AND item_index > $2 ORDER BY item_index, trial LIMIT $3";
     pub const IN_INDEX_RANGE: &str = concat!(
         "SELECT ",
         result_cols!(),
         " FROM results WHERE run_id = $1 AND item_index >= $2 AND item_index <= $3 \
-         ORDER BY item_index"
+         ORDER BY item_index, trial"
     );
     pub const AFTER_SEQ: &str = concat!(
         "SELECT ",

@@ -255,7 +255,9 @@ pub trait RunStore: Send + Sync + 'static {
     /// the next start takes the run at once. No-op when not held.
     async fn release_run(&self, run_id: &str, owner: &str) -> StoreResult<()>;
     /// Items of the run's pinned version with no result in this run yet, by
-    /// position, after `after_position`.
+    /// position, after `after_position`. In a run with repeats: the items
+    /// with fewer results than trials ([`ResultStore::stored_trials`] says
+    /// which trials they have).
     async fn pending_items(
         &self,
         tenant: &str,
@@ -283,15 +285,28 @@ pub trait RunStore: Send + Sync + 'static {
 pub trait ResultStore: Send + Sync + 'static {
     /// Writes a batch of results with their scores in one transaction,
     /// fenced by `owner`'s lease (`LeaseLost`: nothing written). Idempotent on
-    /// `(run, item)`: an already stored item counts as a duplicate and keeps
-    /// its scores. Bumps the run's counters by what was inserted.
+    /// `(run, item, trial)`: an already stored trial counts as a duplicate
+    /// and keeps its scores; a trial outside the run's `0..repeats` is a
+    /// `Validation` error (nothing written). Bumps the run's counters by
+    /// what was inserted.
     async fn write_results(
         &self,
         run_id: &str,
         owner: &str,
         batch: Vec<NewResult>,
     ) -> StoreResult<WriteOutcome>;
-    /// Results in item index order, with their scores.
+    /// The trials of `item_ids` that have a result in run `run_id`, as
+    /// `(item id, trial)` pairs in no particular order: with
+    /// [`RunStore::pending_items`], what a run with repeats still has to do
+    /// (an item is pending while one of its trials has no result).
+    async fn stored_trials(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        item_ids: &[&str],
+    ) -> StoreResult<Vec<(String, i64)>>;
+    /// Results in item index order (each item's trials in trial order),
+    /// with their scores.
     async fn list_results(
         &self,
         tenant: &str,

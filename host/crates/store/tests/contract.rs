@@ -148,6 +148,7 @@ fn new_run(ds: &Dataset) -> NewRun {
         scorer_ids: vec!["exact".into(), "len".into()],
         config: json!({"maxConcurrency": 4}),
         total_items: ds.item_count,
+        repeats: 1,
         parent_run_id: None,
     }
 }
@@ -157,6 +158,7 @@ fn result_for(item: &DatasetItem, index: i64, error: Option<&str>) -> NewResult 
     NewResult {
         item_id: item.id.clone(),
         item_index: index,
+        trial: 0,
         item_version: item.version,
         input: item.input.clone(),
         output: error.is_none().then(|| json!({"echo": item.input.clone()})),

@@ -54,6 +54,7 @@ async fn dataset_and_run(s: &Arc<dyn Store>, n: usize) -> (Vec<DatasetItem>, Run
                 scorer_ids: vec![],
                 config: json!({}),
                 total_items: n as i64,
+                repeats: 1,
                 parent_run_id: None,
             },
         )
@@ -73,6 +74,7 @@ fn result(item: &DatasetItem, index: i64) -> NewResult {
     NewResult {
         item_id: item.id.clone(),
         item_index: index,
+        trial: 0,
         item_version: item.version,
         input: item.input.clone(),
         output: Some(json!("ok")),

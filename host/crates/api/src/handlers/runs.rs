@@ -93,6 +93,7 @@ impl TriggerRun {
             target_timeout: ms(self.target_timeout),
             scorer_timeout: ms(self.scorer_timeout),
             max_memory_bytes: self.max_memory_bytes,
+            repeat: self.repeat.unwrap_or(defaults.repeat),
             target_config: self.target_config,
             scorer_configs,
             network: self.network.unwrap_or_default(),
@@ -414,11 +415,14 @@ pub async fn compare(
 /// Most item pairs one comparison answer lists.
 const MAX_COMPARE_ITEMS: usize = 10_000;
 
+/// The results by item id; with repeats, each item's first trial (the
+/// results come in item, then trial order).
 fn by_item(results: Vec<RunResult>) -> HashMap<String, RunResult> {
-    results
-        .into_iter()
-        .map(|r| (r.item_id.clone(), r))
-        .collect()
+    let mut by_item = HashMap::with_capacity(results.len());
+    for r in results {
+        by_item.entry(r.item_id.clone()).or_insert(r);
+    }
+    by_item
 }
 
 /// One run's outcome on one item as Mastra's comparison shows it.

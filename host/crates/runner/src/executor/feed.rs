@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use assay_store::{DatasetItem, TargetRecord};
 use tokio::task::JoinSet;
@@ -31,9 +31,10 @@ impl Executor {
             shared,
             stop,
             weight,
+            repeats,
             ..
         } = run;
-        let weight = *weight;
+        let (weight, repeats) = (*weight, *repeats);
         // The run's `maxConcurrency`, adapted down while the target's
         // upstream throttles (see `crate::adaptive`).
         let run_slots = AdaptiveLimit::new(options.max_concurrency);
@@ -54,7 +55,7 @@ impl Executor {
             };
             after = Some(last.position);
             // A re-scoring run reads the parent's outputs for the page in
-            // one query; an item the parent has no result for is skipped.
+            // one query; a trial the parent has no result for is skipped.
             let mut recorded = match &shared.target {
                 TargetSource::Call(_) => None,
                 TargetSource::Recorded { parent_run_id } => {
@@ -68,10 +69,20 @@ impl Executor {
                     }
                 }
             };
-            for item in page {
+            // Without repeats each pending item is one trial (trial 0);
+            // with repeats, the trials of the page's items without a result.
+            let work = if repeats > 1 {
+                match self.trials_to_do(tenant, run_id, page, repeats, stop).await {
+                    Ok(work) => work,
+                    Err(e) => break Err(e),
+                }
+            } else {
+                page.into_iter().map(|item| (item, 0)).collect()
+            };
+            for (item, trial) in work {
                 let record = match &mut recorded {
                     None => None,
-                    Some(records) => match records.remove(&item.id) {
+                    Some(records) => match records.remove(&(item.id.clone(), trial)) {
                         Some(record) => Some(record),
                         None => continue,
                     },
@@ -90,7 +101,7 @@ impl Executor {
                 let calls = call_slots.clone();
                 tasks.spawn(
                     async move {
-                        ctx.process(item, record, &calls, run_permit).await;
+                        ctx.process(item, trial, record, &calls, run_permit).await;
                         drop(process_permit);
                     }
                     .in_current_span(),
@@ -106,8 +117,45 @@ impl Executor {
         outcome
     }
 
+    /// The trials of `page` (items of a run with `repeats` trials each) that
+    /// have no result yet, in item then trial order; the stored trials are
+    /// read in one query, retried with backoff like a page of items.
+    async fn trials_to_do(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        page: Vec<DatasetItem>,
+        repeats: i64,
+        stop: &CancellationToken,
+    ) -> Result<Vec<(DatasetItem, i64)>, RunError> {
+        let ids: Vec<&str> = page.iter().map(|i| i.id.as_str()).collect();
+        let mut attempt = 0u32;
+        let stored = loop {
+            match self.store.stored_trials(tenant, run_id, &ids).await {
+                Ok(stored) => break stored,
+                Err(e) if attempt < STORAGE_RETRIES && !stop.is_cancelled() => {
+                    warn!(run_id, error = %e, attempt, "reading stored trials failed; retrying");
+                    tokio::time::sleep(backoff(STORAGE_RETRY_DELAY, attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(RunError::Store(e)),
+            }
+        };
+        let done: HashSet<(&str, i64)> = stored.iter().map(|(id, t)| (id.as_str(), *t)).collect();
+        let mut work = Vec::with_capacity(page.len());
+        for item in &page {
+            for trial in 0..repeats {
+                if !done.contains(&(item.id.as_str(), trial)) {
+                    work.push((item.clone(), trial));
+                }
+            }
+        }
+        Ok(work)
+    }
+
     /// The outputs run `parent` stored for item indexes `[from, to]`, by
-    /// item id, retried with backoff on storage errors like a page of items.
+    /// item id and trial, retried with backoff on storage errors like a
+    /// page of items.
     async fn read_records(
         &self,
         tenant: &str,
@@ -115,14 +163,14 @@ impl Executor {
         from: i64,
         to: i64,
         stop: &CancellationToken,
-    ) -> Result<HashMap<String, TargetRecord>, RunError> {
+    ) -> Result<HashMap<(String, i64), TargetRecord>, RunError> {
         let mut attempt = 0u32;
         loop {
             match self.store.target_records(tenant, parent, from, to).await {
                 Ok(records) => {
                     return Ok(records
                         .into_iter()
-                        .map(|r| (r.item_id.clone(), r))
+                        .map(|r| ((r.item_id.clone(), r.trial), r))
                         .collect());
                 }
                 Err(e)

@@ -95,10 +95,12 @@ impl ItemContext {
     /// `place` under the run's adaptive in-flight limit (given back and
     /// taken again around each retry of a throttled target call).
     /// `recorded` is the item's stored target output when the run
-    /// re-scores another run's outputs (the target is then not called).
+    /// re-scores another run's outputs (the target is then not called);
+    /// `trial` numbers the execution of the item in a run with repeats.
     pub(super) async fn process(
         &self,
         item: DatasetItem,
+        trial: i64,
         recorded: Option<TargetRecord>,
         calls: &RunShare,
         place: AdaptivePermit,
@@ -150,6 +152,7 @@ impl ItemContext {
         let result = NewResult {
             item_id: item.id,
             item_index: index,
+            trial,
             item_version: item.version,
             input: item.input,
             output,

@@ -25,6 +25,8 @@ pub(super) struct Started {
     pub(super) tenant: String,
     pub(super) run_id: String,
     pub(super) options: RunOptions,
+    /// Trials per item (1: no repeats).
+    pub(super) repeats: i64,
     /// Start no new item.
     pub(super) stop: CancellationToken,
     /// Another process took the run over: stop without writing anything.
@@ -154,6 +156,7 @@ impl Executor {
             tenant,
             run_id,
             options,
+            repeats: run.repeats,
             stop,
             lease_lost,
             shared,
@@ -201,7 +204,7 @@ impl Started {
 
         let persistence_failures = persistence_failures.into_inner();
         let mut results = retained.into_inner();
-        results.sort_by_key(|r| r.index);
+        results.sort_by_key(|r| (r.index, r.result.trial));
         let executed_ok = succeeded.into_inner();
         let executed_failed = failed.into_inner();
         debug!(run_id, executed_ok, executed_failed, "items joined");

@@ -60,6 +60,7 @@ pub async fn dataset_run(store: &Arc<dyn Store>, inputs: Vec<Value>) -> Run {
                 scorer_ids: vec![],
                 config: json!({}),
                 total_items: n,
+                repeats: 1,
                 parent_run_id: None,
             },
         )

@@ -35,8 +35,9 @@ pub(super) fn push_search(qb: &mut QueryBuilder<Postgres>, search: &str) {
 /// Positions one query of [`scan_items`] covers at least.
 const SCAN_WINDOW: i64 = 1000;
 
-/// The items of `version` (without a result in `run`, if given) after
-/// `after`, by position, up to `limit`.
+/// The items of `version` (without a result in `run`, if given: `(run id,
+/// repeats)`; with repeats, with fewer results than trials) after `after`,
+/// by position, up to `limit`.
 ///
 /// The scan goes through bounded position windows and checks results with a
 /// per-row index probe (`OFFSET 0` keeps the `NOT EXISTS` a subplan): each
@@ -47,7 +48,7 @@ pub(super) async fn scan_items(
     s: &PostgresStore,
     dataset_id: &str,
     version: i64,
-    run: Option<&str>,
+    run: Option<(&str, i64)>,
     after: Option<i64>,
     limit: i64,
 ) -> StoreResult<Vec<DatasetItem>> {
@@ -69,6 +70,16 @@ pub(super) async fn scan_items(
              WHERE r.run_id = $6 AND r.item_id = iv.item_id OFFSET 0) \
          ORDER BY iv.position LIMIT $5"
     );
+    const PENDING_TRIALS: &str = concat!(
+        "SELECT ",
+        item_cols!(),
+        " FROM item_versions iv WHERE iv.dataset_id = $1 AND iv.position > $2 \
+         AND iv.position <= $3 AND iv.valid_from <= $4 \
+         AND (iv.valid_to IS NULL OR iv.valid_to > $4) AND NOT iv.is_deleted \
+         AND (SELECT COUNT(*) FROM results r \
+             WHERE r.run_id = $6 AND r.item_id = iv.item_id OFFSET 0) < $7 \
+         ORDER BY iv.position LIMIT $5"
+    );
     let limit = limit.max(0);
     let end: i64 = sqlx::query_scalar("SELECT next_position FROM datasets WHERE id = $1")
         .bind(dataset_id)
@@ -79,14 +90,20 @@ pub(super) async fn scan_items(
     let mut out: Vec<DatasetItem> = Vec::new();
     while (out.len() as i64) < limit && after < end - 1 {
         let upto = after.saturating_add(limit.max(SCAN_WINDOW));
-        let query = sqlx::query(if run.is_some() { PENDING } else { ALL })
+        let sql = match run {
+            None => ALL,
+            Some((_, 1)) => PENDING,
+            Some(_) => PENDING_TRIALS,
+        };
+        let query = sqlx::query(sql)
             .bind(dataset_id)
             .bind(after)
             .bind(upto)
             .bind(version)
             .bind(limit - out.len() as i64);
         let query = match run {
-            Some(r) => query.bind(r),
+            Some((r, 1)) => query.bind(r),
+            Some((r, repeats)) => query.bind(r).bind(repeats),
             None => query,
         };
         for row in query.fetch_all(&s.pool).await? {

@@ -13,7 +13,7 @@ use super::rows::{j, jo};
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
 use crate::rows::score_cols;
-use crate::rules::{check_batch, finite, new_id, normalized_score, now, trunc_ms};
+use crate::rules::{check_batch, check_trials, finite, new_id, normalized_score, now, trunc_ms};
 use crate::shared::results::{self as shared, ScoresOf};
 use crate::store::ResultStore;
 
@@ -21,35 +21,39 @@ use crate::store::ResultStore;
 /// transaction): lock the run row if `owner` holds its lease (the fence),
 /// insert the results that are new, their scores, and bump the counters by
 /// what was inserted. The row lock also orders concurrent batches of one
-/// run, so `seq` follows commit order within a run.
+/// run, so `seq` follows commit order within a run. A trial the run does
+/// not have (`bad`) stops the whole batch.
 const WRITE_BATCH: &str = "\
 WITH fence AS (
-    SELECT id FROM runs WHERE id = $1 AND lease_owner = $2 AND status = 'running' FOR UPDATE
+    SELECT id, repeats FROM runs
+    WHERE id = $1 AND lease_owner = $2 AND status = 'running' FOR UPDATE
+), bad AS (
+    SELECT 1 FROM fence, UNNEST($28::int8[]) AS t(trial) WHERE t.trial >= fence.repeats LIMIT 1
 ), ins AS (
     INSERT INTO results (id, run_id, item_id, item_index, item_version, input, output,
         expected_output, latency, error, error_kind, started_at, completed_at, retry_count,
-        trace_id, target_metadata, logs, created_at)
+        trace_id, target_metadata, logs, created_at, trial)
     SELECT u.id, $1, u.item_id, u.item_index, u.item_version, u.input, u.output,
         u.expected_output, u.latency, u.error, u.error_kind, u.started_at, u.completed_at,
-        u.retry_count, u.trace_id, u.target_metadata, u.logs, $3
+        u.retry_count, u.trace_id, u.target_metadata, u.logs, $3, u.trial
     FROM UNNEST($4::text[], $5::text[], $6::int8[], $7::int8[], $8::jsonb[], $9::jsonb[],
         $10::jsonb[], $11::float8[], $12::text[], $13::text[], $14::timestamptz[],
-        $15::timestamptz[], $16::int8[], $17::text[], $18::jsonb[], $27::jsonb[])
+        $15::timestamptz[], $16::int8[], $17::text[], $18::jsonb[], $27::jsonb[], $28::int8[])
         AS u(id, item_id, item_index, item_version, input, output, expected_output, latency,
             error, error_kind, started_at, completed_at, retry_count, trace_id, logs,
-            target_metadata)
-    WHERE EXISTS (SELECT 1 FROM fence)
-    ON CONFLICT (run_id, item_id) DO NOTHING
-    RETURNING item_id, error IS NOT NULL AS failed
+            target_metadata, trial)
+    WHERE EXISTS (SELECT 1 FROM fence) AND NOT EXISTS (SELECT 1 FROM bad)
+    ON CONFLICT (run_id, item_id, trial) DO NOTHING
+    RETURNING item_id, trial, error IS NOT NULL AS failed
 ), sc AS (
-    INSERT INTO scores (run_id, item_id, scorer_id, ord, scorer_name, score, reason, error,
-        metadata)
-    SELECT $1, s.item_id, s.scorer_id, s.ord, s.scorer_name, s.score, s.reason, s.error,
-        s.metadata
+    INSERT INTO scores (run_id, item_id, trial, scorer_id, ord, scorer_name, score, reason,
+        error, metadata)
+    SELECT $1, s.item_id, s.trial, s.scorer_id, s.ord, s.scorer_name, s.score, s.reason,
+        s.error, s.metadata
     FROM UNNEST($19::text[], $20::text[], $21::int8[], $22::text[], $23::float8[],
-        $24::text[], $25::text[], $26::jsonb[])
-        AS s(item_id, scorer_id, ord, scorer_name, score, reason, error, metadata)
-    JOIN ins ON ins.item_id = s.item_id
+        $24::text[], $25::text[], $26::jsonb[], $29::int8[])
+        AS s(item_id, scorer_id, ord, scorer_name, score, reason, error, metadata, trial)
+    JOIN ins ON ins.item_id = s.item_id AND ins.trial = s.trial
     ON CONFLICT DO NOTHING
 ), upd AS (
     UPDATE runs SET
@@ -58,14 +62,15 @@ WITH fence AS (
         updated_at = $3
     WHERE id = (SELECT id FROM fence)
 )
-SELECT (SELECT COUNT(*) FROM fence), (SELECT COUNT(*) FROM ins)";
+SELECT (SELECT COUNT(*) FROM fence), (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM bad),
+    (SELECT repeats FROM fence)";
 
 impl ScoresOf for PostgresStore {
     async fn score_rows(&self, run_id: &str, item_ids: &[&str]) -> StoreResult<Vec<PgRow>> {
         Ok(sqlx::query(concat!(
             "SELECT ",
             score_cols!(),
-            " FROM scores WHERE run_id = $1 AND item_id = ANY($2) ORDER BY item_id, ord"
+            " FROM scores WHERE run_id = $1 AND item_id = ANY($2) ORDER BY item_id, trial, ord"
         ))
         .bind(run_id)
         .bind(item_ids)
@@ -99,6 +104,8 @@ impl ResultStore for PostgresStore {
         let mut traces = Vec::with_capacity(n);
         let mut logs = Vec::with_capacity(n);
         let mut target_meta = Vec::with_capacity(n);
+        let mut trials = Vec::with_capacity(n);
+        let mut s_trials = vec![];
         let (mut s_items, mut s_ids, mut s_ords, mut s_names) = (vec![], vec![], vec![], vec![]);
         let (mut s_scores, mut s_reasons, mut s_errors, mut s_meta) =
             (vec![], vec![], vec![], vec![]);
@@ -118,8 +125,10 @@ impl ResultStore for PostgresStore {
             traces.push(r.trace_id.as_deref());
             logs.push(jo(r.logs.as_ref()));
             target_meta.push(jo(r.target_metadata.as_ref()));
+            trials.push(r.trial);
             for (ord, sc) in r.scores.iter().enumerate() {
                 s_items.push(r.item_id.as_str());
+                s_trials.push(r.trial);
                 s_ids.push(sc.scorer_id.as_str());
                 s_ords.push(ord as i64);
                 s_names.push(sc.scorer_name.as_str());
@@ -130,7 +139,8 @@ impl ResultStore for PostgresStore {
             }
         }
         let ids: Vec<String> = (0..n).map(|_| new_id()).collect();
-        let (fenced, inserted): (i64, i64) = sqlx::query_as(WRITE_BATCH)
+        let (fenced, inserted, bad, repeats): (i64, i64, i64, Option<i64>) =
+            sqlx::query_as(WRITE_BATCH)
             .bind(run_id)
             .bind(owner)
             .bind(now())
@@ -158,8 +168,13 @@ impl ResultStore for PostgresStore {
             .bind(&s_errors)
             .bind(&s_meta)
             .bind(&target_meta)
+            .bind(&trials)
+            .bind(&s_trials)
             .fetch_one(&self.pool)
             .await?;
+        if bad > 0 {
+            check_trials(&batch, repeats.unwrap_or(1))?;
+        }
         if fenced == 0 {
             let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM runs WHERE id = $1")
                 .bind(run_id)
@@ -174,6 +189,22 @@ impl ResultStore for PostgresStore {
             inserted: inserted as u64,
             duplicates: (n as i64 - inserted) as u64,
         })
+    }
+
+    async fn stored_trials(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        item_ids: &[&str],
+    ) -> StoreResult<Vec<(String, i64)>> {
+        crate::shared::runs::fetch(&self.pool, tenant, run_id).await?;
+        Ok(sqlx::query_as(
+            "SELECT item_id, trial FROM results WHERE run_id = $1 AND item_id = ANY($2)",
+        )
+        .bind(run_id)
+        .bind(item_ids)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn list_results(

@@ -218,7 +218,7 @@ impl RunStore for PostgresStore {
             self,
             &run.dataset_id,
             run.dataset_version,
-            Some(run_id),
+            Some((run_id, run.repeats)),
             after_position,
             limit,
         )

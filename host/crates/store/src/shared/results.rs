@@ -14,8 +14,8 @@ use crate::models::*;
 use crate::rows::{self, StoredRow};
 use crate::sql;
 
-/// How a backend loads the score rows of some items of a run, ordered by
-/// item and position.
+/// How a backend loads the score rows of some items of a run (every trial
+/// of each), ordered by item, trial and position.
 pub(crate) trait ScoresOf: Handle {
     fn score_rows(
         &self,
@@ -35,15 +35,23 @@ async fn attach_scores<S: ScoresOf>(
     }
     let ids: Vec<&str> = results.iter().map(|r| r.item_id.as_str()).collect();
     let rows = s.score_rows(run_id, &ids).await?;
-    let mut by_item: HashMap<String, Vec<ScoreRow>> = HashMap::new();
-    for row in &rows {
-        let (item, score) = rows::score(row)?;
-        by_item.entry(item).or_default().push(score);
-    }
+    let mut by_trial = scores_by_trial(&rows)?;
     for r in results {
-        r.scores = by_item.remove(&r.item_id).unwrap_or_default();
+        r.scores = by_trial
+            .remove(&(r.item_id.clone(), r.trial))
+            .unwrap_or_default();
     }
     Ok(())
+}
+
+/// Score rows grouped by the (item, trial) they belong to, in row order.
+fn scores_by_trial<R: StoredRow>(rows: &[R]) -> StoreResult<HashMap<(String, i64), Vec<ScoreRow>>> {
+    let mut by_trial: HashMap<(String, i64), Vec<ScoreRow>> = HashMap::new();
+    for row in rows {
+        let (key, score) = rows::score(row)?;
+        by_trial.entry(key).or_default().push(score);
+    }
+    Ok(by_trial)
 }
 
 pub(crate) async fn list<DB: Db, S: ScoresOf<Db = DB>>(
@@ -190,13 +198,11 @@ async fn outlines<DB: Db, S: ScoresOf<Db = DB>>(
     }
     let ids: Vec<&str> = outlines.iter().map(|(_, o)| o.item_id.as_str()).collect();
     let score_rows = s.score_rows(run_id, &ids).await?;
-    let mut by_item: HashMap<String, Vec<ScoreRow>> = HashMap::new();
-    for row in &score_rows {
-        let (item, score) = rows::score(row)?;
-        by_item.entry(item).or_default().push(score);
-    }
+    let mut by_trial = scores_by_trial(&score_rows)?;
     for (_, o) in &mut outlines {
-        o.scores = by_item.remove(&o.item_id).unwrap_or_default();
+        o.scores = by_trial
+            .remove(&(o.item_id.clone(), o.trial))
+            .unwrap_or_default();
     }
     Ok(outlines)
 }

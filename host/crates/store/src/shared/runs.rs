@@ -89,6 +89,9 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
     if new.total_items < 0 {
         return Err(StoreError::validation("totalItems", "must not be negative"));
     }
+    if new.repeats < 1 {
+        return Err(StoreError::validation("repeats", "must be at least 1"));
+    }
     let at = now();
     let run = Run {
         id: new.id.unwrap_or_else(new_id),
@@ -99,6 +102,7 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
         scorer_ids: new.scorer_ids,
         status: RunStatus::Pending,
         total_items: new.total_items,
+        repeats: new.repeats,
         succeeded_count: 0,
         failed_count: 0,
         skipped_count: 0,
@@ -138,6 +142,16 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
                 ),
             ));
         }
+        // A re-scoring run grades every stored trial of its parent.
+        if parent.repeats != run.repeats {
+            return Err(StoreError::validation(
+                "repeats",
+                format!(
+                    "run {parent_id} has {} trials per item, not {}",
+                    parent.repeats, run.repeats
+                ),
+            ));
+        }
     }
     sqlx::query(sql::runs::INSERT)
         .arg(run.id.as_str())
@@ -151,6 +165,7 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
         .arg(DB::json(&run.config))
         .arg(DB::time(at))
         .arg(run.parent_run_id.as_deref())
+        .arg(run.repeats)
         .execute(DB::conn(&mut tx))
         .await
         .map_err(|e| conflict_on_unique(e, || format!("a run with id {} exists", run.id)))?;

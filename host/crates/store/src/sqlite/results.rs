@@ -16,7 +16,7 @@ use super::rows::{to_json, to_json_opt};
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
 use crate::rows::score_cols;
-use crate::rules::{INSERT_CHUNK, check_batch, finite, new_id, normalized_score, now, to_ms};
+use crate::rules::{INSERT_CHUNK, check_batch, check_trials, finite, new_id, normalized_score, now, to_ms};
 use crate::shared::results::{self as shared, ScoresOf};
 use crate::store::ResultStore;
 
@@ -26,7 +26,7 @@ impl ScoresOf for SqliteStore {
             "SELECT ",
             score_cols!(),
             " FROM scores WHERE run_id = $1 AND item_id IN (SELECT value FROM json_each($2)) \
-             ORDER BY item_id, ord"
+             ORDER BY item_id, trial, ord"
         ))
         .bind(run_id)
         .bind(serde_json::to_string(item_ids).expect("strings serialize"))
@@ -46,30 +46,31 @@ impl ResultStore for SqliteStore {
         check_batch(&batch)?;
         let mut tx = self.write_tx().await?;
         // The fence: only the lease holder of a running run may write.
-        let holder: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT status, lease_owner FROM runs WHERE id = ?")
+        let holder: Option<(String, Option<String>, i64)> =
+            sqlx::query_as("SELECT status, lease_owner, repeats FROM runs WHERE id = ?")
                 .bind(run_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        match holder {
+        let repeats = match holder {
             None => return Err(StoreError::not_found("Run", run_id)),
-            Some((status, lease_owner))
+            Some((status, lease_owner, _))
                 if status != "running" || lease_owner.as_deref() != Some(owner) =>
             {
                 return Err(StoreError::LeaseLost);
             }
-            Some(_) => {}
-        }
+            Some((_, _, repeats)) => repeats,
+        };
+        check_trials(&batch, repeats)?;
         if batch.is_empty() {
             return Ok(WriteOutcome::default());
         }
         let at = to_ms(now());
-        let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());
+        let mut inserted: Vec<(String, i64)> = Vec::with_capacity(batch.len());
         for chunk in batch.chunks(INSERT_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO results (id, run_id, item_id, item_index, item_version, input, output, \
              expected_output, latency, error, error_kind, started_at, completed_at, retry_count, \
-             trace_id, target_metadata, logs, created_at) ",
+             trace_id, target_metadata, logs, created_at, trial) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(new_id())
@@ -89,33 +90,37 @@ impl ResultStore for SqliteStore {
                     .push_bind(&r.trace_id)
                     .push_bind(to_json_opt(r.target_metadata.as_ref()))
                     .push_bind(to_json_opt(r.logs.as_ref()))
-                    .push_bind(at);
+                    .push_bind(at)
+                    .push_bind(r.trial);
             });
-            qb.push(" ON CONFLICT (run_id, item_id) DO NOTHING RETURNING item_id");
-            let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+            qb.push(" ON CONFLICT (run_id, item_id, trial) DO NOTHING RETURNING item_id, trial");
+            let ids: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
             inserted.extend(ids);
         }
+        let inserted: HashSet<(&str, i64)> =
+            inserted.iter().map(|(id, t)| (id.as_str(), *t)).collect();
         let fresh: Vec<&NewResult> = batch
             .iter()
-            .filter(|r| inserted.contains(&r.item_id))
+            .filter(|r| inserted.contains(&(r.item_id.as_str(), r.trial)))
             .collect();
-        let scores: Vec<(&str, usize, &ScoreRow)> = fresh
+        let scores: Vec<(&str, i64, usize, &ScoreRow)> = fresh
             .iter()
             .flat_map(|r| {
                 r.scores
                     .iter()
                     .enumerate()
-                    .map(move |(i, sc)| (r.item_id.as_str(), i, sc))
+                    .map(move |(i, sc)| (r.item_id.as_str(), r.trial, i, sc))
             })
             .collect();
         for chunk in scores.chunks(INSERT_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO scores (run_id, item_id, scorer_id, ord, scorer_name, score, reason, \
-             error, metadata) ",
+                "INSERT INTO scores (run_id, item_id, trial, scorer_id, ord, scorer_name, score, \
+             reason, error, metadata) ",
             );
-            qb.push_values(chunk, |mut b, (item_id, ord, sc)| {
+            qb.push_values(chunk, |mut b, (item_id, trial, ord, sc)| {
                 b.push_bind(run_id)
                     .push_bind(*item_id)
+                    .push_bind(*trial)
                     .push_bind(&sc.scorer_id)
                     .push_bind(*ord as i64)
                     .push_bind(&sc.scorer_name)
@@ -144,6 +149,23 @@ impl ResultStore for SqliteStore {
             inserted: fresh.len() as u64,
             duplicates: (batch.len() - fresh.len()) as u64,
         })
+    }
+
+    async fn stored_trials(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        item_ids: &[&str],
+    ) -> StoreResult<Vec<(String, i64)>> {
+        crate::shared::runs::fetch(&self.reader, tenant, run_id).await?;
+        Ok(sqlx::query_as(
+            "SELECT item_id, trial FROM results WHERE run_id = $1 \
+             AND item_id IN (SELECT value FROM json_each($2))",
+        )
+        .bind(run_id)
+        .bind(serde_json::to_string(item_ids).expect("strings serialize"))
+        .fetch_all(&self.reader)
+        .await?)
     }
 
     async fn list_results(

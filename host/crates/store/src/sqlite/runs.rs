@@ -220,20 +220,30 @@ impl RunStore for SqliteStore {
         limit: i64,
     ) -> StoreResult<Vec<DatasetItem>> {
         let run = self.get_run(tenant, run_id).await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM item_versions iv WHERE iv.dataset_id = ? AND iv.position > ? AND {AT_VERSION} \
-         AND NOT EXISTS (SELECT 1 FROM results r WHERE r.run_id = ? AND r.item_id = iv.item_id) \
-         ORDER BY iv.position LIMIT ?",
-        item_cols!()
-    )))
-    .bind(&run.dataset_id)
-    .bind(after_position.unwrap_or(-1))
-    .bind(run.dataset_version)
-    .bind(run.dataset_version)
-    .bind(run_id)
-    .bind(limit.max(0))
-    .fetch_all(&self.reader)
-    .await?;
+        // With repeats, an item is pending until each of its trials has a
+        // result (a count over the (run, item, trial) key's index).
+        let missing = if run.repeats > 1 {
+            "(SELECT COUNT(*) FROM results r WHERE r.run_id = ? AND r.item_id = iv.item_id) < ?"
+        } else {
+            "NOT EXISTS (SELECT 1 FROM results r WHERE r.run_id = ? AND r.item_id = iv.item_id)"
+        };
+        let sql = format!(
+            "SELECT {} FROM item_versions iv WHERE iv.dataset_id = ? AND iv.position > ? AND {AT_VERSION} \
+             AND {missing} ORDER BY iv.position LIMIT ?",
+            item_cols!()
+        );
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&run.dataset_id)
+            .bind(after_position.unwrap_or(-1))
+            .bind(run.dataset_version)
+            .bind(run.dataset_version)
+            .bind(run_id);
+        let query = if run.repeats > 1 {
+            query.bind(run.repeats)
+        } else {
+            query
+        };
+        let rows = query.bind(limit.max(0)).fetch_all(&self.reader).await?;
         rows.iter().map(rows::item).collect()
     }
 
