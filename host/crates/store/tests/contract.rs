@@ -108,6 +108,8 @@ contract!(
     secrets_are_set_listed_read_sealed_and_deleted,
     rescoring_runs_link_to_a_finished_parent_and_read_its_outputs,
     target_models_count_what_the_server_reported,
+    trials_of_a_run_with_repeats_are_results_of_their_own,
+    repeats_are_checked_when_a_run_is_created,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -2411,4 +2413,198 @@ async fn target_models_count_what_the_server_reported(s: Fixture) {
             .unwrap_err()
             .is_not_found()
     );
+}
+
+// ------------------------------------------------------------- repeats
+
+/// Trial `trial` of `item`, scored `trial / 2` by `exact`.
+fn trial_of(item: &DatasetItem, index: i64, trial: i64) -> NewResult {
+    let mut r = result_for(item, index, None);
+    r.trial = trial;
+    r.scores[0].score = Some(trial as f64 / 2.0);
+    r
+}
+
+async fn trials_of_a_run_with_repeats_are_results_of_their_own(s: Fixture) {
+    let (ds, added) = dataset_with(&s, "trials", 3).await;
+    let run = s
+        .create_run(
+            T,
+            NewRun {
+                total_items: 9,
+                repeats: 3,
+                ..new_run(&ds)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.get_run(T, &run.id).await.unwrap().repeats, 3);
+    let run = s.claim_run(T, &run.id, "tr", LEASE).await.unwrap();
+    assert_eq!((run.repeats, run.total_items), (3, 9));
+
+    // Item 0: every trial; item 1: trials 0 and 2; item 2: none.
+    let batch = vec![
+        trial_of(&added[0], 0, 2),
+        trial_of(&added[0], 0, 0),
+        trial_of(&added[1], 1, 2),
+        trial_of(&added[0], 0, 1),
+        trial_of(&added[1], 1, 0),
+    ];
+    let first = s.write_results(&run.id, "tr", batch).await.unwrap();
+    assert_eq!((first.inserted, first.duplicates), (5, 0));
+    // Exactly once per (item, trial): a trial written again is a duplicate.
+    let again = s
+        .write_results(&run.id, "tr", vec![trial_of(&added[0], 0, 1)])
+        .await
+        .unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, 1));
+
+    // Hostile batches: the same trial twice, a trial the run does not
+    // have, a negative trial. Nothing of them is written.
+    let twice = vec![trial_of(&added[2], 2, 0), trial_of(&added[2], 2, 0)];
+    assert_eq!(
+        field_of(s.write_results(&run.id, "tr", twice).await),
+        "results[1].itemId"
+    );
+    let beyond = vec![trial_of(&added[2], 2, 0), trial_of(&added[2], 2, 3)];
+    match s.write_results(&run.id, "tr", beyond).await {
+        Err(StoreError::Validation { field, message }) => {
+            assert_eq!(field, "results[1].trial");
+            assert!(message.contains("3 trials per item"), "{message}");
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    assert_eq!(
+        field_of(
+            s.write_results(&run.id, "tr", vec![trial_of(&added[2], 2, -1)])
+                .await
+        ),
+        "results[0].trial"
+    );
+
+    let ids: Vec<&str> = added.iter().map(|i| i.id.as_str()).collect();
+    let stored: HashSet<(String, i64)> = s
+        .stored_trials(T, &run.id, &ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let expected: HashSet<(String, i64)> = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2)]
+        .into_iter()
+        .map(|(i, t)| (added[i].id.clone(), t))
+        .collect();
+    assert_eq!(stored, expected, "item 2 has no trial: the hostile batches wrote nothing");
+    assert_not_found(s.stored_trials("other-tenant", &run.id, &ids).await);
+
+    // Pending: the items with a trial still missing.
+    let pending = s.pending_items(T, &run.id, None, 10).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|i| &i.id).collect::<Vec<_>>(),
+        [&added[1].id, &added[2].id]
+    );
+
+    // Reads: item then trial order, each trial with its own scores.
+    let listed = s
+        .list_results(T, &run.id, Page::default())
+        .await
+        .unwrap()
+        .items;
+    let order: Vec<(i64, i64)> = listed.iter().map(|r| (r.item_index, r.trial)).collect();
+    assert_eq!(order, [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2)]);
+    for r in &listed {
+        assert_eq!(r.scores.len(), 2, "{r:?}");
+        assert_eq!(r.scores[0].score, Some(r.trial as f64 / 2.0), "{r:?}");
+    }
+    let outlines = s
+        .result_outlines_by_index(T, &run.id, -1, 100)
+        .await
+        .unwrap();
+    let order: Vec<(i64, i64)> = outlines.iter().map(|o| (o.item_index, o.trial)).collect();
+    assert_eq!(order, [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2)]);
+    assert!(
+        outlines
+            .iter()
+            .all(|o| o.scores[0].score == Some(o.trial as f64 / 2.0))
+    );
+    let records = s.target_records(T, &run.id, 1, 1).await.unwrap();
+    assert_eq!(
+        records.iter().map(|r| r.trial).collect::<Vec<_>>(),
+        [0, 2]
+    );
+    // The score filter looks at each trial's own scores: only trial 0
+    // scored below 0.5.
+    let low = ResultFilter {
+        failed_only: false,
+        score_below: Some(ScoreBelow {
+            scorer_id: "exact".into(),
+            below: 0.5,
+        }),
+    };
+    let got = s
+        .filter_results(T, &run.id, &low, Page::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        got.items
+            .iter()
+            .map(|r| (r.item_index, r.trial))
+            .collect::<Vec<_>>(),
+        [(0, 0), (1, 0)]
+    );
+
+    // Counters and the final counts are over trials.
+    let live = s.get_run(T, &run.id).await.unwrap();
+    assert_eq!(live.succeeded_count, 5);
+    let done = s
+        .finish_run(&run.id, "tr", RunStatus::Cancelled, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.succeeded_count, done.failed_count, done.skipped_count),
+        (5, 0, 4)
+    );
+}
+
+async fn repeats_are_checked_when_a_run_is_created(s: Fixture) {
+    let (ds, added) = dataset_with(&s, "repeats-checked", 2).await;
+    assert_eq!(
+        field_of(
+            s.create_run(
+                T,
+                NewRun {
+                    repeats: 0,
+                    ..new_run(&ds)
+                },
+            )
+            .await
+        ),
+        "repeats"
+    );
+    // A run without repeats has trial 0 only.
+    let plain = s.create_run(T, new_run(&ds)).await.unwrap();
+    assert_eq!(plain.repeats, 1);
+    let plain = s.claim_run(T, &plain.id, "c", LEASE).await.unwrap();
+    assert_eq!(
+        field_of(
+            s.write_results(&plain.id, "c", vec![trial_of(&added[0], 0, 1)])
+                .await
+        ),
+        "results[0].trial"
+    );
+    s.finish_run(&plain.id, "c", RunStatus::Completed, None)
+        .await
+        .unwrap();
+    // A re-scoring run grades every trial of its parent: same repeats.
+    let child = NewRun {
+        repeats: 2,
+        total_items: 4,
+        parent_run_id: Some(plain.id.clone()),
+        ..new_run(&ds)
+    };
+    assert_eq!(field_of(s.create_run(T, child).await), "repeats");
+    let child = NewRun {
+        parent_run_id: Some(plain.id.clone()),
+        ..new_run(&ds)
+    };
+    assert_eq!(s.create_run(T, child).await.unwrap().repeats, 1);
 }

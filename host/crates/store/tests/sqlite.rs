@@ -288,3 +288,63 @@ async fn concurrent_first_opens_take_turns_at_the_migrations() {
         }
     }
 }
+
+/// A database that has results from before repeats (every migration below
+/// 0010 applied, rows written at that schema) is migrated in place: the
+/// results and scores become trial 0 of their item and keep their sequence
+/// numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_to_repeats_keeps_stored_results_as_trial_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(&dir);
+    let before = tempfile::tempdir().unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../migrations/sqlite");
+    for entry in std::fs::read_dir(&all).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let version: u32 = name.split('_').next().unwrap().parse().unwrap();
+        if version < 10 {
+            std::fs::copy(&path, before.path().join(&name)).unwrap();
+        }
+    }
+    {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::migrate::Migrator::new(before.path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO datasets (id, tenant_id, name, version, item_count, next_position, \
+               created_at, updated_at) VALUES ('d', 'default', 'old', 1, 1, 1, 0, 0);
+             INSERT INTO item_versions (item_id, version_number, dataset_id, position, \
+               valid_from, input, item_created_at, created_at) \
+               VALUES ('i', 1, 'd', 0, 1, '{\"q\": 1}', 0, 0);
+             INSERT INTO runs (id, tenant_id, dataset_id, dataset_version, target_type, \
+               target_id, scorer_ids, status, total_items, succeeded_count, config, \
+               created_at, updated_at) VALUES ('r', 'default', 'd', 1, 'plugin', 'echo', \
+               '[\"exact\"]', 'running', 1, 1, '{}', 0, 0);
+             INSERT INTO results (seq, id, run_id, item_id, item_index, item_version, input, \
+               output, latency, started_at, completed_at, retry_count, created_at) \
+               VALUES (41, 'res', 'r', 'i', 0, 1, '{\"q\": 1}', '\"a\"', 2.0, 0, 0, 0, 0);
+             INSERT INTO scores (run_id, item_id, scorer_id, ord, scorer_name, score) \
+               VALUES ('r', 'i', 'exact', 0, 'Exact', 0.75);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+
+    let store = connect(&url).await.unwrap();
+    let run = store.get_run(T, "r").await.unwrap();
+    assert_eq!((run.repeats, run.total_items), (1, 1));
+    let kept = store.results_after_seq(T, "r", 0, 10).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    let (seq, result) = &kept[0];
+    assert_eq!((*seq, result.item_id.as_str(), result.trial), (41, "i", 0));
+    assert_eq!(result.output, Some(json!("a")));
+    assert_eq!(result.scores.len(), 1);
+    assert_eq!(result.scores[0].score, Some(0.75));
+}

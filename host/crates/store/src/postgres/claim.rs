@@ -46,7 +46,7 @@ pub async fn claim_next_run(
         "runs.id, runs.tenant_id, runs.dataset_id, runs.dataset_version, runs.target_type, \
          runs.target_id, runs.scorer_ids, runs.status, runs.total_items, runs.succeeded_count, \
          runs.failed_count, runs.skipped_count, runs.config, runs.error, runs.cancel_requested, \
-         runs.takeovers, runs.parent_run_id, runs.started_at, runs.completed_at, runs.created_at, runs.updated_at"
+         runs.takeovers, runs.parent_run_id, runs.repeats, runs.started_at, runs.completed_at, runs.created_at, runs.updated_at"
     ))
     .bind(now())
     .bind(owner)
