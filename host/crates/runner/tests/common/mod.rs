@@ -27,6 +27,11 @@ pub async fn store() -> (Arc<dyn Store>, tempfile::TempDir) {
 
 /// A dataset whose items have the given inputs; returns a pending run over it.
 pub async fn dataset_run(store: &Arc<dyn Store>, inputs: Vec<Value>) -> Run {
+    dataset_run_repeated(store, inputs, 1).await
+}
+
+/// Like [`dataset_run`], with `repeats` trials per item.
+pub async fn dataset_run_repeated(store: &Arc<dyn Store>, inputs: Vec<Value>, repeats: i64) -> Run {
     let ds = store
         .create_dataset(
             TENANT,
@@ -59,8 +64,8 @@ pub async fn dataset_run(store: &Arc<dyn Store>, inputs: Vec<Value>) -> Run {
                 target_id: "mock".into(),
                 scorer_ids: vec![],
                 config: json!({}),
-                total_items: n,
-                repeats: 1,
+                total_items: n * repeats,
+                repeats,
                 parent_run_id: None,
             },
         )
