@@ -547,7 +547,9 @@ fn schemas() -> Value {
                 "status": {"type": "string", "enum": ["pending", "running", "completed", "failed"],
                     "description": "Mastra's status: a cancelled run is `failed`"},
                 "runStatus": schema_ref("RunStatus"),
-                "totalItems": int, "succeededCount": int, "failedCount": int, "skippedCount": int,
+                "totalItems": {"type": "integer", "description": "trials: items times repeats"},
+                "repeats": {"type": "integer", "minimum": 1, "description": "trials per item"},
+                "succeededCount": int, "failedCount": int, "skippedCount": int,
                 "config": {"type": "object"}, "error": nullable("string"),
                 "cancelRequested": {"type": "boolean"},
                 "takeovers": {"type": "integer"},
@@ -560,6 +562,7 @@ fn schemas() -> Value {
             json!({
                 "id": string, "experimentId": string, "runId": string, "itemId": string,
                 "itemIndex": int, "itemVersion": int,
+                "trial": {"type": "integer", "minimum": 0, "description": "which execution of the item (0 without repeats)"},
                 "itemDatasetVersion": {"type": "integer", "description": "Mastra's name of itemVersion"},
                 "input": any, "output": any, "expectedOutput": any,
                 "groundTruth": {"description": "Mastra's name of expectedOutput"},

@@ -305,6 +305,19 @@ async fn bad_triggers_are_400_and_create_no_run() {
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_option");
     assert_eq!(body["field"], "maxConcurrency");
 
+    // Trials per item: 1 to 100.
+    for repeat in [0, 101] {
+        let (status, body) = s
+            .post(
+                &runs,
+                json!({"targetType": "plugin", "targetId": "echo", "repeat": repeat}),
+            )
+            .await;
+        let message = assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_option");
+        assert_eq!(body["field"], "repeat", "{body}");
+        assert!(message.contains("between 1 and 100"), "{message}");
+    }
+
     let (status, body) = s
         .post(
             &runs,

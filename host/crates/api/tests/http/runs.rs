@@ -668,3 +668,62 @@ async fn a_finished_run_is_rescored_from_its_stored_outputs() {
     assert_eq!(status, StatusCode::OK);
     s.stop().await;
 }
+
+/// `repeat: 3` runs each item three times: the run counts trials, each
+/// result names its trial, the summary's mean is over items with a standard
+/// error and interval, and compare says whether two runs differ
+/// significantly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_repeats_counts_trials_and_summarizes_over_items() {
+    let s = TestServer::start().await;
+    s.upload_plugin("echo").await;
+    s.upload_plugin("exact-match").await;
+    // Items 0 and 2 match their expected output, 1 and 3 do not: echo is
+    // deterministic, so every trial of an item scores the same.
+    let ds = s.dataset_with_items("repeats", items(4)).await;
+    let body = json!({"targetType": "plugin", "targetId": "echo", "scorerIds": ["exact-match"],
+                      "repeat": 3});
+    let run = run_to_end(&s, &ds, body.clone()).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!((run["repeats"].as_i64(), run["totalItems"].as_i64()), (Some(3), Some(12)));
+    assert_eq!(run["succeededCount"], 12, "{run}");
+    let run_id = run["id"].as_str().unwrap();
+
+    let results = s.all_results(&ds, run_id, 100).await;
+    let pairs: Vec<(i64, i64)> = results
+        .iter()
+        .map(|r| (r["itemIndex"].as_i64().unwrap(), r["trial"].as_i64().unwrap()))
+        .collect();
+    let want: Vec<(i64, i64)> = (0..4).flat_map(|i| (0..3).map(move |t| (i, t))).collect();
+    assert_eq!(pairs, want);
+
+    let (status, summary) = s
+        .get(&format!("/api/datasets/{ds}/runs/{run_id}/summary"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["repeats"], 3);
+    let scorer = &summary["scorers"][0];
+    // Item means 1, 0, 1, 0: mean 0.5, sd √(1/3), SE √(1/3) / 2.
+    assert_eq!(scorer["itemCount"], 4, "{summary}");
+    assert_eq!(scorer["scoredCount"], 12, "{summary}");
+    assert_eq!(scorer["mean"].as_f64(), Some(0.5));
+    let se = (1.0f64 / 3.0).sqrt() / 2.0;
+    assert!((scorer["standardError"].as_f64().unwrap() - se).abs() < 1e-9, "{summary}");
+    assert_eq!(scorer["ci95"].as_array().map(Vec::len), Some(2), "{summary}");
+
+    // The same run again: every per-item difference is 0, not significant.
+    let again = run_to_end(&s, &ds, body).await;
+    let (status, cmp) = s
+        .post(
+            &format!("/api/datasets/{ds}/compare"),
+            json!({"runIdA": run_id, "runIdB": again["id"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cmp}");
+    assert_eq!(cmp["itemsTotal"], 4, "{cmp}");
+    let test = &cmp["scorers"]["exact-match"]["significance"];
+    assert_eq!(test["pairs"], 4, "{cmp}");
+    assert_eq!(test["meanDifference"], 0.0, "{cmp}");
+    assert_eq!(test["significant"], false, "{cmp}");
+    s.stop().await;
+}
