@@ -583,3 +583,93 @@ fn a_run_whose_process_died_is_resumed_without_repeating_items() {
         .code(1)
         .stderr(predicate::str::contains("only pending or running"));
 }
+
+#[test]
+fn repeat_runs_every_item_n_times_and_reports_the_uncertainty_over_items() {
+    let env = Env::new();
+    let out = env.path("trials.jsonl");
+    let (matches, total) = exact_matches();
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "run".to_string(),
+            "-d".into(),
+            example("capitals.jsonl"),
+            "-t".into(),
+            plugin("echo"),
+            "-s".into(),
+            plugin("exact-match"),
+            "--repeat".into(),
+            "3".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let report = env.json(
+        &args(&["--json", "-q", "--output", out.to_str().unwrap()])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(report["repeats"], 3, "{report}");
+    assert_eq!(report["totalItems"], 3 * total);
+    assert_eq!(report["succeededCount"], 3 * total);
+    let exact = scorer(&report, "exact-match");
+    assert_eq!(exact["itemCount"], total, "{report}");
+    assert_eq!(exact["scoredCount"], 3 * total, "{report}");
+    // echo is deterministic: every trial of an item scores alike, so the
+    // mean over item means is the plain share of matches.
+    let p = matches as f64 / total as f64;
+    assert!((exact["mean"].as_f64().unwrap() - p).abs() < 1e-9, "{report}");
+    // Item scores are 0 or 1: sd² = n p (1 - p) / (n - 1), SE = sd / √n.
+    let n = total as f64;
+    let se = (p * (1.0 - p) / (n - 1.0)).sqrt();
+    assert!((exact["standardError"].as_f64().unwrap() - se).abs() < 1e-9, "{report}");
+    // --output: one line per trial, each (index, trial) once.
+    let lines: BTreeSet<(i64, i64)> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["index"].as_i64().unwrap(), v["trial"].as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(lines.len(), 3 * total);
+    assert!(lines.iter().all(|(_, t)| (0..3).contains(t)));
+
+    // The text summary and `runs show` name the trials and the interval.
+    let run_id = report["runId"].as_str().unwrap();
+    let shown = env
+        .cmd()
+        .args(["runs", "show", run_id])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(shown.contains(&format!("{total} items x 3 trials")), "{shown}");
+    assert!(shown.contains("95% CI") && shown.contains(&format!("±{se:.3}")), "{shown}");
+
+    // Two runs that score alike: compare says the difference is not
+    // significant.
+    let second = env.json(&args(&["--json", "-q"]).iter().map(String::as_str).collect::<Vec<_>>());
+    let second_id = second["runId"].as_str().unwrap();
+    let cmp = env
+        .cmd()
+        .args(["runs", "compare", run_id, second_id])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let cmp = String::from_utf8_lossy(&cmp);
+    assert!(cmp.contains("PAIRED T-TEST") && cmp.contains("not significant"), "{cmp}");
+
+    // Out of range: a usage error naming the flag, and no run.
+    env.cmd()
+        .args(["run", "-d", &example("capitals.jsonl"), "-t", "echo", "--repeat", "101"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--repeat").and(predicate::str::contains("100")));
+    assert_eq!(env.json(&["runs", "list", "--json"]).as_array().unwrap().len(), 2);
+}
