@@ -214,7 +214,14 @@ impl Report {
                 // with its standard error and 95% interval over items.
                 table::render(
                     &[
-                        "SCORER", "MEAN", "SE", "95% CI", "ITEMS", &pass_header, "SCORED", "ERRORS",
+                        "SCORER",
+                        "MEAN",
+                        "SE",
+                        "95% CI",
+                        "ITEMS",
+                        &pass_header,
+                        "SCORED",
+                        "ERRORS",
                     ],
                     &rows,
                     &[1, 2, 4, 6, 7],

@@ -619,11 +619,17 @@ fn repeat_runs_every_item_n_times_and_reports_the_uncertainty_over_items() {
     // echo is deterministic: every trial of an item scores alike, so the
     // mean over item means is the plain share of matches.
     let p = matches as f64 / total as f64;
-    assert!((exact["mean"].as_f64().unwrap() - p).abs() < 1e-9, "{report}");
+    assert!(
+        (exact["mean"].as_f64().unwrap() - p).abs() < 1e-9,
+        "{report}"
+    );
     // Item scores are 0 or 1: sd² = n p (1 - p) / (n - 1), SE = sd / √n.
     let n = total as f64;
     let se = (p * (1.0 - p) / (n - 1.0)).sqrt();
-    assert!((exact["standardError"].as_f64().unwrap() - se).abs() < 1e-9, "{report}");
+    assert!(
+        (exact["standardError"].as_f64().unwrap() - se).abs() < 1e-9,
+        "{report}"
+    );
     // --output: one line per trial, each (index, trial) once.
     let lines: BTreeSet<(i64, i64)> = std::fs::read_to_string(&out)
         .unwrap()
@@ -647,12 +653,23 @@ fn repeat_runs_every_item_n_times_and_reports_the_uncertainty_over_items() {
         .stdout
         .clone();
     let shown = String::from_utf8_lossy(&shown);
-    assert!(shown.contains(&format!("{total} items x 3 trials")), "{shown}");
-    assert!(shown.contains("95% CI") && shown.contains(&format!("±{se:.3}")), "{shown}");
+    assert!(
+        shown.contains(&format!("{total} items x 3 trials")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("95% CI") && shown.contains(&format!("±{se:.3}")),
+        "{shown}"
+    );
 
     // Two runs that score alike: compare says the difference is not
     // significant.
-    let second = env.json(&args(&["--json", "-q"]).iter().map(String::as_str).collect::<Vec<_>>());
+    let second = env.json(
+        &args(&["--json", "-q"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
     let second_id = second["runId"].as_str().unwrap();
     let cmp = env
         .cmd()
@@ -663,13 +680,30 @@ fn repeat_runs_every_item_n_times_and_reports_the_uncertainty_over_items() {
         .stdout
         .clone();
     let cmp = String::from_utf8_lossy(&cmp);
-    assert!(cmp.contains("PAIRED T-TEST") && cmp.contains("not significant"), "{cmp}");
+    assert!(
+        cmp.contains("PAIRED T-TEST") && cmp.contains("not significant"),
+        "{cmp}"
+    );
 
     // Out of range: a usage error naming the flag, and no run.
     env.cmd()
-        .args(["run", "-d", &example("capitals.jsonl"), "-t", "echo", "--repeat", "101"])
+        .args([
+            "run",
+            "-d",
+            &example("capitals.jsonl"),
+            "-t",
+            "echo",
+            "--repeat",
+            "101",
+        ])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--repeat").and(predicate::str::contains("100")));
-    assert_eq!(env.json(&["runs", "list", "--json"]).as_array().unwrap().len(), 2);
+    assert_eq!(
+        env.json(&["runs", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }

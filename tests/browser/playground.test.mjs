@@ -265,6 +265,7 @@ test('the playground, end to end in Chromium', async () => {
     const row = await page.textContent('#scorer-deltas tr[data-scorer="exact-match"]');
     const delta = (caseOnly / ITEMS).toFixed(3);
     assert.ok(row.includes(`+${delta}`) || row.includes(`-${delta}`), `${row} shows the delta ${delta}`);
+    assert.match(row, /p=\d\.\d{3} (not )?significant/, `${row} shows the paired t-test`);
     await page.click('#show-improved');
     const improved = await page.locator('#improved-items tbody tr').count();
     assert.ok(improved > 0, 'items improved');

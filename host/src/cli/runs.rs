@@ -5,10 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use assay_runner::significance::PairedTest;
 use assay_runner::compare::{
     CompareOptions, ComparisonResult, ItemWindow, Threshold, compare_runs,
 };
+use assay_runner::significance::PairedTest;
 use assay_store::{ModelCount, Page, Run, RunResult, RunStatus};
 use clap::{Args, Subcommand};
 use serde::Serialize;

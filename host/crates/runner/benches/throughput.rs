@@ -3,8 +3,11 @@
 //! `contains`), all real wasm components in the sandbox, results persisted.
 //!
 //! ```text
-//! cargo bench -p assay-runner --bench throughput -- [--items N] [--backend sqlite|postgres] [--concurrency C] [--rescore]
+//! cargo bench -p assay-runner --bench throughput -- [--items N] [--backend sqlite|postgres] [--concurrency C] [--repeat R] [--rescore]
 //! ```
+//!
+//! `--repeat R` executes every item R times (trials): the run does
+//! `N x R` trials, and items/s counts trials.
 //!
 //! `--rescore` then re-scores the finished run with the same three scorers
 //! (a re-scoring run: outputs read from the stored results, the target not
@@ -69,6 +72,7 @@ async fn main() {
     let concurrency: usize = arg("--concurrency")
         .map(|v| v.parse().unwrap())
         .unwrap_or(64);
+    let repeat: u32 = arg("--repeat").map(|v| v.parse().unwrap()).unwrap_or(1);
     let dir = tempfile::tempdir().unwrap();
     let url = match backend.as_str() {
         "sqlite" => format!(
@@ -140,6 +144,7 @@ async fn main() {
             ],
             options: RunOptions {
                 max_concurrency: concurrency,
+                repeat,
                 ..Default::default()
             },
             run_id: None,
@@ -153,7 +158,7 @@ async fn main() {
     let done = Arc::new(AtomicU64::new(0));
     let samples = Arc::new(std::sync::Mutex::new(Vec::<(u64, f64)>::new()));
     let (counter, sampler) = (done.clone(), samples.clone());
-    let step = (items as u64 / 10).max(1);
+    let step = ((items * repeat as usize) as u64 / 10).max(1);
     let hooks = RunHooks {
         on_item_complete: Some(on_item_complete(move |_, _| {
             let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
@@ -168,15 +173,16 @@ async fn main() {
     let start = Instant::now();
     let summary = executor.execute(plan, hooks).await.unwrap();
     let secs = start.elapsed().as_secs_f64();
-    assert_eq!(summary.succeeded_count as usize, items, "{summary:?}");
+    let trials = items * repeat as usize;
+    assert_eq!(summary.succeeded_count as usize, trials, "{summary:?}");
 
     println!(
-        "backend={backend} items={items} concurrency={concurrency} target=echo scorers=exact-match,levenshtein,contains"
+        "backend={backend} items={items} repeat={repeat} concurrency={concurrency} target=echo scorers=exact-match,levenshtein,contains"
     );
     println!("trigger (create_run) latency: {trigger_ms:.2} ms");
     println!(
         "run: {secs:.2} s, {:.0} items/s end to end (target + 3 scorers + persisted results and scores)",
-        items as f64 / secs
+        trials as f64 / secs
     );
     println!("RSS before run: {rss_before:.1} MiB");
     for (n, rss) in samples.lock().unwrap().iter() {
@@ -217,10 +223,10 @@ async fn main() {
         let start = Instant::now();
         let rescored = executor.execute(plan, hooks).await.unwrap();
         let secs = start.elapsed().as_secs_f64();
-        assert_eq!(rescored.succeeded_count as usize, items, "{rescored:?}");
+        assert_eq!(rescored.succeeded_count as usize, trials, "{rescored:?}");
         println!(
             "rescore: {secs:.2} s, {:.0} items/s (outputs read from the stored run + 3 scorers + persisted results and scores)",
-            items as f64 / secs
+            trials as f64 / secs
         );
     }
 }

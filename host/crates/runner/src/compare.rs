@@ -153,6 +153,8 @@ pub struct RunRef {
     pub dataset_version: i64,
     /// Run status.
     pub status: String,
+    /// Trials per item.
+    pub repeats: i64,
 }
 
 /// Options of a comparison.
@@ -442,6 +444,7 @@ fn run_ref(run: &Run) -> RunRef {
         id: run.id.clone(),
         dataset_version: run.dataset_version,
         status: run.status.to_string(),
+        repeats: run.repeats,
     }
 }
 
@@ -509,8 +512,16 @@ fn item_pair(
     });
     let newly_failed = in_both && error_a.is_none() && error_b.is_some();
     ItemComparison {
-        item_id: a.first().or(b.first()).map(|r| r.item_id.clone()).unwrap_or_default(),
-        item_index: a.first().or(b.first()).map(|r| r.item_index).unwrap_or_default(),
+        item_id: a
+            .first()
+            .or(b.first())
+            .map(|r| r.item_id.clone())
+            .unwrap_or_default(),
+        item_index: a
+            .first()
+            .or(b.first())
+            .map(|r| r.item_index)
+            .unwrap_or_default(),
         in_both_runs: in_both,
         scores_a,
         scores_b,

@@ -211,7 +211,12 @@ mod tests {
 
     #[test]
     fn repeat_is_between_one_and_the_cap_and_one_is_not_stored() {
-        for (repeat, ok) in [(0, false), (1, true), (MAX_REPEAT, true), (MAX_REPEAT + 1, false)] {
+        for (repeat, ok) in [
+            (0, false),
+            (1, true),
+            (MAX_REPEAT, true),
+            (MAX_REPEAT + 1, false),
+        ] {
             let opts = RunOptions {
                 repeat,
                 ..Default::default()

@@ -197,7 +197,10 @@ mod tests {
     fn one_value_has_a_mean_but_no_spread() {
         let e = moments(&[0.25]).estimate().unwrap();
         assert_eq!((e.n, e.mean), (1, 0.25));
-        assert_eq!((e.standard_deviation, e.standard_error, e.ci95), (None, None, None));
+        assert_eq!(
+            (e.standard_deviation, e.standard_error, e.ci95),
+            (None, None, None)
+        );
         assert_eq!(Moments::default().estimate(), None);
     }
 
@@ -228,7 +231,11 @@ mod tests {
         assert!((test.p_value - p).abs() < 1e-9, "{} vs {p}", test.p_value);
         assert!((test.p_value - 0.035_35).abs() < 1e-4);
         assert!(test.significant);
-        assert!(test.ci95[0] > 0.0, "the interval excludes 0: {:?}", test.ci95);
+        assert!(
+            test.ci95[0] > 0.0,
+            "the interval excludes 0: {:?}",
+            test.ci95
+        );
     }
 
     #[test]

@@ -134,15 +134,25 @@ async fn each_trial_runs_once_and_a_resumed_run_runs_only_the_missing_ones() {
         .await
         .unwrap();
     assert_eq!(summary.status, RunStatus::Completed);
-    assert_eq!(target.calls.load(Ordering::SeqCst), 8, "12 trials, 4 stored");
+    assert_eq!(
+        target.calls.load(Ordering::SeqCst),
+        8,
+        "12 trials, 4 stored"
+    );
     let attempts = target.attempts.lock().unwrap().clone();
     let calls_of = |i: usize| attempts.get(&items[i].id).copied().unwrap_or(0);
-    assert_eq!([calls_of(0), calls_of(1), calls_of(2), calls_of(3)], [0, 2, 3, 3]);
+    assert_eq!(
+        [calls_of(0), calls_of(1), calls_of(2), calls_of(3)],
+        [0, 2, 3, 3]
+    );
 
     let results = all_results(&store, &run.id).await;
     let pairs: Vec<(i64, i64)> = results.iter().map(|r| (r.item_index, r.trial)).collect();
     let want: Vec<(i64, i64)> = (0..4).flat_map(|i| (0..3).map(move |t| (i, t))).collect();
-    assert_eq!(pairs, want, "every trial exactly once, in item then trial order");
+    assert_eq!(
+        pairs, want,
+        "every trial exactly once, in item then trial order"
+    );
     let done = store.get_run(TENANT, &run.id).await.unwrap();
     assert_eq!(
         (done.succeeded_count, done.failed_count, done.skipped_count),
@@ -198,8 +208,16 @@ async fn a_rescore_of_a_run_with_repeats_grades_every_trial() {
         .await
         .unwrap();
     assert_eq!(summary.status, RunStatus::Completed);
-    assert_eq!(target.calls.load(Ordering::SeqCst), 6, "only the parent called the target");
-    assert_eq!(scorer.calls.load(Ordering::SeqCst), 6, "every stored trial graded");
+    assert_eq!(
+        target.calls.load(Ordering::SeqCst),
+        6,
+        "only the parent called the target"
+    );
+    assert_eq!(
+        scorer.calls.load(Ordering::SeqCst),
+        6,
+        "every stored trial graded"
+    );
     let graded = all_results(&store, &child.id).await;
     let pairs: Vec<(i64, i64)> = graded.iter().map(|r| (r.item_index, r.trial)).collect();
     assert_eq!(pairs, [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]);
@@ -244,7 +262,10 @@ async fn the_summary_of_a_stored_run_is_over_item_means() {
     assert!((s.mean.unwrap() - 0.6).abs() < 1e-12);
     assert!((s.standard_error.unwrap() - 0.129_099_444_9).abs() < 1e-9);
     let [lo, hi] = s.ci95.unwrap();
-    assert!((lo - 0.189_154).abs() < 1e-5 && (hi - 1.010_846).abs() < 1e-5, "{lo} {hi}");
+    assert!(
+        (lo - 0.189_154).abs() < 1e-5 && (hi - 1.010_846).abs() < 1e-5,
+        "{lo} {hi}"
+    );
     let json = serde_json::to_value(&stats).unwrap();
     assert_eq!(json["repeats"], 3);
     assert_eq!(json["scorers"][0]["itemCount"], 4);
@@ -303,7 +324,11 @@ async fn compare_tests_the_per_item_differences() {
         .iter()
         .map(|i| (i.scores_a["exact"], i.scores_b["exact"]))
         .collect();
-    for ((got_a, got_b), (want_a, want_b)) in means.iter().zip([(0.5, 0.7), (0.7, 0.8), (0.9, 1.0), (0.3, 0.6)]) {
+    for ((got_a, got_b), (want_a, want_b)) in
+        means
+            .iter()
+            .zip([(0.5, 0.7), (0.7, 0.8), (0.9, 1.0), (0.3, 0.6)])
+    {
         assert!((got_a.unwrap() - want_a).abs() < 1e-12 && (got_b.unwrap() - want_b).abs() < 1e-12);
     }
     let test = ab.scorers["exact"].significance.expect("a paired test");
@@ -330,7 +355,10 @@ async fn compare_tests_the_per_item_differences() {
     assert!((test.p_value - 0.760_82).abs() < 1e-4);
     assert!(!test.significant);
     let json = serde_json::to_value(&ac).unwrap();
-    assert_eq!(json["scorers"]["exact"]["significance"]["significant"], false);
+    assert_eq!(
+        json["scorers"]["exact"]["significance"]["significant"],
+        false
+    );
 }
 
 /// 400 items of three trials: the outlines of a run span two pages of the
@@ -379,12 +407,19 @@ async fn an_item_whose_trials_straddle_a_page_is_compared_whole() {
     assert_eq!(c.items_total, n as u64);
     for i in &c.items {
         let pair = (i.scores_a["exact"].unwrap(), i.scores_b["exact"].unwrap());
-        assert!(seen.insert(i.item_index, pair).is_none(), "item {} twice", i.item_index);
+        assert!(
+            seen.insert(i.item_index, pair).is_none(),
+            "item {} twice",
+            i.item_index
+        );
     }
     assert_eq!(seen.len(), n);
     for (index, (x, y)) in &seen {
         let d = if index % 2 == 0 { 0.1 } else { 0.2 };
-        assert!((x - 0.5).abs() < 1e-9 && (y - x - d).abs() < 1e-9, "item {index}: {x} {y}");
+        assert!(
+            (x - 0.5).abs() < 1e-9 && (y - x - d).abs() < 1e-9,
+            "item {index}: {x} {y}"
+        );
     }
     // Differences: 200 of 0.1, 200 of 0.2. Mean 0.15; sum of squared
     // deviations 400 · 0.05² = 1; SE = √(1 / 399) / 20 = 0.0025031.
@@ -393,5 +428,9 @@ async fn an_item_whose_trials_straddle_a_page_is_compared_whole() {
     assert!((test.mean_difference - 0.15).abs() < 1e-9);
     assert!((test.standard_error - (1.0f64 / 399.0).sqrt() / 20.0).abs() < 1e-9);
     assert!(test.significant);
-    assert_eq!(c.scorers["exact"].stats_a.score_count, 3 * n as u64, "tallies count trials");
+    assert_eq!(
+        c.scorers["exact"].stats_a.score_count,
+        3 * n as u64,
+        "tallies count trials"
+    );
 }

@@ -2493,7 +2493,10 @@ async fn trials_of_a_run_with_repeats_are_results_of_their_own(s: Fixture) {
         .into_iter()
         .map(|(i, t)| (added[i].id.clone(), t))
         .collect();
-    assert_eq!(stored, expected, "item 2 has no trial: the hostile batches wrote nothing");
+    assert_eq!(
+        stored, expected,
+        "item 2 has no trial: the hostile batches wrote nothing"
+    );
     assert_not_found(s.stored_trials("other-tenant", &run.id, &ids).await);
 
     // Pending: the items with a trial still missing.
@@ -2527,10 +2530,7 @@ async fn trials_of_a_run_with_repeats_are_results_of_their_own(s: Fixture) {
             .all(|o| o.scores[0].score == Some(o.trial as f64 / 2.0))
     );
     let records = s.target_records(T, &run.id, 1, 1).await.unwrap();
-    assert_eq!(
-        records.iter().map(|r| r.trial).collect::<Vec<_>>(),
-        [0, 2]
-    );
+    assert_eq!(records.iter().map(|r| r.trial).collect::<Vec<_>>(), [0, 2]);
     // The score filter looks at each trial's own scores: only trial 0
     // scored below 0.5.
     let low = ResultFilter {

@@ -685,14 +685,22 @@ async fn a_run_with_repeats_counts_trials_and_summarizes_over_items() {
                       "repeat": 3});
     let run = run_to_end(&s, &ds, body.clone()).await;
     assert_eq!(run["status"], "completed", "{run}");
-    assert_eq!((run["repeats"].as_i64(), run["totalItems"].as_i64()), (Some(3), Some(12)));
+    assert_eq!(
+        (run["repeats"].as_i64(), run["totalItems"].as_i64()),
+        (Some(3), Some(12))
+    );
     assert_eq!(run["succeededCount"], 12, "{run}");
     let run_id = run["id"].as_str().unwrap();
 
     let results = s.all_results(&ds, run_id, 100).await;
     let pairs: Vec<(i64, i64)> = results
         .iter()
-        .map(|r| (r["itemIndex"].as_i64().unwrap(), r["trial"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["itemIndex"].as_i64().unwrap(),
+                r["trial"].as_i64().unwrap(),
+            )
+        })
         .collect();
     let want: Vec<(i64, i64)> = (0..4).flat_map(|i| (0..3).map(move |t| (i, t))).collect();
     assert_eq!(pairs, want);
@@ -708,8 +716,15 @@ async fn a_run_with_repeats_counts_trials_and_summarizes_over_items() {
     assert_eq!(scorer["scoredCount"], 12, "{summary}");
     assert_eq!(scorer["mean"].as_f64(), Some(0.5));
     let se = (1.0f64 / 3.0).sqrt() / 2.0;
-    assert!((scorer["standardError"].as_f64().unwrap() - se).abs() < 1e-9, "{summary}");
-    assert_eq!(scorer["ci95"].as_array().map(Vec::len), Some(2), "{summary}");
+    assert!(
+        (scorer["standardError"].as_f64().unwrap() - se).abs() < 1e-9,
+        "{summary}"
+    );
+    assert_eq!(
+        scorer["ci95"].as_array().map(Vec::len),
+        Some(2),
+        "{summary}"
+    );
 
     // The same run again: every per-item difference is 0, not significant.
     let again = run_to_end(&s, &ds, body).await;

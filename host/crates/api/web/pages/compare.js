@@ -72,7 +72,8 @@ export async function render(root, ctx) {
     cmp.warnings.map((w) => h('p', { class: 'muted' }, w)),
     h('table', { class: 'data', id: 'scorer-deltas' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Scorer'), h('th', { class: 'num' }, 'Mean A'), h('th', { class: 'num' }, 'Mean B'), h('th', { class: 'num' }, 'Delta'),
-        h('th', { class: 'num' }, 'Pass A'), h('th', { class: 'num' }, 'Pass B'), h('th', { class: 'num' }, 'Errors A / B'), h('th', {}, ''))),
+        h('th', { class: 'num' }, 'Pass A'), h('th', { class: 'num' }, 'Pass B'), h('th', { class: 'num' }, 'Errors A / B'),
+        h('th', { title: 'paired t-test over the items scored in both runs (per-item means of trials)' }, 'Paired t-test'), h('th', {}, ''))),
       h('tbody', {}, scorerIds.map((id) => {
         const s = cmp.scorers[id];
         const d = s.delta;
@@ -84,6 +85,7 @@ export async function render(root, ctx) {
           h('td', { class: 'num' }, `${(s.statsA.passRate * 100).toFixed(1)}%`),
           h('td', { class: 'num' }, `${(s.statsB.passRate * 100).toFixed(1)}%`),
           h('td', { class: 'num' }, `${number(s.statsA.errorCount)} / ${number(s.statsB.errorCount)}`),
+          h('td', { class: 'significance' }, s.significance ? `p=${s.significance.pValue.toFixed(3)} ${s.significance.significant ? 'significant' : 'not significant'}` : '–'),
           h('td', {}, s.regressed ? h('span', { class: 'status failed' }, 'regressed') : ''));
       }))),
     h('h2', {}, 'Items'), listEl);
@@ -91,14 +93,15 @@ export async function render(root, ctx) {
 
 /** Both runs' results of one item, next to each other. */
 async function sideBySide(ctx, dsPath, cmp, it) {
-  // Results are in item order and a finished run has one per item, so the
-  // item's index is its page when a page holds one result.
-  const fetchOne = async (runId) => {
-    const body = await get(`${dsPath}/runs/${encodeURIComponent(runId)}/results${query({ page: it.itemIndex, perPage: 1 })}`);
+  // Results are in item (then trial) order and a finished run has one per
+  // trial, so the item's first trial is on page index x repeats when a page
+  // holds one result.
+  const fetchOne = async (runId, repeats) => {
+    const body = await get(`${dsPath}/runs/${encodeURIComponent(runId)}/results${query({ page: it.itemIndex * (repeats || 1), perPage: 1 })}`);
     const r = body.results[0];
     return r && r.itemId === it.itemId ? r : null;
   };
-  const [ra, rb] = await Promise.all([fetchOne(cmp.runA.id), fetchOne(cmp.runB.id)]);
+  const [ra, rb] = await Promise.all([fetchOne(cmp.runA.id, cmp.runA.repeats), fetchOne(cmp.runB.id, cmp.runB.repeats)]);
   document.querySelector('#side-panel')?.remove();
   const close = () => panel.remove();
   const column = (label, r) => h('div', {},

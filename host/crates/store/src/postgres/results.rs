@@ -65,6 +65,10 @@ WITH fence AS (
 SELECT (SELECT COUNT(*) FROM fence), (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM bad),
     (SELECT repeats FROM fence)";
 
+/// What [`WRITE_BATCH`] answers: runs fenced (0 or 1), results inserted,
+/// trials out of range (0 or 1), and the run's repeats (when fenced).
+type Written = (i64, i64, i64, Option<i64>);
+
 impl ScoresOf for PostgresStore {
     async fn score_rows(&self, run_id: &str, item_ids: &[&str]) -> StoreResult<Vec<PgRow>> {
         Ok(sqlx::query(concat!(
@@ -139,8 +143,7 @@ impl ResultStore for PostgresStore {
             }
         }
         let ids: Vec<String> = (0..n).map(|_| new_id()).collect();
-        let (fenced, inserted, bad, repeats): (i64, i64, i64, Option<i64>) =
-            sqlx::query_as(WRITE_BATCH)
+        let (fenced, inserted, bad, repeats): Written = sqlx::query_as(WRITE_BATCH)
             .bind(run_id)
             .bind(owner)
             .bind(now())

@@ -16,7 +16,9 @@ use super::rows::{to_json, to_json_opt};
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
 use crate::rows::score_cols;
-use crate::rules::{INSERT_CHUNK, check_batch, check_trials, finite, new_id, normalized_score, now, to_ms};
+use crate::rules::{
+    INSERT_CHUNK, check_batch, check_trials, finite, new_id, normalized_score, now, to_ms,
+};
 use crate::shared::results::{self as shared, ScoresOf};
 use crate::store::ResultStore;
 
