@@ -487,7 +487,12 @@ async fn results(app: &App, a: ResultsArgs) -> Result<Exit> {
         .iter()
         .map(|r| {
             let mut row = vec![
-                r.item_index.to_string(),
+                // With repeats: `index.trial`.
+                if run.repeats > 1 {
+                    format!("{}.{}", r.item_index, r.trial)
+                } else {
+                    r.item_index.to_string()
+                },
                 if r.error.is_some() { "failed" } else { "ok" }.to_string(),
                 table::millis(r.latency),
                 match (&r.output, &r.error) {
