@@ -1,5 +1,6 @@
 //! Runs with repeats: every item is executed once per trial, exactly once
-//! each (a resumed run executes only the missing trials), a re-scoring run
+//! each (a resumed run executes only the missing trials, a cancelled one
+//! counts the trials it skipped), a re-scoring run
 //! grades every stored trial, and the statistics and comparisons are over
 //! items (the mean of each item's trials), checked against values computed
 //! by hand.
@@ -432,5 +433,53 @@ async fn an_item_whose_trials_straddle_a_page_is_compared_whole() {
         c.scorers["exact"].stats_a.score_count,
         3 * n as u64,
         "tallies count trials"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_with_repeats_counts_the_trials_it_skipped() {
+    let (store, _dir) = store().await;
+    let inputs = (0..4).map(|i| json!({"n": i, "delayMs": 30})).collect();
+    let run = dataset_run_repeated(&store, inputs, 5).await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (stop, count) = (cancel.clone(), finished.clone());
+    let hooks = RunHooks {
+        on_item_complete: Some(assay_runner::on_item_complete(move |_, _| {
+            if count.fetch_add(1, Ordering::SeqCst) + 1 == 3 {
+                stop.cancel();
+            }
+            async { Ok(()) }
+        })),
+        cancel,
+        ..Default::default()
+    };
+    let summary = Executor::new(store.clone())
+        .execute(
+            plan(
+                run.clone(),
+                Arc::new(MockTarget::default()),
+                vec![],
+                opts(5),
+            ),
+            hooks,
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.status, RunStatus::Cancelled);
+    let done = store.get_run(TENANT, &run.id).await.unwrap();
+    let results = all_results(&store, &run.id).await;
+    let pairs: std::collections::BTreeSet<(i64, i64)> =
+        results.iter().map(|r| (r.item_index, r.trial)).collect();
+    assert_eq!(pairs.len(), results.len(), "no trial twice");
+    assert_eq!(done.succeeded_count as usize, results.len());
+    assert!(
+        results.len() < 20,
+        "cancelled before the end: {}",
+        results.len()
+    );
+    assert_eq!(
+        done.skipped_count,
+        20 - done.succeeded_count - done.failed_count
     );
 }
