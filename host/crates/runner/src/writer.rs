@@ -122,6 +122,23 @@ async fn write_with_retries(
     }
 }
 
+/// The most results one batch takes while another tenant has runs on the
+/// same write turns: a result of that tenant waits for the batch in
+/// progress, so a busy tenant writes in smaller batches while someone else
+/// is there (a few more commits for it, a shorter wait for the other).
+const SHARED_TURNS_BATCH: usize = 8;
+
+/// How many queued results the next batch may take: all of `max_batch`
+/// when the writer's tenant is alone on the write turns, at most
+/// [`SHARED_TURNS_BATCH`] while another tenant has runs on them.
+fn batch_limit(max_batch: usize, turns: &RunShare) -> usize {
+    if turns.other_tenants_present() {
+        max_batch.min(SHARED_TURNS_BATCH)
+    } else {
+        max_batch
+    }
+}
+
 async fn write_loop(
     sink: Arc<dyn ResultSink>,
     run_id: String,
@@ -131,10 +148,14 @@ async fn write_loop(
     turns: RunShare,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut jobs, max_batch).await > 0 {
+    loop {
+        let limit = batch_limit(max_batch, &turns);
+        if rx.recv_many(&mut jobs, limit).await == 0 {
+            break;
+        }
         let _turn = turns.acquire().await;
         // Results that arrived while waiting for the turn join this batch.
-        while jobs.len() < max_batch {
+        while jobs.len() < limit {
             match rx.try_recv() {
                 Ok(job) => jobs.push(job),
                 Err(_) => break,
@@ -173,5 +194,108 @@ async fn write_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+    use crate::slots::ItemSlots;
+
+    /// Records the size of every batch it is asked to write.
+    #[derive(Default)]
+    struct BatchSizes(Mutex<Vec<usize>>);
+
+    #[async_trait]
+    impl ResultSink for BatchSizes {
+        async fn write(
+            &self,
+            _run_id: &str,
+            _owner: &str,
+            batch: Vec<NewResult>,
+        ) -> Result<WriteOutcome, StoreError> {
+            self.0.lock().unwrap().push(batch.len());
+            Ok(WriteOutcome {
+                inserted: batch.len() as u64,
+                duplicates: 0,
+            })
+        }
+    }
+
+    fn result(index: i64) -> NewResult {
+        NewResult {
+            item_id: format!("item-{index}"),
+            item_index: index,
+            item_version: 1,
+            input: json!(index),
+            output: Some(json!(index)),
+            expected_output: None,
+            latency: 1.0,
+            error: None,
+            error_kind: None,
+            started_at: Utc::now(),
+            completed_at: Utc::now(),
+            retry_count: 0,
+            trace_id: None,
+            target_metadata: None,
+            logs: None,
+            scores: Vec::new(),
+        }
+    }
+
+    /// Queues 40 results while the only write turn is held elsewhere,
+    /// then lets the writer go; returns the batches it wrote.
+    async fn batches_after_a_wait(other_tenant_here: bool) -> Vec<usize> {
+        let turns = ItemSlots::new(1);
+        let _other = other_tenant_here.then(|| turns.share("b", 1));
+        let held = turns.share("a", 1).acquire().await;
+        let sink = Arc::new(BatchSizes::default());
+        let (writer, task) = ResultWriter::spawn(
+            sink.clone(),
+            "run".into(),
+            "owner".into(),
+            64,
+            turns.share("a", 1),
+        );
+        let writes: Vec<_> = (0..40)
+            .map(|i| {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.write(result(i)).await })
+            })
+            .collect();
+        // Every write is queued (the queue holds 128) while the turn is held.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            sink.0.lock().unwrap().is_empty(),
+            "nothing written without a turn"
+        );
+        drop(held);
+        for w in writes {
+            assert_eq!(w.await.unwrap(), WriteAck::Written);
+        }
+        drop(writer);
+        task.await.unwrap();
+        sink.0.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn a_tenant_alone_writes_what_queued_in_one_batch() {
+        assert_eq!(batches_after_a_wait(false).await, vec![40]);
+    }
+
+    #[tokio::test]
+    async fn a_tenant_writes_small_batches_while_another_tenant_has_runs_here() {
+        let sizes = batches_after_a_wait(true).await;
+        assert_eq!(sizes.iter().sum::<usize>(), 40, "{sizes:?}");
+        assert!(
+            sizes.iter().all(|&n| n <= SHARED_TURNS_BATCH),
+            "batches of at most {SHARED_TURNS_BATCH}: {sizes:?}"
+        );
     }
 }
