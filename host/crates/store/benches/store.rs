@@ -153,9 +153,13 @@ async fn bench(label: &str, s: Arc<dyn Store>) {
         offset += count;
         let start = Instant::now();
         for chunk in slice.chunks(batch) {
-            s.write_results(&run.id, "bench", chunk.iter().map(result).collect())
-                .await
-                .unwrap();
+            s.write_results(
+                &run.id,
+                &Claim::of("bench", &run),
+                chunk.iter().map(result).collect(),
+            )
+            .await
+            .unwrap();
         }
         let took = start.elapsed();
         println!(
