@@ -37,7 +37,7 @@ async fn run_with(
         )
         .await
         .unwrap();
-    store
+    let run = store
         .claim_run(T, &run.id, "writer", Duration::from_secs(60))
         .await
         .unwrap();

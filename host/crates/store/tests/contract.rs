@@ -99,6 +99,7 @@ contract!(
     plugin_bytes_round_trip,
     unknown_stored_target_type_is_corrupt,
     add_ten_thousand_items_in_one_call,
+    adds_over_the_caps_are_refused_and_store_nothing,
     streamed_items_land_together_or_not_at_all,
     item_limit_per_dataset,
     api_keys_are_found_by_hash_listed_and_revoked,
@@ -1196,6 +1197,76 @@ async fn claim_next_run_passes_over_runs_the_caller_executes(s: Fixture) {
     // Another process (not executing it) takes the lapsed run.
     let (_, taken) = s.claim_next_run("q", LEASE, &[]).await.unwrap().unwrap();
     assert_eq!(taken.id, run.id);
+}
+
+fn field_and_message<T: std::fmt::Debug>(r: StoreResult<T>) -> (String, String) {
+    match r {
+        Err(StoreError::Validation { field, message }) => (field, message),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+/// A bulk add of more items than one call may add, or with one item over
+/// the per-item byte cap, is refused with the cap's name and value; nothing
+/// is stored and the version stays. An item update over the cap too.
+async fn adds_over_the_caps_are_refused_and_store_nothing(s: Fixture) {
+    use assay_store::validate::{MAX_ITEM_BYTES, MAX_ITEMS_PER_REQUEST};
+    let (ds, added) = dataset_with(&s, "capped", 1).await;
+    let too_many = (0..=MAX_ITEMS_PER_REQUEST)
+        .map(|i| NewItem {
+            input: json!(i),
+            expected_output: None,
+            context: None,
+        })
+        .collect();
+    let (field, message) = field_and_message(s.add_items(T, &ds.id, too_many).await);
+    assert_eq!(field, "items");
+    assert!(
+        message.contains(&format!("maxItemsPerRequest = {MAX_ITEMS_PER_REQUEST}")),
+        "{message}"
+    );
+
+    let huge = json!({"question": "x".repeat(MAX_ITEM_BYTES as usize)});
+    let batch = vec![
+        item(1),
+        NewItem {
+            input: huge.clone(),
+            expected_output: None,
+            context: None,
+        },
+    ];
+    let (field, message) = field_and_message(s.add_items(T, &ds.id, batch).await);
+    assert_eq!(field, "items[1]");
+    assert!(
+        message.contains(&format!("maxItemBytes = {MAX_ITEM_BYTES}")),
+        "{message}"
+    );
+
+    let (feed, batches) = tokio::sync::mpsc::channel(4);
+    feed.send(ItemFeed::Batch(vec![item(2)])).await.unwrap();
+    feed.send(ItemFeed::Batch(vec![NewItem {
+        input: huge.clone(),
+        expected_output: None,
+        context: None,
+    }]))
+    .await
+    .unwrap();
+    feed.send(ItemFeed::Done).await.unwrap();
+    let (field, _) = field_and_message(s.add_items_streamed(T, &ds.id, batches).await);
+    assert_eq!(field, "items[1]", "named by its place in the whole feed");
+
+    let patch = ItemPatch {
+        input: Some(huge),
+        ..Default::default()
+    };
+    let (field, message) = field_and_message(s.update_item(T, &ds.id, &added[0].id, patch).await);
+    assert_eq!(field, "item");
+    assert!(message.contains("maxItemBytes"), "{message}");
+
+    let after = s.get_dataset(T, &ds.id).await.unwrap();
+    assert_eq!((after.item_count, after.version), (1, ds.version));
+    let stored = s.get_item(T, &ds.id, &added[0].id).await.unwrap();
+    assert_eq!(stored.input, added[0].input);
 }
 
 async fn claim_semantics(s: Fixture) {

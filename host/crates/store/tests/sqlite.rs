@@ -297,3 +297,94 @@ async fn concurrent_first_opens_take_turns_at_the_migrations() {
         }
     }
 }
+
+/// Renews `claim`'s lease over and over until `busy` ends; returns how
+/// many renewals completed while it still ran.
+async fn renewals_during<T: Send + 'static>(
+    s: &Arc<dyn Store>,
+    run: &Run,
+    claim: &Claim,
+    busy: tokio::task::JoinHandle<T>,
+) -> (usize, T) {
+    // Let `busy` start (and, before validation moved out, take the lock).
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut renewed = 0;
+    while !busy.is_finished() {
+        s.renew_lease(&run.id, claim, Duration::from_secs(30))
+            .await
+            .unwrap();
+        if !busy.is_finished() {
+            renewed += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (renewed, busy.await.unwrap())
+}
+
+/// One tenant adds 100k items to a dataset with a schema, then changes
+/// the schema (every item re-validated). Validation runs before the write
+/// lock and off the runtime, so another run's lease renewals (writes)
+/// keep passing meanwhile instead of waiting for the whole add.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validating_a_large_add_or_schema_change_does_not_hold_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = connect(&file_url(&dir)).await.unwrap();
+    let (_, run) = dataset_and_run(&s, 1).await;
+    let run = s
+        .claim_run(T, &run.id, "other-run", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let claim = Claim::of("other-run", &run);
+    let schema = json!({
+        "type": "object",
+        "required": ["question", "tags"],
+        "properties": {
+            "question": {"type": "string", "minLength": 1, "pattern": "^Question [0-9]+$"},
+            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 8}
+        }
+    });
+    let ds = s
+        .create_dataset(
+            T,
+            NewDataset {
+                name: "large".into(),
+                input_schema: Some(schema.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let items: Vec<NewItem> = (0..validate::MAX_ITEMS_PER_REQUEST)
+        .map(|i| NewItem {
+            input: json!({"question": format!("Question {i}"), "tags": ["a", "b", "c"]}),
+            expected_output: None,
+            context: None,
+        })
+        .collect();
+    let add = tokio::spawn({
+        let (s, id) = (s.clone(), ds.id.clone());
+        async move { s.add_items(T, &id, items).await.map(|a| a.len()) }
+    });
+    let (renewed, added) = renewals_during(&s, &run, &claim, add).await;
+    assert_eq!(added.unwrap(), validate::MAX_ITEMS_PER_REQUEST);
+    assert!(renewed > 0, "no lease renewal passed during the add");
+
+    let mut stricter = schema;
+    stricter["properties"]["tags"]["maxItems"] = json!(4);
+    let change = tokio::spawn({
+        let (s, id) = (s.clone(), ds.id.clone());
+        async move {
+            let patch = DatasetPatch {
+                input_schema: Some(Some(stricter)),
+                ..Default::default()
+            };
+            s.update_dataset(T, &id, patch).await
+        }
+    });
+    let (renewed, changed) = renewals_during(&s, &run, &claim, change).await;
+    assert_eq!(changed.unwrap().version, 2);
+    assert!(
+        renewed > 0,
+        "no lease renewal passed during the schema change"
+    );
+}
