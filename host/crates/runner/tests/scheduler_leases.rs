@@ -139,7 +139,7 @@ async fn the_scheduler_never_claims_again_a_run_it_executes() {
 }
 
 /// Loading a run's plugins takes longer than its lease (here the plugin
-/// registry is locked by another transaction for five leases, as under
+/// registry is locked by another transaction for three leases, as under
 /// lock contention or a slow compile). The scheduler renews the lease
 /// meanwhile: no other process can take the run, and it completes once
 /// its plugins load, never taken over.
@@ -147,7 +147,7 @@ async fn the_scheduler_never_claims_again_a_run_it_executes() {
 async fn the_lease_is_renewed_while_plugins_load() {
     let env = env_with(Some(assay_test_support::postgres::fresh_postgres_database())).await;
     let run = run_of(&env, "echo", 2, 0).await;
-    let lease = Duration::from_millis(400);
+    let lease = Duration::from_secs(1);
 
     let mut locker = sqlx::PgConnection::connect(&env.url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
@@ -161,7 +161,7 @@ async fn the_lease_is_renewed_while_plugins_load() {
         1,
     );
     wait_for(&env.store, &run.id, |r| r.status == RunStatus::Running).await;
-    tokio::time::sleep(lease * 5).await;
+    tokio::time::sleep(lease * 3).await;
     let loading = env.store.get_run(TENANT, &run.id).await.unwrap();
     assert_eq!(loading.succeeded_count, 0, "the plugins are still loading");
     assert!(
