@@ -390,7 +390,9 @@ async fn items_over_the_tenant_limit_are_422_naming_it_and_add_nothing() {
 async fn bulk_adds_over_the_caps_are_refused_naming_the_cap() {
     use assay_store::validate::{MAX_ITEM_BYTES, MAX_ITEMS_PER_REQUEST};
     let s = TestServer::start().await;
-    let ds = s.dataset_with_items("capped", vec![json!({"input": 0})]).await;
+    let ds = s
+        .dataset_with_items("capped", vec![json!({"input": 0})])
+        .await;
     let too_many: Vec<_> = (0..=MAX_ITEMS_PER_REQUEST)
         .map(|i| json!({"input": i}))
         .collect();
