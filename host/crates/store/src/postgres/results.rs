@@ -18,13 +18,15 @@ use crate::shared::results::{self as shared, ScoresOf};
 use crate::store::ResultStore;
 
 /// The whole batch in one statement (one round trip, one implicit
-/// transaction): lock the run row if `owner` holds its lease (the fence),
+/// transaction): lock the run row if the claim (owner `$2`, number `$28`)
+/// holds its lease (the fence),
 /// insert the results that are new, their scores, and bump the counters by
 /// what was inserted. The row lock also orders concurrent batches of one
 /// run, so `seq` follows commit order within a run.
 const WRITE_BATCH: &str = "\
 WITH fence AS (
-    SELECT id FROM runs WHERE id = $1 AND lease_owner = $2 AND status = 'running' FOR UPDATE
+    SELECT id FROM runs WHERE id = $1 AND lease_owner = $2 AND claim_number = $28
+        AND status = 'running' FOR UPDATE
 ), ins AS (
     INSERT INTO results (id, run_id, item_id, item_index, item_version, input, output,
         expected_output, latency, error, error_kind, started_at, completed_at, retry_count,
@@ -79,7 +81,7 @@ impl ResultStore for PostgresStore {
     async fn write_results(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         batch: Vec<NewResult>,
     ) -> StoreResult<WriteOutcome> {
         check_batch(&batch)?;
@@ -132,7 +134,7 @@ impl ResultStore for PostgresStore {
         let ids: Vec<String> = (0..n).map(|_| new_id()).collect();
         let (fenced, inserted): (i64, i64) = sqlx::query_as(WRITE_BATCH)
             .bind(run_id)
-            .bind(owner)
+            .bind(&claim.owner)
             .bind(now())
             .bind(&ids)
             .bind(&item_ids)
@@ -158,6 +160,7 @@ impl ResultStore for PostgresStore {
             .bind(&s_errors)
             .bind(&s_meta)
             .bind(&target_meta)
+            .bind(claim.number)
             .fetch_one(&self.pool)
             .await?;
         if fenced == 0 {

@@ -40,21 +40,23 @@ impl ResultStore for SqliteStore {
     async fn write_results(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         batch: Vec<NewResult>,
     ) -> StoreResult<WriteOutcome> {
         check_batch(&batch)?;
         let mut tx = self.write_tx().await?;
-        // The fence: only the lease holder of a running run may write.
-        let holder: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT status, lease_owner FROM runs WHERE id = ?")
+        // The fence: only the latest claim of a running run may write.
+        let holder: Option<(String, Option<String>, i64)> =
+            sqlx::query_as("SELECT status, lease_owner, claim_number FROM runs WHERE id = ?")
                 .bind(run_id)
                 .fetch_optional(&mut *tx)
                 .await?;
         match holder {
             None => return Err(StoreError::not_found("Run", run_id)),
-            Some((status, lease_owner))
-                if status != "running" || lease_owner.as_deref() != Some(owner) =>
+            Some((status, lease_owner, number))
+                if status != "running"
+                    || lease_owner.as_deref() != Some(claim.owner.as_str())
+                    || number != claim.number =>
             {
                 return Err(StoreError::LeaseLost);
             }
