@@ -468,7 +468,11 @@ async fn counting_server() -> (
                     let big = head.starts_with(b"GET /big ");
                     head.drain(..end);
                     r.fetch_add(1, Ordering::SeqCst);
-                    let body = if big { "x".repeat(64 * 1024) } else { "ok".into() };
+                    let body = if big {
+                        "x".repeat(64 * 1024)
+                    } else {
+                        "ok".into()
+                    };
                     let answer = format!(
                         "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
                         body.len()
@@ -520,7 +524,11 @@ async fn a_connection_whose_response_was_cut_off_is_not_reused() {
     );
     let small = json!({"url": format!("http://127.0.0.1:{port}/a"), "failOnError": true});
     probe_ok(small, &granted).await;
-    assert_eq!(count(&connections), 2, "the next call opened a new connection");
+    assert_eq!(
+        count(&connections),
+        2,
+        "the next call opened a new connection"
+    );
 }
 
 #[tokio::test]
