@@ -342,7 +342,7 @@ async fn sync(
         .collect();
     let added = to_add.len();
     if !to_add.is_empty() {
-        store.add_items(tenant, &dataset.id, to_add).await?;
+        add_in_batches(store, tenant, &dataset.id, to_add).await?;
     }
     if !stale.is_empty() {
         store.delete_items(tenant, &dataset.id, &stale).await?;
@@ -361,6 +361,34 @@ async fn sync(
 }
 
 /// Reads a scanned file whole, checking it is still what was scanned.
+/// Adds `items` as one change (one version, all or nothing) a batch at a
+/// time: a single add call takes at most `MAX_ITEMS_PER_REQUEST` items.
+async fn add_in_batches(
+    store: &Arc<dyn Store>,
+    tenant: &str,
+    dataset_id: &str,
+    items: Vec<NewItem>,
+) -> Result<()> {
+    let (feed, batches) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
+    let send = async move {
+        let mut items = items.into_iter();
+        loop {
+            let batch: Vec<NewItem> = items.by_ref().take(IMPORT_BATCH).collect();
+            if batch.is_empty() {
+                let _ = feed.send(ItemFeed::Done).await;
+                return;
+            }
+            // The store stopped listening: its own error is returned.
+            if feed.send(ItemFeed::Batch(batch)).await.is_err() {
+                return;
+            }
+        }
+    };
+    let (stored, ()) = tokio::join!(store.add_items_streamed(tenant, dataset_id, batches), send);
+    stored?;
+    Ok(())
+}
+
 async fn read_whole(summary: &FileSummary) -> Result<DatasetFile> {
     let (path, format) = (summary.path.clone(), summary.format);
     let file = tokio::task::spawn_blocking(move || read_file(&path, Some(format)))

@@ -333,6 +333,7 @@ mod tests {
             error: None,
             cancel_requested: false,
             takeovers: 0,
+            claim_number: 0,
             parent_run_id: None,
             started_at: Some(now - chrono::Duration::seconds(2)),
             completed_at: Some(now),

@@ -186,7 +186,7 @@ impl NetworkLimits {
 }
 
 /// The scheme of an outbound request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheme {
     Http,
     Https,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::grant::NetworkGrant;
+use crate::net_pool::ConnectionPool;
 use crate::net_rate::RateLimiters;
 use crate::secrets::Secrets;
 
@@ -27,6 +28,9 @@ pub struct NetworkAccess {
     /// access, so build one access per run and plugin and clone it per
     /// call: the limits then hold across all of the run's calls.
     pub rate_limits: Arc<RateLimiters>,
+    /// Keep-alive connections, shared by every clone of this access like
+    /// the rate limits: reused between the calls of one run's plugin.
+    pub connections: Arc<ConnectionPool>,
 }
 
 impl Default for NetworkAccess {
@@ -46,6 +50,7 @@ impl NetworkAccess {
     pub fn new(grant: NetworkGrant, secrets: Arc<Secrets>) -> Self {
         Self {
             rate_limits: Arc::new(RateLimiters::new(&grant.rate_limits)),
+            connections: Arc::default(),
             grant,
             secrets,
             resolver: Arc::new(SystemResolver),

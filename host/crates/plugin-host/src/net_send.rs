@@ -10,9 +10,9 @@
 //! against the grant's limits, and the whole exchange runs under its total
 //! timeout.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime};
@@ -30,6 +30,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::grant::{Denial, HostPattern, NetworkLimits, Scheme, is_internal_address};
 use crate::net_access::NetworkAccess;
+use crate::net_pool::{ConnectionPool, PoolKey, Sender};
 use crate::net_rate::{RateLimiters, USAGE_SCAN_BYTES, reported_tokens};
 use crate::net_report::{HttpExchange, NetLog, parse_retry_after};
 
@@ -220,7 +221,7 @@ async fn send(
     });
     let latency = started.elapsed();
     match outcome {
-        Ok((response, io)) => {
+        Ok((response, checkin)) => {
             let retry_after = response
                 .headers()
                 .get(RETRY_AFTER)
@@ -243,6 +244,7 @@ async fn send(
                     limits,
                     log,
                     failed: false,
+                    checkin: Some(checkin),
                     usage: count_tokens.then(|| UsageScan {
                         body: Vec::new(),
                         limiters: access.rate_limits.clone(),
@@ -253,6 +255,9 @@ async fn send(
                 }
                 .boxed_unsync()
             });
+            // The connection runs on its own task (see `open`): nothing
+            // is left for wasi:http to drive.
+            let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
             Ok((response, io))
         }
         Err(error) => {
@@ -278,13 +283,7 @@ async fn connect_and_send(
     options: Option<RequestOptions>,
     access: &NetworkAccess,
     log: &NetLog,
-) -> Result<
-    (
-        http::Response<hyper::body::Incoming>,
-        Box<dyn Future<Output = Result<(), Error>> + Send>,
-    ),
-    Error,
-> {
+) -> Result<(http::Response<hyper::body::Incoming>, Checkin), Error> {
     let limits = access.grant.limits;
     let connect_timeout = options
         .and_then(|o| o.connect_timeout)
@@ -312,20 +311,10 @@ async fn connect_and_send(
             return Err(Error::DestinationIpProhibited);
         }
     }
-    let tcp = connect(&addresses, connect_timeout).await?;
-    let stream: Box<dyn IoStream> = match scheme {
-        Scheme::Http => Box::new(tcp),
-        Scheme::Https => {
-            let name = server_name(&host)?;
-            let tls = tokio::time::timeout(connect_timeout, tls_connector().connect(name, tcp))
-                .await
-                .map_err(|_| Error::ConnectionTimeout)?
-                .map_err(Error::Tls)?;
-            Box::new(tls)
-        }
+    let (mut sender, key) = match reuse(access, scheme, &host, &addresses).await {
+        Some(reused) => reused,
+        None => open(scheme, &host, &addresses, connect_timeout).await?,
     };
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake::<ConnectionIo, _>(TokioIo::new(stream)).await?;
 
     *request.uri_mut() = http::Uri::builder()
         .path_and_query(request.uri().path_and_query().map_or("/", |p| p.as_str()))
@@ -340,42 +329,90 @@ async fn connect_and_send(
     });
 
     let first_byte = options.and_then(|o| o.first_byte_timeout);
-    let send = async move {
-        let response = sender.send_request(request);
-        match first_byte {
-            Some(t) => tokio::time::timeout(t, response)
+    let response = sender.send_request(request);
+    let response = match first_byte {
+        Some(t) => tokio::time::timeout(t, response)
+            .await
+            .map_err(|_| Error::ConnectionReadTimeout)??,
+        None => response.await?,
+    };
+    let checkin = Checkin {
+        pool: access.connections.clone(),
+        key,
+        sender,
+    };
+    Ok((response, checkin))
+}
+
+/// A connection to take back to its pool once its response was read to
+/// the end.
+struct Checkin {
+    pool: Arc<ConnectionPool>,
+    key: PoolKey,
+    sender: Sender,
+}
+
+impl Checkin {
+    fn done(self) {
+        self.pool.checkin(self.key, self.sender);
+    }
+}
+
+/// An idle pooled connection to one of `addresses` (all checked), if any.
+async fn reuse(
+    access: &NetworkAccess,
+    scheme: Scheme,
+    host: &str,
+    addresses: &[SocketAddr],
+) -> Option<(Sender, PoolKey)> {
+    for &address in addresses {
+        let key = PoolKey {
+            scheme,
+            host: host.to_string(),
+            address,
+        };
+        if let Some(sender) = access.connections.checkout(&key).await {
+            return Some((sender, key));
+        }
+    }
+    None
+}
+
+/// A new connection to the first of `addresses` that answers, TLS-wrapped
+/// for https. Its I/O runs on a task of its own, which ends when the
+/// connection closes (the server closes it, a response is dropped before
+/// its end, or its last handle leaves the pool).
+async fn open(
+    scheme: Scheme,
+    host: &str,
+    addresses: &[SocketAddr],
+    connect_timeout: Duration,
+) -> Result<(Sender, PoolKey), Error> {
+    let tcp = connect(addresses, connect_timeout).await?;
+    let address = tcp.peer_addr().map_err(Error::Connect)?;
+    let stream: Box<dyn IoStream> = match scheme {
+        Scheme::Http => Box::new(tcp),
+        Scheme::Https => {
+            let name = server_name(host)?;
+            let tls = tokio::time::timeout(connect_timeout, tls_connector().connect(name, tcp))
                 .await
-                .map_err(|_| Error::ConnectionReadTimeout)?
-                .map_err(Error::from),
-            None => response.await.map_err(Error::from),
+                .map_err(|_| Error::ConnectionTimeout)?
+                .map_err(Error::Tls)?;
+            Box::new(tls)
         }
     };
-    // Drive the connection while waiting for the response head; what is
-    // left of it goes back to wasi:http, which drives it with the body.
-    let mut send = pin!(send);
-    let mut conn = Some(conn);
-    let response = poll_fn(|cx| match send.as_mut().poll(cx) {
-        Poll::Ready(result) => Poll::Ready(result),
-        Poll::Pending => {
-            let Some(fut) = conn.as_mut() else {
-                return Poll::Pending;
-            };
-            let done = ready!(Pin::new(fut).poll(cx));
-            conn = None;
-            match done {
-                Ok(()) => send.as_mut().poll(cx),
-                Err(err) => Poll::Ready(Err(Error::from(err))),
-            }
-        }
-    })
-    .await?;
-    let io = async move {
-        match conn {
-            Some(conn) => conn.await.map_err(Error::from),
-            None => Ok(()),
-        }
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake::<ConnectionIo, _>(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        // Its errors reach the request that was in flight.
+        let _ = conn.await;
+    });
+    let key = PoolKey {
+        scheme,
+        host: host.to_string(),
+        address,
     };
-    Ok((response, Box::new(io)))
+    Ok((sender, key))
 }
 
 /// The request's addresses: an IP literal as is, a name from the call's
@@ -448,7 +485,7 @@ fn tls_connector() -> TlsConnector {
 }
 
 /// The plugin's request body, cut off at the grant's `maxRequestBytes`.
-struct LimitedRequest {
+pub(crate) struct LimitedRequest {
     body: WasiBody,
     sent: u64,
     limit: u64,
@@ -497,6 +534,9 @@ struct LimitedResponse {
     limits: NetworkLimits,
     log: NetLog,
     failed: bool,
+    /// The connection, back to its pool when the body ends (and only
+    /// then: a connection whose response was cut off is not reusable).
+    checkin: Option<Checkin>,
     /// Set when a token budget matches the host: the body is kept (up to
     /// [`USAGE_SCAN_BYTES`]) to count the tokens its `usage` reports.
     usage: Option<UsageScan>,
@@ -575,6 +615,9 @@ impl Body for LimitedResponse {
             Poll::Ready(None) => {
                 if let Some(scan) = self.usage.take() {
                     scan.finish();
+                }
+                if let Some(checkin) = self.checkin.take() {
+                    checkin.done();
                 }
                 Poll::Ready(None)
             }

@@ -434,3 +434,115 @@ async fn https_is_tls_verified_and_never_downgraded() {
     assert_eq!(server.requests(), 0);
     assert_eq!(out.network.exchanges[0].status, None);
 }
+
+/// A keep-alive HTTP/1.1 server that counts the connections it accepts and
+/// the requests it answers (`ok` to a body-less request, or 64 KiB to
+/// `/big`).
+async fn counting_server() -> (
+    u16,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (c, r) = (connections.clone(), requests.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            c.fetch_add(1, Ordering::SeqCst);
+            let r = r.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut head = Vec::new();
+                loop {
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let end = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let big = head.starts_with(b"GET /big ");
+                    head.drain(..end);
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let body = if big {
+                        "x".repeat(64 * 1024)
+                    } else {
+                        "ok".into()
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if socket.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, connections, requests)
+}
+
+fn count(n: &std::sync::atomic::AtomicUsize) -> usize {
+    n.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn calls_sharing_an_access_reuse_one_keep_alive_connection() {
+    let (port, connections, requests) = counting_server().await;
+    let granted = access(grant(&[&format!("127.0.0.1:{port}")], true));
+    let input = json!({"url": format!("http://127.0.0.1:{port}/a"), "failOnError": true});
+    for _ in 0..3 {
+        let out = probe_ok(input.clone(), &granted.clone()).await;
+        assert_eq!(first(&out)["status"], 200, "{}", out.output);
+    }
+    assert_eq!(count(&requests), 3);
+    assert_eq!(count(&connections), 1, "three calls, one connection");
+    assert_eq!(granted.connections.idle_count(), 1);
+
+    // Another access (another run) never gets this run's connections.
+    let other = access(grant(&[&format!("127.0.0.1:{port}")], true));
+    probe_ok(input, &other).await;
+    assert_eq!(count(&connections), 2);
+}
+
+#[tokio::test]
+async fn a_connection_whose_response_was_cut_off_is_not_reused() {
+    let (port, connections, _requests) = counting_server().await;
+    let mut g = grant(&[&format!("127.0.0.1:{port}")], true);
+    g.limits.max_response_bytes = 1024;
+    let granted = access(g);
+    let big = json!({"url": format!("http://127.0.0.1:{port}/big")});
+    let out = probe(big, &granted).await;
+    assert!(
+        granted.connections.idle_count() == 0,
+        "a cut-off response leaves its connection out of the pool: {out:?}"
+    );
+    let small = json!({"url": format!("http://127.0.0.1:{port}/a"), "failOnError": true});
+    probe_ok(small, &granted).await;
+    assert_eq!(
+        count(&connections),
+        2,
+        "the next call opened a new connection"
+    );
+}
+
+#[tokio::test]
+async fn a_pooled_connection_is_not_used_once_the_grant_refuses_its_host() {
+    let (port, connections, requests) = counting_server().await;
+    let granted = access(grant(&[&format!("127.0.0.1:{port}")], true));
+    let input = json!({"url": format!("http://127.0.0.1:{port}/a")});
+    probe_ok(input.clone(), &granted).await;
+    assert_eq!(granted.connections.idle_count(), 1);
+    // The same pool under a grant that names another host: the request is
+    // refused before the pool is looked at.
+    let mut narrowed = access(grant(&["example.com"], true));
+    narrowed.connections = granted.connections.clone();
+    let out = probe_ok(input, &narrowed).await;
+    assert_ne!(first(&out)["status"], 200, "{}", out.output);
+    assert_eq!((count(&connections), count(&requests)), (1, 1));
+}

@@ -16,13 +16,18 @@
 //!
 //! Several processes sharing a PostgreSQL database each run a scheduler;
 //! the store's leases make sure a run executes in one process at a time, and
-//! the claim order counts the runs of every process.
+//! the claim order counts the runs of every process. A scheduler never
+//! claims a run it executes already (its lease may lapse while its plugins
+//! load, say), and it renews a run's lease while the run's plugins load;
+//! each claim carries its own number, so even a second claim of one run by
+//! this process would fence the first one out (see `docs/runs.md`).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use assay_store::Run;
+use assay_store::{Claim, Run, Store, StoreError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -182,11 +187,22 @@ impl Inner {
         let store = self.executor.store().clone();
         let (owner, lease) = (self.executor.owner(), self.executor.lease());
         while !self.drain.is_cancelled() {
-            let active = self.active.lock().expect("scheduler lock").len();
+            // The runs executing here are never claimed again, even when
+            // their lease lapsed: that would start a second execution.
+            let executing: Vec<String> = self
+                .active
+                .lock()
+                .expect("scheduler lock")
+                .keys()
+                .cloned()
+                .collect();
+            let active = executing.len();
             let claimed = if active < self.max_active_runs {
-                store.claim_next_run(owner, lease).await
+                store.claim_next_run(owner, lease, &executing).await
             } else if active < self.max_active_runs * 2 {
-                store.claim_next_run_of_idle_tenant(owner, lease).await
+                store
+                    .claim_next_run_of_idle_tenant(owner, lease, &executing)
+                    .await
             } else {
                 return;
             };
@@ -215,9 +231,24 @@ impl Inner {
         let this = self.clone();
         self.tracker.spawn(async move {
             let run_id = run.id.clone();
+            let claim = Claim::of(this.executor.owner(), &run);
             let planned = match takeovers_exceeded(&run, this.max_takeovers) {
                 Some(refusal) => Err(refusal),
-                None => plan_run(&this.catalog, &tenant, run, true).await,
+                None => {
+                    // Loading plugins may take longer than the lease (a
+                    // compile, lock contention): keep the lease meanwhile.
+                    let store = this.executor.store();
+                    let loading = plan_run(&this.catalog, &tenant, run, true);
+                    match renewing(store, &run_id, &claim, this.executor.lease(), loading).await {
+                        Some(planned) => planned,
+                        None => {
+                            warn!(run_id, "lease lost while the run's plugins loaded; leaving the run to its new holder");
+                            this.active.lock().expect("scheduler lock").remove(&run_id);
+                            this.wake.notify_one();
+                            return;
+                        }
+                    }
+                }
             };
             let outcome = match planned {
                 Ok(plan) => this.executor.execute(plan, hooks).await.map(|_| ()),
@@ -232,7 +263,7 @@ impl Inner {
                         .store()
                         .finish_run(
                             &run_id,
-                            this.executor.owner(),
+                            &claim,
                             assay_store::RunStatus::Failed,
                             Some(e.to_string()),
                         )
@@ -249,6 +280,33 @@ impl Inner {
             this.active.lock().expect("scheduler lock").remove(&run_id);
             this.wake.notify_one();
         });
+    }
+}
+
+/// Runs `work` while renewing `claim`'s lease every third of `lease`.
+/// `None` when the store says another claim took the run meanwhile (the
+/// work is dropped). A failed renewal (a database error) is retried on the
+/// next tick.
+async fn renewing<T>(
+    store: &Arc<dyn Store>,
+    run_id: &str,
+    claim: &Claim,
+    lease: Duration,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    let period = (lease / 3).max(Duration::from_millis(50));
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return Some(done),
+            _ = tick.tick() => match store.renew_lease(run_id, claim, lease).await {
+                Ok(_) => {}
+                Err(StoreError::LeaseLost) => return None,
+                Err(e) => warn!(run_id, error = %e, "lease renewal failed while loading plugins"),
+            },
+        }
     }
 }
 

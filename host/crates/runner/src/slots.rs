@@ -260,6 +260,19 @@ impl RunShare {
         }
     }
 
+    /// Whether another tenant has a run registered on these slots now, so
+    /// that holding a slot long delays someone else's work.
+    pub fn other_tenants_present(&self) -> bool {
+        let state = self.shared.lock();
+        let Some(mine) = state.runs.get(&self.id) else {
+            return false;
+        };
+        state
+            .tenants
+            .iter()
+            .any(|(name, t)| *name != mine.tenant && t.runs > 0)
+    }
+
     fn slot(&self, state: &State) -> Slot {
         Slot {
             shared: self.shared.clone(),
@@ -320,6 +333,36 @@ pub struct Slot {
     shared: Arc<Shared>,
     tenant: Arc<str>,
     run: u64,
+}
+
+impl Slot {
+    /// Whether the fair policy would hand this slot straight back to its
+    /// own run if it were given back now with the run asking for another:
+    /// no other tenant waits while holding as few slots per unit of weight
+    /// (ties go to the other tenant), and no other run of the same tenant
+    /// waits while holding fewer. A run's feeder asks for one slot at a
+    /// time, so items of a run that finish together use this to keep their
+    /// slots for the run's next items instead of giving all but one away.
+    pub fn fair_to_keep(&self) -> bool {
+        let state = self.shared.lock();
+        let (Some(run), Some(tenant)) =
+            (state.runs.get(&self.run), state.tenants.get(&self.tenant))
+        else {
+            return false;
+        };
+        let mine_after = tenant.in_use.saturating_sub(1) as u128;
+        let run_after = run.in_use.saturating_sub(1);
+        !state.runs.iter().any(|(id, other)| {
+            if *id == self.run || other.waiters.is_empty() {
+                return false;
+            }
+            if other.tenant == self.tenant {
+                return other.in_use < run_after;
+            }
+            let u = &state.tenants[&other.tenant];
+            u.in_use as u128 * tenant.weight as u128 <= mine_after * u.weight as u128
+        })
+    }
 }
 
 impl Drop for Slot {
@@ -492,5 +535,96 @@ mod tests {
         drop(held);
         assert_eq!(slots.in_use_by("a"), 0);
         assert_eq!(slots.shared.lock().free, 2);
+    }
+    #[tokio::test]
+    async fn a_run_keeps_its_slot_unless_someone_with_fewer_waits() {
+        let slots = ItemSlots::new(6);
+        let a = slots.share("a", 1);
+        let b = slots.share("b", 1);
+        let held_a = take(&a, 4).await;
+        let held_b = take(&b, 2).await;
+        // Nobody waits: every run may keep what it holds.
+        assert!(held_a[0].fair_to_keep());
+        assert!(held_b[0].fair_to_keep());
+
+        // B (2 held) waits: A (4 held, 3 after giving one back) must give
+        // its slot back, the policy would hand it to B.
+        let mut b_next = waiting(&b);
+        assert!(ready(&mut b_next).await.is_none());
+        assert!(!held_a[0].fair_to_keep());
+        // A waits instead of B: B's item (1 held after) keeps its slot.
+        drop(b_next);
+        let mut a_next = waiting(&a);
+        assert!(ready(&mut a_next).await.is_none());
+        assert!(held_b[0].fair_to_keep());
+
+        drop((held_a, held_b));
+    }
+
+    #[tokio::test]
+    async fn on_a_tie_the_slot_goes_to_the_waiting_tenant() {
+        let slots = ItemSlots::new(5);
+        let a = slots.share("a", 1);
+        let b = slots.share("b", 1);
+        let held_a = take(&a, 3).await;
+        let held_b = take(&b, 2).await;
+        let mut b_next = waiting(&b);
+        assert!(ready(&mut b_next).await.is_none());
+        assert!(
+            !held_a[0].fair_to_keep(),
+            "A 2 after giving back, B waits with 2"
+        );
+        // Weights count: with weight 2, A may hold twice B's slots.
+        let heavy = slots.share("a", 2);
+        assert!(
+            held_a[0].fair_to_keep(),
+            "A 2 of weight 2 against B 2 of weight 1"
+        );
+        drop((b_next, held_a, held_b, heavy));
+    }
+
+    #[tokio::test]
+    async fn within_a_tenant_a_slot_goes_to_the_run_holding_fewer() {
+        let slots = ItemSlots::new(4);
+        let a1 = slots.share("a", 1);
+        let a2 = slots.share("a", 1);
+        let held1 = take(&a1, 3).await;
+        let held2 = take(&a2, 1).await;
+        let mut a2_next = waiting(&a2);
+        assert!(ready(&mut a2_next).await.is_none());
+        assert!(
+            !held1[0].fair_to_keep(),
+            "a2 holds 1, a1 2 after: a2 is served"
+        );
+        drop(a2_next);
+        let mut a1_next = waiting(&a1);
+        assert!(ready(&mut a1_next).await.is_none());
+        assert!(held2[0].fair_to_keep(), "a1 holds 3: a2 keeps its slot");
+        drop((a1_next, held1, held2));
+    }
+
+    #[tokio::test]
+    async fn a_slot_of_a_run_that_is_gone_is_not_kept() {
+        let slots = ItemSlots::new(2);
+        let a = slots.share("a", 1);
+        let held = take(&a, 1).await;
+        drop(a);
+        assert!(!held[0].fair_to_keep());
+    }
+
+    #[tokio::test]
+    async fn a_share_knows_whether_another_tenant_has_runs_here() {
+        let slots = ItemSlots::new(2);
+        let a1 = slots.share("a", 1);
+        let a2 = slots.share("a", 1);
+        assert!(
+            !a1.other_tenants_present(),
+            "a second run of the same tenant"
+        );
+        let b = slots.share("b", 1);
+        assert!(a1.other_tenants_present());
+        assert!(b.other_tenants_present());
+        drop(b);
+        assert!(!a2.other_tenants_present());
     }
 }

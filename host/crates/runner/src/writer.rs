@@ -6,27 +6,41 @@
 //! share a commit, and a lone item is written at once (no artificial linger).
 //! If a batch fails, its items are retried one by one so that one bad result
 //! cannot fail its neighbours.
+//!
+//! A database error (busy, locked, connection lost, server down) is retried
+//! for as long as it lasts, not a fixed number of times: the results were
+//! computed already, and an outage longer than a few retries must not turn
+//! them into items the run skips forever. The retries end when the write
+//! passes, when the store says another claim holds the run (`LeaseLost`),
+//! or when the run stops (`give_up`: lease lapsed or lost, shutdown,
+//! cancel); the run is then left resumable and its unwritten items run
+//! again on the next claim.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use assay_store::{NewResult, Store, StoreError, WriteOutcome};
+use assay_store::{Claim, NewResult, Store, StoreError, WriteOutcome};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::executor::{STORAGE_RETRIES, STORAGE_RETRY_DELAY};
+use crate::executor::STORAGE_RETRY_DELAY;
 use crate::retry::backoff;
 use crate::slots::RunShare;
+
+/// The longest wait between two attempts of a write during an outage.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
 
 /// Where results go. The store is the normal sink; tests substitute one that
 /// fails on purpose.
 #[async_trait]
 pub trait ResultSink: Send + Sync {
-    /// Writes a batch in one transaction, fenced by `owner`'s lease.
+    /// Writes a batch in one transaction, fenced by `claim`.
     async fn write(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         batch: Vec<NewResult>,
     ) -> Result<WriteOutcome, StoreError>;
 }
@@ -36,10 +50,10 @@ impl ResultSink for Arc<dyn Store> {
     async fn write(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         batch: Vec<NewResult>,
     ) -> Result<WriteOutcome, StoreError> {
-        self.write_results(run_id, owner, batch).await
+        self.write_results(run_id, claim, batch).await
     }
 }
 
@@ -48,10 +62,23 @@ impl ResultSink for Arc<dyn Store> {
 pub enum WriteAck {
     /// Stored (or already stored by an earlier attempt: idempotent).
     Written,
-    /// Another process holds the run now; nothing was written.
+    /// Another claim holds the run now; nothing was written.
     LeaseLost,
-    /// Storage failed for this result.
+    /// The run stopped (lease lapsed or lost, shutdown, cancel) while the
+    /// database was failing; nothing was written, and the run is left
+    /// resumable so that the item runs again.
+    GaveUp,
+    /// The store refused this result (not a database failure: retrying
+    /// would not help).
     Failed(String),
+}
+
+/// How a write with retries ended without storing its batch.
+enum Unwritten {
+    /// The store refused the batch (or said the claim is gone).
+    Refused(StoreError),
+    /// `give_up` fired while the database was failing.
+    GaveUp,
 }
 
 type Job = (NewResult, oneshot::Sender<WriteAck>);
@@ -68,19 +95,25 @@ impl ResultWriter {
     ///
     /// Each batch is written holding one of `turns` (the process's write
     /// slots, shared fairly between tenants); results queue meanwhile and
-    /// go into the next batch.
+    /// go into the next batch. Database errors are retried until `give_up`
+    /// fires.
     pub fn spawn(
         sink: Arc<dyn ResultSink>,
         run_id: String,
-        owner: String,
+        claim: Claim,
         max_batch: usize,
         turns: RunShare,
+        give_up: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel::<Job>(max_batch.max(1) * 2);
-        let handle = tokio::spawn(tracing::Instrument::in_current_span(write_loop(
+        let target = Target {
             sink,
             run_id,
-            owner,
+            claim,
+            give_up,
+        };
+        let handle = tokio::spawn(tracing::Instrument::in_current_span(write_loop(
+            target,
             max_batch.max(1),
             rx,
             turns,
@@ -100,41 +133,89 @@ impl ResultWriter {
     }
 }
 
-/// Writes `batch`, retrying with backoff while the store reports a database
-/// error (busy, locked, connection lost): such errors pass, and giving up on
-/// them would lose results that were already computed.
-async fn write_with_retries(
-    sink: &dyn ResultSink,
-    run_id: &str,
-    owner: &str,
-    batch: &[NewResult],
-) -> Result<WriteOutcome, StoreError> {
-    let mut attempt = 0;
-    loop {
-        match sink.write(run_id, owner, batch.to_vec()).await {
-            Err(StoreError::Database(e)) if attempt < STORAGE_RETRIES => {
-                warn!(run_id, error = %e, attempt, "writing results failed; retrying");
-                tokio::time::sleep(backoff(STORAGE_RETRY_DELAY, attempt)).await;
-                attempt += 1;
+/// Where a run's writer writes, and when it stops retrying.
+struct Target {
+    sink: Arc<dyn ResultSink>,
+    run_id: String,
+    claim: Claim,
+    give_up: CancellationToken,
+}
+
+impl Target {
+    /// Writes `batch`, retrying with backoff (at most [`MAX_RETRY_WAIT`]
+    /// apart) for as long as the store reports a database error (busy,
+    /// locked, connection lost, server down) and `give_up` has not fired:
+    /// such errors pass, and giving up on them would lose results that were
+    /// already computed. An attempt in flight when `give_up` fires is
+    /// dropped (its transaction rolls back).
+    async fn write_with_retries(&self, batch: &[NewResult]) -> Result<WriteOutcome, Unwritten> {
+        let run_id = self.run_id.as_str();
+        let mut attempt = 0u32;
+        loop {
+            let written = tokio::select! {
+                biased;
+                _ = self.give_up.cancelled(), if attempt > 0 => return Err(Unwritten::GaveUp),
+                w = self.sink.write(run_id, &self.claim, batch.to_vec()) => w,
+            };
+            match written {
+                Ok(outcome) => return Ok(outcome),
+                Err(StoreError::Database(e)) => {
+                    warn!(run_id, error = %e, attempt, "writing results failed; retrying");
+                    let wait = backoff(STORAGE_RETRY_DELAY, attempt).min(MAX_RETRY_WAIT);
+                    tokio::select! {
+                        _ = self.give_up.cancelled() => return Err(Unwritten::GaveUp),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    attempt = attempt.saturating_add(1);
+                }
+                Err(e) => return Err(Unwritten::Refused(e)),
             }
-            outcome => return outcome,
         }
     }
 }
 
+/// The most results one batch takes while another tenant has runs on the
+/// same write turns: a result of that tenant waits for the batch in
+/// progress, so a busy tenant writes in smaller batches while someone else
+/// is there (a few more commits for it, a shorter wait for the other).
+const SHARED_TURNS_BATCH: usize = 8;
+
+/// How many queued results the next batch may take: all of `max_batch`
+/// when the writer's tenant is alone on the write turns, at most
+/// [`SHARED_TURNS_BATCH`] while another tenant has runs on them.
+fn batch_limit(max_batch: usize, turns: &RunShare) -> usize {
+    if turns.other_tenants_present() {
+        max_batch.min(SHARED_TURNS_BATCH)
+    } else {
+        max_batch
+    }
+}
+
+/// The acknowledgement for a result whose write ended with `unwritten`.
+fn ack_of(unwritten: &Unwritten) -> WriteAck {
+    match unwritten {
+        Unwritten::Refused(StoreError::LeaseLost) => WriteAck::LeaseLost,
+        Unwritten::Refused(e) => WriteAck::Failed(e.to_string()),
+        Unwritten::GaveUp => WriteAck::GaveUp,
+    }
+}
+
 async fn write_loop(
-    sink: Arc<dyn ResultSink>,
-    run_id: String,
-    owner: String,
+    target: Target,
     max_batch: usize,
     mut rx: mpsc::Receiver<Job>,
     turns: RunShare,
 ) {
+    let run_id = target.run_id.as_str();
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut jobs, max_batch).await > 0 {
+    loop {
+        let limit = batch_limit(max_batch, &turns);
+        if rx.recv_many(&mut jobs, limit).await == 0 {
+            break;
+        }
         let _turn = turns.acquire().await;
         // Results that arrived while waiting for the turn join this batch.
-        while jobs.len() < max_batch {
+        while jobs.len() < limit {
             match rx.try_recv() {
                 Ok(job) => jobs.push(job),
                 Err(_) => break,
@@ -142,36 +223,144 @@ async fn write_loop(
         }
         let (results, acks): (Vec<_>, Vec<_>) = std::mem::take(&mut jobs).into_iter().unzip();
         let started = std::time::Instant::now();
-        let written = write_with_retries(sink.as_ref(), &run_id, &owner, &results).await;
+        let written = target.write_with_retries(&results).await;
         crate::metrics::result_batch_written(results.len(), started.elapsed(), written.is_ok());
         match written {
             Ok(_) => acks.into_iter().for_each(|a| {
                 let _ = a.send(WriteAck::Written);
             }),
-            Err(StoreError::LeaseLost) => acks.into_iter().for_each(|a| {
-                let _ = a.send(WriteAck::LeaseLost);
-            }),
-            Err(batch_err) if results.len() == 1 => {
-                warn!(run_id, error = %batch_err, "writing a result failed");
-                for a in acks {
-                    let _ = a.send(WriteAck::Failed(batch_err.to_string()));
-                }
-            }
-            Err(batch_err) => {
+            Err(Unwritten::Refused(batch_err))
+                if results.len() > 1 && !matches!(batch_err, StoreError::LeaseLost) =>
+            {
                 warn!(run_id, error = %batch_err, size = results.len(), "batch write failed; writing its results one by one");
                 for (result, ack) in results.into_iter().zip(acks) {
-                    let outcome =
-                        match write_with_retries(sink.as_ref(), &run_id, &owner, &[result]).await {
-                            Ok(_) => WriteAck::Written,
-                            Err(StoreError::LeaseLost) => WriteAck::LeaseLost,
-                            Err(e) => {
-                                warn!(run_id, error = %e, "writing a result failed");
-                                WriteAck::Failed(e.to_string())
-                            }
-                        };
+                    let outcome = match target.write_with_retries(&[result]).await {
+                        Ok(_) => WriteAck::Written,
+                        Err(unwritten) => ack_of(&unwritten),
+                    };
+                    if let WriteAck::Failed(e) = &outcome {
+                        warn!(run_id, error = %e, "writing a result failed");
+                    }
                     let _ = ack.send(outcome);
                 }
             }
+            Err(unwritten) => {
+                let ack = ack_of(&unwritten);
+                if let WriteAck::Failed(e) = &ack {
+                    warn!(run_id, error = %e, "writing a result failed");
+                }
+                for a in acks {
+                    let _ = a.send(ack.clone());
+                }
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+    use crate::slots::ItemSlots;
+
+    /// Records the size of every batch it is asked to write.
+    #[derive(Default)]
+    struct BatchSizes(Mutex<Vec<usize>>);
+
+    #[async_trait]
+    impl ResultSink for BatchSizes {
+        async fn write(
+            &self,
+            _run_id: &str,
+            _claim: &Claim,
+            batch: Vec<NewResult>,
+        ) -> Result<WriteOutcome, StoreError> {
+            self.0.lock().unwrap().push(batch.len());
+            Ok(WriteOutcome {
+                inserted: batch.len() as u64,
+                duplicates: 0,
+            })
+        }
+    }
+
+    fn result(index: i64) -> NewResult {
+        NewResult {
+            item_id: format!("item-{index}"),
+            item_index: index,
+            trial: 0,
+            item_version: 1,
+            input: json!(index),
+            output: Some(json!(index)),
+            expected_output: None,
+            latency: 1.0,
+            error: None,
+            error_kind: None,
+            started_at: Utc::now(),
+            completed_at: Utc::now(),
+            retry_count: 0,
+            trace_id: None,
+            target_metadata: None,
+            logs: None,
+            scores: Vec::new(),
+        }
+    }
+
+    /// Queues 40 results while the only write turn is held elsewhere,
+    /// then lets the writer go; returns the batches it wrote.
+    async fn batches_after_a_wait(other_tenant_here: bool) -> Vec<usize> {
+        let turns = ItemSlots::new(1);
+        let _other = other_tenant_here.then(|| turns.share("b", 1));
+        let held = turns.share("a", 1).acquire().await;
+        let sink = Arc::new(BatchSizes::default());
+        let (writer, task) = ResultWriter::spawn(
+            sink.clone(),
+            "run".into(),
+            Claim {
+                owner: "owner".into(),
+                number: 1,
+            },
+            64,
+            turns.share("a", 1),
+            CancellationToken::new(),
+        );
+        let writes: Vec<_> = (0..40)
+            .map(|i| {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.write(result(i)).await })
+            })
+            .collect();
+        // Every write is queued (the queue holds 128) while the turn is held.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            sink.0.lock().unwrap().is_empty(),
+            "nothing written without a turn"
+        );
+        drop(held);
+        for w in writes {
+            assert_eq!(w.await.unwrap(), WriteAck::Written);
+        }
+        drop(writer);
+        task.await.unwrap();
+        sink.0.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn a_tenant_alone_writes_what_queued_in_one_batch() {
+        assert_eq!(batches_after_a_wait(false).await, vec![40]);
+    }
+
+    #[tokio::test]
+    async fn a_tenant_writes_small_batches_while_another_tenant_has_runs_here() {
+        let sizes = batches_after_a_wait(true).await;
+        assert_eq!(sizes.iter().sum::<usize>(), 40, "{sizes:?}");
+        assert!(
+            sizes.iter().all(|&n| n <= SHARED_TURNS_BATCH),
+            "batches of at most {SHARED_TURNS_BATCH}: {sizes:?}"
+        );
     }
 }

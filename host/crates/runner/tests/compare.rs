@@ -38,7 +38,7 @@ async fn run_with(
         )
         .await
         .unwrap();
-    store
+    let run = store
         .claim_run(T, &run.id, "writer", Duration::from_secs(60))
         .await
         .unwrap();
@@ -77,7 +77,7 @@ async fn run_with(
         .collect();
     for chunk in results.chunks(500) {
         store
-            .write_results(&run.id, "writer", chunk.to_vec())
+            .write_results(&run.id, &Claim::of("writer", &run), chunk.to_vec())
             .await
             .unwrap();
     }

@@ -13,7 +13,7 @@ use assay_plugin_host::{CallFailure, PluginItem, ScoreOutcome};
 use assay_runner::{
     Executor, ItemWithScores, ResultSink, RunHooks, RunOptions, Scorer, on_item_complete,
 };
-use assay_store::{NewResult, Page, RunStatus, Store, StoreError, WriteOutcome};
+use assay_store::{Claim, NewResult, Page, RunStatus, Store, StoreError, WriteOutcome};
 use async_trait::async_trait;
 use common::*;
 use serde_json::{Value, json};
@@ -673,13 +673,13 @@ impl ResultSink for PoisonedSink {
     async fn write(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         batch: Vec<NewResult>,
     ) -> Result<WriteOutcome, StoreError> {
         if batch.iter().any(|r| r.input["n"] == 2) {
             return Err(StoreError::Conflict("disk on fire".into()));
         }
-        self.store.write_results(run_id, owner, batch).await
+        self.store.write_results(run_id, claim, batch).await
     }
 }
 
@@ -959,11 +959,14 @@ async fn cancelling_a_run_nobody_holds_finalizes_it_at_once_on_both_backends() {
         let store = assay_store::connect(&url).await.unwrap();
         let run = dataset_run(&store, plain(4)).await;
         // Interrupted by a shutdown: running, lease released.
-        store
+        let run = store
             .claim_run(TENANT, &run.id, "gone", Duration::from_secs(30))
             .await
             .unwrap();
-        store.release_run(&run.id, "gone").await.unwrap();
+        store
+            .release_run(&run.id, &Claim::of("gone", &run))
+            .await
+            .unwrap();
         let cancelled = store.request_cancel(TENANT, &run.id).await.unwrap();
         assert_eq!(cancelled.status, RunStatus::Cancelled, "{url}");
         assert_eq!(cancelled.skipped_count, 4);

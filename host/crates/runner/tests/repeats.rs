@@ -16,7 +16,7 @@ use assay_runner::compare::{CompareOptions, compare_runs};
 use assay_runner::stats::summarize_stored;
 use assay_runner::{Executor, RunHooks, RunOptions, Scorer, TargetSource};
 use assay_store::{
-    DatasetItem, NewResult, NewRun, Page, Run, RunResult, RunStatus, ScoreRow, Store,
+    Claim, DatasetItem, NewResult, NewRun, Page, Run, RunResult, RunStatus, ScoreRow, Store,
 };
 use chrono::Utc;
 use common::*;
@@ -87,18 +87,19 @@ fn trial(item: &DatasetItem, trial: i64, score: f64) -> NewResult {
 /// `scores[item][trial]`.
 async fn finished_run_with_trials(store: &Arc<dyn Store>, run: &Run, scores: &[[f64; 3]]) {
     let items = items_of(store, run).await;
-    store
+    let claimed = store
         .claim_run(TENANT, &run.id, "writer", Duration::from_secs(60))
         .await
         .unwrap();
+    let claim = Claim::of("writer", &claimed);
     let batch: Vec<NewResult> = items
         .iter()
         .zip(scores)
         .flat_map(|(item, s)| (0..3).map(move |t| trial(item, t, s[t as usize])))
         .collect();
-    store.write_results(&run.id, "writer", batch).await.unwrap();
+    store.write_results(&run.id, &claim, batch).await.unwrap();
     store
-        .finish_run(&run.id, "writer", RunStatus::Completed, None)
+        .finish_run(&run.id, &claim, RunStatus::Completed, None)
         .await
         .unwrap();
 }
@@ -111,18 +112,19 @@ async fn each_trial_runs_once_and_a_resumed_run_runs_only_the_missing_ones() {
     let items = items_of(&store, &run).await;
     // A process ran some trials and went away: all of item 0, trial 1 of
     // item 1.
-    store
+    let claimed = store
         .claim_run(TENANT, &run.id, "gone", Duration::from_secs(60))
         .await
         .unwrap();
+    let claim = Claim::of("gone", &claimed);
     let done = vec![
         trial(&items[0], 0, 1.0),
         trial(&items[0], 1, 1.0),
         trial(&items[0], 2, 1.0),
         trial(&items[1], 1, 1.0),
     ];
-    store.write_results(&run.id, "gone", done).await.unwrap();
-    store.release_run(&run.id, "gone").await.unwrap();
+    store.write_results(&run.id, &claim, done).await.unwrap();
+    store.release_run(&run.id, &claim).await.unwrap();
 
     let target = Arc::new(MockTarget::default());
     let scorer: Arc<dyn Scorer> = MockScorer::ok("exact", 0.5);

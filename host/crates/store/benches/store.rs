@@ -138,7 +138,8 @@ async fn bench(label: &str, s: Arc<dyn Store>) {
     );
 
     let run = s.create_run(T, new_run(&ds)).await.unwrap();
-    s.claim_run(T, &run.id, "bench", Duration::from_secs(600))
+    let run = s
+        .claim_run(T, &run.id, "bench", Duration::from_secs(600))
         .await
         .unwrap();
     let (items, took) = all_pending(&s, &run.id).await;
@@ -155,9 +156,13 @@ async fn bench(label: &str, s: Arc<dyn Store>) {
         offset += count;
         let start = Instant::now();
         for chunk in slice.chunks(batch) {
-            s.write_results(&run.id, "bench", chunk.iter().map(result).collect())
-                .await
-                .unwrap();
+            s.write_results(
+                &run.id,
+                &Claim::of("bench", &run),
+                chunk.iter().map(result).collect(),
+            )
+            .await
+            .unwrap();
         }
         let took = start.elapsed();
         println!(

@@ -365,6 +365,11 @@ pub struct Run {
     /// with its owner gone (not counting a release on graceful shutdown).
     #[serde(default)]
     pub takeovers: i64,
+    /// Which claim of the run this row was read under: every claim
+    /// increments it. Internal to lease fencing (see [`Claim`]), not part
+    /// of the API.
+    #[serde(skip)]
+    pub claim_number: i64,
     /// The run whose stored target outputs this run re-scores (`assay
     /// runs rescore`); `None` for a run that called its target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -395,6 +400,30 @@ pub struct NewRun {
     /// The run whose target outputs this run re-scores (see
     /// [`Run::parent_run_id`]).
     pub parent_run_id: Option<String>,
+}
+
+/// One claim of a run's lease: the process that holds it (`owner`) and
+/// which claim of the run it is (`number`, incremented by every claim).
+///
+/// Every fenced call (result writes, lease renewal, release, finish)
+/// compares both, so two executions of one run in one process (the run
+/// claimed again after its lease lapsed) are told apart: only the latest
+/// claim may write.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Claim {
+    pub owner: String,
+    pub number: i64,
+}
+
+impl Claim {
+    /// The claim `owner` got when it claimed `run` (the row the claim
+    /// returned).
+    pub fn of(owner: impl Into<String>, run: &Run) -> Self {
+        Self {
+            owner: owner.into(),
+            number: run.claim_number,
+        }
+    }
 }
 
 /// What the lease holder learns when it renews.

@@ -44,7 +44,7 @@ macro_rules! run_cols {
         "id, tenant_id, dataset_id, dataset_version, target_type, target_id, scorer_ids, status, \
          total_items, succeeded_count, failed_count, skipped_count, config, error, \
          cancel_requested, takeovers, parent_run_id, repeats, started_at, completed_at, created_at, \
-         updated_at"
+         updated_at, claim_number"
     };
 }
 /// Columns of `results` read by [`result`].
@@ -246,6 +246,7 @@ pub(crate) fn run(r: &impl StoredRow) -> StoreResult<Run> {
         error: r.text_opt("error")?,
         cancel_requested: r.flag("cancel_requested")?,
         takeovers: r.int("takeovers")?,
+        claim_number: r.int("claim_number")?,
         parent_run_id: r.text_opt("parent_run_id")?,
         started_at: r.time_opt("started_at")?,
         completed_at: r.time_opt("completed_at")?,

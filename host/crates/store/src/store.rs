@@ -9,8 +9,8 @@
 //! by it: another tenant's ids behave exactly like unknown ids
 //! ([`crate::StoreError::NotFound`]). The run-execution calls
 //! (`renew_lease`, `write_results`, `finish_run`, ...) are keyed by the run
-//! id and the lease owner instead: only the process that claimed a run
-//! (through a tenant-scoped or a global claim) uses them.
+//! id and the [`Claim`] instead (lease owner and claim number): only the
+//! claim that took a run last (tenant-scoped or global) may use them.
 
 use std::time::Duration;
 
@@ -220,10 +220,16 @@ pub trait RunStore: Send + Sync + 'static {
     /// process) per unit of its `weight`, the older run on a tie. Runs of
     /// one tenant are therefore taken in creation order. See
     /// `docs/fair-share.md`.
+    ///
+    /// Runs in `executing` are never taken: the caller executes them
+    /// already, and claiming one again (its lease lapsed while, say, its
+    /// plugins loaded) would start a second execution of it in the same
+    /// process.
     async fn claim_next_run(
         &self,
         owner: &str,
         lease: Duration,
+        executing: &[String],
     ) -> StoreResult<Option<(String, Run)>>;
     /// Like [`RunStore::claim_next_run`], but takes only the oldest pending
     /// run of a tenant that has no run running at all (and may run one). A
@@ -233,10 +239,16 @@ pub trait RunStore: Send + Sync + 'static {
         &self,
         owner: &str,
         lease: Duration,
+        executing: &[String],
     ) -> StoreResult<Option<(String, Run)>>;
     /// Takes a specific run: pending, running with an expired or released
     /// lease, or already held by `owner`. `Conflict` when another live owner
     /// holds it or it is finished.
+    ///
+    /// Every claim (this one and the `claim_next_*` ones) increments the
+    /// run's [`Run::claim_number`]; the fenced calls below take the
+    /// [`Claim`] (owner and number) and refuse an older claim with
+    /// `LeaseLost`, even one of the same owner.
     async fn claim_run(
         &self,
         tenant: &str,
@@ -244,16 +256,17 @@ pub trait RunStore: Send + Sync + 'static {
         owner: &str,
         lease: Duration,
     ) -> StoreResult<Run>;
-    /// Extends `owner`'s lease; `LeaseLost` when it no longer holds it.
+    /// Extends the lease of `claim`; `LeaseLost` when it no longer holds
+    /// it.
     async fn renew_lease(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         lease: Duration,
     ) -> StoreResult<RunControl>;
     /// Graceful shutdown: gives up the lease (status stays running) so that
     /// the next start takes the run at once. No-op when not held.
-    async fn release_run(&self, run_id: &str, owner: &str) -> StoreResult<()>;
+    async fn release_run(&self, run_id: &str, claim: &Claim) -> StoreResult<()>;
     /// Items of the run's pinned version with no result in this run yet, by
     /// position, after `after_position`. In a run with repeats: the items
     /// with fewer results than trials ([`ResultStore::stored_trials`] says
@@ -265,13 +278,13 @@ pub trait RunStore: Send + Sync + 'static {
         after_position: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<DatasetItem>>;
-    /// Finalizes a run `owner` holds: counts recomputed from the results,
+    /// Finalizes a run `claim` holds: counts recomputed from the results,
     /// `skipped = total - succeeded - failed`, `completedAt`, lease cleared.
     /// `status` must be terminal. `Conflict` when already finished.
     async fn finish_run(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         status: RunStatus,
         error: Option<String>,
     ) -> StoreResult<Run>;
@@ -284,7 +297,7 @@ pub trait RunStore: Send + Sync + 'static {
 #[async_trait]
 pub trait ResultStore: Send + Sync + 'static {
     /// Writes a batch of results with their scores in one transaction,
-    /// fenced by `owner`'s lease (`LeaseLost`: nothing written). Idempotent on
+    /// fenced by `claim` (`LeaseLost`: nothing written). Idempotent on
     /// `(run, item, trial)`: an already stored trial counts as a duplicate
     /// and keeps its scores; a trial outside the run's `0..repeats` is a
     /// `Validation` error (nothing written). Bumps the run's counters by
@@ -292,7 +305,7 @@ pub trait ResultStore: Send + Sync + 'static {
     async fn write_results(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         batch: Vec<NewResult>,
     ) -> StoreResult<WriteOutcome>;
     /// The trials of `item_ids` that have a result in run `run_id`, as

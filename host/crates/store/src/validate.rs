@@ -1,13 +1,111 @@
-//! JSON Schema validation of items against their dataset's schemas.
+//! JSON Schema validation of items against their dataset's schemas, and
+//! the caps on what one call may add.
+//!
+//! Validation is CPU work proportional to the items: it runs on a blocking
+//! thread ([`check_off_runtime`], [`collect_off_runtime`]), never on the
+//! async runtime, and callers run it before they take the database's write
+//! lock, so one tenant's large add or schema change neither stalls the
+//! runtime nor every other writer (lease renewals included). See
+//! `docs/datasets.md`.
+
+use std::sync::Arc;
 
 use jsonschema::Validator;
 use serde_json::Value;
 
 use crate::error::StoreError;
 use crate::models::{DatasetItem, NewItem};
+use crate::tenancy::item_bytes;
 
 /// How many failing items a schema change reports at most.
 pub const MAX_REPORTED_FAILURES: usize = 10;
+
+/// Items one `add_items` call (one bulk request) may add: the whole list is
+/// held in memory and validated at once. Larger imports stream (`assay
+/// dataset import`), a batch at a time.
+pub const MAX_ITEMS_PER_REQUEST: usize = 100_000;
+
+/// Bytes one item may take (its input, expected output and context as
+/// JSON, counted like the tenant's stored-bytes limit).
+pub const MAX_ITEM_BYTES: i64 = 4 << 20;
+
+/// `Validation` on `items` when a single call adds more than
+/// [`MAX_ITEMS_PER_REQUEST`] items.
+pub fn check_request_size(count: usize) -> Result<(), StoreError> {
+    if count > MAX_ITEMS_PER_REQUEST {
+        return Err(StoreError::validation(
+            "items",
+            format!(
+                "{count} items in one request; the cap is maxItemsPerRequest = {MAX_ITEMS_PER_REQUEST} (split the add, or import a file); nothing was added"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `Validation` naming the first item (by its place in the whole list,
+/// from `first`) larger than [`MAX_ITEM_BYTES`].
+pub fn check_item_sizes(items: &[NewItem], first: usize) -> Result<(), StoreError> {
+    for (i, item) in items.iter().enumerate() {
+        check_item_size(
+            &format!("items[{}]", first + i),
+            item_bytes(
+                &item.input,
+                item.expected_output.as_ref(),
+                item.context.as_ref(),
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// `Validation` on `field` when an item of `bytes` bytes is over
+/// [`MAX_ITEM_BYTES`].
+pub fn check_item_size(field: &str, bytes: i64) -> Result<(), StoreError> {
+    if bytes > MAX_ITEM_BYTES {
+        return Err(StoreError::validation(
+            field,
+            format!(
+                "the item is {bytes} bytes; the cap is maxItemBytes = {MAX_ITEM_BYTES}; nothing was added"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `items` (item `first` onwards of a longer list) on a blocking
+/// thread, their sizes ([`MAX_ITEM_BYTES`]) and then their schemas, and
+/// hands them back.
+pub async fn check_off_runtime(
+    validator: Arc<ItemValidator>,
+    items: Vec<NewItem>,
+    first: usize,
+) -> Result<Vec<NewItem>, StoreError> {
+    tokio::task::spawn_blocking(move || {
+        check_item_sizes(&items, first)?;
+        validator.check_new_items_from(&items, first)?;
+        Ok(items)
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("validating items stopped: {e}")))?
+}
+
+/// Checks one page of stored items under new schemas on a blocking thread,
+/// adding its failures to `collector`.
+pub async fn collect_off_runtime(
+    validator: Arc<ItemValidator>,
+    mut collector: FailureCollector,
+    page: Vec<DatasetItem>,
+) -> Result<FailureCollector, StoreError> {
+    tokio::task::spawn_blocking(move || {
+        for item in &page {
+            collector.check(&validator, item);
+        }
+        collector
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("re-validating items stopped: {e}")))
+}
 
 /// The compiled schemas of one dataset.
 pub struct ItemValidator {

@@ -78,6 +78,8 @@ contract!(
     concurrent_writes_cannot_pass_a_limit_together,
     results_filter_in_the_database,
     stale_owner_cannot_write,
+    a_lapsed_claim_of_the_same_owner_cannot_write,
+    claim_next_run_passes_over_runs_the_caller_executes,
     takeovers_count_only_runs_whose_owner_went_away,
     claim_semantics,
     two_hosts_never_share_a_run,
@@ -97,6 +99,7 @@ contract!(
     plugin_bytes_round_trip,
     unknown_stored_target_type_is_corrupt,
     add_ten_thousand_items_in_one_call,
+    adds_over_the_caps_are_refused_and_store_nothing,
     streamed_items_land_together_or_not_at_all,
     item_limit_per_dataset,
     api_keys_are_found_by_hash_listed_and_revoked,
@@ -727,7 +730,10 @@ async fn write_results_is_idempotent(s: Fixture) {
         .enumerate()
         .map(|(i, it)| result_for(it, i as i64, (i == 1).then_some("boom")))
         .collect();
-    let first = s.write_results(&run.id, "w1", batch.clone()).await.unwrap();
+    let first = s
+        .write_results(&run.id, &Claim::of("w1", &run), batch.clone())
+        .await
+        .unwrap();
     assert_eq!(
         first,
         WriteOutcome {
@@ -738,7 +744,10 @@ async fn write_results_is_idempotent(s: Fixture) {
     // The same batch again, with different scores: nothing changes.
     let mut again = batch.clone();
     again[0].scores[0].score = Some(0.0);
-    let second = s.write_results(&run.id, "w1", again).await.unwrap();
+    let second = s
+        .write_results(&run.id, &Claim::of("w1", &run), again)
+        .await
+        .unwrap();
     assert_eq!(
         second,
         WriteOutcome {
@@ -748,7 +757,10 @@ async fn write_results_is_idempotent(s: Fixture) {
     );
     // A mixed batch: one old, one new.
     let mixed = vec![batch[2].clone(), result_for(&added[3], 3, None)];
-    let third = s.write_results(&run.id, "w1", mixed).await.unwrap();
+    let third = s
+        .write_results(&run.id, &Claim::of("w1", &run), mixed)
+        .await
+        .unwrap();
     assert_eq!((third.inserted, third.duplicates), (1, 1));
 
     let r = s.get_run(T, &run.id).await.unwrap();
@@ -785,7 +797,7 @@ async fn write_results_is_idempotent(s: Fixture) {
         result_for(&added[0], 0, None),
     ];
     assert_eq!(
-        field_of(s.write_results(&run.id, "w1", dup).await),
+        field_of(s.write_results(&run.id, &Claim::of("w1", &run), dup).await),
         "results[1].itemId"
     );
 }
@@ -814,7 +826,9 @@ async fn results_filter_in_the_database(s: Fixture) {
             r
         })
         .collect();
-    s.write_results(&run.id, "w1", batch).await.unwrap();
+    s.write_results(&run.id, &Claim::of("w1", &run), batch)
+        .await
+        .unwrap();
     let indexes = |page: Paged<RunResult>| -> (i64, Vec<i64>) {
         (
             page.total,
@@ -1029,13 +1043,15 @@ async fn takeovers_count_only_runs_whose_owner_went_away(s: Fixture) {
     let again = s.claim_run(T, &run.id, "a", short).await.unwrap();
     assert_eq!(again.takeovers, 0, "its own owner again");
     tokio::time::sleep(Duration::from_millis(60)).await;
-    let (_, taken) = s.claim_next_run("b", short).await.unwrap().unwrap();
+    let (_, taken) = s.claim_next_run("b", short, &[]).await.unwrap().unwrap();
     assert_eq!((taken.id.as_str(), taken.takeovers), (run.id.as_str(), 1));
     tokio::time::sleep(Duration::from_millis(60)).await;
     let taken = s.claim_run(T, &run.id, "c", LEASE).await.unwrap();
     assert_eq!(taken.takeovers, 2, "claim_run counts too");
-    s.release_run(&run.id, "c").await.unwrap();
-    let (_, resumed) = s.claim_next_run("d", LEASE).await.unwrap().unwrap();
+    s.release_run(&run.id, &Claim::of("c", &taken))
+        .await
+        .unwrap();
+    let (_, resumed) = s.claim_next_run("d", LEASE, &[]).await.unwrap().unwrap();
     assert_eq!(resumed.takeovers, 2, "a released run is not taken over");
     assert_eq!(s.get_run(T, &run.id).await.unwrap().takeovers, 2);
 }
@@ -1043,20 +1059,25 @@ async fn takeovers_count_only_runs_whose_owner_went_away(s: Fixture) {
 async fn stale_owner_cannot_write(s: Fixture) {
     let (ds, added) = dataset_with(&s, "fenced", 3).await;
     let run = s.create_run(T, new_run(&ds)).await.unwrap();
-    s.claim_run(T, &run.id, "old", Duration::from_millis(50))
+    let run = s
+        .claim_run(T, &run.id, "old", Duration::from_millis(50))
         .await
         .unwrap();
-    s.write_results(&run.id, "old", vec![result_for(&added[0], 0, None)])
-        .await
-        .unwrap();
+    s.write_results(
+        &run.id,
+        &Claim::of("old", &run),
+        vec![result_for(&added[0], 0, None)],
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(120)).await;
-    let (tenant, taken) = s.claim_next_run("new", LEASE).await.unwrap().unwrap();
+    let (tenant, taken) = s.claim_next_run("new", LEASE, &[]).await.unwrap().unwrap();
     assert_eq!((tenant.as_str(), taken.id.as_str()), (T, run.id.as_str()));
 
     assert_lease_lost(
         s.write_results(
             &run.id,
-            "old",
+            &Claim::of("old", &run),
             vec![
                 result_for(&added[1], 1, None),
                 result_for(&added[2], 2, None),
@@ -1064,25 +1085,197 @@ async fn stale_owner_cannot_write(s: Fixture) {
         )
         .await,
     );
-    assert_lease_lost(s.renew_lease(&run.id, "old", LEASE).await);
+    assert_lease_lost(s.renew_lease(&run.id, &Claim::of("old", &run), LEASE).await);
     assert_lease_lost(
-        s.finish_run(&run.id, "old", RunStatus::Completed, None)
+        s.finish_run(&run.id, &Claim::of("old", &run), RunStatus::Completed, None)
             .await,
     );
     let results = s.list_results(T, &run.id, Page::default()).await.unwrap();
     assert_eq!(results.total, 1, "the stale write left nothing");
     assert_eq!(s.get_run(T, &run.id).await.unwrap().succeeded_count, 1);
     // The new owner carries on.
-    let ctl = s.renew_lease(&run.id, "new", LEASE).await.unwrap();
-    assert!(!ctl.cancel_requested);
-    s.write_results(&run.id, "new", vec![result_for(&added[1], 1, None)])
+    let ctl = s
+        .renew_lease(&run.id, &Claim::of("new", &taken), LEASE)
         .await
         .unwrap();
+    assert!(!ctl.cancel_requested);
+    s.write_results(
+        &run.id,
+        &Claim::of("new", &taken),
+        vec![result_for(&added[1], 1, None)],
+    )
+    .await
+    .unwrap();
+}
+
+/// One process claims its own run again after the lease lapsed (a slow
+/// plugin load, lock contention): the earlier execution has the same owner
+/// id, but an older claim number, and every fenced call refuses it.
+async fn a_lapsed_claim_of_the_same_owner_cannot_write(s: Fixture) {
+    let (ds, added) = dataset_with(&s, "reclaimed", 3).await;
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    let first = s
+        .claim_run(T, &run.id, "p", Duration::from_millis(50))
+        .await
+        .unwrap();
+    let earlier = Claim::of("p", &first);
+    s.write_results(&run.id, &earlier, vec![result_for(&added[0], 0, None)])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let (_, second) = s.claim_next_run("p", LEASE, &[]).await.unwrap().unwrap();
+    assert_eq!(second.id, run.id);
+    assert!(second.claim_number > first.claim_number);
+    assert_eq!(second.takeovers, 0, "the same owner is no takeover");
+    let later = Claim::of("p", &second);
+
+    assert_lease_lost(
+        s.write_results(&run.id, &earlier, vec![result_for(&added[1], 1, None)])
+            .await,
+    );
+    assert_lease_lost(s.renew_lease(&run.id, &earlier, LEASE).await);
+    assert_lease_lost(
+        s.finish_run(&run.id, &earlier, RunStatus::Completed, None)
+            .await,
+    );
+    // Releasing under the earlier claim leaves the later one holding it.
+    s.release_run(&run.id, &earlier).await.unwrap();
+    assert!(
+        s.claim_next_run("other", LEASE, &[])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let results = s.list_results(T, &run.id, Page::default()).await.unwrap();
+    assert_eq!(results.total, 1, "the earlier claim wrote nothing more");
+
+    s.renew_lease(&run.id, &later, LEASE).await.unwrap();
+    s.write_results(&run.id, &later, vec![result_for(&added[1], 1, None)])
+        .await
+        .unwrap();
+    let done = s
+        .finish_run(&run.id, &later, RunStatus::Completed, None)
+        .await
+        .unwrap();
+    assert_eq!(done.succeeded_count, 2);
+}
+
+/// A scheduler names the runs it executes; a claim never takes one of
+/// them again, even with its lease lapsed.
+async fn claim_next_run_passes_over_runs_the_caller_executes(s: Fixture) {
+    let (ds, _) = dataset_with(&s, "executing", 1).await;
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    let (_, first) = s
+        .claim_next_run("p", Duration::from_millis(50), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.id, run.id);
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let executing = [run.id.clone()];
+    assert!(
+        s.claim_next_run("p", LEASE, &executing)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.claim_next_run_of_idle_tenant("p", LEASE, &executing)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.get_run(T, &run.id).await.unwrap().claim_number,
+        first.claim_number,
+        "not claimed again"
+    );
+    // A pending run is still taken while another executes.
+    let next = s.create_run(T, new_run(&ds)).await.unwrap();
+    let (_, got) = s
+        .claim_next_run("p", LEASE, &executing)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.id, next.id);
+    // Another process (not executing it) takes the lapsed run.
+    let (_, taken) = s.claim_next_run("q", LEASE, &[]).await.unwrap().unwrap();
+    assert_eq!(taken.id, run.id);
+}
+
+fn field_and_message<T: std::fmt::Debug>(r: StoreResult<T>) -> (String, String) {
+    match r {
+        Err(StoreError::Validation { field, message }) => (field, message),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+/// A bulk add of more items than one call may add, or with one item over
+/// the per-item byte cap, is refused with the cap's name and value; nothing
+/// is stored and the version stays. An item update over the cap too.
+async fn adds_over_the_caps_are_refused_and_store_nothing(s: Fixture) {
+    use assay_store::validate::{MAX_ITEM_BYTES, MAX_ITEMS_PER_REQUEST};
+    let (ds, added) = dataset_with(&s, "capped", 1).await;
+    let too_many = (0..=MAX_ITEMS_PER_REQUEST)
+        .map(|i| NewItem {
+            input: json!(i),
+            expected_output: None,
+            context: None,
+        })
+        .collect();
+    let (field, message) = field_and_message(s.add_items(T, &ds.id, too_many).await);
+    assert_eq!(field, "items");
+    assert!(
+        message.contains(&format!("maxItemsPerRequest = {MAX_ITEMS_PER_REQUEST}")),
+        "{message}"
+    );
+
+    let huge = json!({"question": "x".repeat(MAX_ITEM_BYTES as usize)});
+    let batch = vec![
+        item(1),
+        NewItem {
+            input: huge.clone(),
+            expected_output: None,
+            context: None,
+        },
+    ];
+    let (field, message) = field_and_message(s.add_items(T, &ds.id, batch).await);
+    assert_eq!(field, "items[1]");
+    assert!(
+        message.contains(&format!("maxItemBytes = {MAX_ITEM_BYTES}")),
+        "{message}"
+    );
+
+    let (feed, batches) = tokio::sync::mpsc::channel(4);
+    feed.send(ItemFeed::Batch(vec![item(2)])).await.unwrap();
+    feed.send(ItemFeed::Batch(vec![NewItem {
+        input: huge.clone(),
+        expected_output: None,
+        context: None,
+    }]))
+    .await
+    .unwrap();
+    feed.send(ItemFeed::Done).await.unwrap();
+    let (field, _) = field_and_message(s.add_items_streamed(T, &ds.id, batches).await);
+    assert_eq!(field, "items[1]", "named by its place in the whole feed");
+
+    let patch = ItemPatch {
+        input: Some(huge),
+        ..Default::default()
+    };
+    let (field, message) = field_and_message(s.update_item(T, &ds.id, &added[0].id, patch).await);
+    assert_eq!(field, "item");
+    assert!(message.contains("maxItemBytes"), "{message}");
+
+    let after = s.get_dataset(T, &ds.id).await.unwrap();
+    assert_eq!((after.item_count, after.version), (1, ds.version));
+    let stored = s.get_item(T, &ds.id, &added[0].id).await.unwrap();
+    assert_eq!(stored.input, added[0].input);
 }
 
 async fn claim_semantics(s: Fixture) {
     let (ds, _) = dataset_with(&s, "claims", 2).await;
-    assert!(s.claim_next_run("a", LEASE).await.unwrap().is_none());
+    assert!(s.claim_next_run("a", LEASE, &[]).await.unwrap().is_none());
     let run = s.create_run(T, new_run(&ds)).await.unwrap();
     assert_eq!(run.status, RunStatus::Pending);
 
@@ -1092,7 +1285,7 @@ async fn claim_semantics(s: Fixture) {
         let st = s.store.clone();
         tasks.push(tokio::spawn(async move {
             let owner = format!("owner-{i}");
-            let got = st.claim_next_run(&owner, LEASE).await.unwrap();
+            let got = st.claim_next_run(&owner, LEASE, &[]).await.unwrap();
             got.map(|(_, run)| (owner, run))
         }));
     }
@@ -1106,21 +1299,34 @@ async fn claim_semantics(s: Fixture) {
     assert!(claimed.started_at.is_some());
 
     // The holder is live: nobody else gets it.
-    assert!(s.claim_next_run("late", LEASE).await.unwrap().is_none());
-    s.renew_lease(&run.id, &holder, LEASE).await.unwrap();
+    assert!(
+        s.claim_next_run("late", LEASE, &[])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.renew_lease(&run.id, &Claim::of(&holder, &claimed), LEASE)
+        .await
+        .unwrap();
     assert_conflict(s.claim_run(T, &run.id, "late", LEASE).await);
-    // Re-claiming by the holder itself is fine.
-    s.claim_run(T, &run.id, &holder, LEASE).await.unwrap();
+    // Re-claiming by the holder itself is fine (a new claim of it).
+    let reclaimed = s.claim_run(T, &run.id, &holder, LEASE).await.unwrap();
+    assert_eq!(reclaimed.claim_number, claimed.claim_number + 1);
 
     // A released run is taken at once by the next start.
-    s.release_run(&run.id, &holder).await.unwrap();
+    s.release_run(&run.id, &Claim::of(&holder, &reclaimed))
+        .await
+        .unwrap();
     assert_eq!(
         s.get_run(T, &run.id).await.unwrap().status,
         RunStatus::Running
     );
-    assert_lease_lost(s.renew_lease(&run.id, &holder, LEASE).await);
+    assert_lease_lost(
+        s.renew_lease(&run.id, &Claim::of(&holder, &reclaimed), LEASE)
+            .await,
+    );
     let (_, again) = s
-        .claim_next_run("next", Duration::from_millis(50))
+        .claim_next_run("next", Duration::from_millis(50), &[])
         .await
         .unwrap()
         .unwrap();
@@ -1129,16 +1335,26 @@ async fn claim_semantics(s: Fixture) {
 
     // An expired lease can be reclaimed by a specific claim.
     tokio::time::sleep(Duration::from_millis(120)).await;
-    s.claim_run(T, &run.id, "rescuer", LEASE).await.unwrap();
-    assert_lease_lost(s.renew_lease(&run.id, "next", LEASE).await);
-    s.renew_lease(&run.id, "rescuer", LEASE).await.unwrap();
-
-    // Finished runs cannot be claimed.
-    s.finish_run(&run.id, "rescuer", RunStatus::Completed, None)
+    let rescued = s.claim_run(T, &run.id, "rescuer", LEASE).await.unwrap();
+    assert_lease_lost(
+        s.renew_lease(&run.id, &Claim::of("next", &again), LEASE)
+            .await,
+    );
+    s.renew_lease(&run.id, &Claim::of("rescuer", &rescued), LEASE)
         .await
         .unwrap();
+
+    // Finished runs cannot be claimed.
+    s.finish_run(
+        &run.id,
+        &Claim::of("rescuer", &rescued),
+        RunStatus::Completed,
+        None,
+    )
+    .await
+    .unwrap();
     assert_conflict(s.claim_run(T, &run.id, "rescuer", LEASE).await);
-    assert!(s.claim_next_run("a", LEASE).await.unwrap().is_none());
+    assert!(s.claim_next_run("a", LEASE, &[]).await.unwrap().is_none());
 }
 
 async fn two_hosts_never_share_a_run(s: Fixture) {
@@ -1151,12 +1367,16 @@ async fn two_hosts_never_share_a_run(s: Fixture) {
     let claim_all = |st: Arc<dyn Store>, owner: &'static str| {
         tokio::spawn(async move {
             let mut got = Vec::new();
-            while let Some((_, r)) = st.claim_next_run(owner, LEASE).await.unwrap() {
+            while let Some((_, r)) = st.claim_next_run(owner, LEASE, &[]).await.unwrap() {
                 // Each host writes a result as soon as it holds a run.
                 let item = st.pending_items(T, &r.id, None, 1).await.unwrap();
-                st.write_results(&r.id, owner, vec![result_for(&item[0], 0, None)])
-                    .await
-                    .unwrap();
+                st.write_results(
+                    &r.id,
+                    &Claim::of(owner, &r),
+                    vec![result_for(&item[0], 0, None)],
+                )
+                .await
+                .unwrap();
                 got.push(r.id);
             }
             got
@@ -1185,16 +1405,16 @@ async fn claim_next_run_respects_max_active_runs(s: Fixture) {
     let (ds, _) = dataset_with(&s, "queue", 1).await;
     let first = s.create_run(T, new_run(&ds)).await.unwrap();
     let second = s.create_run(T, new_run(&ds)).await.unwrap();
-    let (_, got) = s.claim_next_run("o", LEASE).await.unwrap().unwrap();
+    let (_, got) = s.claim_next_run("o", LEASE, &[]).await.unwrap().unwrap();
     assert_eq!(got.id, first.id, "oldest first");
     assert!(
-        s.claim_next_run("o", LEASE).await.unwrap().is_none(),
+        s.claim_next_run("o", LEASE, &[]).await.unwrap().is_none(),
         "the tenant is at its maxActiveRuns"
     );
-    s.finish_run(&first.id, "o", RunStatus::Completed, None)
+    s.finish_run(&first.id, &Claim::of("o", &got), RunStatus::Completed, None)
         .await
         .unwrap();
-    let (_, got) = s.claim_next_run("o", LEASE).await.unwrap().unwrap();
+    let (_, got) = s.claim_next_run("o", LEASE, &[]).await.unwrap().unwrap();
     assert_eq!(got.id, second.id);
 }
 
@@ -1222,7 +1442,7 @@ async fn runs_of(s: &Fixture, tenant: &str, ds: &Dataset, n: usize) -> Vec<Strin
 /// Claims until nothing is left; returns the run ids in claim order.
 async fn claim_order(s: &Fixture) -> Vec<String> {
     let mut order = Vec::new();
-    while let Some((_, run)) = s.claim_next_run("o", LEASE).await.unwrap() {
+    while let Some((_, run)) = s.claim_next_run("o", LEASE, &[]).await.unwrap() {
         order.push(run.id);
     }
     order
@@ -1267,10 +1487,10 @@ async fn idle_tenant_claim_takes_only_tenants_with_nothing_running(s: Fixture) {
     s.set_tenant_limits("no-runs", &limits).await.unwrap();
     let a_runs = runs_of(&s, "tenant-a", &a, 2).await;
     runs_of(&s, "no-runs", &off, 1).await;
-    let (_, first) = s.claim_next_run("o", LEASE).await.unwrap().unwrap();
+    let (_, first) = s.claim_next_run("o", LEASE, &[]).await.unwrap().unwrap();
     assert_eq!(first.id, a_runs[0]);
     assert!(
-        s.claim_next_run_of_idle_tenant("o", LEASE)
+        s.claim_next_run_of_idle_tenant("o", LEASE, &[])
             .await
             .unwrap()
             .is_none(),
@@ -1278,14 +1498,14 @@ async fn idle_tenant_claim_takes_only_tenants_with_nothing_running(s: Fixture) {
     );
     let b_runs = runs_of(&s, "tenant-b", &b, 2).await;
     let (tenant, got) = s
-        .claim_next_run_of_idle_tenant("o", LEASE)
+        .claim_next_run_of_idle_tenant("o", LEASE, &[])
         .await
         .unwrap()
         .unwrap();
     assert_eq!((tenant.as_str(), &got.id), ("tenant-b", &b_runs[0]));
     assert_eq!(got.status, RunStatus::Running);
     assert!(
-        s.claim_next_run_of_idle_tenant("o", LEASE)
+        s.claim_next_run_of_idle_tenant("o", LEASE, &[])
             .await
             .unwrap()
             .is_none(),
@@ -1293,9 +1513,11 @@ async fn idle_tenant_claim_takes_only_tenants_with_nothing_running(s: Fixture) {
     );
     // A released (or expired) lease is left to the ordinary claim, which
     // takes it first; then A and B have one run each and the older goes.
-    s.release_run(&a_runs[0], "o").await.unwrap();
+    s.release_run(&a_runs[0], &Claim::of("o", &first))
+        .await
+        .unwrap();
     assert!(
-        s.claim_next_run_of_idle_tenant("o", LEASE)
+        s.claim_next_run_of_idle_tenant("o", LEASE, &[])
             .await
             .unwrap()
             .is_none()
@@ -1341,7 +1563,9 @@ async fn pending_items_skips_items_with_results(s: Fixture) {
         .iter()
         .map(|&i| result_for(&added[i], i as i64, None))
         .collect();
-    s.write_results(&run.id, "p", batch).await.unwrap();
+    s.write_results(&run.id, &Claim::of("p", &run), batch)
+        .await
+        .unwrap();
     let first = s.pending_items(T, &run.id, None, 2).await.unwrap();
     assert_eq!(
         first.iter().map(|i| &i.id).collect::<Vec<_>>(),
@@ -1370,7 +1594,7 @@ async fn paging_crosses_long_stretches_of_done_or_deleted_items(s: Fixture) {
         .map(|i| result_for(&added[i], i as i64, None))
         .collect();
     for chunk in done.chunks(500) {
-        s.write_results(&run.id, "long", chunk.to_vec())
+        s.write_results(&run.id, &Claim::of("long", &run), chunk.to_vec())
             .await
             .unwrap();
     }
@@ -1410,23 +1634,28 @@ async fn cancel_transitions(s: Fixture) {
     assert_eq!(cancelled.skipped_count, 3);
     assert_conflict(s.request_cancel(T, &pending.id).await);
     assert!(
-        s.claim_next_run("o", LEASE).await.unwrap().is_none(),
+        s.claim_next_run("o", LEASE, &[]).await.unwrap().is_none(),
         "a cancelled run is never claimed"
     );
 
     let running = s.create_run(T, new_run(&ds)).await.unwrap();
-    s.claim_run(T, &running.id, "o", LEASE).await.unwrap();
+    let running = s.claim_run(T, &running.id, "o", LEASE).await.unwrap();
     let flagged = s.request_cancel(T, &running.id).await.unwrap();
     assert_eq!(flagged.status, RunStatus::Running);
     assert!(flagged.cancel_requested);
     assert!(
-        s.renew_lease(&running.id, "o", LEASE)
+        s.renew_lease(&running.id, &Claim::of("o", &running), LEASE)
             .await
             .unwrap()
             .cancel_requested
     );
     let done = s
-        .finish_run(&running.id, "o", RunStatus::Cancelled, None)
+        .finish_run(
+            &running.id,
+            &Claim::of("o", &running),
+            RunStatus::Cancelled,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(done.status, RunStatus::Cancelled);
@@ -1436,16 +1665,24 @@ async fn cancel_transitions(s: Fixture) {
 async fn finish_run_counts_exactly(s: Fixture) {
     let (_, added, run) = claimed_run(&s, 5, "f").await;
     assert_lease_lost(
-        s.finish_run(&run.id, "intruder", RunStatus::Completed, None)
-            .await,
+        s.finish_run(
+            &run.id,
+            &Claim::of("intruder", &run),
+            RunStatus::Completed,
+            None,
+        )
+        .await,
     );
     assert_eq!(
-        field_of(s.finish_run(&run.id, "f", RunStatus::Running, None).await),
+        field_of(
+            s.finish_run(&run.id, &Claim::of("f", &run), RunStatus::Running, None)
+                .await
+        ),
         "status"
     );
     s.write_results(
         &run.id,
-        "f",
+        &Claim::of("f", &run),
         vec![
             result_for(&added[0], 0, None),
             result_for(&added[1], 1, Some("bad")),
@@ -1455,7 +1692,7 @@ async fn finish_run_counts_exactly(s: Fixture) {
     .await
     .unwrap();
     let done = s
-        .finish_run(&run.id, "f", RunStatus::Completed, None)
+        .finish_run(&run.id, &Claim::of("f", &run), RunStatus::Completed, None)
         .await
         .unwrap();
     assert_eq!(done.status, RunStatus::Completed);
@@ -1467,12 +1704,21 @@ async fn finish_run_counts_exactly(s: Fixture) {
     assert_eq!(done, s.get_run(T, &run.id).await.unwrap());
     // Finalized: no more writes, no second finish.
     assert_lease_lost(
-        s.write_results(&run.id, "f", vec![result_for(&added[3], 3, None)])
-            .await,
+        s.write_results(
+            &run.id,
+            &Claim::of("f", &run),
+            vec![result_for(&added[3], 3, None)],
+        )
+        .await,
     );
     assert_conflict(
-        s.finish_run(&run.id, "f", RunStatus::Failed, Some("late".into()))
-            .await,
+        s.finish_run(
+            &run.id,
+            &Claim::of("f", &run),
+            RunStatus::Failed,
+            Some("late".into()),
+        )
+        .await,
     );
     assert_eq!(
         s.get_run(T, &run.id).await.unwrap().status,
@@ -1527,9 +1773,13 @@ async fn results_stream_after_seq(s: Fixture) {
     let (_, added, run) = claimed_run(&s, 5, "st").await;
     // Written out of dataset order: the stream follows write order.
     for i in [3usize, 0, 4] {
-        s.write_results(&run.id, "st", vec![result_for(&added[i], i as i64, None)])
-            .await
-            .unwrap();
+        s.write_results(
+            &run.id,
+            &Claim::of("st", &run),
+            vec![result_for(&added[i], i as i64, None)],
+        )
+        .await
+        .unwrap();
     }
     let all = s.results_after_seq(T, &run.id, 0, 100).await.unwrap();
     let order: Vec<i64> = all.iter().map(|(_, r)| r.item_index).collect();
@@ -1566,7 +1816,9 @@ async fn outlines_read_token_usage_and_skip_what_is_not_a_count(s: Fixture) {
             ..result_for(it, i as i64, None)
         })
         .collect();
-    s.write_results(&run.id, "w1", batch).await.unwrap();
+    s.write_results(&run.id, &Claim::of("w1", &run), batch)
+        .await
+        .unwrap();
     let mut outlines = s
         .result_outlines_after_seq(T, &run.id, 0, 100)
         .await
@@ -1588,12 +1840,16 @@ async fn outlines_read_token_usage_and_skip_what_is_not_a_count(s: Fixture) {
 
 async fn deletes_cascade_and_refuse_active_runs(s: Fixture) {
     let (ds, added, run) = claimed_run(&s, 3, "d").await;
-    s.write_results(&run.id, "d", vec![result_for(&added[0], 0, None)])
-        .await
-        .unwrap();
+    s.write_results(
+        &run.id,
+        &Claim::of("d", &run),
+        vec![result_for(&added[0], 0, None)],
+    )
+    .await
+    .unwrap();
     assert_conflict(s.delete_run(T, &run.id).await);
     assert_conflict(s.delete_dataset(T, &ds.id).await);
-    s.finish_run(&run.id, "d", RunStatus::Completed, None)
+    s.finish_run(&run.id, &Claim::of("d", &run), RunStatus::Completed, None)
         .await
         .unwrap();
     s.delete_run(T, &run.id).await.unwrap();
@@ -2026,7 +2282,7 @@ async fn tenant_usage_counts_what_a_tenant_holds(s: Fixture) {
         "shared plugins are not the tenant's"
     );
     assert_eq!((usage.queued_runs, usage.active_runs), (1, 0));
-    s.claim_next_run("me", LEASE).await.unwrap().unwrap();
+    s.claim_next_run("me", LEASE, &[]).await.unwrap().unwrap();
     let usage = s.tenant_usage(T).await.unwrap();
     assert_eq!((usage.queued_runs, usage.active_runs), (0, 1));
     s.create_tenant("other", &TenantLimits::default())
@@ -2274,7 +2530,7 @@ async fn rescoring_runs_link_to_a_finished_parent_and_read_its_outputs(s: Fixtur
     // Item 0 succeeded, item 1 failed, item 2 has no result.
     s.write_results(
         &parent.id,
-        "w1",
+        &Claim::of("w1", &parent),
         vec![
             result_for(&added[0], 0, None),
             result_for(&added[1], 1, Some("boom")),
@@ -2292,9 +2548,14 @@ async fn rescoring_runs_link_to_a_finished_parent_and_read_its_outputs(s: Fixtur
         s.create_run(T, child()).await,
         Err(StoreError::Conflict(m)) if m.contains("only a finished run")
     ));
-    s.finish_run(&parent.id, "w1", RunStatus::Completed, None)
-        .await
-        .unwrap();
+    s.finish_run(
+        &parent.id,
+        &Claim::of("w1", &parent),
+        RunStatus::Completed,
+        None,
+    )
+    .await
+    .unwrap();
 
     // The parent must exist for the tenant and be of the same dataset
     // version.
@@ -2363,16 +2624,21 @@ async fn rescoring_runs_link_to_a_finished_parent_and_read_its_outputs(s: Fixtur
         Err(StoreError::Conflict(m)) if m.contains("re-scored")
     ));
     // Claimed by a scheduler, the run still names its parent.
-    let (tenant, claimed) = s.claim_next_run("w2", LEASE).await.unwrap().unwrap();
+    let (tenant, claimed) = s.claim_next_run("w2", LEASE, &[]).await.unwrap().unwrap();
     assert_eq!((tenant.as_str(), claimed.id.as_str()), (T, run.id.as_str()));
     assert_eq!(claimed.parent_run_id.as_deref(), Some(parent.id.as_str()));
     assert!(matches!(
         s.delete_run(T, &parent.id).await,
         Err(StoreError::Conflict(m)) if m.contains("re-scored")
     ));
-    s.finish_run(&run.id, "w2", RunStatus::Cancelled, None)
-        .await
-        .unwrap();
+    s.finish_run(
+        &run.id,
+        &Claim::of("w2", &claimed),
+        RunStatus::Cancelled,
+        None,
+    )
+    .await
+    .unwrap();
     s.delete_run(T, &parent.id).await.unwrap();
     // The finished child keeps its results and names its (gone) parent.
     let kept = s.get_run(T, &run.id).await.unwrap();
@@ -2393,7 +2659,9 @@ async fn target_models_count_what_the_server_reported(s: Fixture) {
     let mut last = result_for(&added[4], 4, None);
     last.target_metadata = None;
     batch.push(last);
-    s.write_results(&run.id, "w1", batch).await.unwrap();
+    s.write_results(&run.id, &Claim::of("w1", &run), batch)
+        .await
+        .unwrap();
     assert_eq!(
         s.target_models(T, &run.id).await.unwrap(),
         vec![
@@ -2450,11 +2718,18 @@ async fn trials_of_a_run_with_repeats_are_results_of_their_own(s: Fixture) {
         trial_of(&added[0], 0, 1),
         trial_of(&added[1], 1, 0),
     ];
-    let first = s.write_results(&run.id, "tr", batch).await.unwrap();
+    let first = s
+        .write_results(&run.id, &Claim::of("tr", &run), batch)
+        .await
+        .unwrap();
     assert_eq!((first.inserted, first.duplicates), (5, 0));
     // Exactly once per (item, trial): a trial written again is a duplicate.
     let again = s
-        .write_results(&run.id, "tr", vec![trial_of(&added[0], 0, 1)])
+        .write_results(
+            &run.id,
+            &Claim::of("tr", &run),
+            vec![trial_of(&added[0], 0, 1)],
+        )
         .await
         .unwrap();
     assert_eq!((again.inserted, again.duplicates), (0, 1));
@@ -2463,11 +2738,17 @@ async fn trials_of_a_run_with_repeats_are_results_of_their_own(s: Fixture) {
     // have, a negative trial. Nothing of them is written.
     let twice = vec![trial_of(&added[2], 2, 0), trial_of(&added[2], 2, 0)];
     assert_eq!(
-        field_of(s.write_results(&run.id, "tr", twice).await),
+        field_of(
+            s.write_results(&run.id, &Claim::of("tr", &run), twice)
+                .await
+        ),
         "results[1].itemId"
     );
     let beyond = vec![trial_of(&added[2], 2, 0), trial_of(&added[2], 2, 3)];
-    match s.write_results(&run.id, "tr", beyond).await {
+    match s
+        .write_results(&run.id, &Claim::of("tr", &run), beyond)
+        .await
+    {
         Err(StoreError::Validation { field, message }) => {
             assert_eq!(field, "results[1].trial");
             assert!(message.contains("3 trials per item"), "{message}");
@@ -2476,8 +2757,12 @@ async fn trials_of_a_run_with_repeats_are_results_of_their_own(s: Fixture) {
     }
     assert_eq!(
         field_of(
-            s.write_results(&run.id, "tr", vec![trial_of(&added[2], 2, -1)])
-                .await
+            s.write_results(
+                &run.id,
+                &Claim::of("tr", &run),
+                vec![trial_of(&added[2], 2, -1)]
+            )
+            .await
         ),
         "results[0].trial"
     );
@@ -2556,7 +2841,7 @@ async fn trials_of_a_run_with_repeats_are_results_of_their_own(s: Fixture) {
     let live = s.get_run(T, &run.id).await.unwrap();
     assert_eq!(live.succeeded_count, 5);
     let done = s
-        .finish_run(&run.id, "tr", RunStatus::Cancelled, None)
+        .finish_run(&run.id, &Claim::of("tr", &run), RunStatus::Cancelled, None)
         .await
         .unwrap();
     assert_eq!(
@@ -2586,14 +2871,23 @@ async fn repeats_are_checked_when_a_run_is_created(s: Fixture) {
     let plain = s.claim_run(T, &plain.id, "c", LEASE).await.unwrap();
     assert_eq!(
         field_of(
-            s.write_results(&plain.id, "c", vec![trial_of(&added[0], 0, 1)])
-                .await
+            s.write_results(
+                &plain.id,
+                &Claim::of("c", &plain),
+                vec![trial_of(&added[0], 0, 1)]
+            )
+            .await
         ),
         "results[0].trial"
     );
-    s.finish_run(&plain.id, "c", RunStatus::Completed, None)
-        .await
-        .unwrap();
+    s.finish_run(
+        &plain.id,
+        &Claim::of("c", &plain),
+        RunStatus::Completed,
+        None,
+    )
+    .await
+    .unwrap();
     // A re-scoring run grades every trial of its parent: same repeats.
     let child = NewRun {
         repeats: 2,

@@ -101,7 +101,7 @@ async fn in_memory_databases_are_separate_and_complete() {
     assert_eq!(a.list_datasets(T, Page::default()).await.unwrap().total, 1);
     assert_eq!(b.list_datasets(T, Page::default()).await.unwrap().total, 0);
     let (_, claimed) = a
-        .claim_next_run("o", Duration::from_secs(30))
+        .claim_next_run("o", Duration::from_secs(30), &[])
         .await
         .unwrap()
         .unwrap();
@@ -187,7 +187,7 @@ async fn a_restarted_process_finishes_only_the_missing_items() {
     let (items, run_id) = {
         let first = connect(&url).await.unwrap();
         let (items, run) = dataset_and_run(&first, 5).await;
-        first
+        let run = first
             .claim_run(T, &run.id, "crashed", Duration::from_millis(50))
             .await
             .unwrap();
@@ -195,14 +195,17 @@ async fn a_restarted_process_finishes_only_the_missing_items() {
             .iter()
             .map(|&i| result(&items[i], i as i64))
             .collect();
-        first.write_results(&run.id, "crashed", done).await.unwrap();
+        first
+            .write_results(&run.id, &Claim::of("crashed", &run), done)
+            .await
+            .unwrap();
         // The process "dies": no release, no finish.
         (items, run.id)
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     let second = connect(&url).await.unwrap();
     let (_, resumed) = second
-        .claim_next_run("restarted", Duration::from_secs(30))
+        .claim_next_run("restarted", Duration::from_secs(30), &[])
         .await
         .unwrap()
         .expect("the interrupted run is found");
@@ -214,11 +217,16 @@ async fn a_restarted_process_finishes_only_the_missing_items() {
     );
     let rest: Vec<NewResult> = todo.iter().map(|i| result(i, i.position)).collect();
     second
-        .write_results(&run_id, "restarted", rest)
+        .write_results(&run_id, &Claim::of("restarted", &resumed), rest)
         .await
         .unwrap();
     let done = second
-        .finish_run(&run_id, "restarted", RunStatus::Completed, None)
+        .finish_run(
+            &run_id,
+            &Claim::of("restarted", &resumed),
+            RunStatus::Completed,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!((done.succeeded_count, done.skipped_count), (5, 0));
@@ -232,16 +240,19 @@ async fn concurrent_writers_and_readers_on_one_file_do_not_fail() {
     let b = connect(&url).await.unwrap();
     let (items_a, run_a) = dataset_and_run(&a, 200).await;
     let (items_b, run_b) = dataset_and_run(&b, 200).await;
-    a.claim_run(T, &run_a.id, "a", Duration::from_secs(30))
+    let run_a = a
+        .claim_run(T, &run_a.id, "a", Duration::from_secs(30))
         .await
         .unwrap();
-    b.claim_run(T, &run_b.id, "b", Duration::from_secs(30))
+    let run_b = b
+        .claim_run(T, &run_b.id, "b", Duration::from_secs(30))
         .await
         .unwrap();
-    let writer = |s: Arc<dyn Store>, items: Vec<DatasetItem>, run: String, owner: &'static str| {
+    let writer = |s: Arc<dyn Store>, items: Vec<DatasetItem>, run: Run, owner: &'static str| {
         tokio::spawn(async move {
+            let claim = Claim::of(owner, &run);
             for (i, it) in items.iter().enumerate() {
-                s.write_results(&run, owner, vec![result(it, i as i64)])
+                s.write_results(&run.id, &claim, vec![result(it, i as i64)])
                     .await
                     .unwrap();
             }
@@ -256,8 +267,8 @@ async fn concurrent_writers_and_readers_on_one_file_do_not_fail() {
         })
     };
     let handles = vec![
-        writer(a.clone(), items_a, run_a.id.clone(), "a"),
-        writer(b.clone(), items_b, run_b.id.clone(), "b"),
+        writer(a.clone(), items_a, run_a.clone(), "a"),
+        writer(b.clone(), items_b, run_b.clone(), "b"),
         reader(a.clone(), run_b.id.clone()),
         reader(b.clone(), run_a.id.clone()),
     ];
@@ -287,6 +298,97 @@ async fn concurrent_first_opens_take_turns_at_the_migrations() {
             s.tenant_usage(T).await.expect("the schema is complete");
         }
     }
+}
+
+/// Renews `claim`'s lease over and over until `busy` ends; returns how
+/// many renewals completed while it still ran.
+async fn renewals_during<T: Send + 'static>(
+    s: &Arc<dyn Store>,
+    run: &Run,
+    claim: &Claim,
+    busy: tokio::task::JoinHandle<T>,
+) -> (usize, T) {
+    // Let `busy` start (and, before validation moved out, take the lock).
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut renewed = 0;
+    while !busy.is_finished() {
+        s.renew_lease(&run.id, claim, Duration::from_secs(30))
+            .await
+            .unwrap();
+        if !busy.is_finished() {
+            renewed += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (renewed, busy.await.unwrap())
+}
+
+/// One tenant adds 100k items to a dataset with a schema, then changes
+/// the schema (every item re-validated). Validation runs before the write
+/// lock and off the runtime, so another run's lease renewals (writes)
+/// keep passing meanwhile instead of waiting for the whole add.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validating_a_large_add_or_schema_change_does_not_hold_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = connect(&file_url(&dir)).await.unwrap();
+    let (_, run) = dataset_and_run(&s, 1).await;
+    let run = s
+        .claim_run(T, &run.id, "other-run", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let claim = Claim::of("other-run", &run);
+    let schema = json!({
+        "type": "object",
+        "required": ["question", "tags"],
+        "properties": {
+            "question": {"type": "string", "minLength": 1, "pattern": "^Question [0-9]+$"},
+            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 8}
+        }
+    });
+    let ds = s
+        .create_dataset(
+            T,
+            NewDataset {
+                name: "large".into(),
+                input_schema: Some(schema.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let items: Vec<NewItem> = (0..validate::MAX_ITEMS_PER_REQUEST)
+        .map(|i| NewItem {
+            input: json!({"question": format!("Question {i}"), "tags": ["a", "b", "c"]}),
+            expected_output: None,
+            context: None,
+        })
+        .collect();
+    let add = tokio::spawn({
+        let (s, id) = (s.clone(), ds.id.clone());
+        async move { s.add_items(T, &id, items).await.map(|a| a.len()) }
+    });
+    let (renewed, added) = renewals_during(&s, &run, &claim, add).await;
+    assert_eq!(added.unwrap(), validate::MAX_ITEMS_PER_REQUEST);
+    assert!(renewed > 0, "no lease renewal passed during the add");
+
+    let mut stricter = schema;
+    stricter["properties"]["tags"]["maxItems"] = json!(4);
+    let change = tokio::spawn({
+        let (s, id) = (s.clone(), ds.id.clone());
+        async move {
+            let patch = DatasetPatch {
+                input_schema: Some(Some(stricter)),
+                ..Default::default()
+            };
+            s.update_dataset(T, &id, patch).await
+        }
+    });
+    let (renewed, changed) = renewals_during(&s, &run, &claim, change).await;
+    assert_eq!(changed.unwrap().version, 2);
+    assert!(
+        renewed > 0,
+        "no lease renewal passed during the schema change"
+    );
 }
 
 /// A database that has results from before repeats (every migration below

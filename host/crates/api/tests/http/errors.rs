@@ -396,3 +396,46 @@ async fn items_over_the_tenant_limit_are_422_naming_it_and_add_nothing() {
     assert_eq!(list["pagination"]["total"], 1);
     s.stop().await;
 }
+
+/// A bulk add over a cap (items per request, bytes per item) is a 400
+/// naming the cap and its value; nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_adds_over_the_caps_are_refused_naming_the_cap() {
+    use assay_store::validate::{MAX_ITEM_BYTES, MAX_ITEMS_PER_REQUEST};
+    let s = TestServer::start().await;
+    let ds = s
+        .dataset_with_items("capped", vec![json!({"input": 0})])
+        .await;
+    let too_many: Vec<_> = (0..=MAX_ITEMS_PER_REQUEST)
+        .map(|i| json!({"input": i}))
+        .collect();
+    let (status, body) = s
+        .post(
+            &format!("/api/datasets/{ds}/items/bulk"),
+            json!({"items": too_many}),
+        )
+        .await;
+    let message = assert_error(status, &body, StatusCode::BAD_REQUEST, "validation_failed");
+    assert!(
+        message.contains(&format!("maxItemsPerRequest = {MAX_ITEMS_PER_REQUEST}")),
+        "{message}"
+    );
+    assert_eq!(body["field"], "items");
+
+    let huge = "x".repeat(MAX_ITEM_BYTES as usize);
+    let (status, body) = s
+        .post(
+            &format!("/api/datasets/{ds}/items/bulk"),
+            json!({"items": [{"input": 1}, {"input": huge}]}),
+        )
+        .await;
+    let message = assert_error(status, &body, StatusCode::BAD_REQUEST, "validation_failed");
+    assert!(
+        message.contains(&format!("maxItemBytes = {MAX_ITEM_BYTES}")),
+        "{message}"
+    );
+    assert_eq!(body["field"], "items[1]");
+    let (_, items) = s.get(&format!("/api/datasets/{ds}/items")).await;
+    assert_eq!(items["pagination"]["total"], 1);
+    s.stop().await;
+}

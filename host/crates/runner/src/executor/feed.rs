@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::collections::{HashMap, HashSet};
 
 use assay_store::{DatasetItem, TargetRecord};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, warn};
@@ -19,6 +20,7 @@ use crate::adaptive::AdaptiveLimit;
 use crate::error::RunError;
 use crate::rescore::TargetSource;
 use crate::retry::backoff;
+use crate::slots::Slot;
 
 impl Executor {
     /// Reads pending items page by page and starts each when slots allow.
@@ -41,6 +43,13 @@ impl Executor {
         let process_slots = self.item_slots.share(tenant, weight);
         let call_slots = Arc::new(self.call_slots.share(tenant, weight));
         let mut tasks = JoinSet::new();
+        // Process slots that finishing items keep for this run's next items
+        // (see `Slot::fair_to_keep`). Several items often finish at once
+        // (their results share a write), and a feeder asks for one slot at
+        // a time: without this, all but one of their slots would go to a
+        // busier tenant's waiting runs, and this run would wait for that
+        // tenant's items to free others.
+        let (kept_tx, mut kept_rx) = mpsc::unbounded_channel::<Slot>();
         let mut after: Option<i64> = None;
         let outcome = 'pages: loop {
             if stop.is_cancelled() {
@@ -92,17 +101,26 @@ impl Executor {
                     _ = stop.cancelled() => break 'pages Ok(()),
                     p = run_slots.acquire() => p,
                 };
+                // A slot one of this run's items kept for it, if any, else
+                // the process's next free slot for this run.
                 let process_permit = tokio::select! {
                     biased;
                     _ = stop.cancelled() => break 'pages Ok(()),
+                    Some(kept) = kept_rx.recv() => kept,
                     p = process_slots.acquire() => p,
                 };
                 let ctx = shared.clone();
                 let calls = call_slots.clone();
+                let kept = kept_tx.clone();
                 tasks.spawn(
                     async move {
                         ctx.process(item, trial, record, &calls, run_permit).await;
-                        drop(process_permit);
+                        // The run's next item takes this slot unless the
+                        // fair policy would hand it elsewhere (a send after
+                        // the feed stopped drops it: given back).
+                        if process_permit.fair_to_keep() {
+                            let _ = kept.send(process_permit);
+                        }
                     }
                     .in_current_span(),
                 );
@@ -111,6 +129,9 @@ impl Executor {
                 }
             }
         };
+        // No item starts any more: slots kept for it go back to the pool,
+        // and so does every slot of an item finishing from now on.
+        drop(kept_rx);
         while let Some(joined) = tasks.join_next().await {
             log_panic(run_id, joined);
         }

@@ -1,12 +1,17 @@
 //! Finalizing a run once its items are joined: either leave it resumable
-//! (shutdown, lost lease, items unreadable) or store its final status.
+//! (shutdown, lost or lapsed lease, items unreadable, results left
+//! unwritten by a database outage) or store its final status.
 
-use assay_store::RunStatus;
+use assay_store::{Run, RunStatus, StoreError};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use std::time::Duration;
+
 use super::start::Joined;
-use super::{Executor, RunHooks};
+use super::{Executor, RunHooks, STORAGE_RETRY_DELAY};
 use crate::error::RunError;
+use crate::retry::backoff;
 use crate::summary::RunSummary;
 
 impl Executor {
@@ -20,10 +25,12 @@ impl Executor {
         let Joined {
             tenant,
             run_id,
+            claim,
             lease_lost,
             results,
             executed_ok,
             persistence_failures,
+            unwritten,
         } = joined;
         let read_failed = match feed {
             Ok(()) => false,
@@ -35,16 +42,30 @@ impl Executor {
             }
         };
 
+        // Results the database could not take before the run stopped: a
+        // finalized run would skip their items forever, a resumed one runs
+        // them again.
+        if unwritten > 0 {
+            warn!(
+                run_id,
+                unwritten, "results left unwritten by a database failure; releasing the run"
+            );
+        }
         let interrupted = read_failed
             || lease_lost.is_cancelled()
             || (!hooks.cancel.is_cancelled()
-                && (hooks.drain.is_cancelled() || hooks.abort.is_cancelled()));
+                && (unwritten > 0 || hooks.drain.is_cancelled() || hooks.abort.is_cancelled()));
         if interrupted {
-            if !lease_lost.is_cancelled() {
-                self.store.release_run(&run_id, &self.owner).await?;
+            // Fenced by this claim: a no-op when another claim took the run.
+            // A failure (the database is still out) leaves the lease to
+            // lapse, which frees the run just the same.
+            if let Err(e) = self.store.release_run(&run_id, &claim).await {
+                warn!(run_id, error = %e, "releasing the run failed; its lease will lapse");
             }
             info!(run_id, "run interrupted; it will resume on the next start");
-            let run = self.store.get_run(&tenant, &run_id).await?;
+            let run = self
+                .read_run_patiently(&tenant, &run_id, &hooks.abort)
+                .await?;
             let mut summary = RunSummary::from_run(run, persistence_failures, results);
             summary.interrupted = true;
             return Ok(summary);
@@ -62,12 +83,35 @@ impl Executor {
                 RunStatus::Completed
             }
         };
-        let run = self
-            .store
-            .finish_run(&run_id, &self.owner, status, None)
-            .await?;
+        let run = self.store.finish_run(&run_id, &claim, status, None).await?;
         info!(run_id, status = %run.status, succeeded = run.succeeded_count, failed = run.failed_count, "run finished");
         crate::metrics::run_finished(&tenant, &run.status.to_string());
         Ok(RunSummary::from_run(run, persistence_failures, results))
+    }
+
+    /// The run row for the summary of an interrupted run, retried while the
+    /// database fails (an outage may be what interrupted it) until `stop`
+    /// (the process shutting down) fires.
+    async fn read_run_patiently(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        stop: &CancellationToken,
+    ) -> Result<Run, RunError> {
+        let mut attempt = 0u32;
+        loop {
+            match self.store.get_run(tenant, run_id).await {
+                Err(StoreError::Database(e)) if !stop.is_cancelled() => {
+                    warn!(run_id, error = %e, attempt, "reading the run failed; retrying");
+                    let wait = backoff(STORAGE_RETRY_DELAY, attempt).min(Duration::from_secs(2));
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    attempt = attempt.saturating_add(1);
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 }

@@ -45,6 +45,9 @@ pub(super) struct ItemContext {
     pub(super) succeeded: AtomicU64,
     pub(super) failed: AtomicU64,
     pub(super) persistence_failures: AtomicU64,
+    /// Results left unwritten because the run stopped during a database
+    /// failure (their items run again on resume).
+    pub(super) unwritten: AtomicU64,
 }
 
 /// What an item's result records of its target phase, whether the target
@@ -359,6 +362,10 @@ impl ItemContext {
             WriteAck::Written => None,
             WriteAck::LeaseLost => {
                 self.lease_lost.cancel();
+                return;
+            }
+            WriteAck::GaveUp => {
+                self.unwritten.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             WriteAck::Failed(e) => {

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use assay_store::{Store, StoreError};
+use assay_store::{Claim, Store, StoreError};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -24,12 +25,15 @@ use crate::writer::ResultWriter;
 pub(super) struct Started {
     pub(super) tenant: String,
     pub(super) run_id: String,
+    /// This execution's claim of the run (every write is fenced by it).
+    pub(super) claim: Claim,
     pub(super) options: RunOptions,
     /// Trials per item (1: no repeats).
     pub(super) repeats: i64,
     /// Start no new item.
     pub(super) stop: CancellationToken,
-    /// Another process took the run over: stop without writing anything.
+    /// Another claim took the run over, or the lease lapsed without being
+    /// renewed (a database outage): stop without writing anything.
     pub(super) lease_lost: CancellationToken,
     /// What the item tasks share.
     pub(super) shared: Arc<ItemContext>,
@@ -50,13 +54,18 @@ struct Helpers {
 pub(super) struct Joined {
     pub(super) tenant: String,
     pub(super) run_id: String,
+    pub(super) claim: Claim,
     pub(super) lease_lost: CancellationToken,
     /// Retained results, in dataset order.
     pub(super) results: Vec<crate::item::ItemWithScores>,
     /// Items executed here whose target succeeded.
     pub(super) executed_ok: u64,
-    /// Results that could not be written to storage.
+    /// Results the store refused (not database failures: those are
+    /// retried until the run stops).
     pub(super) persistence_failures: u64,
+    /// Results left unwritten because the run stopped while the database
+    /// was failing: their items run again when the run resumes.
+    pub(super) unwritten: u64,
 }
 
 impl Executor {
@@ -91,7 +100,13 @@ impl Executor {
                 .await?
         };
         let run_id = run.id.clone();
-        info!(run_id, total = run.total_items, "run started");
+        let claim = Claim::of(self.owner.clone(), &run);
+        info!(
+            run_id,
+            total = run.total_items,
+            claim = claim.number,
+            "run started"
+        );
         // A cancel requested while nobody held the run (or between the claim
         // and now) must stop it before any item starts.
         if run.cancel_requested {
@@ -123,7 +138,7 @@ impl Executor {
         let heartbeat = spawn_heartbeat(
             self.store.clone(),
             run_id.clone(),
-            self.owner.clone(),
+            claim.clone(),
             self.lease,
             hooks.cancel.clone(),
             lease_lost.clone(),
@@ -132,9 +147,10 @@ impl Executor {
         let (writer, writer_task) = ResultWriter::spawn(
             self.sink.clone(),
             run_id.clone(),
-            self.owner.clone(),
+            claim.clone(),
             self.max_batch,
             self.write_slots.share(&tenant, weight),
+            abort.clone(),
         );
 
         let shared = Arc::new(ItemContext {
@@ -151,10 +167,12 @@ impl Executor {
             succeeded: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             persistence_failures: AtomicU64::new(0),
+            unwritten: AtomicU64::new(0),
         });
         Ok(Started {
             tenant,
             run_id,
+            claim,
             options,
             repeats: run.repeats,
             stop,
@@ -179,6 +197,7 @@ impl Started {
         let Started {
             tenant,
             run_id,
+            claim,
             lease_lost,
             shared,
             helpers,
@@ -194,6 +213,7 @@ impl Started {
             succeeded,
             failed,
             persistence_failures,
+            unwritten,
             ..
         } = shared;
         drop(writer);
@@ -211,10 +231,12 @@ impl Started {
         Joined {
             tenant,
             run_id,
+            claim,
             lease_lost,
             results,
             executed_ok,
             persistence_failures,
+            unwritten: unwritten.into_inner(),
         }
     }
 }
@@ -267,10 +289,15 @@ fn spawn_stop_watcher(
     }))
 }
 
+/// Renews the lease every third of its length. Stops the run
+/// (`lease_lost`) when the store says another claim holds it, or when no
+/// renewal passed for a whole lease (a database outage, a renewal stuck
+/// behind a lock): from then on another process may take the run, so this
+/// execution stops and leaves it resumable instead of racing the new one.
 fn spawn_heartbeat(
     store: Arc<dyn Store>,
     run_id: String,
-    owner: String,
+    claim: Claim,
     lease: Duration,
     cancel: CancellationToken,
     lease_lost: CancellationToken,
@@ -279,21 +306,38 @@ fn spawn_heartbeat(
         let period = (lease / 3).max(Duration::from_millis(50));
         let mut tick = tokio::time::interval(period);
         tick.tick().await;
+        // The claim itself set the lease.
+        let mut renewed_at = Instant::now();
         loop {
             tick.tick().await;
-            match store.renew_lease(&run_id, &owner, lease).await {
-                Ok(control) => {
+            let lapses_at = renewed_at + lease;
+            let renewal =
+                tokio::time::timeout_at(lapses_at, store.renew_lease(&run_id, &claim, lease));
+            match renewal.await {
+                Ok(Ok(control)) => {
+                    renewed_at = Instant::now();
                     if control.cancel_requested && !cancel.is_cancelled() {
                         info!(run_id, "cancel requested");
                         cancel.cancel();
                     }
                 }
-                Err(StoreError::LeaseLost) => {
-                    warn!(run_id, "lease lost to another process; stopping");
+                Ok(Err(StoreError::LeaseLost)) => {
+                    warn!(run_id, "lease lost to another claim; stopping");
                     lease_lost.cancel();
                     return;
                 }
-                Err(e) => warn!(run_id, error = %e, "lease renewal failed"),
+                Ok(Err(e)) if Instant::now() < lapses_at => {
+                    warn!(run_id, error = %e, "lease renewal failed")
+                }
+                Ok(Err(_)) | Err(_) => {
+                    warn!(
+                        run_id,
+                        ?lease,
+                        "lease not renewed for a whole lease; stopping, the run stays resumable"
+                    );
+                    lease_lost.cancel();
+                    return;
+                }
             }
         }
     }))

@@ -18,17 +18,18 @@ use crate::shared::results::{self as shared, ScoresOf};
 use crate::store::ResultStore;
 
 /// The whole batch in one statement (one round trip, one implicit
-/// transaction): lock the run row if `owner` holds its lease (the fence),
+/// transaction): lock the run row if the claim (owner `$2`, number `$28`)
+/// holds its lease (the fence),
 /// insert the results that are new, their scores, and bump the counters by
 /// what was inserted. The row lock also orders concurrent batches of one
 /// run, so `seq` follows commit order within a run. A trial the run does
 /// not have (`bad`) stops the whole batch.
 const WRITE_BATCH: &str = "\
 WITH fence AS (
-    SELECT id, repeats FROM runs
-    WHERE id = $1 AND lease_owner = $2 AND status = 'running' FOR UPDATE
+    SELECT id, repeats FROM runs WHERE id = $1 AND lease_owner = $2 AND claim_number = $28
+        AND status = 'running' FOR UPDATE
 ), bad AS (
-    SELECT 1 FROM fence, UNNEST($28::int8[]) AS t(trial) WHERE t.trial >= fence.repeats LIMIT 1
+    SELECT 1 FROM fence, UNNEST($29::int8[]) AS t(trial) WHERE t.trial >= fence.repeats LIMIT 1
 ), ins AS (
     INSERT INTO results (id, run_id, item_id, item_index, item_version, input, output,
         expected_output, latency, error, error_kind, started_at, completed_at, retry_count,
@@ -38,7 +39,7 @@ WITH fence AS (
         u.retry_count, u.trace_id, u.target_metadata, u.logs, $3, u.trial
     FROM UNNEST($4::text[], $5::text[], $6::int8[], $7::int8[], $8::jsonb[], $9::jsonb[],
         $10::jsonb[], $11::float8[], $12::text[], $13::text[], $14::timestamptz[],
-        $15::timestamptz[], $16::int8[], $17::text[], $18::jsonb[], $27::jsonb[], $28::int8[])
+        $15::timestamptz[], $16::int8[], $17::text[], $18::jsonb[], $27::jsonb[], $29::int8[])
         AS u(id, item_id, item_index, item_version, input, output, expected_output, latency,
             error, error_kind, started_at, completed_at, retry_count, trace_id, logs,
             target_metadata, trial)
@@ -51,7 +52,7 @@ WITH fence AS (
     SELECT $1, s.item_id, s.trial, s.scorer_id, s.ord, s.scorer_name, s.score, s.reason,
         s.error, s.metadata
     FROM UNNEST($19::text[], $20::text[], $21::int8[], $22::text[], $23::float8[],
-        $24::text[], $25::text[], $26::jsonb[], $29::int8[])
+        $24::text[], $25::text[], $26::jsonb[], $30::int8[])
         AS s(item_id, scorer_id, ord, scorer_name, score, reason, error, metadata, trial)
     JOIN ins ON ins.item_id = s.item_id AND ins.trial = s.trial
     ON CONFLICT DO NOTHING
@@ -88,7 +89,7 @@ impl ResultStore for PostgresStore {
     async fn write_results(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         batch: Vec<NewResult>,
     ) -> StoreResult<WriteOutcome> {
         check_batch(&batch)?;
@@ -145,7 +146,7 @@ impl ResultStore for PostgresStore {
         let ids: Vec<String> = (0..n).map(|_| new_id()).collect();
         let (fenced, inserted, bad, repeats): Written = sqlx::query_as(WRITE_BATCH)
             .bind(run_id)
-            .bind(owner)
+            .bind(&claim.owner)
             .bind(now())
             .bind(&ids)
             .bind(&item_ids)
@@ -171,6 +172,7 @@ impl ResultStore for PostgresStore {
             .bind(&s_errors)
             .bind(&s_meta)
             .bind(&target_meta)
+            .bind(claim.number)
             .bind(&trials)
             .bind(&s_trials)
             .fetch_one(&self.pool)

@@ -21,14 +21,17 @@ use crate::rules::{check_terminal, lease_ms, now, run_finished};
 use crate::shared::runs::{self as shared, fetch, lock};
 use crate::store::RunStore;
 
-/// The lease of a run (any tenant), locked: status, owner, and whether the
-/// lease is still live by the database clock.
-pub async fn lock_lease<'e, E>(ex: E, id: &str) -> StoreResult<(RunStatus, Option<String>, bool)>
+/// The lease of a run (any tenant), locked: status, owner, whether the
+/// lease is still live by the database clock, and the claim number.
+pub async fn lock_lease<'e, E>(
+    ex: E,
+    id: &str,
+) -> StoreResult<(RunStatus, Option<String>, bool, i64)>
 where
     E: Executor<'e, Database = Postgres>,
 {
-    let (status, owner, live): (String, Option<String>, bool) = sqlx::query_as(
-        "SELECT status, lease_owner, COALESCE(lease_expires_at > now(), FALSE) \
+    let (status, owner, live, claim): (String, Option<String>, bool, i64) = sqlx::query_as(
+        "SELECT status, lease_owner, COALESCE(lease_expires_at > now(), FALSE), claim_number \
          FROM runs WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
@@ -37,7 +40,7 @@ where
     .ok_or_else(|| StoreError::not_found("Run", id))?;
     let status = RunStatus::parse(&status)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown run status `{status}`")))?;
-    Ok((status, owner, live))
+    Ok((status, owner, live, claim))
 }
 
 /// Ends a run inside `tx`, which holds the run's row lock (see
@@ -122,16 +125,18 @@ impl RunStore for PostgresStore {
         &self,
         owner: &str,
         lease: Duration,
+        executing: &[String],
     ) -> StoreResult<Option<(String, Run)>> {
-        claim::claim_next_run(self, owner, lease, ClaimScope::AnyTenant).await
+        claim::claim_next_run(self, owner, lease, ClaimScope::AnyTenant, executing).await
     }
 
     async fn claim_next_run_of_idle_tenant(
         &self,
         owner: &str,
         lease: Duration,
+        executing: &[String],
     ) -> StoreResult<Option<(String, Run)>> {
-        claim::claim_next_run(self, owner, lease, ClaimScope::IdleTenants).await
+        claim::claim_next_run(self, owner, lease, ClaimScope::IdleTenants, executing).await
     }
 
     async fn claim_run(
@@ -143,7 +148,7 @@ impl RunStore for PostgresStore {
     ) -> StoreResult<Run> {
         let mut tx = self.tx().await?;
         let run = lock(&mut *tx, tenant, run_id).await?;
-        let (_, holder, live) = lock_lease(&mut *tx, run_id).await?;
+        let (_, holder, live, _) = lock_lease(&mut *tx, run_id).await?;
         if run.status.is_terminal() {
             return Err(run_finished(run_id, run.status));
         }
@@ -160,7 +165,7 @@ impl RunStore for PostgresStore {
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $1), \
          takeovers = runs.takeovers + CASE WHEN runs.status = 'running' AND runs.lease_owner IS NOT NULL AND runs.lease_owner <> $2 THEN 1 ELSE 0 END, \
          lease_owner = $2, lease_expires_at = now() + $3 * INTERVAL '1 millisecond', \
-         updated_at = $1 WHERE id = $4 RETURNING ",
+         updated_at = $1, claim_number = runs.claim_number + 1 WHERE id = $4 RETURNING ",
             run_cols!()
         ))
         .bind(now())
@@ -176,16 +181,18 @@ impl RunStore for PostgresStore {
     async fn renew_lease(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         lease: Duration,
     ) -> StoreResult<RunControl> {
         let cancel: Option<bool> = sqlx::query_scalar(
             "UPDATE runs SET lease_expires_at = now() + $1 * INTERVAL '1 millisecond' \
-         WHERE id = $2 AND lease_owner = $3 AND status = 'running' RETURNING cancel_requested",
+         WHERE id = $2 AND lease_owner = $3 AND claim_number = $4 AND status = 'running' \
+         RETURNING cancel_requested",
         )
         .bind(lease_ms(lease) as f64)
         .bind(run_id)
-        .bind(owner)
+        .bind(&claim.owner)
+        .bind(claim.number)
         .fetch_optional(&self.pool)
         .await?;
         match cancel {
@@ -194,13 +201,14 @@ impl RunStore for PostgresStore {
         }
     }
 
-    async fn release_run(&self, run_id: &str, owner: &str) -> StoreResult<()> {
+    async fn release_run(&self, run_id: &str, claim: &Claim) -> StoreResult<()> {
         sqlx::query(
             "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL \
-         WHERE id = $1 AND lease_owner = $2",
+         WHERE id = $1 AND lease_owner = $2 AND claim_number = $3",
         )
         .bind(run_id)
-        .bind(owner)
+        .bind(&claim.owner)
+        .bind(claim.number)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -228,17 +236,17 @@ impl RunStore for PostgresStore {
     async fn finish_run(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         status: RunStatus,
         error: Option<String>,
     ) -> StoreResult<Run> {
         check_terminal(status)?;
         let mut tx = self.tx().await?;
-        let (current, holder, _) = lock_lease(&mut *tx, run_id).await?;
+        let (current, holder, _, number) = lock_lease(&mut *tx, run_id).await?;
         if current.is_terminal() {
             return Err(run_finished(run_id, current));
         }
-        if holder.as_deref() != Some(owner) {
+        if holder.as_deref() != Some(claim.owner.as_str()) || number != claim.number {
             return Err(StoreError::LeaseLost);
         }
         let run = finalize(&mut tx, run_id, status, error.as_deref()).await?;

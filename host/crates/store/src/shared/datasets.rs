@@ -9,10 +9,14 @@ use crate::models::*;
 use crate::rows::{self, StoredRow};
 use crate::rules::{change, new_id, now};
 use crate::sql;
-use crate::validate::{FailureCollector, ItemValidator};
+use crate::validate::{FailureCollector, ItemValidator, collect_off_runtime};
 
 /// Live items checked per query when a schema changes.
 const REVALIDATE_PAGE: i64 = 1000;
+
+/// Times a schema change re-validates before its write lock because the
+/// dataset changed meanwhile; after that it re-validates holding the lock.
+const REVALIDATE_RACES: usize = 3;
 
 /// How a write transaction holds a dataset it reads (on a database with row
 /// locks; SQLite's write transaction excludes every other writer anyway).
@@ -151,19 +155,97 @@ pub(crate) async fn list<DB: Db, S: Handle<Db = DB>>(
     .await
 }
 
+/// A schema change re-validates every live item first, outside the write
+/// lock: page by page from the read pool, each page on a blocking thread.
+/// Holding the lock, it then checks that the dataset is still at the
+/// version it validated (no item and no schema changed meanwhile); if not,
+/// it validates again (at most [`REVALIDATE_RACES`] times, then under the
+/// lock as the last resort).
 pub(crate) async fn update<DB: Db, S: Handle<Db = DB>>(
     s: &S,
     tenant: &str,
     id: &str,
     patch: DatasetPatch,
 ) -> StoreResult<Dataset> {
+    let mut races = 0;
+    loop {
+        let current = fetch(s.reads(), tenant, id).await?;
+        let mut preview = current.clone();
+        let validated = match crate::rules::apply_dataset_patch(&mut preview, patch.clone())? {
+            Some(field) => {
+                revalidate(s, &preview, field).await?;
+                Some(preview)
+            }
+            None => None,
+        };
+        let last_chance = races >= REVALIDATE_RACES;
+        match apply_update(
+            s,
+            tenant,
+            id,
+            patch.clone(),
+            validated.as_ref(),
+            last_chance,
+        )
+        .await?
+        {
+            Some(ds) => return Ok(ds),
+            None => races += 1,
+        }
+    }
+}
+
+/// Checks every live item of `ds` (as patched) against its schemas, off the
+/// write lock and off the runtime; a failure names up to 10 items.
+async fn revalidate<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    ds: &Dataset,
+    field: &str,
+) -> StoreResult<()> {
+    let validator = ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?;
+    if validator.is_noop() {
+        return Ok(());
+    }
+    let validator = std::sync::Arc::new(validator);
+    let mut failures = FailureCollector::default();
+    let mut after = -1i64;
+    loop {
+        let page = super::items::live_page(s.reads(), &ds.id, after, REVALIDATE_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        failures = collect_off_runtime(validator.clone(), failures, page).await?;
+    }
+    failures.finish(field)
+}
+
+/// Applies `patch` holding the write lock. A schema change needs
+/// `validated`: the dataset as patched when its items were re-validated;
+/// `None` (no commit) when the dataset changed since, unless `last_chance`,
+/// which re-validates here, under the lock.
+async fn apply_update<DB: Db, S: Handle<Db = DB>>(
+    s: &S,
+    tenant: &str,
+    id: &str,
+    patch: DatasetPatch,
+    validated: Option<&Dataset>,
+    last_chance: bool,
+) -> StoreResult<Option<Dataset>> {
     let mut tx = s.begin_write().await?;
     let mut ds = fetch_locked(DB::conn(&mut tx), tenant, id, Lock::Update).await?;
+    let version_before = ds.version;
     let schema_change = crate::rules::apply_dataset_patch(&mut ds, patch)?;
     let at = now();
     if let Some(field) = schema_change {
+        let still_valid = validated.is_some_and(|v| {
+            v.version == version_before
+                && v.input_schema == ds.input_schema
+                && v.output_schema == ds.output_schema
+        });
+        if !still_valid && !last_chance {
+            return Ok(None);
+        }
         let validator = ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?;
-        if !validator.is_noop() {
+        if !still_valid && !validator.is_noop() {
             let mut failures = FailureCollector::default();
             let mut after = -1i64;
             loop {
@@ -201,7 +283,7 @@ pub(crate) async fn update<DB: Db, S: Handle<Db = DB>>(
         .await
         .map_err(|e| conflict_on_unique(e, || format!("a dataset named `{}` exists", ds.name)))?;
     tx.commit().await?;
-    Ok(ds)
+    Ok(Some(ds))
 }
 
 pub(crate) async fn delete<DB: Db, S: Handle<Db = DB>>(

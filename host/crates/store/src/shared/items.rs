@@ -20,7 +20,11 @@ use crate::rules::{
 };
 use crate::sql;
 use crate::tenancy::{check_stored_bytes, item_bytes};
-use crate::validate::ItemValidator;
+use crate::validate::{ItemValidator, check_item_size, check_off_runtime, check_request_size};
+
+/// Times an add validates again because the dataset's schemas changed
+/// between its validation and its write lock, before it gives up.
+const SCHEMA_RACES: usize = 3;
 
 /// Up to `limit` live items after position `after` (for re-validation).
 pub(crate) async fn live_page<'e, DB, E>(
@@ -61,24 +65,49 @@ where
     Ok((rows::item(&row)?, row.int("version_number")?))
 }
 
-/// Validates `items`, checks the tenant's limits, inserts them in chunks
-/// (one multi-row `INSERT` each) with one version bump, and commits.
+/// Checks the caps (items per call, bytes per item), validates `items`
+/// against the dataset's schemas before taking the write lock (on a
+/// blocking thread), then, holding it, checks the tenant's limits, inserts
+/// them in chunks (one multi-row `INSERT` each) with one version bump, and
+/// commits. If the schemas changed between validation and the lock, the
+/// items are validated again.
 pub(crate) async fn add<DB: Db, S: Handle<Db = DB>>(
     s: &S,
     tenant: &str,
     dataset_id: &str,
-    items: Vec<NewItem>,
+    mut items: Vec<NewItem>,
 ) -> StoreResult<Vec<DatasetItem>> {
-    let mut tx = s.begin_write().await?;
-    let ds = fetch_locked(DB::conn(&mut tx), tenant, dataset_id, Lock::Update).await?;
+    check_request_size(items.len())?;
     if items.is_empty() {
+        fetch(s.reads(), tenant, dataset_id).await?;
         return Ok(Vec::new());
     }
-    let mut adding = Adding::start(&mut tx, &ds).await?;
-    let added = adding.insert(&mut tx, items).await?;
-    adding.finish(&mut tx).await?;
-    tx.commit().await?;
-    Ok(added)
+    for _ in 0..SCHEMA_RACES {
+        let ds = fetch(s.reads(), tenant, dataset_id).await?;
+        let validator = compile(&ds)?;
+        items = check_off_runtime(validator, items, 0).await?;
+        let mut tx = s.begin_write().await?;
+        let locked = fetch_locked(DB::conn(&mut tx), tenant, dataset_id, Lock::Update).await?;
+        if (&locked.input_schema, &locked.output_schema) != (&ds.input_schema, &ds.output_schema) {
+            continue;
+        }
+        let mut adding = Adding::start(&mut tx, &locked).await?;
+        let added = adding.insert(&mut tx, items).await?;
+        adding.finish(&mut tx).await?;
+        tx.commit().await?;
+        return Ok(added);
+    }
+    Err(StoreError::Conflict(format!(
+        "the schemas of dataset {dataset_id} kept changing while the items were validated; nothing was added, try again"
+    )))
+}
+
+/// The dataset's compiled schemas, shareable with a blocking thread.
+fn compile(ds: &Dataset) -> StoreResult<std::sync::Arc<ItemValidator>> {
+    Ok(std::sync::Arc::new(ItemValidator::new(
+        ds.input_schema.as_ref(),
+        ds.output_schema.as_ref(),
+    )?))
 }
 
 /// [`add`] for items that arrive in batches (a file being read): one
@@ -94,10 +123,14 @@ pub(crate) async fn add_streamed<DB: Db, S: Handle<Db = DB>>(
 ) -> StoreResult<StreamedItems> {
     let mut tx = s.begin_write().await?;
     let ds = fetch_locked(DB::conn(&mut tx), tenant, dataset_id, Lock::Update).await?;
+    let validator = compile(&ds)?;
     let mut adding = Adding::start(&mut tx, &ds).await?;
     loop {
         match feed.recv().await {
             Some(ItemFeed::Batch(items)) => {
+                let first = adding.count as usize;
+                // On a blocking thread: the runtime keeps serving others.
+                let items = check_off_runtime(validator.clone(), items, first).await?;
                 adding.insert(&mut tx, items).await?;
             }
             Some(ItemFeed::Done) => break,
@@ -124,11 +157,10 @@ pub(crate) async fn add_streamed<DB: Db, S: Handle<Db = DB>>(
 }
 
 /// Items being added to a dataset inside one write transaction: checks
-/// each batch against the schemas and the tenant's limits as it comes, and
-/// bumps the version once at the end.
+/// each batch (validated by the caller) against the tenant's limits as it
+/// comes, and bumps the version once at the end.
 struct Adding {
     dataset_id: String,
-    validator: ItemValidator,
     version: i64,
     at: DateTime<Utc>,
     item_count: i64,
@@ -147,14 +179,12 @@ impl Adding {
         tx: &mut sqlx::Transaction<'static, DB>,
         ds: &Dataset,
     ) -> StoreResult<Self> {
-        let validator = ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?;
         let limits = sqlx::query(sql::items::LIMITS_AND_NEXT_POSITION)
             .arg(ds.id.as_str())
             .fetch_one(DB::conn(tx))
             .await?;
         Ok(Self {
             dataset_id: ds.id.clone(),
-            validator,
             version: ds.version + 1,
             at: now(),
             item_count: ds.item_count,
@@ -172,8 +202,6 @@ impl Adding {
         tx: &mut sqlx::Transaction<'static, DB>,
         items: Vec<NewItem>,
     ) -> StoreResult<Vec<DatasetItem>> {
-        self.validator
-            .check_new_items_from(&items, self.count as usize)?;
         check_item_limit(
             self.item_count + self.count as i64,
             items.len(),
@@ -266,6 +294,14 @@ pub(crate) async fn update<DB: Db, S: Handle<Db = DB>>(
     let ds = fetch_locked(DB::conn(&mut tx), tenant, dataset_id, Lock::Update).await?;
     let (old, number) = live_item(DB::conn(&mut tx), dataset_id, item_id).await?;
     let snap = apply_item_patch(&old, patch);
+    check_item_size(
+        "item",
+        item_bytes(
+            &snap.input,
+            snap.expected_output.as_ref(),
+            snap.context.as_ref(),
+        ),
+    )?;
     ItemValidator::new(ds.input_schema.as_ref(), ds.output_schema.as_ref())?.check(
         "",
         &snap.input,

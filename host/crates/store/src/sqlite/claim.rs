@@ -16,28 +16,30 @@ use crate::rules::{ClaimScope, lease_ms, now, to_ms};
 /// released (not in [`ClaimScope::IdleTenants`]); then the pending run of
 /// the tenant with the fewest runs `running` per unit of weight, among
 /// tenants below their `maxActiveRuns`, oldest run first; ties go to the
-/// older run.
+/// older run. Runs in `executing` are passed over.
 pub async fn claim_next_run(
     s: &SqliteStore,
     owner: &str,
     lease: Duration,
     scope: ClaimScope,
+    executing: &[String],
 ) -> StoreResult<Option<(String, Run)>> {
     let mut tx = s.write_tx().await?;
     let at = to_ms(now());
     let row = sqlx::query(concat!(
         "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?1), \
          takeovers = takeovers + CASE WHEN status = 'running' AND lease_owner IS NOT NULL AND lease_owner <> ?2 THEN 1 ELSE 0 END, \
-         lease_owner = ?2, lease_expires_at = ?3, updated_at = ?1 \
+         lease_owner = ?2, lease_expires_at = ?3, updated_at = ?1, claim_number = claim_number + 1 \
          WHERE id = ( \
            WITH active AS (SELECT tenant_id, COUNT(*) AS n FROM runs \
              WHERE status = 'running' GROUP BY tenant_id) \
            SELECT r.id FROM runs r JOIN tenants t ON t.id = r.tenant_id \
            LEFT JOIN active a ON a.tenant_id = r.tenant_id WHERE \
+           r.id NOT IN (SELECT value FROM json_each(?5)) AND ( \
            (?4 = 0 AND r.status = 'running' \
              AND (r.lease_owner IS NULL OR r.lease_expires_at <= ?1)) \
            OR (r.status = 'pending' AND COALESCE(a.n, 0) < \
-             CASE WHEN ?4 = 0 THEN t.max_active_runs ELSE MIN(t.max_active_runs, 1) END) \
+             CASE WHEN ?4 = 0 THEN t.max_active_runs ELSE MIN(t.max_active_runs, 1) END)) \
            ORDER BY CASE r.status WHEN 'running' THEN 0 ELSE 1 END, \
              CAST(COALESCE(a.n, 0) AS REAL) / t.weight, r.created_at, r.id \
            LIMIT 1) \
@@ -48,6 +50,7 @@ pub async fn claim_next_run(
     .bind(owner)
     .bind(at + lease_ms(lease))
     .bind(i64::from(scope == ClaimScope::IdleTenants))
+    .bind(serde_json::to_string(executing).expect("strings serialize"))
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;

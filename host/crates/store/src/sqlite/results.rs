@@ -42,25 +42,28 @@ impl ResultStore for SqliteStore {
     async fn write_results(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         batch: Vec<NewResult>,
     ) -> StoreResult<WriteOutcome> {
         check_batch(&batch)?;
         let mut tx = self.write_tx().await?;
-        // The fence: only the lease holder of a running run may write.
-        let holder: Option<(String, Option<String>, i64)> =
-            sqlx::query_as("SELECT status, lease_owner, repeats FROM runs WHERE id = ?")
-                .bind(run_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        // The fence: only the latest claim of a running run may write.
+        let holder: Option<(String, Option<String>, i64, i64)> = sqlx::query_as(
+            "SELECT status, lease_owner, claim_number, repeats FROM runs WHERE id = ?",
+        )
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let repeats = match holder {
             None => return Err(StoreError::not_found("Run", run_id)),
-            Some((status, lease_owner, _))
-                if status != "running" || lease_owner.as_deref() != Some(owner) =>
+            Some((status, lease_owner, number, _))
+                if status != "running"
+                    || lease_owner.as_deref() != Some(claim.owner.as_str())
+                    || number != claim.number =>
             {
                 return Err(StoreError::LeaseLost);
             }
-            Some((_, _, repeats)) => repeats,
+            Some((_, _, _, repeats)) => repeats,
         };
         check_trials(&batch, repeats)?;
         if batch.is_empty() {

@@ -22,23 +22,25 @@ use crate::rules::{check_terminal, lease_ms, now, run_finished, to_ms};
 use crate::shared::runs::{self as shared, fetch};
 use crate::store::RunStore;
 
-/// Status and lease owner of a run (any tenant).
+/// Status, lease owner and expiry, and claim number of a run (any tenant).
 async fn lease_state<'e, E>(
     ex: E,
     id: &str,
-) -> StoreResult<(RunStatus, Option<String>, Option<i64>)>
+) -> StoreResult<(RunStatus, Option<String>, Option<i64>, i64)>
 where
     E: Executor<'e, Database = Sqlite>,
 {
-    let (status, owner, expires): (String, Option<String>, Option<i64>) =
-        sqlx::query_as("SELECT status, lease_owner, lease_expires_at FROM runs WHERE id = ?")
-            .bind(id)
-            .fetch_optional(ex)
-            .await?
-            .ok_or_else(|| StoreError::not_found("Run", id))?;
+    let (status, owner, expires, claim): (String, Option<String>, Option<i64>, i64) =
+        sqlx::query_as(
+            "SELECT status, lease_owner, lease_expires_at, claim_number FROM runs WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(ex)
+        .await?
+        .ok_or_else(|| StoreError::not_found("Run", id))?;
     let status = RunStatus::parse(&status)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown run status `{status}`")))?;
-    Ok((status, owner, expires))
+    Ok((status, owner, expires, claim))
 }
 
 /// Ends a run inside `tx` (see [`shared::finalize`]).
@@ -123,16 +125,18 @@ impl RunStore for SqliteStore {
         &self,
         owner: &str,
         lease: Duration,
+        executing: &[String],
     ) -> StoreResult<Option<(String, Run)>> {
-        claim::claim_next_run(self, owner, lease, ClaimScope::AnyTenant).await
+        claim::claim_next_run(self, owner, lease, ClaimScope::AnyTenant, executing).await
     }
 
     async fn claim_next_run_of_idle_tenant(
         &self,
         owner: &str,
         lease: Duration,
+        executing: &[String],
     ) -> StoreResult<Option<(String, Run)>> {
-        claim::claim_next_run(self, owner, lease, ClaimScope::IdleTenants).await
+        claim::claim_next_run(self, owner, lease, ClaimScope::IdleTenants, executing).await
     }
 
     async fn claim_run(
@@ -144,7 +148,7 @@ impl RunStore for SqliteStore {
     ) -> StoreResult<Run> {
         let mut tx = self.write_tx().await?;
         let run = fetch(&mut *tx, tenant, run_id).await?;
-        let (_, holder, expires) = lease_state(&mut *tx, run_id).await?;
+        let (_, holder, expires, _) = lease_state(&mut *tx, run_id).await?;
         let at = to_ms(now());
         if run.status.is_terminal() {
             return Err(run_finished(run_id, run.status));
@@ -161,7 +165,8 @@ impl RunStore for SqliteStore {
         let row = sqlx::query(concat!(
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?1), \
          takeovers = takeovers + CASE WHEN status = 'running' AND lease_owner IS NOT NULL AND lease_owner <> ?2 THEN 1 ELSE 0 END, \
-         lease_owner = ?2, lease_expires_at = ?3, updated_at = ?1 WHERE id = ?4 RETURNING ",
+         lease_owner = ?2, lease_expires_at = ?3, updated_at = ?1, claim_number = claim_number + 1 \
+         WHERE id = ?4 RETURNING ",
             run_cols!()
         ))
         .bind(at)
@@ -177,17 +182,19 @@ impl RunStore for SqliteStore {
     async fn renew_lease(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         lease: Duration,
     ) -> StoreResult<RunControl> {
         let mut tx = self.write_tx().await?;
         let cancel: Option<i64> = sqlx::query_scalar(
             "UPDATE runs SET lease_expires_at = ? \
-         WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING cancel_requested",
+         WHERE id = ? AND lease_owner = ? AND claim_number = ? AND status = 'running' \
+         RETURNING cancel_requested",
         )
         .bind(to_ms(now()) + lease_ms(lease))
         .bind(run_id)
-        .bind(owner)
+        .bind(&claim.owner)
+        .bind(claim.number)
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -199,15 +206,17 @@ impl RunStore for SqliteStore {
         }
     }
 
-    async fn release_run(&self, run_id: &str, owner: &str) -> StoreResult<()> {
+    async fn release_run(&self, run_id: &str, claim: &Claim) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-        "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?",
-    )
-    .bind(run_id)
-    .bind(owner)
-    .execute(&mut *tx)
-    .await?;
+            "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = ? AND lease_owner = ? AND claim_number = ?",
+        )
+        .bind(run_id)
+        .bind(&claim.owner)
+        .bind(claim.number)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -250,17 +259,17 @@ impl RunStore for SqliteStore {
     async fn finish_run(
         &self,
         run_id: &str,
-        owner: &str,
+        claim: &Claim,
         status: RunStatus,
         error: Option<String>,
     ) -> StoreResult<Run> {
         check_terminal(status)?;
         let mut tx = self.write_tx().await?;
-        let (current, holder, _) = lease_state(&mut *tx, run_id).await?;
+        let (current, holder, _, number) = lease_state(&mut *tx, run_id).await?;
         if current.is_terminal() {
             return Err(run_finished(run_id, current));
         }
-        if holder.as_deref() != Some(owner) {
+        if holder.as_deref() != Some(claim.owner.as_str()) || number != claim.number {
             return Err(StoreError::LeaseLost);
         }
         let run = finalize(&mut tx, run_id, status, error.as_deref()).await?;
