@@ -188,6 +188,7 @@ fn limits_table(limits: &TenantLimits, usage: Option<&assay_store::TenantUsage>)
             "stored-bytes" => u.stored_bytes,
             "plugins" => u.plugins,
             "plugin-bytes" => u.plugin_bytes,
+            "cache-bytes" => u.cache_bytes,
             _ => return String::new(),
         }
         .to_string()

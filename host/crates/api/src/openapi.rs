@@ -411,6 +411,10 @@ fn schemas() -> Value {
             "network": {"type": "object", "additionalProperties": schema_ref("NetworkGrant"),
                 "description": "per plugin id: a narrowing of the plugin's stored network grant \
                 for this run (a host or plain http beyond the grant is a 400)"},
+            "cache": {"type": "boolean", "default": false,
+                "description": "output cache: reuse the stored output of the same target (digest), \
+                config and item instead of calling the target, and store each new successful \
+                output (see docs/caching.md)"},
         })),
         "RescoreRun": strict(&["scorerIds"], json!({
             "scorerIds": {"type": "array", "items": {"type": "string"}, "minItems": 1},
@@ -606,10 +610,13 @@ fn schemas() -> Value {
             "weight": {"type": "integer", "minimum": 1, "maximum": 1000,
                        "description": "fair-share weight: the tenant's share of the \
                         process while other tenants have work, relative to theirs"},
+            "cacheBytes": {"type": "integer", "minimum": 0,
+                           "description": "budget of the output cache: least recently used \
+                            outputs beyond it are evicted"},
         }},
         "TenantUsage": {"type": "object", "properties": {
             "datasets": int, "storedBytes": int, "plugins": int, "pluginBytes": int,
-            "activeRuns": int, "queuedRuns": int,
+            "activeRuns": int, "queuedRuns": int, "cacheBytes": int,
         }},
         "TenantStatus": object(&["id", "role", "limits", "usage"], json!({
             "id": string, "role": schema_ref("Role"), "keyId": nullable("string"),
