@@ -456,7 +456,7 @@ fn schemas() -> Value {
         "RunSummary": object(
             &["runId", "status", "datasetId", "datasetVersion", "targetId", "totalItems",
               "succeededCount", "failedCount", "skippedCount", "pendingCount", "latencyMs",
-              "passThreshold", "scorers", "failures"],
+              "cachedCount", "passThreshold", "scorers", "failures"],
             json!({
                 "runId": string, "status": schema_ref("RunStatus"), "datasetId": string,
                 "datasetName": string, "datasetVersion": int, "targetId": string,
@@ -474,6 +474,9 @@ fn schemas() -> Value {
                     "type": "object", "required": ["promptTokens", "completionTokens", "totalTokens", "items"],
                     "properties": {"promptTokens": int, "completionTokens": int, "totalTokens": int,
                         "items": {"type": "integer", "description": "items that reported usage"}}},
+                "cachedCount": {"type": "integer", "description": "items whose output came from the \
+                    output cache (the target was not called for them; their latency and usage are \
+                    those of the call that produced the output)"},
                 "passThreshold": {"type": "number"},
                 "scorers": {"type": "array", "description": "in the run's scorer order", "items": object(
                     &["scorerId", "scorerName", "passCount", "scoredCount", "errorCount", "histogram"],
