@@ -617,6 +617,14 @@ fn schemas() -> Value {
                            "description": "budget of the output cache: least recently used \
                             outputs beyond it are evicted"},
         }},
+        "CacheStats": object(&["entries", "bytes", "limitBytes"], json!({
+            "entries": int, "bytes": int,
+            "limitBytes": {"type": "integer", "description": "the tenant's `cache-bytes` limit"},
+        })),
+        "CacheCleared": object(&["entries", "bytes"], json!({
+            "entries": {"type": "integer", "description": "entries removed"},
+            "bytes": {"type": "integer", "description": "bytes they counted"},
+        })),
         "TenantUsage": {"type": "object", "properties": {
             "datasets": int, "storedBytes": int, "plugins": int, "pluginBytes": int,
             "activeRuns": int, "queuedRuns": int, "cacheBytes": int,
