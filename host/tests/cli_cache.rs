@@ -37,12 +37,24 @@ fn run(env: &Env, stub: &BackgroundStub, file: &str, extra: &[&str]) -> Value {
 
 fn setup(env: &Env, stub: &BackgroundStub) -> String {
     env.cmd()
-        .args(["plugin", "add", &plugin("openai-chat"), &plugin("exact-match")])
+        .args([
+            "plugin",
+            "add",
+            &plugin("openai-chat"),
+            &plugin("exact-match"),
+        ])
         .assert()
         .success();
     let host = stub.addr().to_string();
     env.cmd()
-        .args(["plugin", "grant", "openai-chat", "--host", &host, "--allow-http"])
+        .args([
+            "plugin",
+            "grant",
+            "openai-chat",
+            "--host",
+            &host,
+            "--allow-http",
+        ])
         .assert()
         .success();
     let file = env.write(
@@ -81,7 +93,11 @@ fn a_cached_rerun_calls_the_model_only_for_what_failed() {
 
     // The two answers are reused; the failure is not: it is asked again.
     let second = run(&env, &stub, &file, &["--cache"]);
-    assert_eq!(stub.stats().requests, 4, "one request: the item that failed");
+    assert_eq!(
+        stub.stats().requests,
+        4,
+        "one request: the item that failed"
+    );
     assert_eq!(second["succeededCount"], 3, "{second}");
     assert_eq!(second["cachedCount"], 2, "{second}");
     let second_id = second["runId"].as_str().unwrap().to_string();
@@ -105,7 +121,10 @@ fn a_cached_rerun_calls_the_model_only_for_what_failed() {
     assert_eq!(from[1], first_id.as_str());
     assert_eq!(from[2], first_id.as_str());
     // The model's usage report travels with the cached answer.
-    assert!(results[1]["targetMetadata"]["usage"].is_object(), "{results:?}");
+    assert!(
+        results[1]["targetMetadata"]["usage"].is_object(),
+        "{results:?}"
+    );
 
     // A rerun keeps the cache on: every answer is stored now.
     let again = env.json(&["runs", "rerun", &second_id, "--json", "-q"]);
@@ -120,7 +139,10 @@ fn a_cached_rerun_calls_the_model_only_for_what_failed() {
     assert_eq!(stub.stats().requests, 7);
     assert_eq!(plain["cachedCount"], 0, "{plain}");
     let shown = env.json(&["runs", "show", plain["runId"].as_str().unwrap(), "--json"]);
-    assert!(shown["run"]["config"]["options"].get("cache").is_none(), "{shown}");
+    assert!(
+        shown["run"]["config"]["options"].get("cache").is_none(),
+        "{shown}"
+    );
 
     // The cache can be inspected and emptied; then the model is asked again.
     let stats = env.json(&["cache", "stats", "--json"]);

@@ -102,10 +102,19 @@ impl OutputCache {
 
     /// The key of `item` (hex SHA-256).
     pub fn key(&self, item: &PluginItem) -> String {
-        self.key_of(&item.input, item.metadata.as_ref(), item.ground_truth.as_ref())
+        self.key_of(
+            &item.input,
+            item.metadata.as_ref(),
+            item.ground_truth.as_ref(),
+        )
     }
 
-    fn key_of(&self, input: &Value, metadata: Option<&Value>, ground_truth: Option<&Value>) -> String {
+    fn key_of(
+        &self,
+        input: &Value,
+        metadata: Option<&Value>,
+        ground_truth: Option<&Value>,
+    ) -> String {
         let mut view = serde_json::Map::new();
         view.insert("input".into(), input.clone());
         view.insert("metadata".into(), metadata.cloned().unwrap_or(Value::Null));
@@ -323,12 +332,16 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_at_every_depth_and_drops_whitespace() {
-        let a: Value = serde_json::from_str(r#"{"b": [1, {"y": 2, "x": "\n"}], "a": null}"#).unwrap();
+        let a: Value =
+            serde_json::from_str(r#"{"b": [1, {"y": 2, "x": "\n"}], "a": null}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"a":null,"b":[1,{"x":"\n","y":2}]}"#).unwrap();
         assert_eq!(canonical_json(&a), r#"{"a":null,"b":[1,{"x":"\n","y":2}]}"#);
         assert_eq!(canonical_json(&a), canonical_json(&b));
         // Arrays keep their order; numbers keep their written form.
-        assert_ne!(canonical_json(&json!([1, 2])), canonical_json(&json!([2, 1])));
+        assert_ne!(
+            canonical_json(&json!([1, 2])),
+            canonical_json(&json!([2, 1]))
+        );
         assert_ne!(canonical_json(&json!(1)), canonical_json(&json!(1.0)));
     }
 

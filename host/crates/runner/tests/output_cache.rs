@@ -119,7 +119,11 @@ async fn a_second_run_reuses_the_stored_outputs_and_calls_the_target_for_failure
     let before = all_results(&store, &first.id).await;
     assert!(before.iter().all(|r| cached_from(r).is_none()));
     let stats = store.cache_stats(TENANT).await.unwrap();
-    assert_eq!(stats.entries, 300 - failed as i64, "failures are not stored");
+    assert_eq!(
+        stats.entries,
+        300 - failed as i64,
+        "failures are not stored"
+    );
 
     let second = another_run(&store, &first).await;
     let second = run_cached(&store, &second, &target, "sha256:t1", config).await;
@@ -150,7 +154,9 @@ async fn a_second_run_reuses_the_stored_outputs_and_calls_the_target_for_failure
             }
         }
     }
-    let stats = summarize_stored(&store, TENANT, &second, 0.5).await.unwrap();
+    let stats = summarize_stored(&store, TENANT, &second, 0.5)
+        .await
+        .unwrap();
     assert_eq!(stats.cached_count, (300 - failed) as u64);
     let stats = summarize_stored(&store, TENANT, &first, 0.5).await.unwrap();
     assert_eq!(stats.cached_count, 0);
@@ -160,7 +166,11 @@ async fn a_second_run_reuses_the_stored_outputs_and_calls_the_target_for_failure
 async fn an_item_that_failed_is_called_again_and_its_success_is_then_reused() {
     let (store, _dir) = store().await;
     // Fails (transiently, without retries) on its first call only.
-    let run = dataset_run(&store, vec![json!({"n": 1, "failTimes": 1}), json!({"n": 2})]).await;
+    let run = dataset_run(
+        &store,
+        vec![json!({"n": 1, "failTimes": 1}), json!({"n": 2})],
+    )
+    .await;
     let target = Arc::new(MockTarget::default());
     let run = run_cached(&store, &run, &target, "sha256:t1", None).await;
     assert_eq!((run.succeeded_count, run.failed_count), (1, 1));
@@ -201,12 +211,26 @@ async fn the_key_covers_the_target_digest_its_config_and_the_item() {
     run_cached(&store, &other_config, &target, "sha256:t1", Some(changed)).await;
     assert_eq!(calls(&target), 2);
     let other_digest = another_run(&store, &run).await;
-    run_cached(&store, &other_digest, &target, "sha256:t2", Some(same.clone())).await;
+    run_cached(
+        &store,
+        &other_digest,
+        &target,
+        "sha256:t2",
+        Some(same.clone()),
+    )
+    .await;
     assert_eq!(calls(&target), 3);
 
     // Another item input (another dataset): a miss.
     let other_item = dataset_run(&store, vec![json!({"n": 1, "q": "b"})]).await;
-    run_cached(&store, &other_item, &target, "sha256:t1", Some(same.clone())).await;
+    run_cached(
+        &store,
+        &other_item,
+        &target,
+        "sha256:t1",
+        Some(same.clone()),
+    )
+    .await;
     assert_eq!(calls(&target), 4);
     // The same input in another dataset: a hit (the key is the item's
     // content, not its id).
@@ -232,7 +256,12 @@ async fn a_run_without_the_cache_neither_reads_nor_writes_it() {
     let plain_run = another_run(&store, &run).await;
     Executor::new(store.clone())
         .execute(
-            plan(plain_run.clone(), target.clone(), vec![], RunOptions::default()),
+            plan(
+                plain_run.clone(),
+                target.clone(),
+                vec![],
+                RunOptions::default(),
+            ),
             RunHooks::default(),
         )
         .await

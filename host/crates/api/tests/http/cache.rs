@@ -65,11 +65,11 @@ async fn a_cached_run_reuses_outputs_and_the_cache_is_shown_and_cleared() {
     assert_eq!(cleared["entries"], 4, "{cleared}");
     assert_eq!(s.get("/api/cache").await.1["entries"], 0);
     let third = run_to_end(&s, &ds, body).await;
-    let results = s
-        .all_results(&ds, third["id"].as_str().unwrap(), 100)
-        .await;
+    let results = s.all_results(&ds, third["id"].as_str().unwrap(), 100).await;
     assert!(
-        results.iter().all(|r| r["targetMetadata"].get("cached").is_none()),
+        results
+            .iter()
+            .all(|r| r["targetMetadata"].get("cached").is_none()),
         "{results:?}"
     );
 

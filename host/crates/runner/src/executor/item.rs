@@ -122,7 +122,9 @@ impl ItemContext {
             // A miss of the output cache: the call, then its output stored
             // (a failure is never stored, so it is never reused).
             (None, TargetSource::Cached(cache)) => {
-                let called = match self.call_target(cache.target(), &plugin_item, calls, place).await
+                let called = match self
+                    .call_target(cache.target(), &plugin_item, calls, place)
+                    .await
                 {
                     Some(called) => called,
                     None => return,

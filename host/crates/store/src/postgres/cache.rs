@@ -4,13 +4,19 @@
 use async_trait::async_trait;
 
 use super::PostgresStore;
-use crate::cache::{CacheCleared, CachePut, CacheStats, CachedOutput, NewCachedOutput, OutputCacheStore};
+use crate::cache::{
+    CacheCleared, CachePut, CacheStats, CachedOutput, NewCachedOutput, OutputCacheStore,
+};
 use crate::error::StoreResult;
 use crate::shared::cache as shared;
 
 #[async_trait]
 impl OutputCacheStore for PostgresStore {
-    async fn cached_outputs(&self, tenant: &str, keys: &[String]) -> StoreResult<Vec<CachedOutput>> {
+    async fn cached_outputs(
+        &self,
+        tenant: &str,
+        keys: &[String],
+    ) -> StoreResult<Vec<CachedOutput>> {
         shared::lookup(self, tenant, keys).await
     }
 

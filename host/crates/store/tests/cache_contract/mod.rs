@@ -135,7 +135,10 @@ async fn cached_outputs_round_trip_per_tenant(s: Fixture) {
 async fn the_cache_stays_within_the_tenant_budget_evicting_the_least_recently_used(s: Fixture) {
     let size = entry("k1", "same").size_bytes();
     tenant_with_budget(&s, "small", 3 * size).await;
-    assert_eq!(s.tenant_limits("small").await.unwrap().cache_bytes, 3 * size);
+    assert_eq!(
+        s.tenant_limits("small").await.unwrap().cache_bytes,
+        3 * size
+    );
     for key in ["k1", "k2", "k3"] {
         s.put_cached_outputs("small", vec![entry(key, "same")])
             .await
@@ -200,7 +203,10 @@ async fn the_cache_stays_within_the_tenant_budget_evicting_the_least_recently_us
         ["k6"]
     );
     let stats = s.cache_stats("small").await.unwrap();
-    assert_eq!((stats.entries, stats.bytes, stats.limit_bytes), (1, size, size));
+    assert_eq!(
+        (stats.entries, stats.bytes, stats.limit_bytes),
+        (1, size, size)
+    );
     assert_eq!(s.tenant_usage("small").await.unwrap().cache_bytes, size);
 
     // A budget of 0 stores nothing.
@@ -251,7 +257,10 @@ async fn concurrent_writes_keep_the_cache_within_its_budget(s: Fixture) {
     assert_eq!(stats.entries as u64, stored - evicted);
     assert_eq!(stats.bytes, stats.entries * size);
     assert!(stats.bytes <= 5 * size, "{stats:?}");
-    assert_eq!(s.tenant_usage("busy").await.unwrap().cache_bytes, stats.bytes);
+    assert_eq!(
+        s.tenant_usage("busy").await.unwrap().cache_bytes,
+        stats.bytes
+    );
 }
 
 async fn clearing_the_cache_empties_one_tenant_only(s: Fixture) {
