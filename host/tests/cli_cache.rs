@@ -180,3 +180,75 @@ fn the_cache_budget_is_a_tenant_limit_and_unknown_tenants_are_named() {
         assert!(err.contains("no tenant `nobody`"), "{cmd}: {err}");
     }
 }
+
+/// The key holds a secret's name, never its value: rotating the value
+/// keeps the cache (the stub, which now refuses the old key, is not
+/// asked), naming another secret does not.
+#[test]
+fn a_rotated_secret_keeps_the_cache_and_another_secret_name_does_not() {
+    const KEY: &str = "sk-cache-test-0123456789";
+    let env = Env::new();
+    let stub = BackgroundStub::start(StubConfig {
+        api_key: Some(KEY.into()),
+        ..StubConfig::default()
+    })
+    .unwrap();
+    let file = setup(&env, &stub);
+    let set_secret = |name: &str, value: &str| {
+        env.cmd()
+            .args(["secret", "set", name])
+            .write_stdin(value.to_string())
+            .assert()
+            .success();
+    };
+    let run_with = |secret: &str| {
+        let config = format!(
+            r#"{{"model": "stub-model", "baseUrl": "{}/v1", "apiKeySecret": "{secret}", "prompt": "{{{{input.q}}}}"}}"#,
+            stub.url()
+        );
+        env.json(&[
+            "run",
+            "-d",
+            &file,
+            "-t",
+            "openai-chat",
+            "--target-config",
+            &config,
+            "-s",
+            "exact-match",
+            "--cache",
+            "--json",
+            "-q",
+        ])
+    };
+    set_secret("OPENAI_API_KEY", KEY);
+    let first = run_with("OPENAI_API_KEY");
+    assert_eq!(first["succeededCount"], 3, "{first}");
+    assert_eq!(stub.stats().requests, 3);
+
+    set_secret("OPENAI_API_KEY", "sk-rotated-0000");
+    let rotated = run_with("OPENAI_API_KEY");
+    assert_eq!(stub.stats().requests, 3, "the rotated key was not sent");
+    assert_eq!(rotated["cachedCount"], 3, "{rotated}");
+
+    set_secret("OTHER_KEY", KEY);
+    let other = run_with("OTHER_KEY");
+    assert_eq!(
+        stub.stats().requests,
+        6,
+        "another secret name is another key"
+    );
+    assert_eq!(other["cachedCount"], 0, "{other}");
+    assert_eq!(other["succeededCount"], 3, "{other}");
+
+    // The stored outputs hold no secret value.
+    let mut bytes = Vec::new();
+    for name in ["assay.db", "assay.db-wal"] {
+        if let Ok(b) = std::fs::read(env.path(name)) {
+            bytes.extend(b);
+        }
+    }
+    assert!(!bytes.is_empty());
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(!text.contains(KEY), "a secret value reached the database");
+}
