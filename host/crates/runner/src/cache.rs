@@ -155,18 +155,20 @@ impl OutputCache {
         };
         let by_key: HashMap<&str, &CachedOutput> =
             found.iter().map(|c| (c.key.as_str(), c)).collect();
-        debug!(
-            items = page.len(),
-            hits = by_key.len(),
-            "output cache looked up"
-        );
-        keyed
+        let hits: HashMap<String, TargetRecord> = keyed
             .iter()
             .filter_map(|(key, item)| {
                 let entry = by_key.get(key.as_str())?;
                 Some((item.id.clone(), cached_record(item, entry)))
             })
-            .collect()
+            .collect();
+        debug!(
+            items = page.len(),
+            hits = hits.len(),
+            "output cache looked up"
+        );
+        crate::metrics::output_cache_looked_up(&self.tenant, hits.len(), page.len() - hits.len());
+        hits
     }
 
     /// Stores the output of a successful call of the target on `item`, and

@@ -18,9 +18,23 @@ async fn run_to_end(s: &TestServer, ds: &str, body: Value) -> Value {
     seen.last().unwrap().clone()
 }
 
+/// The value of the sample of `name` whose line holds every label.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_run_reuses_outputs_and_the_cache_is_shown_and_cleared() {
-    let s = TestServer::start().await;
+    let mut s = TestServer::start_with(|c| {
+        c.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    // A tenant of its own: the metrics recorder is shared by the process.
+    s.act_as("cache-tenant").await;
     s.upload_plugin("echo").await;
     s.upload_plugin("exact-match").await;
     let items = (0..4)
@@ -72,6 +86,20 @@ async fn a_cached_run_reuses_outputs_and_the_cache_is_shown_and_cleared() {
             .all(|r| r["targetMetadata"].get("cached").is_none()),
         "{results:?}"
     );
+
+    // Lookups by result: 4 misses, 4 hits, 4 misses after the clear.
+    let url = format!("http://{}/metrics", s.metrics_addr().unwrap());
+    let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let lookups = |result: &str| {
+        let label = format!("result=\"{result}\"");
+        sample(
+            &text,
+            "assay_output_cache_lookups_total",
+            &["tenant=\"cache-tenant\"", &label],
+        )
+    };
+    assert_eq!(lookups("hit"), Some(4.0), "{text}");
+    assert_eq!(lookups("miss"), Some(8.0), "{text}");
 
     // `cache` is a boolean; a query on the routes is refused.
     let (status, body) = s
