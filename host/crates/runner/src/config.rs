@@ -62,6 +62,12 @@ pub struct RunOptions {
     /// the stored grants. Never read from JSON.
     #[serde(skip)]
     pub network_from_operator: bool,
+    /// Reuse a stored output of the same target, config and item instead of
+    /// calling the target, and store the outputs of the calls made (see
+    /// `docs/caching.md`). Off by default: a target whose answers vary must
+    /// be called every time.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cache: bool,
 }
 
 impl Default for RunOptions {
@@ -78,6 +84,7 @@ impl Default for RunOptions {
             scorer_configs: Default::default(),
             network: Default::default(),
             network_from_operator: false,
+            cache: false,
         }
     }
 }

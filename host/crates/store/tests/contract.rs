@@ -2678,3 +2678,8 @@ async fn target_models_count_what_the_server_reported(s: Fixture) {
             .is_not_found()
     );
 }
+
+// The output cache's tests live in their own file (same macro, both
+// backends).
+#[path = "cache_contract/mod.rs"]
+mod cache_contract;

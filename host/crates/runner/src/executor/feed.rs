@@ -65,7 +65,7 @@ impl Executor {
             // A re-scoring run reads the parent's outputs for the page in
             // one query; an item the parent has no result for is skipped.
             let mut recorded = match &shared.target {
-                TargetSource::Call(_) => None,
+                TargetSource::Call(_) | TargetSource::Cached(_) => None,
                 TargetSource::Recorded { parent_run_id } => {
                     let (from, to) = (first.position, last.position);
                     match self
@@ -77,9 +77,15 @@ impl Executor {
                     }
                 }
             };
+            // A run with the output cache on looks the page up in one query;
+            // an item without a stored output calls the target.
+            let mut cached = match &shared.target {
+                TargetSource::Cached(cache) => cache.lookup(&page).await,
+                _ => HashMap::new(),
+            };
             for item in page {
                 let record = match &mut recorded {
-                    None => None,
+                    None => cached.remove(&item.id),
                     Some(records) => match records.remove(&item.id) {
                         Some(record) => Some(record),
                         None => continue,
