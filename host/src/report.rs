@@ -156,6 +156,14 @@ impl Report {
                 u.tokens.total_tokens, u.tokens.prompt_tokens, u.tokens.completion_tokens, u.items
             );
         }
+        if self.stats.cached_count > 0 {
+            let _ = writeln!(
+                out,
+                "  cached    {} of {} items reused a stored output (target not called; their latency and tokens are the original call's)",
+                self.stats.cached_count,
+                self.stats.succeeded_count + self.stats.failed_count
+            );
+        }
         if let Some(e) = &self.stats.error {
             let _ = writeln!(out, "  error     {e}");
         }

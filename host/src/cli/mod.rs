@@ -2,6 +2,7 @@
 //! per command group.
 
 pub mod args;
+pub mod cache;
 pub mod completions;
 pub mod dataset;
 pub mod exec;
@@ -208,6 +209,9 @@ pub enum Command {
     /// Create, list and revoke API keys (operators)
     #[command(subcommand)]
     Key(tenant::KeyCommand),
+    /// Show or clear the tenant's output cache (target outputs reused by `run --cache`)
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
 }
@@ -239,6 +243,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
                 Command::Secret(cmd) => secret::run(&app, &global.secret_key, cmd).await,
                 Command::Tenant(cmd) => tenant::run_tenant(&app, cmd).await,
                 Command::Key(cmd) => tenant::run_key(&app, global.tenant.as_deref(), cmd).await,
+                Command::Cache(cmd) => cache::run(&app, cmd).await,
                 Command::Completions(_) | Command::Serve(_) => unreachable!("handled above"),
             }
         }

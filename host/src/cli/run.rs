@@ -38,6 +38,11 @@ Examples:
       --scorer-config contains:ignoreCase=true \\
       --concurrency 16 --retries 2 --item-timeout 30s --output results.jsonl
 
+  # Iterate on scorers without paying for the model twice: the second run
+  # reuses the stored answers of the first (see `assay cache`)
+  assay run -d evals.jsonl -t openai-chat -s exact-match --cache
+  assay run -d evals.jsonl -t openai-chat -s levenshtein --cache
+
   # CI gate: exit 3 when the exact-match mean is below 0.8; JSON summary on stdout
   assay run -d evals.jsonl -t my-agent -s exact-match --fail-under exact-match=0.8 --json
 
@@ -162,6 +167,12 @@ pub struct RunArgs {
     /// No progress display
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Output cache: reuse the stored output of the same target, config and
+    /// item instead of calling the target, and store each new successful
+    /// output (for deterministic targets; `assay cache` manages it)
+    #[arg(long)]
+    pub cache: bool,
 }
 
 /// A resolved `--scorer`: what the user typed and the registered plugin.
@@ -221,6 +232,7 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
         scorer_configs,
         network: one_off_grants(&args.allow_host, &target.id, &scorers),
         network_from_operator: !args.allow_host.is_empty(),
+        cache: args.cache,
         ..RunOptions::default()
     };
     options

@@ -360,12 +360,16 @@ async fn show(app: &App, a: ShowArgs) -> Result<Exit> {
         if let Some(options) = run.config.get("options") {
             let get = |k: &str| options.get(k).map(|v| v.to_string());
             println!(
-                "\n  options   concurrency {} · retries {} · item timeout {}",
+                "\n  options   concurrency {} · retries {} · item timeout {}{}",
                 get("maxConcurrency").unwrap_or_else(|| "-".into()),
                 get("maxRetries").unwrap_or_else(|| "-".into()),
                 get("itemTimeout")
                     .map(|ms| format!("{ms} ms"))
                     .unwrap_or_else(|| "none".into()),
+                match options.get("cache") {
+                    Some(serde_json::Value::Bool(true)) => " · output cache on",
+                    _ => "",
+                },
             );
         }
         print!("{}", render_provenance(&run, &models));

@@ -56,6 +56,8 @@ Limits (sizes take k, M, G suffixes, powers of 1024):
   weight             not a limit but a share, 1 to 1000: while tenants compete,
                      runs and item slots go to them in proportion to their
                      weights (1); see docs/fair-share.md
+  cache-bytes        bytes of cached target outputs (`run --cache`); beyond it
+                     the least recently used are evicted, not refused (1G)
 
 Over a limit the request changes nothing and is refused naming the limit and
 its value (HTTP 422; a trigger over queued-runs is 429 with Retry-After).";
@@ -188,6 +190,7 @@ fn limits_table(limits: &TenantLimits, usage: Option<&assay_store::TenantUsage>)
             "stored-bytes" => u.stored_bytes,
             "plugins" => u.plugins,
             "plugin-bytes" => u.plugin_bytes,
+            "cache-bytes" => u.cache_bytes,
             _ => return String::new(),
         }
         .to_string()

@@ -198,6 +198,10 @@ pub struct TriggerRun {
     /// this run (checked at trigger time; wider than the grant is a 400).
     #[serde(default)]
     pub network: Option<BTreeMap<String, assay_plugin_host::NetworkGrant>>,
+    /// Reuse stored outputs of the same target, config and item, and store
+    /// the new ones (default false; see docs/caching.md).
+    #[serde(default)]
+    pub cache: Option<bool>,
 }
 
 /// `POST .../runs/{runId}/rescore`: the scorers that grade the run's

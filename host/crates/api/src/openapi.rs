@@ -415,6 +415,10 @@ fn schemas() -> Value {
             "network": {"type": "object", "additionalProperties": schema_ref("NetworkGrant"),
                 "description": "per plugin id: a narrowing of the plugin's stored network grant \
                 for this run (a host or plain http beyond the grant is a 400)"},
+            "cache": {"type": "boolean", "default": false,
+                "description": "output cache: reuse the stored output of the same target (digest), \
+                config and item instead of calling the target, and store each new successful \
+                output (see docs/caching.md)"},
         })),
         "RescoreRun": strict(&["scorerIds"], json!({
             "scorerIds": {"type": "array", "items": {"type": "string"}, "minItems": 1},
@@ -457,7 +461,7 @@ fn schemas() -> Value {
         "RunSummary": object(
             &["runId", "status", "datasetId", "datasetVersion", "targetId", "totalItems",
               "succeededCount", "failedCount", "skippedCount", "pendingCount", "latencyMs",
-              "passThreshold", "scorers", "failures"],
+              "cachedCount", "passThreshold", "scorers", "failures"],
             json!({
                 "runId": string, "status": schema_ref("RunStatus"), "datasetId": string,
                 "datasetName": string, "datasetVersion": int, "targetId": string,
@@ -477,6 +481,9 @@ fn schemas() -> Value {
                     "type": "object", "required": ["promptTokens", "completionTokens", "totalTokens", "items"],
                     "properties": {"promptTokens": int, "completionTokens": int, "totalTokens": int,
                         "items": {"type": "integer", "description": "items that reported usage"}}},
+                "cachedCount": {"type": "integer", "description": "items whose output came from the \
+                    output cache (the target was not called for them; their latency and usage are \
+                    those of the call that produced the output)"},
                 "passThreshold": {"type": "number"},
                 "scorers": {"type": "array", "description": "in the run's scorer order", "items": object(
                     &["scorerId", "scorerName", "itemCount", "passCount", "scoredCount", "errorCount", "histogram"],
@@ -624,10 +631,21 @@ fn schemas() -> Value {
             "weight": {"type": "integer", "minimum": 1, "maximum": 1000,
                        "description": "fair-share weight: the tenant's share of the \
                         process while other tenants have work, relative to theirs"},
+            "cacheBytes": {"type": "integer", "minimum": 0,
+                           "description": "budget of the output cache: least recently used \
+                            outputs beyond it are evicted"},
         }},
+        "CacheStats": object(&["entries", "bytes", "limitBytes"], json!({
+            "entries": int, "bytes": int,
+            "limitBytes": {"type": "integer", "description": "the tenant's `cache-bytes` limit"},
+        })),
+        "CacheCleared": object(&["entries", "bytes"], json!({
+            "entries": {"type": "integer", "description": "entries removed"},
+            "bytes": {"type": "integer", "description": "bytes they counted"},
+        })),
         "TenantUsage": {"type": "object", "properties": {
             "datasets": int, "storedBytes": int, "plugins": int, "pluginBytes": int,
-            "activeRuns": int, "queuedRuns": int,
+            "activeRuns": int, "queuedRuns": int, "cacheBytes": int,
         }},
         "TenantStatus": object(&["id", "role", "limits", "usage"], json!({
             "id": string, "role": schema_ref("Role"), "keyId": nullable("string"),

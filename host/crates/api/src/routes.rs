@@ -19,7 +19,7 @@ use crate::auth::{self, Access};
 use crate::config::OVERLOAD_RETRY_AFTER;
 use crate::error::ApiError;
 use crate::handlers::{
-    datasets, events, experiments, items, plugins, runs, scores, secrets, system, tenancy,
+    cache, datasets, events, experiments, items, plugins, runs, scores, secrets, system, tenancy,
 };
 use crate::host_check;
 use crate::state::AppState;
@@ -390,6 +390,12 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(Get "/api/tenant", "getTenant", "tenant",
         "The caller's tenant: its limits, what it uses, and the caller's role",
         query: NONE_Q, body: NO_BODY, answer: Reply(200, "TenantStatus"), errors: &[], tenancy::status),
+    route!(Get "/api/cache", "getOutputCache", "tenant",
+        "The tenant's output cache: stored target outputs, their bytes and the budget (`cache-bytes`)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "CacheStats"), errors: &[], cache::stats),
+    route!(Delete "/api/cache", "clearOutputCache", "tenant",
+        "Remove every stored output of the tenant's output cache (runs and results are kept)",
+        query: NONE_Q, body: NO_BODY, answer: Reply(200, "CacheCleared"), errors: &[], cache::clear),
     route!(Get "/api/keys", "listApiKeys", "tenant", "The tenant's API keys (never their tokens)",
         query: NONE_Q, body: NO_BODY, answer: List("keys", "ApiKey"), errors: &[],
         access: Access::Role(Role::Admin), tenancy::list_keys),

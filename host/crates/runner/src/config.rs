@@ -68,6 +68,12 @@ pub struct RunOptions {
     /// the stored grants. Never read from JSON.
     #[serde(skip)]
     pub network_from_operator: bool,
+    /// Reuse a stored output of the same target, config and item instead of
+    /// calling the target, and store the outputs of the calls made (see
+    /// `docs/caching.md`). Off by default: a target whose answers vary must
+    /// be called every time.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cache: bool,
 }
 
 impl Default for RunOptions {
@@ -85,6 +91,7 @@ impl Default for RunOptions {
             scorer_configs: Default::default(),
             network: Default::default(),
             network_from_operator: false,
+            cache: false,
         }
     }
 }
@@ -106,6 +113,14 @@ impl RunOptions {
         }
         if self.repeat == 0 || self.repeat > MAX_REPEAT {
             return bad("repeat", format!("must be between 1 and {MAX_REPEAT}"));
+        }
+        if self.repeat > 1 && self.cache {
+            // Every trial would get the one cached output: no variance.
+            return bad(
+                "repeat",
+                "cannot be combined with `cache` (every trial would reuse one cached output)"
+                    .into(),
+            );
         }
         if self.max_retries > MAX_RETRIES_LIMIT {
             return bad(
@@ -234,5 +249,12 @@ mod tests {
         assert!(stored.get("repeat").is_none(), "{stored}");
         let read: RunOptions = serde_json::from_value(serde_json::json!({"repeat": 3})).unwrap();
         assert_eq!(read.repeat, 3);
+        let cached = RunOptions {
+            repeat: 2,
+            cache: true,
+            ..Default::default()
+        };
+        let e = cached.validate().unwrap_err().to_string();
+        assert!(e.contains("repeat") && e.contains("cache"), "{e}");
     }
 }

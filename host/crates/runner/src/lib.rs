@@ -20,6 +20,7 @@
 
 pub mod adaptive;
 pub mod assembly;
+pub mod cache;
 pub mod catalog;
 pub mod ceilings;
 pub mod compare;
@@ -44,6 +45,7 @@ pub mod trigger;
 pub mod writer;
 
 pub use assembly::{Assembly, AssemblySettings};
+pub use cache::OutputCache;
 pub use catalog::Catalog;
 pub use ceilings::Ceilings;
 pub use config::RunOptions;

@@ -90,6 +90,20 @@ pub fn result_batch_written(size: usize, took: Duration, ok: bool) {
     .record(took.as_secs_f64());
 }
 
+/// Items of a run with the output cache looked up
+/// (`assay_output_cache_lookups_total{tenant, result}`, result `hit` or
+/// `miss`).
+pub fn output_cache_looked_up(tenant: &str, hits: usize, misses: usize) {
+    for (result, n) in [("hit", hits), ("miss", misses)] {
+        counter!(
+            "assay_output_cache_lookups_total",
+            "tenant" => tenant.to_string(),
+            "result" => result,
+        )
+        .increment(n as u64);
+    }
+}
+
 /// One plugin load that compiled (`assay_plugin_compiles_total`,
 /// `assay_plugin_compile_duration_seconds`); loads served from the
 /// compiled-code cache are counted apart

@@ -33,6 +33,11 @@ pub enum TargetSource {
         /// The run whose outputs are reused.
         parent_run_id: String,
     },
+    /// The output cache, read page by page: an item with a stored output
+    /// starts with it, the others call the cache's target, and each
+    /// successful output is stored (a run with `cache` on; see
+    /// [`crate::cache`]).
+    Cached(Arc<crate::cache::OutputCache>),
 }
 
 impl From<Arc<dyn Target>> for TargetSource {
@@ -124,6 +129,8 @@ pub async fn create_rescore(
     // operator) for the parent's plugins; a scorer of the new run reaches
     // the hosts of its own stored grant.
     options.network = BTreeMap::new();
+    // Its outputs come from the parent, never from the output cache.
+    options.cache = false;
     if let Some(n) = request.max_concurrency {
         options.max_concurrency = n;
     }

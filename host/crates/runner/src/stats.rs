@@ -140,6 +140,10 @@ pub struct RunStats {
     /// items (absent when no item reported usage).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_usage: Option<RunTokenUsage>,
+    /// Items whose output came from the output cache (the target was not
+    /// called for them; their latency and token usage are those of the
+    /// call that produced the output).
+    pub cached_count: u64,
     /// The score at or above which an item passes.
     pub pass_threshold: f64,
     /// One entry per scorer, in the run's order.
@@ -278,6 +282,7 @@ pub struct StatsBuilder {
     latencies: Vec<f32>,
     failures: HashMap<(String, String), FailureAcc>,
     usage: Option<RunTokenUsage>,
+    cached: u64,
 }
 
 impl StatsBuilder {
@@ -291,6 +296,7 @@ impl StatsBuilder {
             latencies: Vec::new(),
             failures: HashMap::new(),
             usage: None,
+            cached: 0,
         };
         for id in scorer_ids {
             builder.scorer(id, id);
@@ -377,6 +383,14 @@ impl StatsBuilder {
         {
             self.add_usage(u);
         }
+        self.count_cached(r.target_metadata.as_ref());
+    }
+
+    /// Counts an item whose output came from the output cache.
+    fn count_cached(&mut self, target_metadata: Option<&serde_json::Value>) {
+        if crate::cache::is_cached(target_metadata) {
+            self.cached += 1;
+        }
     }
 
     /// Adds a stored result.
@@ -396,6 +410,7 @@ impl StatsBuilder {
         {
             self.add_usage(u);
         }
+        self.count_cached(r.target_metadata.as_ref());
     }
 
     /// Adds a stored result's outline.
@@ -516,6 +531,7 @@ impl StatsBuilder {
             items_per_second,
             latency_ms,
             token_usage: self.usage,
+            cached_count: self.cached,
             pass_threshold: self.pass_threshold,
             scorers,
             failures: groups.into_iter().map(|(_, g)| g).collect(),
@@ -542,6 +558,8 @@ pub async fn summarize_stored(
         page.iter().for_each(|(_, r)| builder.add_outline(r));
     }
     let mut stats = builder.finish(run);
+    // Outlines leave the metadata out: one count over the run's results.
+    stats.cached_count = store.cached_result_count(tenant, &run.id).await?.max(0) as u64;
     stats.dataset_name = store
         .get_dataset(tenant, &run.dataset_id)
         .await

@@ -8,6 +8,7 @@ use assay_plugin_host::{Limits, NetworkGrant, Plugin, PluginKind};
 use assay_store::{NewRun, Run, Store, TenantLimits};
 use serde::{Deserialize, Serialize};
 
+use crate::cache::OutputCache;
 use crate::catalog::Catalog;
 use crate::config::RunOptions;
 use crate::error::RunError;
@@ -285,7 +286,19 @@ pub async fn plan_run(
                         .with_network(target_network),
                     ))),
                 };
-                TargetSource::Call(target)
+                if options.cache {
+                    TargetSource::Cached(Arc::new(OutputCache::new(
+                        catalog.store.clone(),
+                        tenant,
+                        &run.id,
+                        target,
+                        target_type,
+                        &config.target_digest,
+                        options.target_config.as_ref(),
+                    )))
+                } else {
+                    TargetSource::Call(target)
+                }
             }
         };
         Ok::<_, RunError>(source)

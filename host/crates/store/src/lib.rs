@@ -33,6 +33,7 @@
 //! * PostgreSQL: statements are planned with their parameters
 //!   (`plan_cache_mode=force_custom_plan`), see BENCHMARKS.md for why.
 
+pub mod cache;
 mod error;
 mod models;
 pub mod network;
@@ -50,6 +51,9 @@ pub mod validate;
 
 use std::sync::Arc;
 
+pub use cache::{
+    CacheCleared, CachePut, CacheStats, CachedOutput, NewCachedOutput, OutputCacheStore,
+};
 pub use error::{StoreError, StoreResult};
 pub use models::*;
 pub use network::{

@@ -78,7 +78,7 @@ macro_rules! tenant_limit_cols {
     () => {
         "id, max_concurrency, max_active_runs, max_queued_runs, max_datasets, \
          max_items_per_dataset, max_stored_bytes, max_plugins, max_plugin_bytes, weight, \
-         created_at"
+         max_cache_bytes, created_at"
     };
 }
 /// Columns of `api_keys` read by [`api_key`].
@@ -370,6 +370,7 @@ pub(crate) fn tenant_limits(r: &impl StoredRow) -> StoreResult<TenantLimits> {
         plugins: r.int("max_plugins")?,
         plugin_bytes: r.int("max_plugin_bytes")?,
         weight: r.int("weight")?,
+        cache_bytes: r.int("max_cache_bytes")?,
     })
 }
 

@@ -267,11 +267,11 @@ pub mod plugins {
 pub mod tenancy {
     use super::*;
 
-    /// Binds: id, the eight limits, the weight, time.
+    /// Binds: id, the eight limits, the weight, time, the cache budget.
     pub const INSERT: &str = "INSERT INTO tenants (id, max_concurrency, max_active_runs, \
          max_queued_runs, max_datasets, max_items_per_dataset, max_stored_bytes, max_plugins, \
-         max_plugin_bytes, weight, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+         max_plugin_bytes, weight, created_at, max_cache_bytes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
     /// The limits of tenant $1, read inside a write that admits something.
     pub const LIMITS: &str = concat!(
         "SELECT ",
@@ -301,11 +301,11 @@ pub mod tenancy {
         " FROM tenants WHERE id = $1"
     );
     /// Binds: the eight limits, the weight, id, the shared namespace (never
-    /// changed).
+    /// changed), the cache budget.
     pub const SET_LIMITS: &str = "UPDATE tenants SET max_concurrency = $1, max_active_runs = $2, \
          max_queued_runs = $3, max_datasets = $4, max_items_per_dataset = $5, \
-         max_stored_bytes = $6, max_plugins = $7, max_plugin_bytes = $8, weight = $9 \
-         WHERE id = $10 AND id <> $11";
+         max_stored_bytes = $6, max_plugins = $7, max_plugin_bytes = $8, weight = $9, \
+         max_cache_bytes = $12 WHERE id = $10 AND id <> $11";
     /// What tenant $1 uses now.
     pub const USAGE: &str = "SELECT \
          (SELECT COUNT(*) FROM datasets WHERE tenant_id = $1) AS datasets, \
@@ -315,7 +315,9 @@ pub mod tenancy {
          (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM plugins WHERE tenant_id = $1) \
           AS plugin_bytes, \
          (SELECT COUNT(*) FROM runs WHERE tenant_id = $1 AND status = 'running') AS active, \
-         (SELECT COUNT(*) FROM runs WHERE tenant_id = $1 AND status = 'pending') AS queued";
+         (SELECT COUNT(*) FROM runs WHERE tenant_id = $1 AND status = 'pending') AS queued, \
+         (SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM output_cache_usage \
+          WHERE tenant_id = $1) AS cache_bytes";
     /// The plugins tenant $1 sees: its own, and those of the shared
     /// namespace $2 it does not hide with one of the same id.
     macro_rules! visible_plugins {
@@ -395,4 +397,60 @@ pub mod secrets {
     pub const SEALED: &str =
         "SELECT name, ciphertext, nonce FROM secrets WHERE tenant_id = $1 ORDER BY name";
     pub const DELETE: &str = "DELETE FROM secrets WHERE tenant_id = $1 AND name = $2";
+}
+
+/// The output cache (see [`crate::cache`]). Statements over a list of keys
+/// are built with a query builder from the `*_HEAD` texts.
+pub mod cache {
+    /// Columns read by `rows::cached_output`.
+    macro_rules! cache_cols {
+        () => {
+            "cache_key, target_id, output, target_metadata, trace_id, latency, run_id, \
+             size_bytes, hits, created_at, last_used_at"
+        };
+    }
+
+    pub const LIMIT: &str = "SELECT max_cache_bytes FROM tenants WHERE id = $1";
+    pub const ENSURE_USAGE: &str = "INSERT INTO output_cache_usage (tenant_id, bytes) \
+         VALUES ($1, 0) ON CONFLICT (tenant_id) DO NOTHING";
+    pub const USAGE: &str = "SELECT bytes FROM output_cache_usage WHERE tenant_id = $1";
+    /// As [`USAGE`], locking the tenant's row: one write of the tenant's
+    /// cache at a time.
+    pub const USAGE_FOR_UPDATE: &str =
+        "SELECT bytes FROM output_cache_usage WHERE tenant_id = $1 FOR UPDATE";
+    /// Binds: tenant, bytes.
+    pub const SET_USAGE: &str = "UPDATE output_cache_usage SET bytes = $2 WHERE tenant_id = $1";
+    /// Followed by the time, ` WHERE tenant_id = `, the tenant,
+    /// ` AND cache_key IN (`, the keys and [`TOUCH_TAIL`].
+    pub const TOUCH_HEAD: &str = "UPDATE output_cache SET hits = hits + 1, last_used_at = ";
+    pub const TOUCH_TAIL: &str = concat!(") RETURNING ", cache_cols!());
+    /// Followed by the tenant, ` AND cache_key IN (`, the keys and `)`.
+    pub const SIZES_HEAD: &str =
+        "SELECT cache_key, size_bytes FROM output_cache WHERE tenant_id = ";
+    /// Followed by ` AND cache_key NOT IN (`, the keys, and [`LRU_TAIL`]
+    /// with the page size.
+    pub const LRU_TAIL: &str = ") ORDER BY last_used_at, cache_key LIMIT ";
+    /// Followed by the tenant, ` AND cache_key IN (`, the keys and `)`.
+    pub const DELETE_HEAD: &str = "DELETE FROM output_cache WHERE tenant_id = ";
+    /// Followed by the rows (`push_values`) and [`INSERT_TAIL`].
+    pub const INSERT_HEAD: &str = "INSERT INTO output_cache (tenant_id, cache_key, target_id, \
+         output, target_metadata, trace_id, latency, run_id, size_bytes, hits, created_at, \
+         last_used_at) ";
+    pub const INSERT_TAIL: &str = " ON CONFLICT (tenant_id, cache_key) DO UPDATE SET \
+         target_id = excluded.target_id, output = excluded.output, \
+         target_metadata = excluded.target_metadata, trace_id = excluded.trace_id, \
+         latency = excluded.latency, run_id = excluded.run_id, \
+         size_bytes = excluded.size_bytes, hits = 0, created_at = excluded.created_at, \
+         last_used_at = excluded.last_used_at";
+    pub const STATS: &str = "SELECT COUNT(*) AS entries, \
+         CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) AS bytes \
+         FROM output_cache WHERE tenant_id = $1";
+    pub const CLEAR: &str = "DELETE FROM output_cache WHERE tenant_id = $1";
+    pub const CLEAR_USAGE: &str = "UPDATE output_cache_usage SET bytes = 0 WHERE tenant_id = $1";
+    /// Results of run `$1` (of tenant `$2`) whose metadata has
+    /// `cached.fromRun`. `->` with plain keys reads the same on both
+    /// backends (see `results::OUTLINES_AFTER_SEQ`).
+    pub const CACHED_RESULTS: &str = "SELECT COUNT(*) FROM results WHERE run_id = $1 \
+         AND EXISTS (SELECT 1 FROM runs WHERE id = $1 AND tenant_id = $2) \
+         AND target_metadata -> 'cached' -> 'fromRun' IS NOT NULL";
 }

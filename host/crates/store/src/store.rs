@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::cache::OutputCacheStore;
 use crate::error::StoreResult;
 use crate::models::*;
 use crate::network::{GrantStore, SecretStore};
@@ -35,6 +36,7 @@ pub trait Store:
     + PluginStore
     + GrantStore
     + SecretStore
+    + OutputCacheStore
 {
 }
 
@@ -50,6 +52,7 @@ impl<T> Store for T where
         + PluginStore
         + GrantStore
         + SecretStore
+        + OutputCacheStore
 {
 }
 

@@ -248,6 +248,13 @@ pub static LIMITS: &[LimitSpec] = &[
         "the tenant's share of the run and item slots while other tenants have work, \
          relative to theirs (see docs/fair-share.md)"
     ),
+    limit!(
+        "cache-bytes",
+        cache_bytes,
+        1 << 30,
+        "bytes of cached target outputs (runs with cache on); least recently used beyond it \
+         are evicted (see docs/caching.md)"
+    ),
 ];
 
 /// The limits an operator sets for a tenant.
@@ -265,6 +272,9 @@ pub struct TenantLimits {
     /// Fair-share weight, 1 to [`MAX_TENANT_WEIGHT`]: while tenants compete,
     /// each gets slots in proportion to its weight. A share, not a limit.
     pub weight: i64,
+    /// Budget of the output cache, bytes: a write beyond it evicts the
+    /// least recently used entries instead of being refused.
+    pub cache_bytes: i64,
 }
 
 impl Default for TenantLimits {
@@ -279,6 +289,7 @@ impl Default for TenantLimits {
             plugins: 0,
             plugin_bytes: 0,
             weight: 0,
+            cache_bytes: 0,
         };
         for spec in LIMITS {
             (spec.set)(&mut l, spec.default);
@@ -362,6 +373,8 @@ pub struct TenantUsage {
     pub plugin_bytes: i64,
     pub active_runs: i64,
     pub queued_runs: i64,
+    /// Bytes of cached target outputs.
+    pub cache_bytes: i64,
 }
 
 /// A tenant as the operator sees it.

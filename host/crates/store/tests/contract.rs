@@ -2683,6 +2683,11 @@ async fn target_models_count_what_the_server_reported(s: Fixture) {
     );
 }
 
+// The output cache's tests live in their own file (same macro, both
+// backends).
+#[path = "cache_contract/mod.rs"]
+mod cache_contract;
+
 // ------------------------------------------------------------- repeats
 
 /// Trial `trial` of `item`, scored `trial / 2` by `exact`.

@@ -1,5 +1,6 @@
 //! Route handlers, one module per resource.
 
+pub mod cache;
 pub mod datasets;
 pub mod events;
 pub mod experiments;

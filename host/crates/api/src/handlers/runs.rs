@@ -98,6 +98,7 @@ impl TriggerRun {
             scorer_configs,
             network: self.network.unwrap_or_default(),
             network_from_operator: false,
+            cache: self.cache.unwrap_or(false),
         };
         Ok(RunRequest {
             dataset_id,

@@ -2,6 +2,7 @@
 //! client, a temp SQLite database per test.
 
 mod browser_access;
+mod cache;
 mod common;
 mod crud;
 mod errors;

@@ -66,7 +66,7 @@ impl Executor {
             // A re-scoring run reads the parent's outputs for the page in
             // one query; a trial the parent has no result for is skipped.
             let mut recorded = match &shared.target {
-                TargetSource::Call(_) => None,
+                TargetSource::Call(_) | TargetSource::Cached(_) => None,
                 TargetSource::Recorded { parent_run_id } => {
                     let (from, to) = (first.position, last.position);
                     match self
@@ -77,6 +77,13 @@ impl Executor {
                         Err(e) => break Err(e),
                     }
                 }
+            };
+            // A run with the output cache on looks the page up in one query;
+            // an item without a stored output calls the target. (A run with
+            // repeats never has the cache on: `RunOptions::validate`.)
+            let mut cached = match &shared.target {
+                TargetSource::Cached(cache) => cache.lookup(&page).await,
+                _ => HashMap::new(),
             };
             // Without repeats each pending item is one trial (trial 0);
             // with repeats, the trials of the page's items without a result.
@@ -90,7 +97,7 @@ impl Executor {
             };
             for (item, trial) in work {
                 let record = match &mut recorded {
-                    None => None,
+                    None => cached.remove(&item.id),
                     Some(records) => match records.remove(&(item.id.clone(), trial)) {
                         Some(record) => Some(record),
                         None => continue,

@@ -124,6 +124,30 @@ impl ItemContext {
                     None => return,
                 }
             }
+            // A miss of the output cache: the call, then its output stored
+            // (a failure is never stored, so it is never reused).
+            (None, TargetSource::Cached(cache)) => {
+                let called = match self
+                    .call_target(cache.target(), &plugin_item, calls, place)
+                    .await
+                {
+                    Some(called) => called,
+                    None => return,
+                };
+                let fields = &called.0;
+                if let (Some(output), None) = (&fields.output, &fields.error) {
+                    cache
+                        .store(
+                            &plugin_item,
+                            output,
+                            fields.target_metadata.as_ref(),
+                            fields.trace_id.as_deref(),
+                            fields.latency,
+                        )
+                        .await;
+                }
+                called
+            }
             // The feed starts an item of a re-scoring run only with its
             // recorded output.
             (None, TargetSource::Recorded { .. }) => {

@@ -7,6 +7,7 @@
 //! Lease expiry uses the database clock (`now()`), so hosts with skewed
 //! clocks agree.
 
+mod cache;
 mod claim;
 mod datasets;
 mod grants;

@@ -22,6 +22,7 @@
 //!
 //! See `docs/storage.md` for what stays per database and why.
 
+pub(crate) mod cache;
 pub(crate) mod datasets;
 pub(crate) mod grants;
 pub(crate) mod items;

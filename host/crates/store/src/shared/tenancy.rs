@@ -35,6 +35,7 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
         .arg(l.plugin_bytes)
         .arg(l.weight)
         .arg(DB::time(at))
+        .arg(l.cache_bytes)
         .execute(DB::conn(&mut tx))
         .await
         .map_err(|e| conflict_on_unique(e, || format!("tenant {id} already exists")))?;
@@ -85,6 +86,7 @@ pub(crate) async fn set_limits<DB: Db, S: Handle<Db = DB>>(
         .arg(l.weight)
         .arg(id)
         .arg(SHARED_TENANT)
+        .arg(l.cache_bytes)
         .execute(DB::conn(&mut tx))
         .await?;
     if DB::rows_affected(&done) == 0 {
@@ -110,6 +112,7 @@ fn usage_of(row: &impl StoredRow) -> StoreResult<TenantUsage> {
         plugin_bytes: row.int("plugin_bytes")?,
         active_runs: row.int("active")?,
         queued_runs: row.int("queued")?,
+        cache_bytes: row.int("cache_bytes")?,
     })
 }
 

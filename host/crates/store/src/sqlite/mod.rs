@@ -6,6 +6,7 @@
 //! up to `busy_timeout` for another process sharing the file. Reads use a
 //! separate pool; WAL lets them run while the writer works.
 
+mod cache;
 mod claim;
 mod datasets;
 mod file;
