@@ -1138,6 +1138,20 @@ async fn a_lapsed_claim_of_the_same_owner_cannot_write(s: Fixture) {
         s.finish_run(&run.id, &earlier, RunStatus::Completed, None)
             .await,
     );
+    // A setup failure found under the earlier claim (plugins that took
+    // long to load) cannot fail the run the later claim now executes.
+    assert_lease_lost(
+        s.finish_run(
+            &run.id,
+            &earlier,
+            RunStatus::Failed,
+            Some("Target not found".into()),
+        )
+        .await,
+    );
+    let still = s.get_run(T, &run.id).await.unwrap();
+    assert_eq!(still.status, RunStatus::Running);
+    assert_eq!(still.error, None);
     // Releasing under the earlier claim leaves the later one holding it.
     s.release_run(&run.id, &earlier).await.unwrap();
     assert!(
