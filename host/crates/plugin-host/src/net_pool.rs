@@ -27,14 +27,20 @@ use hyper::client::conn::http1::SendRequest;
 use crate::grant::Scheme;
 use crate::net_send::LimitedRequest;
 
-/// How long an idle connection is kept. Servers commonly close idle
-/// keep-alive connections after 5 to 90 s; one the server closed is noticed
-/// and skipped, this bounds how long an unused one holds a socket.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an idle connection is kept. Common servers close idle
+/// keep-alive connections after 2 to 5 s (gunicorn, Node, uvicorn), and a
+/// request sent as the server closes fails; staying under that makes the
+/// race rare (and a request the connection never took is sent again on a
+/// new one, see `net_send`).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Idle connections kept per key: about the most requests one run has in
 /// flight to one host.
 const MAX_IDLE_PER_KEY: usize = 512;
+
+/// Idle connections kept by one pool in all (a wildcard grant may reach
+/// many hosts).
+const MAX_IDLE: usize = 1024;
 
 /// How long a pooled connection may take to become ready for its next
 /// request (it is idle once its last response was read, so at once; a
@@ -51,11 +57,36 @@ pub(crate) struct PoolKey {
     pub(crate) address: SocketAddr,
 }
 
-pub(crate) type Sender = SendRequest<LimitedRequest>;
+/// A connection: the handle requests are sent through, and its I/O task,
+/// aborted when the connection is dropped (evicted from the pool, or its
+/// response dropped or cut off midway). Without the abort the task would
+/// outlive a cancelled call whenever the peer stops reading.
+pub(crate) struct Connection {
+    pub(crate) sender: SendRequest<LimitedRequest>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Connection {
+    pub(crate) fn new(sender: SendRequest<LimitedRequest>, task: tokio::task::AbortHandle) -> Self {
+        Self { sender, task }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
 
 struct Idle {
-    sender: Sender,
+    connection: Connection,
     since: Instant,
+}
+
+impl Idle {
+    fn usable(&self) -> bool {
+        self.since.elapsed() <= IDLE_TIMEOUT && !self.connection.sender.is_closed()
+    }
 }
 
 /// Idle keep-alive connections by destination.
@@ -76,7 +107,7 @@ impl ConnectionPool {
     /// A connection to `key` ready for a request, if one is idle. Closed
     /// and expired ones are dropped on the way; the most recently used is
     /// tried first (the likeliest to be alive).
-    pub(crate) async fn checkout(&self, key: &PoolKey) -> Option<Sender> {
+    pub(crate) async fn checkout(&self, key: &PoolKey) -> Option<Connection> {
         loop {
             let idle = {
                 let mut pool = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -87,27 +118,34 @@ impl ConnectionPool {
                 }
                 idle?
             };
-            if idle.since.elapsed() > IDLE_TIMEOUT || idle.sender.is_closed() {
+            if !idle.usable() {
                 continue;
             }
-            let mut sender = idle.sender;
-            if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, sender.ready()).await {
-                return Some(sender);
+            let mut connection = idle.connection;
+            if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, connection.sender.ready()).await {
+                return Some(connection);
             }
         }
     }
 
     /// Keeps `sender` for the next request to `key` (its response was
     /// read to the end).
-    pub(crate) fn checkin(&self, key: PoolKey, sender: Sender) {
-        if sender.is_closed() {
+    /// Expired and closed connections are dropped on the way (of every
+    /// key: one nobody asks for again must not keep its sockets).
+    pub(crate) fn checkin(&self, key: PoolKey, connection: Connection) {
+        if connection.sender.is_closed() {
             return;
         }
         let mut pool = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        pool.retain(|_, list| {
+            list.retain(Idle::usable);
+            !list.is_empty()
+        });
+        let total: usize = pool.values().map(Vec::len).sum();
         let list = pool.entry(key).or_default();
-        if list.len() < MAX_IDLE_PER_KEY {
+        if list.len() < MAX_IDLE_PER_KEY && total < MAX_IDLE {
             list.push(Idle {
-                sender,
+                connection,
                 since: Instant::now(),
             });
         }

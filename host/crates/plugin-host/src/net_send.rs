@@ -30,7 +30,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::grant::{Denial, HostPattern, NetworkLimits, Scheme, is_internal_address};
 use crate::net_access::NetworkAccess;
-use crate::net_pool::{ConnectionPool, PoolKey, Sender};
+use crate::net_pool::{Connection, ConnectionPool, PoolKey};
 use crate::net_rate::{RateLimiters, USAGE_SCAN_BYTES, reported_tokens};
 use crate::net_report::{HttpExchange, NetLog, parse_retry_after};
 
@@ -311,9 +311,12 @@ async fn connect_and_send(
             return Err(Error::DestinationIpProhibited);
         }
     }
-    let (mut sender, key) = match reuse(access, scheme, &host, &addresses).await {
-        Some(reused) => reused,
-        None => open(scheme, &host, &addresses, connect_timeout).await?,
+    let (mut connection, mut key, reused) = match reuse(access, scheme, &host, &addresses).await {
+        Some((connection, key)) => (connection, key, true),
+        None => {
+            let (connection, key) = open(scheme, &host, &addresses, connect_timeout).await?;
+            (connection, key, false)
+        }
     };
 
     *request.uri_mut() = http::Uri::builder()
@@ -329,19 +332,37 @@ async fn connect_and_send(
     });
 
     let first_byte = options.and_then(|o| o.first_byte_timeout);
-    let response = sender.send_request(request);
-    let response = match first_byte {
-        Some(t) => tokio::time::timeout(t, response)
-            .await
-            .map_err(|_| Error::ConnectionReadTimeout)??,
-        None => response.await?,
-    };
+    let response =
+        match with_first_byte(first_byte, connection.sender.try_send_request(request)).await? {
+            Ok(response) => response,
+            // A pooled connection the server closed while it was idle: the
+            // request never left, so it goes once more on a new connection.
+            Err(mut unsent) if reused && unsent.message().is_some() => {
+                let request = unsent.take_message().expect("checked above");
+                (connection, key) = open(scheme, &host, &addresses, connect_timeout).await?;
+                with_first_byte(first_byte, connection.sender.send_request(request)).await??
+            }
+            Err(failed) => return Err(failed.into_error().into()),
+        };
     let checkin = Checkin {
         pool: access.connections.clone(),
         key,
-        sender,
+        connection,
     };
     Ok((response, checkin))
+}
+
+/// `response` under the plugin's first-byte timeout, if it set one.
+async fn with_first_byte<T>(
+    timeout: Option<Duration>,
+    response: impl Future<Output = T>,
+) -> Result<T, Error> {
+    match timeout {
+        Some(t) => tokio::time::timeout(t, response)
+            .await
+            .map_err(|_| Error::ConnectionReadTimeout),
+        None => Ok(response.await),
+    }
 }
 
 /// A connection to take back to its pool once its response was read to
@@ -349,12 +370,12 @@ async fn connect_and_send(
 struct Checkin {
     pool: Arc<ConnectionPool>,
     key: PoolKey,
-    sender: Sender,
+    connection: Connection,
 }
 
 impl Checkin {
     fn done(self) {
-        self.pool.checkin(self.key, self.sender);
+        self.pool.checkin(self.key, self.connection);
     }
 }
 
@@ -364,15 +385,15 @@ async fn reuse(
     scheme: Scheme,
     host: &str,
     addresses: &[SocketAddr],
-) -> Option<(Sender, PoolKey)> {
+) -> Option<(Connection, PoolKey)> {
     for &address in addresses {
         let key = PoolKey {
             scheme,
             host: host.to_string(),
             address,
         };
-        if let Some(sender) = access.connections.checkout(&key).await {
-            return Some((sender, key));
+        if let Some(connection) = access.connections.checkout(&key).await {
+            return Some((connection, key));
         }
     }
     None
@@ -380,14 +401,15 @@ async fn reuse(
 
 /// A new connection to the first of `addresses` that answers, TLS-wrapped
 /// for https. Its I/O runs on a task of its own, which ends when the
-/// connection closes (the server closes it, a response is dropped before
-/// its end, or its last handle leaves the pool).
+/// connection closes and is aborted when the returned [`Connection`] is
+/// dropped (a response dropped or cut off before its end, a call
+/// cancelled, an idle connection evicted).
 async fn open(
     scheme: Scheme,
     host: &str,
     addresses: &[SocketAddr],
     connect_timeout: Duration,
-) -> Result<(Sender, PoolKey), Error> {
+) -> Result<(Connection, PoolKey), Error> {
     let tcp = connect(addresses, connect_timeout).await?;
     let address = tcp.peer_addr().map_err(Error::Connect)?;
     let stream: Box<dyn IoStream> = match scheme {
@@ -403,7 +425,7 @@ async fn open(
     };
     let (sender, conn) =
         hyper::client::conn::http1::handshake::<ConnectionIo, _>(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         // Its errors reach the request that was in flight.
         let _ = conn.await;
     });
@@ -412,7 +434,7 @@ async fn open(
         host: host.to_string(),
         address,
     };
-    Ok((sender, key))
+    Ok((Connection::new(sender, task.abort_handle()), key))
 }
 
 /// The request's addresses: an IP literal as is, a name from the call's

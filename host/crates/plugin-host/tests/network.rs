@@ -437,8 +437,11 @@ async fn https_is_tls_verified_and_never_downgraded() {
 
 /// A keep-alive HTTP/1.1 server that counts the connections it accepts and
 /// the requests it answers (`ok` to a body-less request, or 64 KiB to
-/// `/big`).
-async fn counting_server() -> (
+/// `/big`). With `close_when_idle` it closes each connection once it has
+/// answered, as a server whose idle timeout is shorter than the pool's.
+async fn counting_server_with(
+    close_when_idle: bool,
+) -> (
     u16,
     Arc<std::sync::atomic::AtomicUsize>,
     Arc<std::sync::atomic::AtomicUsize>,
@@ -477,7 +480,7 @@ async fn counting_server() -> (
                         "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
                         body.len()
                     );
-                    if socket.write_all(answer.as_bytes()).await.is_err() {
+                    if socket.write_all(answer.as_bytes()).await.is_err() || close_when_idle {
                         return;
                     }
                 }
@@ -485,6 +488,14 @@ async fn counting_server() -> (
         }
     });
     (port, connections, requests)
+}
+
+async fn counting_server() -> (
+    u16,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    counting_server_with(false).await
 }
 
 fn count(n: &std::sync::atomic::AtomicUsize) -> usize {
@@ -545,4 +556,19 @@ async fn a_pooled_connection_is_not_used_once_the_grant_refuses_its_host() {
     let out = probe_ok(input, &narrowed).await;
     assert_ne!(first(&out)["status"], 200, "{}", out.output);
     assert_eq!((count(&connections), count(&requests)), (1, 1));
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_server_closed_while_idle_is_replaced_without_an_error() {
+    let (port, connections, requests) = counting_server_with(true).await;
+    let granted = access(grant(&[&format!("127.0.0.1:{port}")], true));
+    let input = json!({"url": format!("http://127.0.0.1:{port}/a"), "failOnError": true});
+    for round in 0..3 {
+        let out = probe(input.clone(), &granted)
+            .await
+            .unwrap_or_else(|e| panic!("call {round} failed: {e:?}"));
+        assert_eq!(first(&out)["status"], 200, "{}", out.output);
+    }
+    assert_eq!(count(&requests), 3);
+    assert_eq!(count(&connections), 3, "a closed connection is not reused");
 }

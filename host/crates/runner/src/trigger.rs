@@ -94,10 +94,14 @@ async fn narrow_network(
     Ok(narrowed)
 }
 
-/// Validates `request` and creates the run as `pending`. Checks, in order:
-/// options in range, dataset exists and has items at the pinned version,
-/// target and every scorer resolve to plugins of the right kind, and the
-/// tenant's limits. Touches no item.
+/// Validates `request` and creates the run as `pending`. Checks, in order
+/// (the first failing one is the error): options in range and under the
+/// operator's ceilings, the tenant's limits, dataset exists and has items
+/// at the pinned version, target and every scorer resolve to plugins of
+/// the right kind, network grants narrowed. Touches no item. The item
+/// count and the plugins are read at once, so a trigger refused for an
+/// empty dataset has still loaded its plugins (a compile only on a cold
+/// cache).
 pub async fn create_run(
     store: &Arc<dyn Store>,
     catalog: &Catalog,

@@ -210,10 +210,13 @@ async fn write_loop(
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     loop {
         let limit = batch_limit(max_batch, &turns);
-        if rx.recv_many(&mut jobs, limit).await == 0 {
+        // Results left over from the last batch go first.
+        if jobs.is_empty() && rx.recv_many(&mut jobs, limit).await == 0 {
             break;
         }
         let _turn = turns.acquire().await;
+        // Another tenant may have come while this writer waited.
+        let limit = batch_limit(max_batch, &turns);
         // Results that arrived while waiting for the turn join this batch.
         while jobs.len() < limit {
             match rx.try_recv() {
@@ -221,7 +224,9 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        let (results, acks): (Vec<_>, Vec<_>) = std::mem::take(&mut jobs).into_iter().unzip();
+        let rest = jobs.split_off(jobs.len().min(limit));
+        let (results, acks): (Vec<_>, Vec<_>) =
+            std::mem::replace(&mut jobs, rest).into_iter().unzip();
         let started = std::time::Instant::now();
         let written = target.write_with_retries(&results).await;
         crate::metrics::result_batch_written(results.len(), started.elapsed(), written.is_ok());

@@ -108,24 +108,33 @@ impl Executor {
                     _ = stop.cancelled() => break 'pages Ok(()),
                     p = run_slots.acquire() => p,
                 };
-                // A slot one of this run's items kept for it, if any, else
+                // A slot one of this run's items kept for it, if any (and
+                // still fair to use: a tenant may have come meanwhile), else
                 // the process's next free slot for this run.
-                let process_permit = tokio::select! {
-                    biased;
-                    _ = stop.cancelled() => break 'pages Ok(()),
-                    Some(kept) = kept_rx.recv() => kept,
-                    p = process_slots.acquire() => p,
+                let process_permit = loop {
+                    let slot = tokio::select! {
+                        biased;
+                        _ = stop.cancelled() => break 'pages Ok(()),
+                        Some(kept) = kept_rx.recv() => kept,
+                        p = process_slots.acquire() => break p,
+                    };
+                    if slot.fair_to_keep() {
+                        break slot;
+                    }
                 };
                 let ctx = shared.clone();
                 let calls = call_slots.clone();
                 let kept = kept_tx.clone();
+                let limit = run_slots.clone();
                 tasks.spawn(
                     async move {
                         ctx.process(item, trial, record, &calls, run_permit).await;
-                        // The run's next item takes this slot unless the
-                        // fair policy would hand it elsewhere (a send after
-                        // the feed stopped drops it: given back).
-                        if process_permit.fair_to_keep() {
+                        // The run's next item takes this slot if the run may
+                        // start one now (not while its adaptive limit holds
+                        // it back: the slot would idle) and the fair policy
+                        // would hand the slot back to it anyway. A send after
+                        // the feed stopped drops it: given back.
+                        if limit.in_flight() < limit.current() && process_permit.fair_to_keep() {
                             let _ = kept.send(process_permit);
                         }
                     }
