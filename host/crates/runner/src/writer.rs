@@ -265,7 +265,6 @@ async fn write_loop(
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-    use std::time::Duration;
 
     use chrono::Utc;
     use serde_json::json;
@@ -333,14 +332,23 @@ mod tests {
             turns.share("a", 1),
             CancellationToken::new(),
         );
+        let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let writes: Vec<_> = (0..40)
             .map(|i| {
                 let writer = writer.clone();
-                tokio::spawn(async move { writer.write(result(i)).await })
+                let started = started.clone();
+                tokio::spawn(async move {
+                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    // Queued in this same poll: the queue holds 128.
+                    writer.write(result(i)).await
+                })
             })
             .collect();
-        // Every write is queued (the queue holds 128) while the turn is held.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The test runtime has one thread: once every task has started,
+        // every write is queued, while the turn is held.
+        while started.load(std::sync::atomic::Ordering::SeqCst) < 40 {
+            tokio::task::yield_now().await;
+        }
         assert!(
             sink.0.lock().unwrap().is_empty(),
             "nothing written without a turn"
