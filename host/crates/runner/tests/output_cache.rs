@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use assay_runner::stats::summarize_stored;
 use assay_runner::{Executor, OutputCache, RunHooks, RunOptions, TargetSource};
-use assay_store::{NewRun, Page, Run, RunResult, RunStatus, Store, TargetType};
+use assay_store::{NewRun, Run, RunResult, RunStatus, Store, TargetType};
 use common::*;
 use serde_json::{Value, json};
 
@@ -20,21 +20,6 @@ fn opts() -> RunOptions {
         cache: true,
         ..Default::default()
     }
-}
-
-async fn all_results(store: &Arc<dyn Store>, run_id: &str) -> Vec<RunResult> {
-    let mut out = Vec::new();
-    for page in 0.. {
-        let p = store
-            .list_results(TENANT, run_id, Page::new(page, 100))
-            .await
-            .unwrap();
-        out.extend(p.items);
-        if !p.has_more {
-            break;
-        }
-    }
-    out
 }
 
 /// A new pending run over the same dataset version as `run`.

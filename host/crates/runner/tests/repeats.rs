@@ -15,9 +15,7 @@ use std::time::Duration;
 use assay_runner::compare::{CompareOptions, compare_runs};
 use assay_runner::stats::summarize_stored;
 use assay_runner::{Executor, RunHooks, RunOptions, Scorer, TargetSource};
-use assay_store::{
-    Claim, DatasetItem, NewResult, NewRun, Page, Run, RunResult, RunStatus, ScoreRow, Store,
-};
+use assay_store::{Claim, DatasetItem, NewResult, NewRun, Run, RunStatus, ScoreRow, Store};
 use chrono::Utc;
 use common::*;
 use serde_json::json;
@@ -28,21 +26,6 @@ fn opts(repeat: u32) -> RunOptions {
         repeat,
         ..Default::default()
     }
-}
-
-async fn all_results(store: &Arc<dyn Store>, run_id: &str) -> Vec<RunResult> {
-    let mut out = Vec::new();
-    for page in 0.. {
-        let p = store
-            .list_results(TENANT, run_id, Page::new(page, 100))
-            .await
-            .unwrap();
-        out.extend(p.items);
-        if !p.has_more {
-            break;
-        }
-    }
-    out
 }
 
 async fn items_of(store: &Arc<dyn Store>, run: &Run) -> Vec<DatasetItem> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use assay_runner::{Executor, RunHooks, RunOptions, Scorer, TargetSource, on_item_complete};
-use assay_store::{NewRun, Page, Run, RunResult, RunStatus, Store};
+use assay_store::{NewRun, Run, RunStatus, Store};
 use common::*;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -19,21 +19,6 @@ fn opts(max_concurrency: usize) -> RunOptions {
         max_concurrency,
         ..Default::default()
     }
-}
-
-async fn all_results(store: &Arc<dyn Store>, run_id: &str) -> Vec<RunResult> {
-    let mut out = Vec::new();
-    for page in 0.. {
-        let p = store
-            .list_results(TENANT, run_id, Page::new(page, 100))
-            .await
-            .unwrap();
-        out.extend(p.items);
-        if !p.has_more {
-            break;
-        }
-    }
-    out
 }
 
 /// A pending run re-scoring `parent` with the scorers `scorer_ids`.

@@ -11,7 +11,7 @@ use assay_plugin_host::{
     CallError, CallFailure, CapturedLogs, PluginItem, ScoreOutcome, TargetOutcome,
 };
 use assay_runner::{RunOptions, RunPlan, Scorer, Target};
-use assay_store::{NewItem, NewRun, Run, Store, TargetType};
+use assay_store::{NewItem, NewRun, Page, Run, RunResult, Store, TargetType};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
@@ -277,4 +277,20 @@ impl Scorer for MockScorer {
             })),
         }
     }
+}
+
+/// Every stored result of `run_id`, page by page.
+pub async fn all_results(store: &Arc<dyn Store>, run_id: &str) -> Vec<RunResult> {
+    let mut out = Vec::new();
+    for page in 0.. {
+        let p = store
+            .list_results(TENANT, run_id, Page::new(page, 100))
+            .await
+            .unwrap();
+        out.extend(p.items);
+        if !p.has_more {
+            break;
+        }
+    }
+    out
 }
