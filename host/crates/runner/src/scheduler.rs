@@ -15,8 +15,11 @@
 //! `docs/fair-share.md`.
 //!
 //! Several processes sharing a PostgreSQL database each run a scheduler;
-//! the store's leases make sure a run executes in one process at a time, and
-//! the claim order counts the runs of every process. A scheduler never
+//! the store's leases make sure one process holds a run (and finalizes it),
+//! and the claim order counts the runs of every process. A scheduler with
+//! room and no run to take helps execute a run another process holds: it
+//! claims chunks of the run's items ([`Executor::help`]) until none is left
+//! to hand out, so every process with free slots works on the same run. A scheduler never
 //! claims a run it executes already (its lease may lapse while its plugins
 //! load, say), and it renews a run's lease while the run's plugins load;
 //! each claim carries its own number, so even a second claim of one run by
@@ -25,7 +28,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use assay_store::{Claim, Run, Store, StoreError};
 use tokio::sync::Notify;
@@ -40,6 +43,9 @@ use crate::trigger::plan_run;
 
 /// How often the scheduler looks for work when nobody wakes it.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How long a scheduler passes over a run it failed to help.
+const HELP_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Takeovers after which a run is failed rather than resumed again (see
 /// [`SchedulerConfig::max_takeovers`]).
@@ -70,6 +76,9 @@ struct Inner {
     max_active_runs: usize,
     max_takeovers: i64,
     active: Mutex<HashMap<String, RunHooks>>,
+    /// Runs this process failed to help (their plugins would not load
+    /// here, say), and until when it passes over them.
+    unhelpable: Mutex<HashMap<String, Instant>>,
     drain: CancellationToken,
     abort: CancellationToken,
     tracker: TaskTracker,
@@ -95,6 +104,7 @@ impl Scheduler {
             max_active_runs: config.max_active_runs.max(1),
             max_takeovers: config.max_takeovers.max(0),
             active: Mutex::new(HashMap::new()),
+            unhelpable: Mutex::new(HashMap::new()),
             drain: CancellationToken::new(),
             abort: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -208,6 +218,20 @@ impl Inner {
             };
             match claimed {
                 Ok(Some((tenant, run))) => self.spawn_run(tenant, run),
+                Ok(None) if active < self.max_active_runs => {
+                    // No run to take: help execute one another process
+                    // holds, if one has work nobody holds.
+                    let mut passed_over = executing;
+                    passed_over.extend(self.unhelpable_runs());
+                    match store.run_to_help(owner, &passed_over).await {
+                        Ok(Some((tenant, run))) => self.spawn_helper(tenant, run),
+                        Ok(None) => return,
+                        Err(e) => {
+                            warn!(error = %e, "looking for a run to help failed");
+                            return;
+                        }
+                    }
+                }
                 Ok(None) => return,
                 Err(e) => {
                     warn!(error = %e, "claiming a run failed");
@@ -215,6 +239,59 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// The runs this process failed to help recently (see
+    /// [`HELP_BACKOFF`]); expired entries are dropped.
+    fn unhelpable_runs(&self) -> Vec<String> {
+        let mut unhelpable = self.unhelpable.lock().expect("scheduler lock");
+        let now = Instant::now();
+        unhelpable.retain(|_, until| *until > now);
+        unhelpable.keys().cloned().collect()
+    }
+
+    /// Helps execute `run`, which another process holds: joins it, loads
+    /// its plugins and executes chunks of it until none is left to hand
+    /// out. Cancel and shutdown reach it like a run of its own.
+    fn spawn_helper(self: &Arc<Self>, tenant: String, run: Run) {
+        let hooks = RunHooks {
+            retain_results: Some(false),
+            drain: self.drain.child_token(),
+            abort: self.abort.child_token(),
+            ..Default::default()
+        };
+        self.active
+            .lock()
+            .expect("scheduler lock")
+            .insert(run.id.clone(), hooks.clone());
+        let this = self.clone();
+        self.tracker.spawn(async move {
+            let run_id = run.id.clone();
+            let executor = &this.executor;
+            let outcome = match executor
+                .store()
+                .join_run(&tenant, &run_id, executor.owner())
+                .await
+            {
+                Ok(claim) => match plan_run(&this.catalog, &tenant, run, true).await {
+                    Ok(plan) => executor.help(plan, claim, hooks).await.map(|_| ()),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(RunError::from(e)),
+            };
+            if let Err(e) = outcome {
+                // The run's lease holder loads the same plugins and fails
+                // the run if they cannot load; a helper only steps back,
+                // and does not try this run again for a while.
+                warn!(run_id, error = %e, "helping with the run failed");
+                this.unhelpable
+                    .lock()
+                    .expect("scheduler lock")
+                    .insert(run_id.clone(), Instant::now() + HELP_BACKOFF);
+            }
+            this.active.lock().expect("scheduler lock").remove(&run_id);
+            this.wake.notify_one();
+        });
     }
 
     fn spawn_run(self: &Arc<Self>, tenant: String, run: Run) {

@@ -365,9 +365,10 @@ pub struct Run {
     /// with its owner gone (not counting a release on graceful shutdown).
     #[serde(default)]
     pub takeovers: i64,
-    /// Which claim of the run this row was read under: every claim
-    /// increments it. Internal to lease fencing (see [`Claim`]), not part
-    /// of the API.
+    /// The number of the claim holding the run's lease when this row was
+    /// read (every claim of the run, a helper's included, takes the next
+    /// number). Internal to lease fencing (see [`Claim`]), not part of the
+    /// API.
     #[serde(skip)]
     pub claim_number: i64,
     /// The run whose stored target outputs this run re-scores (`assay
@@ -424,6 +425,20 @@ impl Claim {
             number: run.claim_number,
         }
     }
+}
+
+/// What [`crate::RunStore::claim_chunk`] hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkGrant {
+    /// Item positions `first..end` are the claim's until its lease lapses.
+    Chunk { first: i64, end: i64 },
+    /// Every position is handed out and some chunk is still held under a
+    /// live lease (by this claim or another): wait for it, or leave.
+    Busy,
+    /// Every chunk is done.
+    Done,
+    /// The run is not running (finished, or not started).
+    Stopped,
 }
 
 /// What the lease holder learns when it renews.

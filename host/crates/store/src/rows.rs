@@ -44,7 +44,7 @@ macro_rules! run_cols {
         "id, tenant_id, dataset_id, dataset_version, target_type, target_id, scorer_ids, status, \
          total_items, succeeded_count, failed_count, skipped_count, config, error, \
          cancel_requested, takeovers, parent_run_id, repeats, started_at, completed_at, created_at, \
-         updated_at, claim_number"
+         updated_at, lease_claim AS claim_number"
     };
 }
 /// Columns of `results` read by [`result`].

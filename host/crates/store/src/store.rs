@@ -270,6 +270,48 @@ pub trait RunStore: Send + Sync + 'static {
     /// Graceful shutdown: gives up the lease (status stays running) so that
     /// the next start takes the run at once. No-op when not held.
     async fn release_run(&self, run_id: &str, claim: &Claim) -> StoreResult<()>;
+
+    /// A running run whose lease another live process holds and which has
+    /// work nobody holds (positions not handed out yet, or a chunk whose
+    /// lease lapsed), oldest first, passing over the runs in `executing`:
+    /// a process with free slots helps execute it ([`RunStore::join_run`]).
+    async fn run_to_help(
+        &self,
+        owner: &str,
+        executing: &[String],
+    ) -> StoreResult<Option<(String, Run)>>;
+    /// A claim for `owner` to execute chunks of running run `run_id`
+    /// without holding the run's lease (a helper): it increments the run's
+    /// claim counter like every claim, so a later execution of the same
+    /// owner is told apart. `Conflict` when the run is not running.
+    async fn join_run(&self, tenant: &str, run_id: &str, owner: &str) -> StoreResult<Claim>;
+    /// Hands `claim` the next chunk of the run, under a lease of `lease`: a
+    /// chunk whose holder's lease lapsed first (lowest position), else the
+    /// next `size` positions from the run's cursor. Result writes of a
+    /// helper are fenced by the chunks its claim holds (see
+    /// [`ResultStore::write_results`]).
+    async fn claim_chunk(
+        &self,
+        run_id: &str,
+        claim: &Claim,
+        size: i64,
+        lease: Duration,
+    ) -> StoreResult<ChunkGrant>;
+    /// Marks the chunk starting at `first` done (every item in it has its
+    /// result). `LeaseLost` when `claim` does not hold it.
+    async fn finish_chunk(&self, run_id: &str, claim: &Claim, first: i64) -> StoreResult<()>;
+    /// Extends the lease of every unfinished chunk `claim` holds, and says
+    /// whether the run was asked to cancel. `LeaseLost` when the run is no
+    /// longer running (finished or cancelled by its lease holder).
+    async fn renew_chunks(
+        &self,
+        run_id: &str,
+        claim: &Claim,
+        lease: Duration,
+    ) -> StoreResult<RunControl>;
+    /// Gives up the unfinished chunks `claim` holds (their leases end now),
+    /// so that another claim takes them at once. No-op when none.
+    async fn release_chunks(&self, run_id: &str, claim: &Claim) -> StoreResult<()>;
     /// Items of the run's pinned version with no result in this run yet, by
     /// position, after `after_position`. In a run with repeats: the items
     /// with fewer results than trials ([`ResultStore::stored_trials`] says
@@ -279,6 +321,19 @@ pub trait RunStore: Send + Sync + 'static {
         tenant: &str,
         run_id: &str,
         after_position: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<DatasetItem>> {
+        self.pending_items_in(tenant, run_id, after_position, None, limit)
+            .await
+    }
+    /// Like [`RunStore::pending_items`], only below `end_position` when
+    /// given (the items of one chunk of the run).
+    async fn pending_items_in(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        after_position: Option<i64>,
+        end_position: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<DatasetItem>>;
     /// Finalizes a run `claim` holds: counts recomputed from the results,
@@ -300,7 +355,9 @@ pub trait RunStore: Send + Sync + 'static {
 #[async_trait]
 pub trait ResultStore: Send + Sync + 'static {
     /// Writes a batch of results with their scores in one transaction,
-    /// fenced by `claim` (`LeaseLost`: nothing written). Idempotent on
+    /// fenced by `claim` (`LeaseLost`: nothing written): the claim holding
+    /// the run's lease may write any item; any other claim (a process
+    /// helping execute the run) only items in chunks it holds. Idempotent on
     /// `(run, item, trial)`: an already stored trial counts as a duplicate
     /// and keeps its scores; a trial outside the run's `0..repeats` is a
     /// `Validation` error (nothing written). Bumps the run's counters by

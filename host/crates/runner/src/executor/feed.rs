@@ -1,66 +1,196 @@
-//! Feeding a run's items to the pool: pending items are read one page at a
-//! time and each starts when a slot of the run and a slot of the process
-//! are free; the feed returns once every started item has been joined. The
+//! Feeding a run's items to the pool, one chunk of item positions at a
+//! time: the feed claims a chunk (see [`assay_store::RunStore::claim_chunk`];
+//! several processes may execute one run), reads its pending items one page
+//! at a time and starts each when a slot of the run and a slot of the
+//! process are free, then claims the next chunk while the first one's items
+//! finish. A chunk is marked done once every item in it has its result. The
 //! process's slots are shared fairly between tenants and their runs
 //! ([`crate::slots::ItemSlots`]), in proportion to each tenant's weight.
+//!
+//! When every chunk is handed out, a helper leaves the run; the lead waits
+//! for the chunks others hold (taking over those whose lease lapses) until
+//! all are done. The feed returns once every started item has been joined.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use std::collections::{HashMap, HashSet};
 
-use assay_store::{DatasetItem, TargetRecord};
+use assay_store::{ChunkGrant, DatasetItem, StoreError, TargetRecord};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, warn};
 
-use super::start::Started;
+use super::chunks::{ChunkBook, ChunkPart};
+use super::start::{Role, Started};
 use super::{Executor, STORAGE_RETRIES, STORAGE_RETRY_DELAY};
 use crate::adaptive::AdaptiveLimit;
 use crate::error::RunError;
 use crate::rescore::TargetSource;
 use crate::retry::backoff;
-use crate::slots::Slot;
+use crate::slots::{RunShare, Slot};
+
+/// How often a lead whose run has no chunk left to hand out checks whether
+/// the chunks other processes hold are done (or lapsed, to take them over).
+/// Its own chunks wake it at once when done.
+const CHUNK_POLL: Duration = Duration::from_millis(200);
+
+/// What the item tasks of one run's feed share.
+struct Pool {
+    /// The run's `maxConcurrency`, adapted down while the target's upstream
+    /// throttles (see `crate::adaptive`).
+    run_slots: Arc<AdaptiveLimit>,
+    process_slots: RunShare,
+    call_slots: Arc<RunShare>,
+    tasks: JoinSet<()>,
+    /// Process slots that finishing items keep for this run's next items
+    /// (see `Slot::fair_to_keep`). Several items often finish at once
+    /// (their results share a write), and a feeder asks for one slot at a
+    /// time: without this, all but one of their slots would go to a busier
+    /// tenant's waiting runs, and this run would wait for that tenant's
+    /// items to free others.
+    kept_tx: mpsc::UnboundedSender<Slot>,
+    kept_rx: mpsc::UnboundedReceiver<Slot>,
+}
+
+/// How feeding one chunk ended.
+enum Fed {
+    /// Every pending item of the chunk started.
+    All,
+    /// The run stopped before.
+    Stopped,
+}
 
 impl Executor {
-    /// Reads pending items page by page and starts each when slots allow.
-    /// Returns after every started item has been joined.
+    /// Claims chunks of the run and feeds their pending items until none is
+    /// left (or the run stops). Returns after every started item has been
+    /// joined.
     pub(super) async fn feed_items(&self, run: &Started) -> Result<(), RunError> {
         let Started {
             tenant,
             run_id,
+            claim,
+            role,
             options,
-            shared,
             stop,
             weight,
-            repeats,
             ..
         } = run;
-        let (weight, repeats) = (*weight, *repeats);
-        // The run's `maxConcurrency`, adapted down while the target's
-        // upstream throttles (see `crate::adaptive`).
-        let run_slots = AdaptiveLimit::new(options.max_concurrency);
-        let process_slots = self.item_slots.share(tenant, weight);
-        let call_slots = Arc::new(self.call_slots.share(tenant, weight));
-        let mut tasks = JoinSet::new();
-        // Process slots that finishing items keep for this run's next items
-        // (see `Slot::fair_to_keep`). Several items often finish at once
-        // (their results share a write), and a feeder asks for one slot at
-        // a time: without this, all but one of their slots would go to a
-        // busier tenant's waiting runs, and this run would wait for that
-        // tenant's items to free others.
-        let (kept_tx, mut kept_rx) = mpsc::unbounded_channel::<Slot>();
-        let mut after: Option<i64> = None;
-        let outcome = 'pages: loop {
+        let (kept_tx, kept_rx) = mpsc::unbounded_channel::<Slot>();
+        let mut pool = Pool {
+            run_slots: AdaptiveLimit::new(options.max_concurrency),
+            process_slots: self.item_slots.share(tenant, *weight),
+            call_slots: Arc::new(self.call_slots.share(tenant, *weight)),
+            tasks: JoinSet::new(),
+            kept_tx,
+            kept_rx,
+        };
+        let book = ChunkBook::new(
+            self.store.clone(),
+            run_id.clone(),
+            claim.clone(),
+            run.shared.abort.clone(),
+        );
+        let outcome = loop {
             if stop.is_cancelled() {
                 break Ok(());
             }
-            let page = match self.read_page(tenant, run_id, after, stop).await {
-                Ok(page) => page,
+            let grant = match self.claim_chunk(run, stop).await {
+                Ok(grant) => grant,
                 Err(e) => break Err(e),
             };
+            let (first, end) = match grant {
+                ChunkGrant::Chunk { first, end } => (first, end),
+                ChunkGrant::Busy if *role == Role::Lead => {
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = book.chunk_done() => {}
+                        _ = tokio::time::sleep(CHUNK_POLL) => {}
+                    }
+                    continue;
+                }
+                ChunkGrant::Busy | ChunkGrant::Done | ChunkGrant::Stopped => break Ok(()),
+            };
+            let part = book.open(first);
+            match self.feed_chunk(run, &mut pool, (first, end), &part).await {
+                Ok(Fed::All) => part.finish(true).await,
+                Ok(Fed::Stopped) => {
+                    part.finish(false).await;
+                    break Ok(());
+                }
+                Err(e) => {
+                    part.finish(false).await;
+                    break Err(e);
+                }
+            }
+        };
+        // No item starts any more: slots kept for it go back to the pool,
+        // and so does every slot of an item finishing from now on.
+        drop(pool.kept_rx);
+        while let Some(joined) = pool.tasks.join_next().await {
+            log_panic(run_id, joined);
+        }
+        outcome
+    }
+
+    /// Claims the run's next chunk, retried for as long as the database
+    /// fails until the run stops (the heartbeat stops it once the lease
+    /// could not be renewed for a whole lease); `Stopped` then.
+    async fn claim_chunk(
+        &self,
+        run: &Started,
+        stop: &CancellationToken,
+    ) -> Result<ChunkGrant, RunError> {
+        let mut attempt = 0u32;
+        loop {
+            match self
+                .store
+                .claim_chunk(&run.run_id, &run.claim, self.chunk_size as i64, self.lease)
+                .await
+            {
+                Ok(grant) => return Ok(grant),
+                Err(StoreError::Database(e)) => {
+                    warn!(run.run_id, error = %e, attempt, "claiming a chunk failed; retrying");
+                    let wait = backoff(STORAGE_RETRY_DELAY, attempt).min(CHUNK_POLL * 10);
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(ChunkGrant::Stopped),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    attempt = attempt.saturating_add(1);
+                }
+                Err(e) => return Err(RunError::Store(e)),
+            }
+        }
+    }
+
+    /// Reads the pending items of chunk `first..end` page by page and
+    /// starts each when slots allow; every item task holds a part of
+    /// `chunk`.
+    async fn feed_chunk(
+        &self,
+        run: &Started,
+        pool: &mut Pool,
+        (first, end): (i64, i64),
+        chunk: &ChunkPart,
+    ) -> Result<Fed, RunError> {
+        let Started {
+            tenant,
+            run_id,
+            shared,
+            stop,
+            repeats,
+            ..
+        } = run;
+        let repeats = *repeats;
+        let mut after: Option<i64> = Some(first - 1);
+        loop {
+            if stop.is_cancelled() {
+                return Ok(Fed::Stopped);
+            }
+            let page = self.read_page(tenant, run_id, after, end, stop).await?;
             let (Some(first), Some(last)) = (page.first(), page.last()) else {
-                break Ok(());
+                return Ok(Fed::All);
             };
             after = Some(last.position);
             // A re-scoring run reads the parent's outputs for the page in
@@ -69,13 +199,10 @@ impl Executor {
                 TargetSource::Call(_) | TargetSource::Cached(_) => None,
                 TargetSource::Recorded { parent_run_id } => {
                     let (from, to) = (first.position, last.position);
-                    match self
-                        .read_records(tenant, parent_run_id, from, to, stop)
-                        .await
-                    {
-                        Ok(records) => Some(records),
-                        Err(e) => break Err(e),
-                    }
+                    Some(
+                        self.read_records(tenant, parent_run_id, from, to, stop)
+                            .await?,
+                    )
                 }
             };
             // A run with the output cache on looks the page up in one query;
@@ -88,10 +215,8 @@ impl Executor {
             // Without repeats each pending item is one trial (trial 0);
             // with repeats, the trials of the page's items without a result.
             let work = if repeats > 1 {
-                match self.trials_to_do(tenant, run_id, page, repeats, stop).await {
-                    Ok(work) => work,
-                    Err(e) => break Err(e),
-                }
+                self.trials_to_do(tenant, run_id, page, repeats, stop)
+                    .await?
             } else {
                 page.into_iter().map(|item| (item, 0)).collect()
             };
@@ -105,8 +230,8 @@ impl Executor {
                 };
                 let run_permit = tokio::select! {
                     biased;
-                    _ = stop.cancelled() => break 'pages Ok(()),
-                    p = run_slots.acquire() => p,
+                    _ = stop.cancelled() => return Ok(Fed::Stopped),
+                    p = pool.run_slots.acquire() => p,
                 };
                 // A slot one of this run's items kept for it, if any (and
                 // still fair to use: a tenant may have come meanwhile), else
@@ -114,21 +239,22 @@ impl Executor {
                 let process_permit = loop {
                     let slot = tokio::select! {
                         biased;
-                        _ = stop.cancelled() => break 'pages Ok(()),
-                        Some(kept) = kept_rx.recv() => kept,
-                        p = process_slots.acquire() => break p,
+                        _ = stop.cancelled() => return Ok(Fed::Stopped),
+                        Some(kept) = pool.kept_rx.recv() => kept,
+                        p = pool.process_slots.acquire() => break p,
                     };
                     if slot.fair_to_keep() {
                         break slot;
                     }
                 };
                 let ctx = shared.clone();
-                let calls = call_slots.clone();
-                let kept = kept_tx.clone();
-                let limit = run_slots.clone();
-                tasks.spawn(
+                let calls = pool.call_slots.clone();
+                let kept = pool.kept_tx.clone();
+                let limit = pool.run_slots.clone();
+                let part = chunk.join();
+                pool.tasks.spawn(
                     async move {
-                        ctx.process(item, trial, record, &calls, run_permit).await;
+                        let settled = ctx.process(item, trial, record, &calls, run_permit).await;
                         // The run's next item takes this slot if the run may
                         // start one now (not while its adaptive limit holds
                         // it back: the slot would idle) and the fair policy
@@ -136,22 +262,18 @@ impl Executor {
                         // the feed stopped drops it: given back.
                         if limit.in_flight() < limit.current() && process_permit.fair_to_keep() {
                             let _ = kept.send(process_permit);
+                        } else {
+                            drop(process_permit);
                         }
+                        part.finish(settled).await;
                     }
                     .in_current_span(),
                 );
-                while let Some(joined) = tasks.try_join_next() {
+                while let Some(joined) = pool.tasks.try_join_next() {
                     log_panic(run_id, joined);
                 }
             }
-        };
-        // No item starts any more: slots kept for it go back to the pool,
-        // and so does every slot of an item finishing from now on.
-        drop(kept_rx);
-        while let Some(joined) = tasks.join_next().await {
-            log_panic(run_id, joined);
         }
-        outcome
     }
 
     /// The trials of `page` (items of a run with `repeats` trials each) that
@@ -222,20 +344,21 @@ impl Executor {
         }
     }
 
-    /// One page of pending items, retried with backoff on storage errors
+    /// One page of pending items below position `end`, retried with backoff on storage errors
     /// (a busy database or a dropped connection must not end the run).
     async fn read_page(
         &self,
         tenant: &str,
         run_id: &str,
         after: Option<i64>,
+        end: i64,
         stop: &CancellationToken,
     ) -> Result<Vec<DatasetItem>, RunError> {
         let mut attempt = 0u32;
         loop {
             match self
                 .store
-                .pending_items(tenant, run_id, after, self.page_size as i64)
+                .pending_items_in(tenant, run_id, after, Some(end), self.page_size as i64)
                 .await
             {
                 Ok(page) => return Ok(page),

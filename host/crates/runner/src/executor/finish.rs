@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 use std::time::Duration;
 
-use super::start::Joined;
+use super::start::{Joined, Role};
 use super::{Executor, RunHooks, STORAGE_RETRY_DELAY};
 use crate::error::RunError;
 use crate::retry::backoff;
@@ -26,6 +26,7 @@ impl Executor {
             tenant,
             run_id,
             claim,
+            role,
             lease_lost,
             results,
             executed_ok,
@@ -51,6 +52,20 @@ impl Executor {
                 unwritten, "results left unwritten by a database failure; releasing the run"
             );
         }
+        if role == Role::Helper {
+            // The lead finalizes the run. Chunks left unfinished (the run
+            // stopping) go back at once rather than when their lease lapses.
+            if let Err(e) = self.store.release_chunks(&run_id, &claim).await {
+                warn!(run_id, error = %e, "releasing the chunks failed; their leases will lapse");
+            }
+            info!(run_id, executed_ok, "left the run");
+            let run = self
+                .read_run_patiently(&tenant, &run_id, &hooks.abort)
+                .await?;
+            let mut summary = RunSummary::from_run(run, persistence_failures, results);
+            summary.interrupted = !summary.status.is_terminal();
+            return Ok(summary);
+        }
         let interrupted = read_failed
             || lease_lost.is_cancelled()
             || (!hooks.cancel.is_cancelled()
@@ -61,6 +76,9 @@ impl Executor {
             // lapse, which frees the run just the same.
             if let Err(e) = self.store.release_run(&run_id, &claim).await {
                 warn!(run_id, error = %e, "releasing the run failed; its lease will lapse");
+            }
+            if let Err(e) = self.store.release_chunks(&run_id, &claim).await {
+                warn!(run_id, error = %e, "releasing the chunks failed; their leases will lapse");
             }
             info!(run_id, "run interrupted; it will resume on the next start");
             let run = self

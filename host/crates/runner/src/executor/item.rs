@@ -100,6 +100,10 @@ impl ItemContext {
     /// `recorded` is the item's stored target output when the run
     /// re-scores another run's outputs (the target is then not called);
     /// `trial` numbers the execution of the item in a run with repeats.
+    ///
+    /// True when the item's result is settled: stored, or refused by the
+    /// store for good. False when the run stopped first (the item runs
+    /// again when the run resumes).
     pub(super) async fn process(
         &self,
         item: DatasetItem,
@@ -107,7 +111,7 @@ impl ItemContext {
         recorded: Option<TargetRecord>,
         calls: &RunShare,
         place: AdaptivePermit,
-    ) {
+    ) -> bool {
         let started_at = Utc::now();
         let index = item.position;
         let plugin_item = PluginItem {
@@ -121,7 +125,7 @@ impl ItemContext {
             (None, TargetSource::Call(target)) => {
                 match self.call_target(target, &plugin_item, calls, place).await {
                     Some(called) => called,
-                    None => return,
+                    None => return false,
                 }
             }
             // A miss of the output cache: the call, then its output stored
@@ -132,7 +136,7 @@ impl ItemContext {
                     .await
                 {
                     Some(called) => called,
-                    None => return,
+                    None => return false,
                 };
                 let fields = &called.0;
                 if let (Some(output), None) = (&fields.output, &fields.error) {
@@ -152,7 +156,7 @@ impl ItemContext {
             // recorded output.
             (None, TargetSource::Recorded { .. }) => {
                 place.finish(CallSignal::Neutral);
-                return;
+                return false;
             }
         };
         let TargetFields {
@@ -171,7 +175,7 @@ impl ItemContext {
         let scores = match &output {
             Some(out) => match self.run_scorers(&plugin_item, out, calls).await {
                 Some(scores) => scores,
-                None => return,
+                None => return false,
             },
             None => Vec::new(),
         };
@@ -195,8 +199,9 @@ impl ItemContext {
             logs,
             scores,
         };
-        self.finish_item(without_nul(result), index).await;
+        let settled = self.finish_item(without_nul(result), index).await;
         place.finish(signal);
+        settled
     }
 
     /// The target phase of an item whose target is called: the call, its
@@ -376,21 +381,22 @@ impl ItemContext {
         }
     }
 
-    /// Persist, count, call back, retain.
-    async fn finish_item(&self, result: NewResult, index: i64) {
+    /// Persist, count, call back, retain. True when the result is settled
+    /// (see [`ItemContext::process`]).
+    async fn finish_item(&self, result: NewResult, index: i64) -> bool {
         if self.lease_lost.is_cancelled() {
-            return;
+            return false;
         }
         let failed = result.error.is_some();
         let persistence_error = match self.writer.write(result.clone()).await {
             WriteAck::Written => None,
             WriteAck::LeaseLost => {
                 self.lease_lost.cancel();
-                return;
+                return false;
             }
             WriteAck::GaveUp => {
                 self.unwritten.fetch_add(1, Ordering::Relaxed);
-                return;
+                return false;
             }
             WriteAck::Failed(e) => {
                 self.persistence_failures.fetch_add(1, Ordering::Relaxed);
@@ -417,6 +423,7 @@ impl ItemContext {
             (None, true) => self.retained.lock().await.push(item),
             (None, false) => {}
         }
+        true
     }
 }
 

@@ -22,6 +22,7 @@
 //! shutdown (`drain`, then `abort`) stops without finalizing and releases
 //! the lease, so the next start resumes the run where it stopped.
 
+mod chunks;
 mod feed;
 mod finish;
 mod item;
@@ -30,7 +31,7 @@ mod start;
 use std::sync::Arc;
 use std::time::Duration;
 
-use assay_store::{Run, Store};
+use assay_store::{Claim, Run, Store};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -86,6 +87,7 @@ pub struct Executor {
     call_slots: ItemSlots,
     write_slots: ItemSlots,
     page_size: usize,
+    chunk_size: usize,
     max_batch: usize,
 }
 
@@ -103,6 +105,7 @@ impl Executor {
             call_slots: ItemSlots::new(default_call_slots()),
             write_slots: ItemSlots::new(1),
             page_size: 256,
+            chunk_size: DEFAULT_CHUNK_SIZE,
             max_batch: 64,
         }
     }
@@ -147,6 +150,13 @@ impl Executor {
         self
     }
 
+    /// Sets how many item positions one chunk of a run covers (see
+    /// [`DEFAULT_CHUNK_SIZE`]).
+    pub fn with_chunk_size(mut self, chunk_size: usize) -> Self {
+        self.chunk_size = chunk_size.max(1);
+        self
+    }
+
     /// Sets the largest number of results written per transaction.
     pub fn with_max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch.max(1);
@@ -179,13 +189,37 @@ impl Executor {
         self.item_slots.capacity()
     }
 
-    /// Executes `plan` to the end (or until cancelled / shut down).
+    /// Executes `plan` to the end (or until cancelled / shut down),
+    /// holding the run's lease: this process finalizes the run, once every
+    /// chunk of it is done, whichever process executed it.
     pub async fn execute(&self, plan: RunPlan, hooks: RunHooks) -> Result<RunSummary, RunError> {
+        self.take_part(plan, hooks, None).await
+    }
+
+    /// Helps execute a run another process holds, under `claim` (from
+    /// [`assay_store::RunStore::join_run`]): claims chunks of it until none
+    /// is left to hand out, then returns; the run's lease holder finalizes
+    /// it. The summary is the run as stored when this process left it.
+    pub async fn help(
+        &self,
+        plan: RunPlan,
+        claim: Claim,
+        hooks: RunHooks,
+    ) -> Result<RunSummary, RunError> {
+        self.take_part(plan, hooks, Some(claim)).await
+    }
+
+    async fn take_part(
+        &self,
+        plan: RunPlan,
+        hooks: RunHooks,
+        joined: Option<Claim>,
+    ) -> Result<RunSummary, RunError> {
         // Every log line of the run (its item tasks and helpers included)
         // carries the run id and the tenant.
         let span = tracing::info_span!("run", run_id = %plan.run.id, tenant = %plan.tenant);
         async move {
-            let started = self.start(plan, &hooks).await?;
+            let started = self.start(plan, &hooks, joined).await?;
             let feed = self.feed_items(&started).await;
             // Join everything before finalizing: no write after finalization.
             let joined = started.join().await;
@@ -195,6 +229,12 @@ impl Executor {
         .await
     }
 }
+
+/// Item positions per chunk of a run: the unit processes claim when
+/// several execute one run. Small enough that three processes share a
+/// run of a few thousand items, large enough that claiming (one write per
+/// chunk, and one more when it is done) stays far below the result writes.
+pub const DEFAULT_CHUNK_SIZE: usize = 256;
 
 /// Retries of a failed storage read or write before giving up on it.
 pub(crate) const STORAGE_RETRIES: u32 = 4;

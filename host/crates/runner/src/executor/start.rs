@@ -27,6 +27,9 @@ pub(super) struct Started {
     pub(super) run_id: String,
     /// This execution's claim of the run (every write is fenced by it).
     pub(super) claim: Claim,
+    /// Whether this execution holds the run's lease or helps another
+    /// process execute it.
+    pub(super) role: Role,
     pub(super) options: RunOptions,
     /// Trials per item (1: no repeats).
     pub(super) repeats: i64,
@@ -42,6 +45,17 @@ pub(super) struct Started {
     helpers: Helpers,
 }
 
+/// How one process takes part in a run (see `docs/runs.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// Holds the run's lease: executes chunks, waits for the chunks other
+    /// processes hold, and finalizes the run.
+    Lead,
+    /// Executes chunks of a run another process holds, until none is left
+    /// to hand out; never finalizes it.
+    Helper,
+}
+
 /// Tasks that live as long as the run.
 struct Helpers {
     watcher: JoinHandle<()>,
@@ -55,6 +69,7 @@ pub(super) struct Joined {
     pub(super) tenant: String,
     pub(super) run_id: String,
     pub(super) claim: Claim,
+    pub(super) role: Role,
     pub(super) lease_lost: CancellationToken,
     /// Retained results, in dataset order.
     pub(super) results: Vec<crate::item::ItemWithScores>,
@@ -83,7 +98,15 @@ impl Executor {
 
     /// Claims the run (unless the plan says the caller holds it already) and
     /// starts its helper tasks. No item starts here.
-    pub(super) async fn start(&self, plan: RunPlan, hooks: &RunHooks) -> Result<Started, RunError> {
+    ///
+    /// A helper (`joined`: the claim [`assay_store::RunStore::join_run`]
+    /// gave it) takes no lease of the run: it only claims chunks.
+    pub(super) async fn start(
+        &self,
+        plan: RunPlan,
+        hooks: &RunHooks,
+        joined: Option<Claim>,
+    ) -> Result<Started, RunError> {
         let RunPlan {
             tenant,
             run,
@@ -92,19 +115,26 @@ impl Executor {
             options,
             claimed,
         } = plan;
-        let run = if claimed {
-            run
-        } else {
-            self.store
-                .claim_run(&tenant, &run.id, &self.owner, self.lease)
-                .await?
+        let (run, claim, role) = match joined {
+            Some(claim) => (run, claim, Role::Helper),
+            None => {
+                let run = if claimed {
+                    run
+                } else {
+                    self.store
+                        .claim_run(&tenant, &run.id, &self.owner, self.lease)
+                        .await?
+                };
+                let claim = Claim::of(self.owner.clone(), &run);
+                (run, claim, Role::Lead)
+            }
         };
         let run_id = run.id.clone();
-        let claim = Claim::of(self.owner.clone(), &run);
         info!(
             run_id,
             total = run.total_items,
             claim = claim.number,
+            ?role,
             "run started"
         );
         // A cancel requested while nobody held the run (or between the claim
@@ -138,7 +168,7 @@ impl Executor {
         let heartbeat = spawn_heartbeat(
             self.store.clone(),
             run_id.clone(),
-            claim.clone(),
+            (claim.clone(), role),
             self.lease,
             hooks.cancel.clone(),
             lease_lost.clone(),
@@ -173,6 +203,7 @@ impl Executor {
             tenant,
             run_id,
             claim,
+            role,
             options,
             repeats: run.repeats,
             stop,
@@ -198,6 +229,7 @@ impl Started {
             tenant,
             run_id,
             claim,
+            role,
             lease_lost,
             shared,
             helpers,
@@ -232,6 +264,7 @@ impl Started {
             tenant,
             run_id,
             claim,
+            role,
             lease_lost,
             results,
             executed_ok,
@@ -289,15 +322,17 @@ fn spawn_stop_watcher(
     }))
 }
 
-/// Renews the lease every third of its length. Stops the run
-/// (`lease_lost`) when the store says another claim holds it, or when no
-/// renewal passed for a whole lease (a database outage, a renewal stuck
-/// behind a lock): from then on another process may take the run, so this
-/// execution stops and leaves it resumable instead of racing the new one.
+/// Renews the lease every third of its length: the run's lease and the
+/// chunks the claim holds (a lead), or only the chunks (a helper). Stops
+/// the run (`lease_lost`) when the store says another claim holds it (for a
+/// helper: the run is no longer running), or when no renewal passed for a
+/// whole lease (a database outage, a renewal stuck behind a lock): from
+/// then on another process may take the run or its chunks, so this
+/// execution stops and leaves them resumable instead of racing the new one.
 fn spawn_heartbeat(
     store: Arc<dyn Store>,
     run_id: String,
-    claim: Claim,
+    (claim, role): (Claim, Role),
     lease: Duration,
     cancel: CancellationToken,
     lease_lost: CancellationToken,
@@ -311,8 +346,12 @@ fn spawn_heartbeat(
         loop {
             tick.tick().await;
             let lapses_at = renewed_at + lease;
-            let renewal =
-                tokio::time::timeout_at(lapses_at, store.renew_lease(&run_id, &claim, lease));
+            let renewal = tokio::time::timeout_at(lapses_at, async {
+                if role == Role::Lead {
+                    store.renew_lease(&run_id, &claim, lease).await?;
+                }
+                store.renew_chunks(&run_id, &claim, lease).await
+            });
             match renewal.await {
                 Ok(Ok(control)) => {
                     renewed_at = Instant::now();

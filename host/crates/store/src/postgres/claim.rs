@@ -45,12 +45,12 @@ pub async fn claim_next_run(
          UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $1), \
          takeovers = runs.takeovers + CASE WHEN runs.status = 'running' AND runs.lease_owner IS NOT NULL AND runs.lease_owner <> $2 THEN 1 ELSE 0 END, \
          lease_owner = $2, lease_expires_at = now() + $3 * INTERVAL '1 millisecond', \
-         updated_at = $1, claim_number = runs.claim_number + 1 FROM c WHERE runs.id = c.id RETURNING ",
+         updated_at = $1, claim_number = runs.claim_number + 1, lease_claim = runs.claim_number + 1 FROM c WHERE runs.id = c.id RETURNING ",
         "runs.id, runs.tenant_id, runs.dataset_id, runs.dataset_version, runs.target_type, \
          runs.target_id, runs.scorer_ids, runs.status, runs.total_items, runs.succeeded_count, \
          runs.failed_count, runs.skipped_count, runs.config, runs.error, runs.cancel_requested, \
          runs.takeovers, runs.parent_run_id, runs.repeats, runs.started_at, runs.completed_at, runs.created_at, runs.updated_at, \
-         runs.claim_number"
+         runs.lease_claim AS claim_number"
     ))
     .bind(now())
     .bind(owner)

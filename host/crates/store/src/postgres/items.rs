@@ -50,6 +50,7 @@ pub(super) async fn scan_items(
     version: i64,
     run: Option<(&str, i64)>,
     after: Option<i64>,
+    end: Option<i64>,
     limit: i64,
 ) -> StoreResult<Vec<DatasetItem>> {
     const ALL: &str = concat!(
@@ -81,15 +82,16 @@ pub(super) async fn scan_items(
          ORDER BY iv.position LIMIT $5"
     );
     let limit = limit.max(0);
-    let end: i64 = sqlx::query_scalar("SELECT next_position FROM datasets WHERE id = $1")
+    let next: i64 = sqlx::query_scalar("SELECT next_position FROM datasets WHERE id = $1")
         .bind(dataset_id)
         .fetch_optional(&s.pool)
         .await?
         .unwrap_or(0);
+    let end = end.map_or(next, |end| end.min(next));
     let mut after = after.unwrap_or(-1);
     let mut out: Vec<DatasetItem> = Vec::new();
     while (out.len() as i64) < limit && after < end - 1 {
-        let upto = after.saturating_add(limit.max(SCAN_WINDOW));
+        let upto = after.saturating_add(limit.max(SCAN_WINDOW)).min(end - 1);
         let sql = match run {
             None => ALL,
             Some((_, 1)) => PENDING,
@@ -224,7 +226,7 @@ impl ItemStore for PostgresStore {
     ) -> StoreResult<Vec<DatasetItem>> {
         let ds = fetch(self.reads(), tenant, dataset_id).await?;
         check_version(&ds, version)?;
-        scan_items(self, dataset_id, version, None, after_position, limit).await
+        scan_items(self, dataset_id, version, None, after_position, None, limit).await
     }
 
     async fn count_items_at_version(

@@ -8,6 +8,7 @@
 //! clocks agree.
 
 mod cache;
+mod chunks;
 mod claim;
 mod datasets;
 mod grants;

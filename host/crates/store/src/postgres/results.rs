@@ -19,15 +19,21 @@ use crate::store::ResultStore;
 
 /// The whole batch in one statement (one round trip, one implicit
 /// transaction): lock the run row if the claim (owner `$2`, number `$28`)
-/// holds its lease (the fence),
+/// holds its lease, or else holds an unfinished chunk around every item of
+/// the batch (a process helping execute the run): the fence;
 /// insert the results that are new, their scores, and bump the counters by
 /// what was inserted. The row lock also orders concurrent batches of one
 /// run, so `seq` follows commit order within a run. A trial the run does
 /// not have (`bad`) stops the whole batch.
 const WRITE_BATCH: &str = "\
 WITH fence AS (
-    SELECT id, repeats FROM runs WHERE id = $1 AND lease_owner = $2 AND claim_number = $28
-        AND status = 'running' FOR UPDATE
+    SELECT id, repeats FROM runs WHERE id = $1 AND status = 'running'
+        AND ((lease_owner = $2 AND lease_claim = $28) OR NOT EXISTS (
+            SELECT 1 FROM UNNEST($6::int8[]) AS p(ix) WHERE NOT EXISTS (
+                SELECT 1 FROM run_chunks c WHERE c.run_id = $1 AND c.owner = $2
+                    AND c.claim_number = $28 AND NOT c.done
+                    AND c.first_position <= p.ix AND p.ix < c.end_position)))
+        FOR UPDATE
 ), bad AS (
     SELECT 1 FROM fence, UNNEST($29::int8[]) AS t(trial) WHERE t.trial >= fence.repeats LIMIT 1
 ), ins AS (

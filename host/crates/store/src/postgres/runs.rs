@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::{Executor, Postgres};
 
 use super::PostgresStore;
-use super::claim;
+use super::{chunks, claim};
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
 use crate::rows::{self, run_cols};
@@ -31,7 +31,7 @@ where
     E: Executor<'e, Database = Postgres>,
 {
     let (status, owner, live, claim): (String, Option<String>, bool, i64) = sqlx::query_as(
-        "SELECT status, lease_owner, COALESCE(lease_expires_at > now(), FALSE), claim_number \
+        "SELECT status, lease_owner, COALESCE(lease_expires_at > now(), FALSE), lease_claim \
          FROM runs WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
@@ -165,7 +165,7 @@ impl RunStore for PostgresStore {
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $1), \
          takeovers = runs.takeovers + CASE WHEN runs.status = 'running' AND runs.lease_owner IS NOT NULL AND runs.lease_owner <> $2 THEN 1 ELSE 0 END, \
          lease_owner = $2, lease_expires_at = now() + $3 * INTERVAL '1 millisecond', \
-         updated_at = $1, claim_number = runs.claim_number + 1 WHERE id = $4 RETURNING ",
+         updated_at = $1, claim_number = runs.claim_number + 1, lease_claim = runs.claim_number + 1 WHERE id = $4 RETURNING ",
             run_cols!()
         ))
         .bind(now())
@@ -186,7 +186,7 @@ impl RunStore for PostgresStore {
     ) -> StoreResult<RunControl> {
         let cancel: Option<bool> = sqlx::query_scalar(
             "UPDATE runs SET lease_expires_at = now() + $1 * INTERVAL '1 millisecond' \
-         WHERE id = $2 AND lease_owner = $3 AND claim_number = $4 AND status = 'running' \
+         WHERE id = $2 AND lease_owner = $3 AND lease_claim = $4 AND status = 'running' \
          RETURNING cancel_requested",
         )
         .bind(lease_ms(lease) as f64)
@@ -204,7 +204,7 @@ impl RunStore for PostgresStore {
     async fn release_run(&self, run_id: &str, claim: &Claim) -> StoreResult<()> {
         sqlx::query(
             "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL \
-         WHERE id = $1 AND lease_owner = $2 AND claim_number = $3",
+         WHERE id = $1 AND lease_owner = $2 AND lease_claim = $3",
         )
         .bind(run_id)
         .bind(&claim.owner)
@@ -214,11 +214,51 @@ impl RunStore for PostgresStore {
         Ok(())
     }
 
-    async fn pending_items(
+    async fn run_to_help(
+        &self,
+        owner: &str,
+        executing: &[String],
+    ) -> StoreResult<Option<(String, Run)>> {
+        chunks::run_to_help(self, owner, executing).await
+    }
+
+    async fn join_run(&self, tenant: &str, run_id: &str, owner: &str) -> StoreResult<Claim> {
+        chunks::join_run(self, tenant, run_id, owner).await
+    }
+
+    async fn claim_chunk(
+        &self,
+        run_id: &str,
+        claim: &Claim,
+        size: i64,
+        lease: Duration,
+    ) -> StoreResult<ChunkGrant> {
+        chunks::claim_chunk(self, run_id, claim, size, lease).await
+    }
+
+    async fn finish_chunk(&self, run_id: &str, claim: &Claim, first: i64) -> StoreResult<()> {
+        chunks::finish_chunk(self, run_id, claim, first).await
+    }
+
+    async fn renew_chunks(
+        &self,
+        run_id: &str,
+        claim: &Claim,
+        lease: Duration,
+    ) -> StoreResult<RunControl> {
+        chunks::renew_chunks(self, run_id, claim, lease).await
+    }
+
+    async fn release_chunks(&self, run_id: &str, claim: &Claim) -> StoreResult<()> {
+        chunks::release_chunks(self, run_id, claim).await
+    }
+
+    async fn pending_items_in(
         &self,
         tenant: &str,
         run_id: &str,
         after_position: Option<i64>,
+        end_position: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<DatasetItem>> {
         let run = self.get_run(tenant, run_id).await?;
@@ -228,6 +268,7 @@ impl RunStore for PostgresStore {
             run.dataset_version,
             Some((run_id, run.repeats)),
             after_position,
+            end_position,
             limit,
         )
         .await

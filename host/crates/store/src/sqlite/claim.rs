@@ -29,7 +29,7 @@ pub async fn claim_next_run(
     let row = sqlx::query(concat!(
         "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?1), \
          takeovers = takeovers + CASE WHEN status = 'running' AND lease_owner IS NOT NULL AND lease_owner <> ?2 THEN 1 ELSE 0 END, \
-         lease_owner = ?2, lease_expires_at = ?3, updated_at = ?1, claim_number = claim_number + 1 \
+         lease_owner = ?2, lease_expires_at = ?3, updated_at = ?1, claim_number = claim_number + 1, lease_claim = claim_number + 1 \
          WHERE id = ( \
            WITH active AS (SELECT tenant_id, COUNT(*) AS n FROM runs \
              WHERE status = 'running' GROUP BY tenant_id) \

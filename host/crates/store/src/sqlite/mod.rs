@@ -7,6 +7,7 @@
 //! separate pool; WAL lets them run while the writer works.
 
 mod cache;
+mod chunks;
 mod claim;
 mod datasets;
 mod file;

@@ -47,23 +47,32 @@ impl ResultStore for SqliteStore {
     ) -> StoreResult<WriteOutcome> {
         check_batch(&batch)?;
         let mut tx = self.write_tx().await?;
-        // The fence: only the latest claim of a running run may write.
+        // The fence: a running run, and the claim holding its lease, or
+        // else a claim holding an unfinished chunk around every item of the
+        // batch (a process helping execute the run).
         let holder: Option<(String, Option<String>, i64, i64)> = sqlx::query_as(
-            "SELECT status, lease_owner, claim_number, repeats FROM runs WHERE id = ?",
+            "SELECT status, lease_owner, lease_claim, repeats FROM runs WHERE id = ?",
         )
         .bind(run_id)
         .fetch_optional(&mut *tx)
         .await?;
         let repeats = match holder {
             None => return Err(StoreError::not_found("Run", run_id)),
-            Some((status, lease_owner, number, _))
-                if status != "running"
-                    || lease_owner.as_deref() != Some(claim.owner.as_str())
-                    || number != claim.number =>
+            Some((status, _, _, _)) if status != "running" => return Err(StoreError::LeaseLost),
+            Some((_, lease_owner, number, repeats))
+                if lease_owner.as_deref() == Some(claim.owner.as_str())
+                    && number == claim.number =>
             {
-                return Err(StoreError::LeaseLost);
+                repeats
             }
-            Some((_, _, _, repeats)) => repeats,
+            Some((_, _, _, repeats)) => {
+                let held = super::chunks::held_chunks(&mut tx, run_id, claim).await?;
+                let inside = |ix: i64| held.iter().any(|&(first, end)| first <= ix && ix < end);
+                if !batch.iter().all(|r| inside(r.item_index)) {
+                    return Err(StoreError::LeaseLost);
+                }
+                repeats
+            }
         };
         check_trials(&batch, repeats)?;
         if batch.is_empty() {

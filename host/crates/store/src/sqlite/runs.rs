@@ -12,8 +12,8 @@ use std::time::Duration;
 use sqlx::{Executor, Sqlite};
 
 use super::SqliteStore;
-use super::claim;
 use super::items::AT_VERSION;
+use super::{chunks, claim};
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
 use crate::rows::{self, item_cols, run_cols};
@@ -32,7 +32,7 @@ where
 {
     let (status, owner, expires, claim): (String, Option<String>, Option<i64>, i64) =
         sqlx::query_as(
-            "SELECT status, lease_owner, lease_expires_at, claim_number FROM runs WHERE id = ?",
+            "SELECT status, lease_owner, lease_expires_at, lease_claim FROM runs WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(ex)
@@ -165,7 +165,7 @@ impl RunStore for SqliteStore {
         let row = sqlx::query(concat!(
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?1), \
          takeovers = takeovers + CASE WHEN status = 'running' AND lease_owner IS NOT NULL AND lease_owner <> ?2 THEN 1 ELSE 0 END, \
-         lease_owner = ?2, lease_expires_at = ?3, updated_at = ?1, claim_number = claim_number + 1 \
+         lease_owner = ?2, lease_expires_at = ?3, updated_at = ?1, claim_number = claim_number + 1, lease_claim = claim_number + 1 \
          WHERE id = ?4 RETURNING ",
             run_cols!()
         ))
@@ -188,7 +188,7 @@ impl RunStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         let cancel: Option<i64> = sqlx::query_scalar(
             "UPDATE runs SET lease_expires_at = ? \
-         WHERE id = ? AND lease_owner = ? AND claim_number = ? AND status = 'running' \
+         WHERE id = ? AND lease_owner = ? AND lease_claim = ? AND status = 'running' \
          RETURNING cancel_requested",
         )
         .bind(to_ms(now()) + lease_ms(lease))
@@ -210,7 +210,7 @@ impl RunStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL \
-         WHERE id = ? AND lease_owner = ? AND claim_number = ?",
+         WHERE id = ? AND lease_owner = ? AND lease_claim = ?",
         )
         .bind(run_id)
         .bind(&claim.owner)
@@ -221,11 +221,51 @@ impl RunStore for SqliteStore {
         Ok(())
     }
 
-    async fn pending_items(
+    async fn run_to_help(
+        &self,
+        owner: &str,
+        executing: &[String],
+    ) -> StoreResult<Option<(String, Run)>> {
+        chunks::run_to_help(self, owner, executing).await
+    }
+
+    async fn join_run(&self, tenant: &str, run_id: &str, owner: &str) -> StoreResult<Claim> {
+        chunks::join_run(self, tenant, run_id, owner).await
+    }
+
+    async fn claim_chunk(
+        &self,
+        run_id: &str,
+        claim: &Claim,
+        size: i64,
+        lease: Duration,
+    ) -> StoreResult<ChunkGrant> {
+        chunks::claim_chunk(self, run_id, claim, size, lease).await
+    }
+
+    async fn finish_chunk(&self, run_id: &str, claim: &Claim, first: i64) -> StoreResult<()> {
+        chunks::finish_chunk(self, run_id, claim, first).await
+    }
+
+    async fn renew_chunks(
+        &self,
+        run_id: &str,
+        claim: &Claim,
+        lease: Duration,
+    ) -> StoreResult<RunControl> {
+        chunks::renew_chunks(self, run_id, claim, lease).await
+    }
+
+    async fn release_chunks(&self, run_id: &str, claim: &Claim) -> StoreResult<()> {
+        chunks::release_chunks(self, run_id, claim).await
+    }
+
+    async fn pending_items_in(
         &self,
         tenant: &str,
         run_id: &str,
         after_position: Option<i64>,
+        end_position: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<DatasetItem>> {
         let run = self.get_run(tenant, run_id).await?;
@@ -237,13 +277,14 @@ impl RunStore for SqliteStore {
             "NOT EXISTS (SELECT 1 FROM results r WHERE r.run_id = ? AND r.item_id = iv.item_id)"
         };
         let sql = format!(
-            "SELECT {} FROM item_versions iv WHERE iv.dataset_id = ? AND iv.position > ? AND {AT_VERSION} \
-             AND {missing} ORDER BY iv.position LIMIT ?",
+            "SELECT {} FROM item_versions iv WHERE iv.dataset_id = ? AND iv.position > ? AND iv.position < ? \
+             AND {AT_VERSION} AND {missing} ORDER BY iv.position LIMIT ?",
             item_cols!()
         );
         let query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&run.dataset_id)
             .bind(after_position.unwrap_or(-1))
+            .bind(end_position.unwrap_or(i64::MAX))
             .bind(run.dataset_version)
             .bind(run.dataset_version)
             .bind(run_id);
