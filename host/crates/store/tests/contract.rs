@@ -113,6 +113,11 @@ contract!(
     target_models_count_what_the_server_reported,
     trials_of_a_run_with_repeats_are_results_of_their_own,
     repeats_are_checked_when_a_run_is_created,
+    chunks_hand_out_every_position_once_across_claims,
+    a_helper_writes_only_inside_the_chunks_it_holds,
+    lapsed_and_released_chunks_are_claimed_again_first,
+    run_to_help_finds_held_runs_with_work_nobody_holds,
+    chunk_renewals_report_cancel_and_the_end_of_the_run,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -2920,4 +2925,227 @@ async fn repeats_are_checked_when_a_run_is_created(s: Fixture) {
         ..new_run(&ds)
     };
     assert_eq!(s.create_run(T, child).await.unwrap().repeats, 1);
+}
+
+// ------------------------------------------------------------------ chunks
+
+/// The lead claims the run; a helper joins it.
+async fn lead_and_helper(s: &Fixture, n: usize) -> (Run, Vec<DatasetItem>, Claim, Claim) {
+    let (ds, added) = dataset_with(s, "chunked", n).await;
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    let run = s.claim_run(T, &run.id, "lead", LEASE).await.unwrap();
+    let lead = Claim::of("lead", &run);
+    let helper = s.join_run(T, &run.id, "helper").await.unwrap();
+    (run, added, lead, helper)
+}
+
+fn chunk(grant: ChunkGrant) -> (i64, i64) {
+    match grant {
+        ChunkGrant::Chunk { first, end } => (first, end),
+        other => panic!("expected a chunk, got {other:?}"),
+    }
+}
+
+async fn chunks_hand_out_every_position_once_across_claims(s: Fixture) {
+    let (run, added, lead, helper) = lead_and_helper(&s, 10).await;
+    let positions: Vec<i64> = added.iter().map(|i| i.position).collect();
+    assert_eq!(positions, (0..10).collect::<Vec<i64>>());
+    // A join is a claim of its own, and leaves the lead's lease alone.
+    assert!(helper.number > lead.number);
+    s.renew_lease(&run.id, &lead, LEASE).await.unwrap();
+    assert_eq!(s.get_run(T, &run.id).await.unwrap().claim_number, lead.number);
+
+    let a = chunk(s.claim_chunk(&run.id, &lead, 4, LEASE).await.unwrap());
+    let b = chunk(s.claim_chunk(&run.id, &helper, 4, LEASE).await.unwrap());
+    let c = chunk(s.claim_chunk(&run.id, &lead, 4, LEASE).await.unwrap());
+    assert_eq!([a, b, c], [(0, 4), (4, 8), (8, 10)]);
+    assert_eq!(
+        s.claim_chunk(&run.id, &helper, 4, LEASE).await.unwrap(),
+        ChunkGrant::Busy
+    );
+    // A chunk's pending items are its positions only.
+    let in_b = s
+        .pending_items_in(T, &run.id, Some(b.0 - 1), Some(b.1), 100)
+        .await
+        .unwrap();
+    assert_eq!(in_b, added[4..8]);
+
+    // Only the holder marks a chunk done.
+    assert_lease_lost(s.finish_chunk(&run.id, &lead, b.0).await);
+    s.finish_chunk(&run.id, &helper, b.0).await.unwrap();
+    s.finish_chunk(&run.id, &lead, a.0).await.unwrap();
+    assert_eq!(
+        s.claim_chunk(&run.id, &helper, 4, LEASE).await.unwrap(),
+        ChunkGrant::Busy
+    );
+    s.finish_chunk(&run.id, &lead, c.0).await.unwrap();
+    assert_eq!(
+        s.claim_chunk(&run.id, &lead, 4, LEASE).await.unwrap(),
+        ChunkGrant::Done
+    );
+
+    // Joining a finished run is refused; chunks of it are not handed out.
+    s.finish_run(&run.id, &lead, RunStatus::Completed, None)
+        .await
+        .unwrap();
+    assert_conflict(s.join_run(T, &run.id, "late").await);
+    assert_eq!(
+        s.claim_chunk(&run.id, &lead, 4, LEASE).await.unwrap(),
+        ChunkGrant::Stopped
+    );
+    assert_not_found(s.join_run("another-tenant", &run.id, "late").await);
+}
+
+async fn a_helper_writes_only_inside_the_chunks_it_holds(s: Fixture) {
+    let (run, added, lead, helper) = lead_and_helper(&s, 6).await;
+    let short = Duration::from_millis(50);
+    let (first, end) = chunk(s.claim_chunk(&run.id, &helper, 3, short).await.unwrap());
+    assert_eq!((first, end), (0, 3));
+    s.write_results(&run.id, &helper, vec![result_for(&added[0], 0, None)])
+        .await
+        .unwrap();
+    // Outside its chunks, even with items inside: nothing of the batch.
+    assert_lease_lost(
+        s.write_results(
+            &run.id,
+            &helper,
+            vec![
+                result_for(&added[1], 1, None),
+                result_for(&added[3], 3, None),
+            ],
+        )
+        .await,
+    );
+    // The lead holding the run's lease writes any item.
+    s.write_results(&run.id, &lead, vec![result_for(&added[4], 4, None)])
+        .await
+        .unwrap();
+
+    // The helper's lease lapses and the lead takes the chunk over: the
+    // helper's writes are refused from then on.
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(
+        chunk(s.claim_chunk(&run.id, &lead, 3, LEASE).await.unwrap()),
+        (0, 3)
+    );
+    assert_lease_lost(
+        s.write_results(&run.id, &helper, vec![result_for(&added[1], 1, None)])
+            .await,
+    );
+    assert_lease_lost(s.finish_chunk(&run.id, &helper, 0).await);
+    let stored = s.list_results(T, &run.id, Page::default()).await.unwrap();
+    let indexes: Vec<i64> = stored.items.iter().map(|r| r.item_index).collect();
+    assert_eq!(indexes, [0, 4]);
+    assert_eq!(s.get_run(T, &run.id).await.unwrap().succeeded_count, 2);
+
+    // A finished run takes no write, even inside a chunk still held.
+    assert_eq!(
+        chunk(s.claim_chunk(&run.id, &helper, 3, LEASE).await.unwrap()),
+        (3, 6)
+    );
+    s.finish_run(&run.id, &lead, RunStatus::Completed, None)
+        .await
+        .unwrap();
+    assert_lease_lost(
+        s.write_results(&run.id, &helper, vec![result_for(&added[5], 5, None)])
+            .await,
+    );
+}
+
+async fn lapsed_and_released_chunks_are_claimed_again_first(s: Fixture) {
+    let (run, _, lead, helper) = lead_and_helper(&s, 8).await;
+    let short = Duration::from_millis(50);
+    assert_eq!(
+        chunk(s.claim_chunk(&run.id, &helper, 2, short).await.unwrap()),
+        (0, 2)
+    );
+    assert_eq!(
+        chunk(s.claim_chunk(&run.id, &helper, 2, LEASE).await.unwrap()),
+        (2, 4)
+    );
+    // Held under a live lease: the next claim gets new positions.
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    s.renew_chunks(&run.id, &helper, LEASE).await.unwrap();
+    assert_eq!(
+        chunk(s.claim_chunk(&run.id, &lead, 2, LEASE).await.unwrap()),
+        (4, 6)
+    );
+    // (The renewal renewed both of the helper's chunks: nothing lapsed.)
+    // Released chunks go back at once, lowest first.
+    s.release_chunks(&run.id, &helper).await.unwrap();
+    assert_eq!(
+        chunk(s.claim_chunk(&run.id, &lead, 2, LEASE).await.unwrap()),
+        (0, 2)
+    );
+    assert_eq!(
+        chunk(s.claim_chunk(&run.id, &lead, 2, LEASE).await.unwrap()),
+        (2, 4)
+    );
+    // A lapsed chunk comes before positions not handed out yet.
+    let other = s.join_run(T, &run.id, "other").await.unwrap();
+    assert_eq!(
+        chunk(s.claim_chunk(&run.id, &other, 2, short).await.unwrap()),
+        (6, 8)
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(
+        chunk(s.claim_chunk(&run.id, &helper, 2, LEASE).await.unwrap()),
+        (6, 8)
+    );
+    // Done chunks never come back.
+    for first in [0, 2, 4] {
+        s.finish_chunk(&run.id, &lead, first).await.unwrap();
+    }
+    s.release_chunks(&run.id, &lead).await.unwrap();
+    assert_eq!(
+        s.claim_chunk(&run.id, &lead, 2, LEASE).await.unwrap(),
+        ChunkGrant::Busy
+    );
+}
+
+async fn run_to_help_finds_held_runs_with_work_nobody_holds(s: Fixture) {
+    let (ds, _) = dataset_with(&s, "helpable", 4).await;
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    // Pending: a lead must take it first.
+    assert!(s.run_to_help("helper", &[]).await.unwrap().is_none());
+    let run = s.claim_run(T, &run.id, "lead", LEASE).await.unwrap();
+    let lead = Claim::of("lead", &run);
+    let (tenant, found) = s.run_to_help("helper", &[]).await.unwrap().unwrap();
+    assert_eq!((tenant.as_str(), found.id.as_str()), (T, run.id.as_str()));
+    // Never the caller's own run, nor one it executes already.
+    assert!(s.run_to_help("lead", &[]).await.unwrap().is_none());
+    assert!(
+        s.run_to_help("helper", std::slice::from_ref(&run.id))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Every position handed out and held: nothing to help with.
+    let short = Duration::from_millis(50);
+    chunk(s.claim_chunk(&run.id, &lead, 4, short).await.unwrap());
+    assert!(s.run_to_help("helper", &[]).await.unwrap().is_none());
+    // The chunk's lease lapses: work again.
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(s.run_to_help("helper", &[]).await.unwrap().is_some());
+    // A run asked to cancel is not helped.
+    s.request_cancel(T, &run.id).await.unwrap();
+    assert!(s.run_to_help("helper", &[]).await.unwrap().is_none());
+}
+
+async fn chunk_renewals_report_cancel_and_the_end_of_the_run(s: Fixture) {
+    let (run, _, lead, helper) = lead_and_helper(&s, 4).await;
+    chunk(s.claim_chunk(&run.id, &helper, 4, LEASE).await.unwrap());
+    let control = s.renew_chunks(&run.id, &helper, LEASE).await.unwrap();
+    assert!(!control.cancel_requested);
+    s.request_cancel(T, &run.id).await.unwrap();
+    assert!(
+        s.renew_chunks(&run.id, &helper, LEASE)
+            .await
+            .unwrap()
+            .cancel_requested
+    );
+    s.finish_run(&run.id, &lead, RunStatus::Cancelled, None)
+        .await
+        .unwrap();
+    assert_lease_lost(s.renew_chunks(&run.id, &helper, LEASE).await);
 }
