@@ -2953,7 +2953,10 @@ async fn chunks_hand_out_every_position_once_across_claims(s: Fixture) {
     // A join is a claim of its own, and leaves the lead's lease alone.
     assert!(helper.number > lead.number);
     s.renew_lease(&run.id, &lead, LEASE).await.unwrap();
-    assert_eq!(s.get_run(T, &run.id).await.unwrap().claim_number, lead.number);
+    assert_eq!(
+        s.get_run(T, &run.id).await.unwrap().claim_number,
+        lead.number
+    );
 
     let a = chunk(s.claim_chunk(&run.id, &lead, 4, LEASE).await.unwrap());
     let b = chunk(s.claim_chunk(&run.id, &helper, 4, LEASE).await.unwrap());

@@ -5,9 +5,9 @@
 //! each item task started for the chunk hold a [`ChunkPart`], and the last
 //! part to finish marks the chunk done in storage. A part that ends without
 //! its result (the run stopping: cancel, shutdown, lost lease, a database
-//! outage outlasting the lease) leaves the chunk unfinished, for the next
-//! claim to run its missing items. A panicking item counts as settled: it
-//! is skipped, as it would be in a run of one process.
+//! outage outlasting the lease, the execution dropped) leaves the chunk
+//! unfinished, for the next claim to run its missing items. A panicking
+//! item counts as settled: it is skipped, as in a run of one process.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -167,13 +167,21 @@ impl ChunkPart {
 
 impl Drop for ChunkPart {
     /// A part dropped without [`ChunkPart::finish`]: a panicking item, which
-    /// is skipped (it would panic again). If it was the last part, the
-    /// chunk is marked done from a task of its own.
+    /// is skipped (it would panic again), or an item task dropped unfinished
+    /// (the run's execution itself dropped), which leaves the chunk
+    /// unfinished. If it was the last part, the chunk is closed from a task
+    /// of its own.
     fn drop(&mut self) {
-        if let Some(track) = self.track.take()
-            && track.parts.fetch_sub(1, Ordering::AcqRel) == 1
+        let Some(track) = self.track.take() else {
+            return;
+        };
+        if !std::thread::panicking() {
+            track.complete.store(false, Ordering::Release);
+        }
+        if track.parts.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            tokio::spawn(async move { track.close().await }.in_current_span());
+            runtime.spawn(async move { track.close().await }.in_current_span());
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
 use super::item::ItemContext;
@@ -56,11 +57,13 @@ pub(super) enum Role {
     Helper,
 }
 
-/// Tasks that live as long as the run.
+/// Tasks that live as long as the run. Those that keep the run's claims
+/// alive stop when dropped: an execution dropped midway (its task aborted)
+/// must not keep renewing leases for work nobody does any more.
 struct Helpers {
-    watcher: JoinHandle<()>,
-    cancel_recorder: JoinHandle<()>,
-    heartbeat: JoinHandle<()>,
+    watcher: AbortOnDropHandle<()>,
+    cancel_recorder: AbortOnDropHandle<()>,
+    heartbeat: AbortOnDropHandle<()>,
     writer: JoinHandle<()>,
 }
 
@@ -211,9 +214,9 @@ impl Executor {
             shared,
             weight,
             helpers: Helpers {
-                watcher,
-                cancel_recorder,
-                heartbeat,
+                watcher: AbortOnDropHandle::new(watcher),
+                cancel_recorder: AbortOnDropHandle::new(cancel_recorder),
+                heartbeat: AbortOnDropHandle::new(heartbeat),
                 writer: writer_task,
             },
         })
