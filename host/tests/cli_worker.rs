@@ -145,7 +145,10 @@ fn runs_triggered_on_an_api_node_are_executed_by_a_worker() {
         worker.process.log()
     );
     let api_log = api.server.process.json_log();
-    assert!(logged(&api_log, "run triggered", run_id(&run)), "{api_log:?}");
+    assert!(
+        logged(&api_log, "run triggered", run_id(&run)),
+        "{api_log:?}"
+    );
     assert!(
         !logged(&api_log, "run started", run_id(&run)),
         "the API node executed the run: {api_log:?}"
@@ -199,7 +202,11 @@ fn a_worker_stopped_mid_run_leaves_the_run_to_the_next_worker() {
     let results = api.result_items(&run);
     let distinct: BTreeSet<&String> = results.iter().collect();
     assert_eq!(results.len(), items, "{results:?}");
-    assert_eq!(distinct.len(), items, "an item has two results: {results:?}");
+    assert_eq!(
+        distinct.len(),
+        items,
+        "an item has two results: {results:?}"
+    );
     assert!(
         logged(&second.process.json_log(), "run started", run_id(&run)),
         "the second worker did not resume the run: {:?}",
