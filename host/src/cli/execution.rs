@@ -153,4 +153,19 @@ mod tests {
         assert_eq!(s_assembly.loaded_plugin_bytes, 64 << 20);
         assert_eq!(s.grace.as_secs(), 4);
     }
+
+    /// Flags that only a process executing runs uses are refused next to
+    /// `--no-execute` rather than ignored.
+    #[test]
+    fn serve_no_execute_refuses_the_flags_it_would_ignore() {
+        for flag in ["--max-active-runs", "--max-takeovers", "--item-slots"] {
+            let e = Cli::try_parse_from(["assay", "serve", "--no-execute", flag, "2"])
+                .err()
+                .unwrap_or_else(|| panic!("{flag} was accepted with --no-execute"));
+            assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict, "{e}");
+        }
+        // The ceilings and plugin limits still bound triggers and uploads.
+        Cli::try_parse_from(["assay", "serve", "--no-execute", "--max-item-timeout", "1m"])
+            .unwrap();
+    }
 }
