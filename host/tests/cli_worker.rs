@@ -1,7 +1,7 @@
-//! API nodes and workers on one PostgreSQL database: `assay serve
-//! --no-execute` creates, cancels and shows runs but executes none; `assay
-//! worker` processes execute them, hand them over on SIGTERM and stop them
-//! when a cancel is requested through the API node.
+//! API nodes and workers on one database (PostgreSQL, and SQLite on one
+//! machine): `assay serve --no-execute` creates, cancels and shows runs but
+//! executes none; `assay worker` processes execute them, hand them over on
+//! SIGTERM and stop them when a cancel is requested through the API node.
 
 mod common;
 
@@ -159,6 +159,25 @@ fn runs_triggered_on_an_api_node_are_executed_by_a_worker() {
     assert_eq!(dropped_now["succeededCount"], 0, "{dropped_now}");
     assert!(!logged(&worker_log, "run started", run_id(&dropped)));
 
+    assert_eq!(worker.process.stop(), Some(0));
+    assert_eq!(api.server.stop(), Some(0));
+}
+
+/// On SQLite too (one machine): a worker executes the runs an API node on
+/// the same file creates.
+#[test]
+fn a_worker_on_sqlite_executes_the_runs_of_an_api_node_on_the_same_file() {
+    let env = Env::new();
+    let items = 5;
+    let api = ApiNode::start(&env, items);
+    let run = api.trigger(json!({"mode": "echo"}));
+    let worker = Worker::start(&env, "warn", &[]);
+    let done = api.wait(&run, Duration::from_secs(60), |r| {
+        r["status"] == "completed"
+    });
+    assert_eq!(done["succeededCount"], items, "{done}");
+    let health = api.http.get(&format!("{}/health", api.server.url));
+    assert_eq!(health["database"], "sqlite", "{health}");
     assert_eq!(worker.process.stop(), Some(0));
     assert_eq!(api.server.stop(), Some(0));
 }
