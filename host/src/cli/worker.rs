@@ -33,8 +33,9 @@ A worker claims pending runs (and runs whose process stopped without
 finishing them) from the database and executes them, like `assay serve`
 does, but serves no HTTP: no API, no /health, no /metrics (watch the queue
 on an API node's --metrics-addr). Start as many as the work needs; the
-database's leases make sure each run executes in one process at a time, and
-runs are claimed fairly between tenants across all of them. A worker on
+database's claims and leases keep two processes from executing the same
+items at once, and runs are claimed fairly between tenants across all of
+them. A worker on
 SQLite works too, on the machine that holds the file: it executes the runs
 an `assay serve --no-execute` on the same file creates.
 
