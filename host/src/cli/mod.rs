@@ -6,6 +6,7 @@ pub mod cache;
 pub mod completions;
 pub mod dataset;
 pub mod exec;
+pub mod execution;
 pub mod grant;
 pub mod plugin;
 pub mod plugin_new;
@@ -16,6 +17,7 @@ pub mod runs;
 pub mod secret;
 pub mod serve;
 pub mod tenant;
+pub mod worker;
 
 use std::path::PathBuf;
 
@@ -46,6 +48,9 @@ Examples:
   assay tenant create team-a --set queued-runs=50
   assay key create --tenant team-a --role admin
   assay serve --addr 0.0.0.0:4111 --plugins-dir target/wasm32-wasip2/plugin
+
+  # Scale out on PostgreSQL: an API node that executes nothing, and workers
+  assay serve --no-execute & assay worker & assay worker
 
 Environment:
   ASSAY_DATABASE_URL  database (same as --database-url)
@@ -200,6 +205,8 @@ pub enum Command {
     Runs(runs::RunsCommand),
     /// Serve the HTTP API (and execute runs triggered through it)
     Serve(serve::ServeArgs),
+    /// Execute runs from the shared database, serving no HTTP (scale out `serve --no-execute`)
+    Worker(worker::WorkerArgs),
     /// Set, list and delete the tenant's secrets (values are write-only)
     #[command(subcommand)]
     Secret(secret::SecretCommand),
@@ -222,6 +229,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
     match command {
         Command::Completions(args) => completions::run(args),
         Command::Serve(args) => serve::run(&global, args).await,
+        Command::Worker(args) => worker::run(&global, args).await,
         command => {
             let mut config = global.app_config();
             // Runs open the tenant's secrets for plugins with a grant; a
@@ -244,7 +252,9 @@ pub async fn run(cli: Cli) -> Result<Exit> {
                 Command::Tenant(cmd) => tenant::run_tenant(&app, cmd).await,
                 Command::Key(cmd) => tenant::run_key(&app, global.tenant.as_deref(), cmd).await,
                 Command::Cache(cmd) => cache::run(&app, cmd).await,
-                Command::Completions(_) | Command::Serve(_) => unreachable!("handled above"),
+                Command::Completions(_) | Command::Serve(_) | Command::Worker(_) => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

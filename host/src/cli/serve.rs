@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use assay_api::{AuthMode, CorsPolicy, DEFAULT_ADDR, ServeConfig, ServerLimits};
-use assay_runner::{AssemblySettings, Ceilings};
 use clap::Args;
 
-use crate::app::{normalize_database_url, redact};
+use crate::app::redact;
 use crate::cli::GlobalArgs;
 use crate::cli::args::parse_duration;
+use crate::cli::execution::ExecutionArgs;
 use crate::exit::Exit;
 
 /// Arguments of `assay serve`.
@@ -20,20 +20,14 @@ pub struct ServeArgs {
     /// Address to listen on
     #[arg(long, default_value_t = DEFAULT_ADDR, value_name = "HOST:PORT")]
     pub addr: SocketAddr,
-    /// Runs executed at once (more wait as pending)
-    #[arg(long, default_value_t = assay_api::config::DEFAULT_MAX_ACTIVE_RUNS, value_name = "N")]
-    pub max_active_runs: usize,
-    /// Times a run may be taken over after the process running it stopped
-    /// without finishing it (crash, kill) before it is failed instead of
-    /// resumed again
-    #[arg(long, default_value_t = assay_runner::DEFAULT_MAX_TAKEOVERS, value_name = "N")]
-    pub max_takeovers: i64,
-    /// Items in flight at once across all runs
-    #[arg(long, default_value_t = assay_runner::assembly::DEFAULT_PROCESS_ITEM_SLOTS, value_name = "N")]
-    pub item_slots: usize,
-    /// At shutdown, how long in-flight items may take to finish
-    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
-    pub grace: Duration,
+    /// Serve the API only: execute no runs here; the runs triggered through
+    /// it wait as pending until an `assay worker` (or another `assay serve`)
+    /// on the same database executes them
+    #[arg(long, conflicts_with_all = ["max_active_runs", "max_takeovers", "item_slots"])]
+    pub no_execute: bool,
+    /// How runs are executed (flags shared with `assay worker`).
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
     /// Largest request body accepted, in MiB
     #[arg(long, default_value_t = assay_api::DEFAULT_BODY_LIMIT / (1 << 20), value_name = "MIB")]
     pub body_limit_mib: usize,
@@ -43,36 +37,6 @@ pub struct ServeArgs {
     /// Honour `x-assay-tenant` (and `x-assay-role`) set by an authenticating proxy in front
     #[arg(long)]
     pub trust_tenant_header: bool,
-    /// Ceiling: linear memory of one plugin call, in MiB
-    #[arg(long, default_value_t = Ceilings::default().max_memory_bytes >> 20, value_name = "MIB")]
-    pub max_memory_mib: usize,
-    /// Ceiling: deadline of one target call
-    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
-    pub max_target_timeout: Duration,
-    /// Ceiling: deadline of one scorer call
-    #[arg(long, value_parser = parse_duration, default_value = "1m", value_name = "DURATION")]
-    pub max_scorer_timeout: Duration,
-    /// Ceiling: deadline of one item, all attempts (also for runs that set none)
-    #[arg(long, value_parser = parse_duration, default_value = "15m", value_name = "DURATION")]
-    pub max_item_timeout: Duration,
-    /// Ceiling: JSON one plugin call may return, in KiB
-    #[arg(long, default_value_t = Ceilings::default().max_output_bytes >> 10, value_name = "KIB")]
-    pub max_output_kib: usize,
-    /// Largest plugin component accepted (upload or --plugins-dir), in MiB
-    #[arg(long, default_value_t = AssemblySettings::default().max_component_bytes >> 20, value_name = "MIB")]
-    pub max_plugin_mib: usize,
-    /// Plugin compilations at once, process-wide (further uploads wait)
-    #[arg(long, default_value_t = AssemblySettings::default().max_concurrent_compiles, value_name = "N")]
-    pub compile_concurrency: usize,
-    /// Longest one plugin load may take, waiting for a compile slot included
-    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
-    pub compile_timeout: Duration,
-    /// Size budget of the compiled-plugin disk cache, in MiB (least recently used trimmed)
-    #[arg(long, default_value_t = AssemblySettings::default().cache_max_bytes >> 20, value_name = "MIB")]
-    pub plugin_cache_mib: u64,
-    /// Compiled plugin code kept in memory, in MiB (least recently used dropped; reloaded on use)
-    #[arg(long, default_value_t = AssemblySettings::default().loaded_plugin_bytes >> 20, value_name = "MIB")]
-    pub plugin_memory_mib: u64,
     /// Origin whose web pages may call the API from a browser, as
     /// scheme://host[:port] or `*` for any (repeatable) [default: none]
     #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = parse_cors_origin)]
@@ -126,6 +90,7 @@ Examples:
   assay serve --addr 0.0.0.0:8080 --plugins-dir target/wasm32-wasip2/plugin
   assay serve --no-auth --cors-origin http://localhost:3000
   ASSAY_DATABASE_URL=postgres://assay:secret@db/assay assay serve --max-active-runs 8
+  ASSAY_DATABASE_URL=postgres://assay:secret@db/assay assay serve --no-execute   # + `assay worker`s
 
 Security model (details: docs/tenancy.md):
   Every /api route needs `Authorization: Bearer <API key>` and acts as the
@@ -171,6 +136,12 @@ same database show up in the API, and runs triggered through the API show up
 in `assay runs list`. Ctrl-C or SIGTERM stops it gracefully: in-flight items
 get --grace to finish, unfinished runs stay resumable.
 
+With --no-execute it only serves the API: triggered runs wait as pending
+until an `assay worker` (or another `assay serve`) on the same PostgreSQL
+database claims them; cancel still works (a pending run is cancelled at
+once, a running one by its worker within a lease renewal). Details:
+docs/operations.md, \"API nodes and workers\".
+
 The playground (a web UI over the same API) is served at `/`; it asks for an
 API key and keeps it in the browser tab's session storage (with --no-auth it
 needs none). A page of another origin may call the API only if that origin
@@ -181,31 +152,16 @@ answered (--allowed-host), against DNS rebinding.";
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
     let app = global.app_config();
     let secret_key = global.secret_key.load()?;
-    let assembly = AssemblySettings {
-        database_url: normalize_database_url(&app.assembly.database_url)?,
-        process_item_slots: args.item_slots.max(1),
-        max_component_bytes: args.max_plugin_mib.max(1) << 20,
-        max_concurrent_compiles: args.compile_concurrency.max(1),
-        compile_timeout: args.compile_timeout,
-        cache_max_bytes: args.plugin_cache_mib.max(1) << 20,
-        loaded_plugin_bytes: args.plugin_memory_mib.max(1) << 20,
-        ceilings: Ceilings {
-            max_memory_bytes: args.max_memory_mib.max(1) << 20,
-            max_target_timeout: args.max_target_timeout,
-            max_scorer_timeout: args.max_scorer_timeout,
-            max_item_timeout: args.max_item_timeout,
-            max_output_bytes: args.max_output_kib.max(1) << 10,
-        },
-        secret_key: Some(secret_key.clone()),
-        ..app.assembly.clone()
-    };
+    let assembly = args.execution.assembly(&app, Some(secret_key.clone()))?;
+    let scheduler = args.execution.scheduler();
     let config = ServeConfig {
         addr: args.addr,
         assembly,
         plugin_dirs: app.plugin_dirs.clone(),
-        max_active_runs: args.max_active_runs.max(1),
-        max_takeovers: args.max_takeovers.max(0),
-        grace: args.grace,
+        execute: !args.no_execute,
+        max_active_runs: scheduler.max_active_runs,
+        max_takeovers: scheduler.max_takeovers,
+        grace: args.execution.grace,
         body_limit_bytes: args.body_limit_mib.max(1) << 20,
         auth: if args.no_auth {
             AuthMode::Disabled
@@ -253,6 +209,11 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
     if let Some(addr) = server.metrics_addr() {
         eprintln!("  metrics at http://{addr}/metrics");
     }
+    if args.no_execute {
+        eprintln!(
+            "  executing no runs here (--no-execute): triggered runs wait as pending for `assay worker` on this database"
+        );
+    }
     match config_auth {
         AuthMode::Disabled => {
             eprintln!("  no authentication (--no-auth): every request acts as tenant `default`")
@@ -265,10 +226,14 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<Exit> {
         ),
     }
     assay_api::shutdown_signal().await;
-    eprintln!(
-        "Stopping (in-flight items get {}s to finish)...",
-        args.grace.as_secs()
-    );
+    if args.no_execute {
+        eprintln!("Stopping...");
+    } else {
+        eprintln!(
+            "Stopping (in-flight items get {}s to finish)...",
+            args.execution.grace.as_secs()
+        );
+    }
     server
         .shutdown()
         .await

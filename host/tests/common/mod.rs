@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod processes;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -12,24 +14,40 @@ use serde_json::Value;
 /// Path of the `assay` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_assay");
 
-/// One test's world: a temp dir holding its database and files.
+/// One test's world: a temp dir holding its database (or a database of
+/// its own on the test PostgreSQL server) and files.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    postgres: Option<String>,
 }
 
 impl Env {
+    /// A world with a SQLite database in the temp dir.
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
+            postgres: None,
+        }
+    }
+
+    /// A world with a fresh database on the test PostgreSQL server (see
+    /// `assay_test_support::postgres`), for several processes at once.
+    pub fn postgres() -> Self {
+        Self {
+            postgres: Some(assay_test_support::postgres::fresh_postgres_database()),
+            ..Self::new()
         }
     }
 
     /// The database URL of this test.
     pub fn database_url(&self) -> String {
-        format!(
-            "sqlite://{}?mode=rwc",
-            self.dir.path().join("assay.db").display()
-        )
+        match &self.postgres {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.dir.path().join("assay.db").display()
+            ),
+        }
     }
 
     /// A path inside this test's temp dir.

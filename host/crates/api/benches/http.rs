@@ -192,7 +192,7 @@ fn main() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let executing = server.state().scheduler().active_runs();
+        let executing = server.state().active_runs();
         let (busy, _) = trigger_many(&client, token, &runs_url, triggers).await;
         report(
             &format!(
@@ -252,7 +252,7 @@ fn main() {
         );
         report("GET run latency under polling", all);
 
-        server.state().scheduler().cancel(DEFAULT_TENANT, &first[0]).await.ok();
+        server.state().cancel_run(DEFAULT_TENANT, &first[0]).await.ok();
         server.shutdown().await.expect("shutdown");
     });
 }

@@ -87,6 +87,10 @@ pub struct ServeConfig {
     /// Directories whose `*.wasm` plugins are registered for the default
     /// tenant at start (a bad file is logged and skipped).
     pub plugin_dirs: Vec<PathBuf>,
+    /// Whether this process executes runs (a scheduler claims them from
+    /// the database). Off (`--no-execute`): an API-only node; the runs it
+    /// creates wait as `pending` for a worker on the same database.
+    pub execute: bool,
     /// Runs this process executes at once (more wait as `pending`).
     pub max_active_runs: usize,
     /// Takeovers after which a run is failed instead of resumed (see
@@ -141,6 +145,7 @@ impl Default for ServeConfig {
             addr: DEFAULT_ADDR,
             assembly: AssemblySettings::default(),
             plugin_dirs: Vec::new(),
+            execute: true,
             max_active_runs: DEFAULT_MAX_ACTIVE_RUNS,
             max_takeovers: assay_runner::DEFAULT_MAX_TAKEOVERS,
             grace: DEFAULT_GRACE,

@@ -115,7 +115,7 @@ async fn scrape(
 /// process, and each tenant's runs by state in the database (`pending` is
 /// the queue depth).
 async fn sample_gauges(s: &crate::AppState) {
-    gauge!("assay_scheduler_active_runs").set(s.scheduler().active_runs() as f64);
+    gauge!("assay_scheduler_active_runs").set(s.active_runs() as f64);
     let store = s.store();
     let tenants = match store.list_tenants().await {
         Ok(t) => t,

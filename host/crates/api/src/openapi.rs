@@ -293,6 +293,7 @@ fn schemas() -> Value {
         "Success": object(&["success"], json!({"success": {"const": true}})),
         "Health": object(&["status"], json!({
             "status": string, "version": string, "database": string, "activeRuns": int,
+            "executesRuns": {"type": "boolean"},
         })),
         "OpenApiDocument": {"type": "object"},
         "Dataset": object(

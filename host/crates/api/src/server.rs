@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use assay_plugin_host::LoadError;
-use assay_runner::{Assembly, Scheduler, SchedulerConfig};
-use assay_store::{SHARED_TENANT, StoreError};
+use assay_runner::{Assembly, SchedulerConfig, SharedPluginsError};
+use assay_store::StoreError;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -59,39 +59,36 @@ pub enum ServeError {
 
 /// Assembles the store, plugin host, catalog and executor (see
 /// [`assay_runner::Assembly`]), registers the plugins of
-/// `config.plugin_dirs` as shared plugins and starts the scheduler (which
-/// also resumes runs interrupted by an earlier process).
+/// `config.plugin_dirs` as shared plugins and, unless `config.execute` is
+/// off, starts the scheduler (which also resumes runs interrupted by an
+/// earlier process). Without a scheduler this process only serves the API:
+/// the runs it creates wait as `pending` for another process (`assay
+/// worker`, another `assay serve`) on the same database.
 pub async fn build_state(config: &ServeConfig) -> Result<AppState, ServeError> {
     let assembly = Assembly::open(config.assembly.clone()).await?;
     let store = assembly.store().clone();
     info!(backend = store.backend(), "database ready");
-    let catalog = assembly.catalog()?;
-    // Plugins shipped with the server are shared: every tenant sees them,
-    // none can replace them.
-    for dir in &config.plugin_dirs {
-        let (ok, failed) = catalog
-            .register_dir(SHARED_TENANT, dir)
-            .await
-            .map_err(|source| ServeError::PluginDir {
-                path: dir.clone(),
-                source,
-            })?;
-        for record in &ok {
-            info!(plugin = %record.id, kind = %record.kind, digest = %record.digest, "plugin registered");
-        }
-        for (file, error) in &failed {
-            warn!(file, %error, "plugin skipped");
-        }
+    assembly
+        .register_shared_plugins(&config.plugin_dirs)
+        .await
+        .map_err(|e| match e {
+            SharedPluginsError::PluginHost(e) => ServeError::PluginHost(e),
+            SharedPluginsError::Dir { path, source } => ServeError::PluginDir { path, source },
+        })?;
+    let options = config.api_options();
+    if !config.execute {
+        info!("executing no runs here (--no-execute): runs wait for a worker");
+        return Ok(AppState::without_scheduler(
+            store,
+            assembly.catalog()?,
+            options,
+        ));
     }
-    let scheduler = Scheduler::start_with(
-        assembly.executor(),
-        catalog,
-        SchedulerConfig {
-            max_active_runs: config.max_active_runs,
-            max_takeovers: config.max_takeovers,
-        },
-    );
-    Ok(AppState::new(store, scheduler, config.api_options()))
+    let scheduler = assembly.start_scheduler(SchedulerConfig {
+        max_active_runs: config.max_active_runs,
+        max_takeovers: config.max_takeovers,
+    })?;
+    Ok(AppState::new(store, scheduler, options))
 }
 
 /// A server running in the background.
@@ -120,14 +117,16 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
-    /// The shared state (store, scheduler, catalog).
+    /// The shared state (store, catalog, scheduler if this node executes
+    /// runs).
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
     /// Graceful stop: accept no new connections, end event streams, let
-    /// requests in progress finish, and stop the scheduler: in-flight items
-    /// get the grace period to finish, unfinished runs stay resumable.
+    /// requests in progress finish, and stop the scheduler (if this node
+    /// executes runs): in-flight items get the grace period to finish,
+    /// unfinished runs stay resumable.
     pub async fn shutdown(self) -> Result<(), ServeError> {
         info!(grace = ?self.grace, "shutting down");
         self.state.shutdown_token().cancel();
@@ -147,7 +146,12 @@ impl RunningServer {
                 }
             }
         };
-        let (http, ()) = tokio::join!(http, self.state.scheduler().shutdown(grace));
+        let scheduler = async {
+            if let Some(scheduler) = self.state.scheduler() {
+                scheduler.shutdown(grace).await;
+            }
+        };
+        let (http, ()) = tokio::join!(http, scheduler);
         info!("stopped");
         Ok(http?)
     }

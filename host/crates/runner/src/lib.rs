@@ -3,7 +3,8 @@
 //!
 //! * [`Assembly`] builds a process's store, plugin host, catalog and
 //!   executor from one [`AssemblySettings`] (the CLI and the server both
-//!   use it).
+//!   use it); [`Assembly::start_scheduler`] starts the scheduler of a node
+//!   that executes runs (`assay serve`, `assay worker`, see [`node`]).
 //! * [`trigger::create_run`] validates a request and stores a `pending` run
 //!   without touching any item.
 //! * [`Executor::execute`] streams one run's items through its target and
@@ -31,6 +32,7 @@ pub mod item;
 pub mod loaded;
 pub mod metrics;
 mod network;
+pub mod node;
 pub mod plugins;
 pub mod rerun;
 pub mod rescore;
@@ -52,6 +54,7 @@ pub use config::RunOptions;
 pub use error::RunError;
 pub use executor::{CallbackError, Executor, ItemCallback, RunHooks, RunPlan, on_item_complete};
 pub use item::ItemWithScores;
+pub use node::SharedPluginsError;
 pub use plugins::{Scorer, ScorerAsTarget, Target, WasmScorer, WasmTarget};
 pub use rerun::{Rerun, changed_pins, rerun_of};
 pub use rescore::{RescoreRequest, TargetSource, create_rescore};

@@ -136,7 +136,7 @@ pub(crate) async fn start_run(
 ) -> ApiResult<Run> {
     let request = body.into_request(dataset_id)?;
     let run = create_run(s.store(), s.catalog(), tenant, request).await?;
-    s.scheduler().wake();
+    s.wake_scheduler();
     tracing::info!(tenant = %tenant.0, run_id = %run.id, total = run.total_items, "run triggered");
     Ok(run)
 }
@@ -160,7 +160,7 @@ pub async fn rescore(
         run_id: None,
     };
     let run = create_rescore(s.store(), s.catalog(), &tenant, request).await?;
-    s.scheduler().wake();
+    s.wake_scheduler();
     tracing::info!(tenant = %tenant.0, run_id = %run.id, parent = %run_id, "re-scoring run triggered");
     let location = format!("/api/datasets/{}/runs/{}", run.dataset_id, run.id);
     Ok(accepted(&run, &location))
@@ -308,7 +308,7 @@ pub async fn cancel(
     ApiPath((dataset_id, run_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Run>> {
     run_of(&s, &tenant, &dataset_id, &run_id).await?;
-    let run = s.scheduler().cancel(&tenant, &run_id).await?;
+    let run = s.cancel_run(&tenant, &run_id).await?;
     tracing::info!(tenant = %tenant.0, run_id, status = %run.status, "run cancel requested");
     Ok(Json(run))
 }

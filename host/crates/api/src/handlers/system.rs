@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use crate::state::AppState;
 
 /// `GET /health` and `GET /api/health`: 200 `{status: "ok", ...}` when the
-/// database answers, 503 otherwise.
+/// database answers, 503 otherwise. `activeRuns` counts the runs executing
+/// in this process; `executesRuns` is false on an API-only node (`assay
+/// serve --no-execute`), whose runs are executed by workers.
 pub async fn health(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
     let backend = s.store().backend();
     match s.store().get_tenant(assay_store::DEFAULT_TENANT).await {
@@ -18,7 +20,8 @@ pub async fn health(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
                 "status": "ok",
                 "version": env!("CARGO_PKG_VERSION"),
                 "database": backend,
-                "activeRuns": s.scheduler().active_runs(),
+                "activeRuns": s.active_runs(),
+                "executesRuns": s.executes_runs(),
             })),
         ),
         Err(e) => {

@@ -742,3 +742,76 @@ async fn a_run_with_repeats_counts_trials_and_summarizes_over_items() {
     assert_eq!(test["significant"], false, "{cmp}");
     s.stop().await;
 }
+
+/// An API-only node (`assay serve --no-execute`) creates runs and
+/// re-scoring runs, answers for them and cancels them, but executes none:
+/// they stay pending until a node that executes runs shares its database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_only_node_leaves_its_runs_to_a_node_that_executes() {
+    let api = TestServer::start_with(|c| c.execute = false).await;
+    assert!(!api.state().executes_runs());
+    let (status, health) = api.get("/health").await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["executesRuns"], false, "{health}");
+    assert_eq!(health["activeRuns"], 0, "{health}");
+    for plugin in ["echo", "exact-match", "levenshtein"] {
+        api.upload_plugin(plugin).await;
+    }
+    let ds = api.dataset_with_items("api-only", items(4)).await;
+    let runs = format!("/api/datasets/{ds}/runs");
+    let body = json!({"targetType": "plugin", "targetId": "echo", "scorerIds": ["exact-match"]});
+    let (status, t) = api.post(&runs, body.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{t}");
+    let run = t["runId"].as_str().unwrap().to_string();
+    // Cancel needs no scheduler: a pending run is cancelled at once.
+    let (_, t) = api.post(&runs, body).await;
+    let dropped = t["runId"].as_str().unwrap().to_string();
+    let (status, cancelled) = api.post_empty(&format!("{runs}/{dropped}/cancel")).await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    // Nobody executes the run (a scheduler would take it within 500 ms).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, now) = api.get(&format!("{runs}/{run}")).await;
+    assert_eq!(now["status"], "pending", "{now}");
+
+    // A node that executes runs, on the same database, takes it.
+    let database_url = format!(
+        "sqlite://{}?mode=rwc",
+        api.dir.path().join("assay.db").display()
+    );
+    let executing = TestServer::start_with(|c| c.assembly.database_url = database_url).await;
+    let seen = api
+        .poll_run(
+            &ds,
+            &run,
+            Duration::from_millis(100),
+            Duration::from_secs(30),
+        )
+        .await;
+    let done = seen.last().unwrap();
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["succeededCount"], 4, "{done}");
+    // Re-scoring it through the API node: executed by the other node too.
+    let (status, t) = api
+        .post(
+            &format!("{runs}/{run}/rescore"),
+            json!({"scorerIds": ["levenshtein"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{t}");
+    let child = t["runId"].as_str().unwrap().to_string();
+    let seen = api
+        .poll_run(
+            &ds,
+            &child,
+            Duration::from_millis(100),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(seen.last().unwrap()["status"], "completed");
+    let (_, still) = api.get(&format!("{runs}/{dropped}")).await;
+    assert_eq!(still["status"], "cancelled", "{still}");
+    assert_eq!(api.state().active_runs(), 0);
+    executing.stop().await;
+    api.stop().await;
+}
