@@ -268,17 +268,13 @@ fn cancelling_on_the_api_node_stops_the_run_a_worker_executes() {
 }
 
 /// After a run it executes is cancelled, a worker goes on executing the
-/// next runs. Ignored: it fails now and then (about one cancel in ten on a
-/// quiet machine). When the executor finishes a cancelled run it aborts the
-/// task that records the cancel in the store while that task may be inside
-/// `request_cancel`'s transaction; a `begin()` dropped midway leaves the
-/// pooled PostgreSQL connection in an open transaction that sqlx does not
-/// know about, later statements on that connection (a result write with its
-/// `FOR UPDATE` fence) run inside it, and their row locks block the next
-/// run's lease renewals and writes until the connection is used again. Run
-/// with `--ignored` once the executor no longer aborts a store call midway.
+/// next runs, ten times over. (It did not always: the executor aborted the
+/// task recording the cancel while that task could be inside
+/// `request_cancel`'s transaction; a `begin()` dropped midway left the
+/// pooled PostgreSQL connection in an open transaction whose row locks
+/// blocked the next run's lease renewals and writes. Store calls of the
+/// run's abortable helper tasks now run in tasks of their own.)
 #[test]
-#[ignore = "a cancel can leave a PostgreSQL transaction open on a pooled connection (see the doc comment)"]
 fn a_worker_goes_on_with_the_next_runs_after_cancels() {
     let env = Env::postgres();
     let items = 40;

@@ -287,10 +287,26 @@ fn spawn_cancel_recorder(
 ) -> JoinHandle<()> {
     tokio::spawn(tracing::Instrument::in_current_span(async move {
         cancel.cancelled().await;
-        if let Err(e) = store.request_cancel(&tenant, &run_id).await {
-            debug!(run_id, error = %e, "recording the cancel request failed");
-        }
+        // In a task of its own: this recorder is aborted when the run ends,
+        // and a store call dropped midway (inside `begin()`) can leave its
+        // transaction open on the connection, holding the run's row lock.
+        let _ = detached(async move {
+            if let Err(e) = store.request_cancel(&tenant, &run_id).await {
+                debug!(run_id, error = %e, "recording the cancel request failed");
+            }
+        })
+        .await;
     }))
+}
+
+/// Runs `work` in a task of its own and waits for it: when the caller is
+/// aborted (a helper task stopped with its run), `work` still runs to its
+/// end. Store calls made from abortable tasks go through it, because a
+/// database call dropped midway may leave a transaction open.
+fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> JoinHandle<T> {
+    tokio::spawn(tracing::Instrument::in_current_span(work))
 }
 
 fn spawn_stop_watcher(
@@ -349,11 +365,21 @@ fn spawn_heartbeat(
         loop {
             tick.tick().await;
             let lapses_at = renewed_at + lease;
+            let renewing = {
+                let (store, run_id, claim) = (store.clone(), run_id.clone(), claim.clone());
+                detached(async move {
+                    if role == Role::Lead {
+                        store.renew_lease(&run_id, &claim, lease).await?;
+                    }
+                    store.renew_chunks(&run_id, &claim, lease).await
+                })
+            };
             let renewal = tokio::time::timeout_at(lapses_at, async {
-                if role == Role::Lead {
-                    store.renew_lease(&run_id, &claim, lease).await?;
-                }
-                store.renew_chunks(&run_id, &claim, lease).await
+                renewing.await.unwrap_or_else(|e| {
+                    Err(StoreError::Corrupt(format!(
+                        "lease renewal task failed: {e}"
+                    )))
+                })
             });
             match renewal.await {
                 Ok(Ok(control)) => {
