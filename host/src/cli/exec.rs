@@ -181,7 +181,9 @@ pub async fn execute(app: &App, run: Run, settings: ExecSettings) -> Result<Outc
 
     // The lease is renewed every third of it, which is also how soon a
     // cancel requested elsewhere is noticed.
-    let executor = app.executor();
+    // Unshared: the report and the output file are built from this
+    // process's items, so no other process may execute part of the run.
+    let executor = app.executor().unshared();
     let result = executor.execute(plan, hooks).await;
     feed.progress.finish();
     let summary = match result {

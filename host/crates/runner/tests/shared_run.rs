@@ -189,3 +189,33 @@ async fn cancelling_the_run_stops_its_helpers_and_nothing_is_written_after() {
         stored
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unshared_run_is_executed_by_its_lead_alone() {
+    const N: usize = 600;
+    let url = fresh_postgres_database();
+    let mut lead_process = process(&url, Duration::from_secs(30)).await;
+    lead_process.executor = lead_process.executor.clone().unshared();
+    let other = process(&url, Duration::from_secs(30)).await;
+    let run = dataset_run(&lead_process.store, waiting_items(N)).await;
+    let run_id = run.id.clone();
+    let lead = lead(&lead_process, run, RunHooks::default());
+    // Once the lead claimed its chunk, nothing is left to help with.
+    while lead_process.target.calls.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        other
+            .store
+            .run_to_help(other.executor.owner(), &[])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let helper = help(&other, run_id.clone(), RunHooks::default());
+    let summary = lead.await.unwrap();
+    helper.await.unwrap();
+    assert_eq!(summary.succeeded_count, N as i64);
+    assert_eq!(lead_process.target.calls.load(Ordering::SeqCst), N);
+    assert_eq!(other.target.calls.load(Ordering::SeqCst), 0);
+}

@@ -142,11 +142,12 @@ impl Executor {
         run: &Started,
         stop: &CancellationToken,
     ) -> Result<ChunkGrant, RunError> {
+        let chunk_size = i64::try_from(self.chunk_size).unwrap_or(i64::MAX);
         let mut attempt = 0u32;
         loop {
             match self
                 .store
-                .claim_chunk(&run.run_id, &run.claim, self.chunk_size as i64, self.lease)
+                .claim_chunk(&run.run_id, &run.claim, chunk_size, self.lease)
                 .await
             {
                 Ok(grant) => return Ok(grant),

@@ -157,6 +157,18 @@ impl Executor {
         self
     }
 
+    /// Runs this executor holds are not shared with other processes: it
+    /// claims all of a run's items as one chunk, so no other process helps
+    /// execute them (while this one lives: if it dies, the run is taken
+    /// over whole). For a caller that follows the run through
+    /// [`RunHooks::on_item_complete`] alone, such as `assay run` building
+    /// its report and output file, which would miss the items another
+    /// process executed.
+    pub fn unshared(mut self) -> Self {
+        self.chunk_size = usize::MAX;
+        self
+    }
+
     /// Sets the largest number of results written per transaction.
     pub fn with_max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch.max(1);
