@@ -7,11 +7,13 @@
 -- the claim that holds the run's own lease (the process that finalizes it).
 -- The chunk cursor is the first position not handed out yet; `chunk_end`
 -- (the dataset's next position, fixed by the first chunk claim) where the
--- handing out stops.
+-- handing out stops. `exclusive`: the lease holder executes the run alone
+-- (`assay run` builds its report from the items it executes itself).
 ALTER TABLE runs ADD COLUMN lease_claim INTEGER NOT NULL DEFAULT 0;
 UPDATE runs SET lease_claim = claim_number;
 ALTER TABLE runs ADD COLUMN chunk_cursor INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN chunk_end INTEGER;
+ALTER TABLE runs ADD COLUMN exclusive INTEGER NOT NULL DEFAULT 0;
 
 -- Positions [first_position, end_position) of a run, held by the claim
 -- (owner, claim_number) until lease_expires_at (milliseconds since the
@@ -27,3 +29,5 @@ CREATE TABLE run_chunks (
     PRIMARY KEY (run_id, first_position)
 );
 CREATE INDEX run_chunks_unfinished ON run_chunks (run_id, lease_expires_at) WHERE done = 0;
+-- The chunks one claim holds (the write fence of a helper's results).
+CREATE INDEX run_chunks_held ON run_chunks (run_id, owner, claim_number) WHERE done = 0;

@@ -47,6 +47,11 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a scheduler passes over a run it failed to help.
 const HELP_BACKOFF: Duration = Duration::from_secs(30);
 
+/// How long a scheduler passes over a run it just helped (so that a helper
+/// that left, or could not go on, does not join again in a tight loop; a
+/// chunk lapsing later is taken by the run's lease holder meanwhile).
+const HELP_PAUSE: Duration = Duration::from_secs(2);
+
 /// Takeovers after which a run is failed rather than resumed again (see
 /// [`SchedulerConfig::max_takeovers`]).
 pub const DEFAULT_MAX_TAKEOVERS: i64 = 3;
@@ -77,8 +82,11 @@ struct Inner {
     max_takeovers: i64,
     active: Mutex<HashMap<String, RunHooks>>,
     /// Runs this process failed to help (their plugins would not load
-    /// here, say), and until when it passes over them.
+    /// here, say) or just helped, and until when it passes over them.
     unhelpable: Mutex<HashMap<String, Instant>>,
+    /// The runs in `active` this process only helps execute: they do not
+    /// count against `max_active_runs` when claiming a run.
+    helping: Mutex<std::collections::HashSet<String>>,
     drain: CancellationToken,
     abort: CancellationToken,
     tracker: TaskTracker,
@@ -105,6 +113,7 @@ impl Scheduler {
             max_takeovers: config.max_takeovers.max(0),
             active: Mutex::new(HashMap::new()),
             unhelpable: Mutex::new(HashMap::new()),
+            helping: Mutex::new(std::collections::HashSet::new()),
             drain: CancellationToken::new(),
             abort: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -207,9 +216,13 @@ impl Inner {
                 .cloned()
                 .collect();
             let active = executing.len();
-            let claimed = if active < self.max_active_runs {
+            // Runs this process leads; the ones it helps do not hold back
+            // a claim (a helper leaves once its run has nothing to hand out).
+            let helping = self.helping.lock().expect("scheduler lock").len();
+            let leading = active.saturating_sub(helping);
+            let claimed = if leading < self.max_active_runs {
                 store.claim_next_run(owner, lease, &executing).await
-            } else if active < self.max_active_runs * 2 {
+            } else if leading < self.max_active_runs * 2 {
                 store
                     .claim_next_run_of_idle_tenant(owner, lease, &executing)
                     .await
@@ -264,6 +277,10 @@ impl Inner {
             .lock()
             .expect("scheduler lock")
             .insert(run.id.clone(), hooks.clone());
+        self.helping
+            .lock()
+            .expect("scheduler lock")
+            .insert(run.id.clone());
         let this = self.clone();
         self.tracker.spawn(async move {
             let run_id = run.id.clone();
@@ -279,16 +296,23 @@ impl Inner {
                 },
                 Err(e) => Err(RunError::from(e)),
             };
-            if let Err(e) = outcome {
-                // The run's lease holder loads the same plugins and fails
-                // the run if they cannot load; a helper only steps back,
-                // and does not try this run again for a while.
-                warn!(run_id, error = %e, "helping with the run failed");
-                this.unhelpable
-                    .lock()
-                    .expect("scheduler lock")
-                    .insert(run_id.clone(), Instant::now() + HELP_BACKOFF);
-            }
+            // A helper leaves when the run has nothing left to hand out, or
+            // when it could not go on (items unreadable here, say): either
+            // way it does not join the run again at once. After a failure
+            // (the run's lease holder loads the same plugins and fails the
+            // run if they cannot load) it stays away longer.
+            let pause = match outcome {
+                Ok(()) => HELP_PAUSE,
+                Err(e) => {
+                    warn!(run_id, error = %e, "helping with the run failed");
+                    HELP_BACKOFF
+                }
+            };
+            this.unhelpable
+                .lock()
+                .expect("scheduler lock")
+                .insert(run_id.clone(), Instant::now() + pause);
+            this.helping.lock().expect("scheduler lock").remove(&run_id);
             this.active.lock().expect("scheduler lock").remove(&run_id);
             this.wake.notify_one();
         });

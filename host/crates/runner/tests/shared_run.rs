@@ -219,3 +219,40 @@ async fn an_unshared_run_is_executed_by_its_lead_alone() {
     assert_eq!(lead_process.target.calls.load(Ordering::SeqCst), N);
     assert_eq!(other.target.calls.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_waiting_for_others_chunks_holds_no_item_slot() {
+    const N: usize = 400;
+    let url = fresh_postgres_database();
+    let lead_process = process(&url, Duration::from_secs(30)).await;
+    let helper_process = process(&url, Duration::from_secs(30)).await;
+    // The lead's items are quick; the helper's chunk holds a slow item.
+    let mut items = waiting_items(N);
+    items[130] = json!({"n": 130, "delayMs": 3_000});
+    let run = dataset_run(&lead_process.store, items).await;
+    let run_id = run.id.clone();
+    let lead = lead(&lead_process, run, RunHooks::default());
+    let helper = help(&helper_process, run_id.clone(), RunHooks::default());
+    // Wait until only the slow item is left: the lead has handed out and
+    // finished everything else and waits for the helper's chunk (or runs
+    // the slow item itself, if its chunk is the lead's).
+    let store = &lead_process.store;
+    loop {
+        let run = store.get_run(TENANT, &run_id).await.unwrap();
+        if run.succeeded_count >= N as i64 - 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let slow_is_the_helpers = helper_process.target.in_flight.load(Ordering::SeqCst) == 1;
+    let lead_slots = lead_process.executor.item_slots().in_use_by(TENANT);
+    if slow_is_the_helpers {
+        assert_eq!(lead_slots, 0, "the waiting lead gave its kept slots back");
+    } else {
+        assert_eq!(lead_slots, 1, "only the slow item's slot");
+    }
+    let summary = lead.await.unwrap();
+    helper.await.unwrap();
+    assert_eq!(summary.succeeded_count, N as i64);
+}

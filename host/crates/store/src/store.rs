@@ -271,10 +271,12 @@ pub trait RunStore: Send + Sync + 'static {
     /// the next start takes the run at once. No-op when not held.
     async fn release_run(&self, run_id: &str, claim: &Claim) -> StoreResult<()>;
 
-    /// A running run whose lease another live process holds and which has
-    /// work nobody holds (positions not handed out yet, or a chunk whose
-    /// lease lapsed), oldest first, passing over the runs in `executing`:
-    /// a process with free slots helps execute it ([`RunStore::join_run`]).
+    /// A running, shared run whose lease another live process holds and
+    /// which has work nobody holds (positions not handed out yet, or a
+    /// chunk whose lease lapsed), oldest first, passing over the runs in
+    /// `executing`: a process with free slots helps execute it
+    /// ([`RunStore::join_run`]). A run whose holder has not claimed its
+    /// first chunk yet (still loading its plugins) is not offered.
     async fn run_to_help(
         &self,
         owner: &str,
@@ -285,11 +287,23 @@ pub trait RunStore: Send + Sync + 'static {
     /// claim counter like every claim, so a later execution of the same
     /// owner is told apart. `Conflict` when the run is not running.
     async fn join_run(&self, tenant: &str, run_id: &str, owner: &str) -> StoreResult<Claim>;
+    /// Says whether the run `claim` holds (its lease) is executed by that
+    /// process alone (`exclusive`: no other claim gets a chunk of it, and
+    /// [`RunStore::run_to_help`] passes it over) or shared. The lease
+    /// holder sets it when it starts executing. `LeaseLost` when `claim`
+    /// does not hold the run's lease.
+    async fn set_run_exclusive(
+        &self,
+        run_id: &str,
+        claim: &Claim,
+        exclusive: bool,
+    ) -> StoreResult<()>;
     /// Hands `claim` the next chunk of the run, under a lease of `lease`: a
-    /// chunk whose holder's lease lapsed first (lowest position), else the
-    /// next `size` positions from the run's cursor. Result writes of a
-    /// helper are fenced by the chunks its claim holds (see
-    /// [`ResultStore::write_results`]).
+    /// chunk whose holder's lease lapsed first (lowest position; never one
+    /// `claim` itself held), else the next `size` positions from the run's
+    /// cursor. An exclusive run gives chunks only to its lease holder
+    /// (`Busy` to anyone else). Result writes of a helper are fenced by the
+    /// chunks its claim holds (see [`ResultStore::write_results`]).
     async fn claim_chunk(
         &self,
         run_id: &str,
@@ -302,7 +316,9 @@ pub trait RunStore: Send + Sync + 'static {
     async fn finish_chunk(&self, run_id: &str, claim: &Claim, first: i64) -> StoreResult<()>;
     /// Extends the lease of every unfinished chunk `claim` holds, and says
     /// whether the run was asked to cancel. `LeaseLost` when the run is no
-    /// longer running (finished or cancelled by its lease holder).
+    /// longer running (finished or cancelled by its lease holder). A chunk
+    /// another claim took over is not reported here: the holder learns it
+    /// from its next write or [`RunStore::finish_chunk`].
     async fn renew_chunks(
         &self,
         run_id: &str,

@@ -118,6 +118,7 @@ contract!(
     lapsed_and_released_chunks_are_claimed_again_first,
     run_to_help_finds_held_runs_with_work_nobody_holds,
     chunk_renewals_report_cancel_and_the_end_of_the_run,
+    a_run_without_items_is_done_at_once_and_never_offered,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -3113,6 +3114,10 @@ async fn run_to_help_finds_held_runs_with_work_nobody_holds(s: Fixture) {
     assert!(s.run_to_help("helper", &[]).await.unwrap().is_none());
     let run = s.claim_run(T, &run.id, "lead", LEASE).await.unwrap();
     let lead = Claim::of("lead", &run);
+    // Not before its lead claimed a first chunk (it is loading plugins).
+    assert!(s.run_to_help("helper", &[]).await.unwrap().is_none());
+    let short = Duration::from_millis(50);
+    chunk(s.claim_chunk(&run.id, &lead, 2, short).await.unwrap());
     let (tenant, found) = s.run_to_help("helper", &[]).await.unwrap().unwrap();
     assert_eq!((tenant.as_str(), found.id.as_str()), (T, run.id.as_str()));
     // Never the caller's own run, nor one it executes already.
@@ -3124,14 +3129,41 @@ async fn run_to_help_finds_held_runs_with_work_nobody_holds(s: Fixture) {
             .is_none()
     );
     // Every position handed out and held: nothing to help with.
-    let short = Duration::from_millis(50);
     chunk(s.claim_chunk(&run.id, &lead, 4, short).await.unwrap());
     assert!(s.run_to_help("helper", &[]).await.unwrap().is_none());
-    // The chunk's lease lapses: work again.
+    // The chunks' lease lapses: work again, but not for the claim that
+    // held them (it may still be executing them).
     tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(s.run_to_help("helper", &[]).await.unwrap().is_some());
+    assert_eq!(
+        s.claim_chunk(&run.id, &lead, 4, LEASE).await.unwrap(),
+        ChunkGrant::Busy
+    );
+    // An exclusive run is executed by its lease holder alone.
+    s.set_run_exclusive(&run.id, &lead, true).await.unwrap();
+    assert!(s.run_to_help("helper", &[]).await.unwrap().is_none());
+    let helper = s.join_run(T, &run.id, "helper").await.unwrap();
+    assert_eq!(
+        s.claim_chunk(&run.id, &helper, 4, LEASE).await.unwrap(),
+        ChunkGrant::Busy
+    );
+    assert_lease_lost(s.set_run_exclusive(&run.id, &helper, false).await);
+    s.set_run_exclusive(&run.id, &lead, false).await.unwrap();
     assert!(s.run_to_help("helper", &[]).await.unwrap().is_some());
     // A run asked to cancel is not helped.
     s.request_cancel(T, &run.id).await.unwrap();
+    assert!(s.run_to_help("helper", &[]).await.unwrap().is_none());
+}
+
+async fn a_run_without_items_is_done_at_once_and_never_offered(s: Fixture) {
+    let ds = s.create_dataset(T, new_dataset("empty")).await.unwrap();
+    let run = s.create_run(T, new_run(&ds)).await.unwrap();
+    let run = s.claim_run(T, &run.id, "lead", LEASE).await.unwrap();
+    let lead = Claim::of("lead", &run);
+    assert_eq!(
+        s.claim_chunk(&run.id, &lead, 4, LEASE).await.unwrap(),
+        ChunkGrant::Done
+    );
     assert!(s.run_to_help("helper", &[]).await.unwrap().is_none());
 }
 

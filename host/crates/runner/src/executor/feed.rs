@@ -103,10 +103,21 @@ impl Executor {
             let (first, end) = match grant {
                 ChunkGrant::Chunk { first, end } => (first, end),
                 ChunkGrant::Busy if *role == Role::Lead => {
-                    tokio::select! {
-                        _ = stop.cancelled() => {}
-                        _ = book.chunk_done() => {}
-                        _ = tokio::time::sleep(CHUNK_POLL) => {}
+                    // No item starts while the lead waits: slots its items
+                    // kept go back to the process at once (other runs, a
+                    // run this process helps, need them meanwhile).
+                    while let Ok(slot) = pool.kept_rx.try_recv() {
+                        drop(slot);
+                    }
+                    let waited = tokio::time::sleep(CHUNK_POLL);
+                    tokio::pin!(waited);
+                    loop {
+                        tokio::select! {
+                            _ = stop.cancelled() => break,
+                            _ = book.chunk_done() => break,
+                            _ = &mut waited => break,
+                            Some(slot) = pool.kept_rx.recv() => drop(slot),
+                        }
                     }
                     continue;
                 }

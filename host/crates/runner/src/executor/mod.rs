@@ -88,6 +88,8 @@ pub struct Executor {
     write_slots: ItemSlots,
     page_size: usize,
     chunk_size: usize,
+    /// Whether runs this executor holds may be helped by other processes.
+    shared: bool,
     max_batch: usize,
 }
 
@@ -106,6 +108,7 @@ impl Executor {
             write_slots: ItemSlots::new(1),
             page_size: 256,
             chunk_size: DEFAULT_CHUNK_SIZE,
+            shared: true,
             max_batch: 64,
         }
     }
@@ -158,14 +161,14 @@ impl Executor {
     }
 
     /// Runs this executor holds are not shared with other processes: it
-    /// claims all of a run's items as one chunk, so no other process helps
-    /// execute them (while this one lives: if it dies, the run is taken
-    /// over whole). For a caller that follows the run through
+    /// marks them exclusive (`assay_store::RunStore::set_run_exclusive`),
+    /// so no other process helps execute them (if it dies, the process
+    /// that takes the run over decides anew). For a caller that follows the run through
     /// [`RunHooks::on_item_complete`] alone, such as `assay run` building
     /// its report and output file, which would miss the items another
     /// process executed.
     pub fn unshared(mut self) -> Self {
-        self.chunk_size = usize::MAX;
+        self.shared = false;
         self
     }
 

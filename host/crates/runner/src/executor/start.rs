@@ -129,6 +129,11 @@ impl Executor {
                         .await?
                 };
                 let claim = Claim::of(self.owner.clone(), &run);
+                // Shared or not is this holder's choice (a run taken over
+                // from `assay run` may be helped from now on).
+                self.store
+                    .set_run_exclusive(&run.id, &claim, !self.shared)
+                    .await?;
                 (run, claim, Role::Lead)
             }
         };
@@ -365,6 +370,10 @@ fn spawn_heartbeat(
         loop {
             tick.tick().await;
             let lapses_at = renewed_at + lease;
+            // The database counts the new lease from when it receives the
+            // renewal: counted from before sending it, this side never
+            // believes it holds a lease the database has let lapse.
+            let sent_at = Instant::now();
             let renewing = {
                 let (store, run_id, claim) = (store.clone(), run_id.clone(), claim.clone());
                 detached(async move {
@@ -383,7 +392,7 @@ fn spawn_heartbeat(
             });
             match renewal.await {
                 Ok(Ok(control)) => {
-                    renewed_at = Instant::now();
+                    renewed_at = sent_at;
                     if control.cancel_requested && !cancel.is_cancelled() {
                         info!(run_id, "cancel requested");
                         cancel.cancel();

@@ -26,7 +26,8 @@ pub(super) async fn run_to_help(
         " FROM runs r WHERE r.status = 'running' AND NOT r.cancel_requested \
          AND r.lease_owner IS NOT NULL AND r.lease_owner <> $1 AND r.lease_expires_at > now() \
          AND r.id <> ALL($2) \
-         AND (r.chunk_end IS NULL OR r.chunk_cursor < r.chunk_end OR EXISTS ( \
+         AND NOT r.exclusive AND r.chunk_end IS NOT NULL \
+         AND (r.chunk_cursor < r.chunk_end OR EXISTS ( \
              SELECT 1 FROM run_chunks c WHERE c.run_id = r.id AND NOT c.done \
              AND c.lease_expires_at <= now())) \
          ORDER BY r.created_at, r.id LIMIT 1"
@@ -80,26 +81,37 @@ pub(super) async fn claim_chunk(
 ) -> StoreResult<ChunkGrant> {
     let lease = lease_ms(lease) as f64;
     let mut tx = s.tx().await?;
-    let run: Option<(String, i64, Option<i64>, String)> = sqlx::query_as(
-        "SELECT status, chunk_cursor, chunk_end, dataset_id FROM runs WHERE id = $1 FOR UPDATE",
+    type RunRow = (String, i64, Option<i64>, String, bool, Option<String>, i64);
+    let run: Option<RunRow> = sqlx::query_as(
+        "SELECT status, chunk_cursor, chunk_end, dataset_id, exclusive, lease_owner, lease_claim \
+         FROM runs WHERE id = $1 FOR UPDATE",
     )
     .bind(run_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((status, cursor, end, dataset_id)) = run else {
+    let Some((status, cursor, end, dataset_id, exclusive, holder, lease_claim)) = run else {
         return Err(StoreError::not_found("Run", run_id));
     };
     if RunStatus::parse(&status) != Some(RunStatus::Running) {
         return Ok(ChunkGrant::Stopped);
     }
+    if exclusive && (holder.as_deref() != Some(claim.owner.as_str()) || lease_claim != claim.number)
+    {
+        return Ok(ChunkGrant::Busy);
+    }
     // A chunk whose holder stopped renewing it first: its items are the
-    // oldest work of the run.
+    // oldest work of the run. (Never one this claim held: it may still be
+    // executing it. The conditions are repeated outside the subquery,
+    // which PostgreSQL evaluates once: a chunk renewed or finished while
+    // this statement waited for its row lock is left alone.)
     let lapsed: Option<(i64, i64)> = sqlx::query_as(
         "UPDATE run_chunks SET owner = $2, claim_number = $3, \
-         lease_expires_at = now() + $4 * INTERVAL '1 millisecond' \
-         WHERE run_id = $1 AND first_position = ( \
+         lease_expires_at = clock_timestamp() + $4 * INTERVAL '1 millisecond' \
+         WHERE run_id = $1 AND NOT done AND lease_expires_at <= now() \
+         AND NOT (owner = $2 AND claim_number = $3) AND first_position = ( \
              SELECT first_position FROM run_chunks WHERE run_id = $1 AND NOT done \
-             AND lease_expires_at <= now() ORDER BY first_position LIMIT 1) \
+             AND lease_expires_at <= now() AND NOT (owner = $2 AND claim_number = $3) \
+             ORDER BY first_position LIMIT 1) \
          RETURNING first_position, end_position",
     )
     .bind(run_id)
@@ -124,7 +136,8 @@ pub(super) async fn claim_chunk(
         let next = cursor.saturating_add(size.max(1)).min(end);
         sqlx::query(
             "INSERT INTO run_chunks (run_id, first_position, end_position, owner, claim_number, \
-             lease_expires_at) VALUES ($1, $2, $3, $4, $5, now() + $6 * INTERVAL '1 millisecond')",
+             lease_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, clock_timestamp() + $6 * INTERVAL '1 millisecond')",
         )
         .bind(run_id)
         .bind(cursor)
@@ -146,6 +159,13 @@ pub(super) async fn claim_chunk(
             end: next,
         });
     }
+    // Every position handed out (or none to hand out: the end is fixed
+    // all the same, so that the run is not offered to helpers).
+    sqlx::query("UPDATE runs SET chunk_end = $2 WHERE id = $1 AND chunk_end IS NULL")
+        .bind(run_id)
+        .bind(end)
+        .execute(&mut *tx)
+        .await?;
     let unfinished: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM run_chunks WHERE run_id = $1 AND NOT done)",
     )
@@ -224,5 +244,28 @@ pub(super) async fn release_chunks(
     .bind(claim.number)
     .execute(&s.pool)
     .await?;
+    Ok(())
+}
+
+/// See [`crate::RunStore::set_run_exclusive`].
+pub(super) async fn set_run_exclusive(
+    s: &PostgresStore,
+    run_id: &str,
+    claim: &Claim,
+    exclusive: bool,
+) -> StoreResult<()> {
+    let set = sqlx::query(
+        "UPDATE runs SET exclusive = $4 WHERE id = $1 AND lease_owner = $2 AND lease_claim = $3 \
+         AND status = 'running'",
+    )
+    .bind(run_id)
+    .bind(&claim.owner)
+    .bind(claim.number)
+    .bind(exclusive)
+    .execute(&s.pool)
+    .await?;
+    if set.rows_affected() == 0 {
+        return Err(StoreError::LeaseLost);
+    }
     Ok(())
 }

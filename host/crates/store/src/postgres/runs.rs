@@ -226,6 +226,15 @@ impl RunStore for PostgresStore {
         chunks::join_run(self, tenant, run_id, owner).await
     }
 
+    async fn set_run_exclusive(
+        &self,
+        run_id: &str,
+        claim: &Claim,
+        exclusive: bool,
+    ) -> StoreResult<()> {
+        chunks::set_run_exclusive(self, run_id, claim, exclusive).await
+    }
+
     async fn claim_chunk(
         &self,
         run_id: &str,

@@ -44,7 +44,8 @@ pub(super) async fn run_to_help(
         " FROM runs r WHERE r.status = 'running' AND r.cancel_requested = 0 \
          AND r.lease_owner IS NOT NULL AND r.lease_owner <> ?1 AND r.lease_expires_at > ?2 \
          AND r.id NOT IN (SELECT value FROM json_each(?3)) \
-         AND (r.chunk_end IS NULL OR r.chunk_cursor < r.chunk_end OR EXISTS ( \
+         AND r.exclusive = 0 AND r.chunk_end IS NOT NULL \
+         AND (r.chunk_cursor < r.chunk_end OR EXISTS ( \
              SELECT 1 FROM run_chunks c WHERE c.run_id = r.id AND c.done = 0 \
              AND c.lease_expires_at <= ?2)) \
          ORDER BY r.created_at, r.id LIMIT 1"
@@ -99,27 +100,38 @@ pub(super) async fn claim_chunk(
     size: i64,
     lease: Duration,
 ) -> StoreResult<ChunkGrant> {
+    let mut tx = s.write_tx().await?;
+    // The clock is read once the write lock is held: a claim that waited
+    // for it gets its whole lease.
     let at = to_ms(now());
     let expires = at.saturating_add(lease_ms(lease));
-    let mut tx = s.write_tx().await?;
-    let run: Option<(String, i64, Option<i64>, String)> =
-        sqlx::query_as("SELECT status, chunk_cursor, chunk_end, dataset_id FROM runs WHERE id = ?")
-            .bind(run_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((status, cursor, end, dataset_id)) = run else {
+    type RunRow = (String, i64, Option<i64>, String, bool, Option<String>, i64);
+    let run: Option<RunRow> = sqlx::query_as(
+        "SELECT status, chunk_cursor, chunk_end, dataset_id, exclusive, lease_owner, lease_claim \
+         FROM runs WHERE id = ?",
+    )
+    .bind(run_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((status, cursor, end, dataset_id, exclusive, holder, lease_claim)) = run else {
         return Err(StoreError::not_found("Run", run_id));
     };
     if RunStatus::parse(&status) != Some(RunStatus::Running) {
         return Ok(ChunkGrant::Stopped);
     }
+    if exclusive && (holder.as_deref() != Some(claim.owner.as_str()) || lease_claim != claim.number)
+    {
+        return Ok(ChunkGrant::Busy);
+    }
     // A chunk whose holder stopped renewing it first: its items are the
-    // oldest work of the run.
+    // oldest work of the run (never one this claim held: it may still be
+    // executing it).
     let lapsed: Option<(i64, i64)> = sqlx::query_as(
         "UPDATE run_chunks SET owner = ?2, claim_number = ?3, lease_expires_at = ?4 \
          WHERE run_id = ?1 AND first_position = ( \
              SELECT first_position FROM run_chunks WHERE run_id = ?1 AND done = 0 \
-             AND lease_expires_at <= ?5 ORDER BY first_position LIMIT 1) \
+             AND lease_expires_at <= ?5 AND NOT (owner = ?2 AND claim_number = ?3) \
+             ORDER BY first_position LIMIT 1) \
          RETURNING first_position, end_position",
     )
     .bind(run_id)
@@ -167,6 +179,13 @@ pub(super) async fn claim_chunk(
             end: next,
         });
     }
+    // Every position handed out (or none to hand out: the end is fixed
+    // all the same, so that the run is not offered to helpers).
+    sqlx::query("UPDATE runs SET chunk_end = ? WHERE id = ? AND chunk_end IS NULL")
+        .bind(end)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
     let unfinished: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM run_chunks WHERE run_id = ? AND done = 0)",
     )
@@ -254,5 +273,30 @@ pub(super) async fn release_chunks(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// See [`crate::RunStore::set_run_exclusive`].
+pub(super) async fn set_run_exclusive(
+    s: &SqliteStore,
+    run_id: &str,
+    claim: &Claim,
+    exclusive: bool,
+) -> StoreResult<()> {
+    let mut tx = s.write_tx().await?;
+    let set = sqlx::query(
+        "UPDATE runs SET exclusive = ? WHERE id = ? AND lease_owner = ? AND lease_claim = ? \
+         AND status = 'running'",
+    )
+    .bind(exclusive)
+    .bind(run_id)
+    .bind(&claim.owner)
+    .bind(claim.number)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    if set.rows_affected() == 0 {
+        return Err(StoreError::LeaseLost);
+    }
     Ok(())
 }
