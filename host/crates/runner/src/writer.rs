@@ -3,9 +3,10 @@
 //! Item tasks hand their result to one writer task per run and wait for the
 //! acknowledgement. The writer takes everything queued (up to a batch limit)
 //! and writes it in one transaction: under load many items share a commit.
-//! While fewer results are queued than the run has in flight, it first waits
-//! a little for the others, at most as long as a write takes
-//! ([`group_commit`]); a lone item of a slow run is written at once. If a
+//! Where a commit is costly (PostgreSQL), while fewer results are queued than
+//! the run has in flight, it first waits a little for the others, at most as
+//! long as a write takes ([`group_commit`]); a lone item of a slow run is
+//! written at once. If a
 //! batch fails, its items are retried one by one so that one bad result
 //! cannot fail its neighbours.
 //!
@@ -49,6 +50,12 @@ pub trait ResultSink: Send + Sync {
         claim: &Claim,
         batch: Vec<NewResult>,
     ) -> Result<WriteOutcome, StoreError>;
+
+    /// Whether a commit costs enough on its own that the writer should wait
+    /// a little for more results to share it ([`group_commit`]).
+    fn group_commit(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]
@@ -60,6 +67,16 @@ impl ResultSink for Arc<dyn Store> {
         batch: Vec<NewResult>,
     ) -> Result<WriteOutcome, StoreError> {
         self.write_results(run_id, claim, batch).await
+    }
+
+    /// On PostgreSQL, yes: each commit plans the write statement, writes a
+    /// commit record and (with `fsync` on) waits for a WAL flush. On SQLite
+    /// (WAL, `synchronous=NORMAL`) a commit costs little, and the process's
+    /// one write turn is better spent on short transactions: the longer
+    /// batches delayed another tenant's run behind a busy one (fair-share
+    /// bench).
+    fn group_commit(&self) -> bool {
+        self.backend() == "postgres"
     }
 }
 
@@ -227,6 +244,7 @@ async fn write_loop(
     let run_id = target.run_id.as_str();
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     let mut group = GroupCommit::default();
+    let group_commit = target.sink.group_commit();
     loop {
         let limit = batch_limit(max_batch, &turns);
         // Results left over from the last batch go first.
@@ -234,9 +252,11 @@ async fn write_loop(
             break;
         }
         // Wait for the results still on their way, bounded (see
-        // `group_commit`); not while another tenant shares the write turns,
-        // where short batches are the point (`SHARED_TURNS_BATCH`).
-        if let Some(wait) = group.wait(jobs.len(), jobs[0].queued_at, limit)
+        // `group_commit`), where commits are costly; not while another
+        // tenant shares the write turns, where short batches are the point
+        // (`SHARED_TURNS_BATCH`).
+        if group_commit
+            && let Some(wait) = group.wait(jobs.len(), jobs[0].queued_at, limit)
             && !turns.other_tenants_present()
         {
             group_commit::gather(&mut rx, &mut jobs, wait).await;
@@ -343,6 +363,11 @@ mod tests {
                 inserted: batch.len() as u64,
                 duplicates: 0,
             })
+        }
+
+        /// Commits here stand for PostgreSQL's: the writer groups them.
+        fn group_commit(&self) -> bool {
+            true
         }
     }
 

@@ -16,9 +16,10 @@
 //!   queued plus being written; the estimate decays when the run slows
 //!   down), so a lone item of a slow run is written at once;
 //! * the oldest queued result waits at most as long as the last write took
-//!   (and never more than [`MAX_LINGER`]): on SQLite, where a commit costs
-//!   well under a millisecond, so does the wait; on PostgreSQL it is about
-//!   one commit.
+//!   (and never more than [`MAX_LINGER`]): about one commit.
+//!
+//! The writer waits only where its sink says commits are costly
+//! (`ResultSink::group_commit`: PostgreSQL, not SQLite).
 //!
 //! See `docs/storage.md` ("Group commit").
 
