@@ -21,7 +21,7 @@
 //! The writer waits only where its sink says commits are costly
 //! (`ResultSink::group_commit`: PostgreSQL, not SQLite).
 //!
-//! See `docs/storage.md` ("Group commit").
+//! See `docs/runs.md` ("Group commit").
 
 use std::time::Duration;
 
