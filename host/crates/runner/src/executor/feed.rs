@@ -205,6 +205,9 @@ impl Executor {
                 return Ok(Fed::All);
             };
             after = Some(last.position);
+            // A short page, or one reaching the chunk's end, was the
+            // chunk's last: no need to read an empty one after it.
+            let last_page = page.len() < self.page_size || last.position >= end - 1;
             // A re-scoring run reads the parent's outputs for the page in
             // one query; a trial the parent has no result for is skipped.
             let mut recorded = match &shared.target {
@@ -284,6 +287,9 @@ impl Executor {
                 while let Some(joined) = pool.tasks.try_join_next() {
                     log_panic(run_id, joined);
                 }
+            }
+            if last_page {
+                return Ok(Fed::All);
             }
         }
     }
