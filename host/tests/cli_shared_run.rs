@@ -189,8 +189,18 @@ fn finished(run: &Value) -> bool {
     )
 }
 
-#[test]
-fn three_processes_share_one_run_each_executing_a_part() {
+/// Three nodes on a fresh database, the run triggered on the first.
+struct Started {
+    _env: Env,
+    nodes: Vec<Node>,
+    http: Http,
+    dataset: String,
+    run: String,
+    /// The run, on the first node.
+    url: String,
+}
+
+fn three_nodes_running_a_run() -> Started {
     let env = Env::new();
     let database = fresh_postgres_database();
     let dataset = dataset(&env, &database);
@@ -198,6 +208,21 @@ fn three_processes_share_one_run_each_executing_a_part() {
     let http = Http::new();
     let run = trigger(&http, &nodes[0], &dataset);
     let url = run_url(&nodes[0], &dataset, &run);
+    Started {
+        _env: env,
+        nodes,
+        http,
+        dataset,
+        run,
+        url,
+    }
+}
+
+#[test]
+fn three_processes_share_one_run_each_executing_a_part() {
+    let Started {
+        nodes, http, url, ..
+    } = three_nodes_running_a_run();
     let done = wait_for(&http, &url, Duration::from_secs(240), finished);
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["succeededCount"], ITEMS, "{done}");
@@ -214,13 +239,12 @@ fn three_processes_share_one_run_each_executing_a_part() {
 
 #[test]
 fn a_process_killed_mid_run_loses_no_item_and_duplicates_none() {
-    let env = Env::new();
-    let database = fresh_postgres_database();
-    let dataset = dataset(&env, &database);
-    let mut nodes: Vec<Node> = (0..3).map(|_| Node::start(&env, &database)).collect();
-    let http = Http::new();
-    let run = trigger(&http, &nodes[0], &dataset);
-    let url = run_url(&nodes[0], &dataset, &run);
+    let Started {
+        mut nodes,
+        http,
+        url,
+        ..
+    } = three_nodes_running_a_run();
     // Once the last node took part, it is killed without warning.
     let last = nodes.last().unwrap();
     let started = Instant::now();
@@ -240,13 +264,14 @@ fn a_process_killed_mid_run_loses_no_item_and_duplicates_none() {
 
 #[test]
 fn cancel_on_one_process_stops_the_items_of_all() {
-    let env = Env::new();
-    let database = fresh_postgres_database();
-    let dataset = dataset(&env, &database);
-    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&env, &database)).collect();
-    let http = Http::new();
-    let run = trigger(&http, &nodes[0], &dataset);
-    let url = run_url(&nodes[0], &dataset, &run);
+    let Started {
+        nodes,
+        http,
+        dataset,
+        run,
+        url,
+        ..
+    } = three_nodes_running_a_run();
     let started = Instant::now();
     while nodes.iter().any(|n| http.items_executed(n) < 200) {
         assert!(started.elapsed() < Duration::from_secs(120));

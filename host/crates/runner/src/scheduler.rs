@@ -263,10 +263,9 @@ impl Inner {
         unhelpable.keys().cloned().collect()
     }
 
-    /// Helps execute `run`, which another process holds: joins it, loads
-    /// its plugins and executes chunks of it until none is left to hand
-    /// out. Cancel and shutdown reach it like a run of its own.
-    fn spawn_helper(self: &Arc<Self>, tenant: String, run: Run) {
+    /// The hooks of a run this process starts executing (leading or
+    /// helping), recorded in `active` so that cancel and shutdown reach it.
+    fn track(&self, run_id: &str) -> RunHooks {
         let hooks = RunHooks {
             retain_results: Some(false),
             drain: self.drain.child_token(),
@@ -276,7 +275,15 @@ impl Inner {
         self.active
             .lock()
             .expect("scheduler lock")
-            .insert(run.id.clone(), hooks.clone());
+            .insert(run_id.to_string(), hooks.clone());
+        hooks
+    }
+
+    /// Helps execute `run`, which another process holds: joins it, loads
+    /// its plugins and executes chunks of it until none is left to hand
+    /// out. Cancel and shutdown reach it like a run of its own.
+    fn spawn_helper(self: &Arc<Self>, tenant: String, run: Run) {
+        let hooks = self.track(&run.id);
         self.helping
             .lock()
             .expect("scheduler lock")
@@ -319,16 +326,7 @@ impl Inner {
     }
 
     fn spawn_run(self: &Arc<Self>, tenant: String, run: Run) {
-        let hooks = RunHooks {
-            retain_results: Some(false),
-            drain: self.drain.child_token(),
-            abort: self.abort.child_token(),
-            ..Default::default()
-        };
-        self.active
-            .lock()
-            .expect("scheduler lock")
-            .insert(run.id.clone(), hooks.clone());
+        let hooks = self.track(&run.id);
         let this = self.clone();
         self.tracker.spawn(async move {
             let run_id = run.id.clone();
