@@ -321,14 +321,22 @@ fn component_cost(label: &str, path: &std::path::Path, calls: usize) {
     let keep_resident_bytes = std::env::var("ASSAY_BENCH_KEEP_RESIDENT_MIB")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
-        .map_or(0, |mib| mib << 20);
+        .map_or(HostConfig::default().keep_resident_bytes, |mib| mib << 20);
     let config = HostConfig {
         cache_dir: Some(dir.path().to_path_buf()),
         max_instances: 16,
         keep_resident_bytes,
         ..HostConfig::default()
     };
-    println!("keep resident: {} MiB per slot", keep_resident_bytes >> 20);
+    println!(
+        "keep resident: {} MiB per slot (PAGEMAP_SCAN {})",
+        keep_resident_bytes >> 20,
+        if wasmtime::PoolingAllocationConfig::is_pagemap_scan_available() {
+            "available"
+        } else {
+            "unavailable: nothing kept"
+        }
+    );
     let t = Instant::now();
     let cold = PluginHost::new(config.clone())
         .unwrap()

@@ -5,6 +5,12 @@ use std::time::Duration;
 
 const MIB: usize = 1 << 20;
 
+/// Default of [`HostConfig::keep_resident_bytes`]: above the working set of
+/// a CPython or SpiderMonkey call (a Rust plugin's is tens of KiB), so
+/// their calls take no page faults; measured in BENCHMARKS.md ("Keeping
+/// the pages a call wrote").
+pub const DEFAULT_KEEP_RESIDENT_BYTES: usize = 16 * MIB;
+
 /// Settings of one [`PluginHost`](crate::PluginHost): they shape its wasmtime
 /// `Engine`, so they are fixed for the host's lifetime.
 #[derive(Debug, Clone)]
@@ -52,12 +58,18 @@ pub struct HostConfig {
     /// Largest `wasi:random` request a guest may make at once (larger
     /// requests trap instead of making the host allocate them).
     pub max_random_bytes: u64,
-    /// Bytes of each freed linear-memory (and table) slot of the pool kept
-    /// mapped and reset in place rather than returned to the kernel. Every
-    /// call instantiates afresh; big runtimes (CPython, a JavaScript
-    /// engine) touch megabytes of their pre-initialized heap on each call,
-    /// and with 0 each touch is a page fault on a freshly decommitted page.
-    /// The pool's memory stays committed up to this much per slot in use.
+    /// Most bytes of each freed linear-memory (and table) slot of the pool
+    /// kept mapped and reset in place rather than returned to the kernel.
+    /// Every call instantiates afresh, and each page a call touches in a
+    /// decommitted slot is a page fault (for a copy-on-write image page,
+    /// with a TLB flush on every core): the largest cost of a small
+    /// plugin's call, and most of a CPython or JavaScript engine's. With
+    /// this set, the pages the call wrote are found with Linux's
+    /// `PAGEMAP_SCAN` and copied back from the image (or zeroed), so the
+    /// next instance finds them mapped and pristine. Only written pages are
+    /// kept, so a slot holds about its last call's working set, up to
+    /// this. Needs Linux 6.7+; elsewhere it is treated as 0 (see
+    /// [`PluginHost::keeps_memory_resident`](crate::PluginHost::keeps_memory_resident)).
     pub keep_resident_bytes: usize,
 }
 
@@ -78,7 +90,7 @@ impl Default for HostConfig {
             max_memories_per_component: 2,
             max_tables_per_component: 4,
             max_random_bytes: MIB as u64,
-            keep_resident_bytes: 0,
+            keep_resident_bytes: DEFAULT_KEEP_RESIDENT_BYTES,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::cache::{self, CacheCounters, CacheStats, DiskCache};
 use crate::config::HostConfig;
@@ -85,7 +85,12 @@ impl PluginHost {
         start_epoch_ticker(&engine, config.epoch_tick);
         let slots = Arc::new(Semaphore::new(config.max_instances.max(1) as usize));
         let compile_slots = Arc::new(Semaphore::new(config.max_concurrent_compiles.max(1)));
-        tracing::debug!(pooling, %engine_hash, "plugin host ready");
+        tracing::debug!(
+            pooling,
+            keep_resident = effective_keep_resident(config.keep_resident_bytes),
+            %engine_hash,
+            "plugin host ready"
+        );
         Ok(Self {
             inner: Arc::new(HostInner {
                 engine,
@@ -163,6 +168,14 @@ impl PluginHost {
         self.inner.pooling
     }
 
+    /// Whether freed pool slots keep the pages a call wrote (reset in
+    /// place) instead of returning them to the kernel: pooling in use, a
+    /// nonzero [`HostConfig::keep_resident_bytes`], and a kernel with
+    /// `PAGEMAP_SCAN`.
+    pub fn keeps_memory_resident(&self) -> bool {
+        self.inner.pooling && effective_keep_resident(self.inner.config.keep_resident_bytes) > 0
+    }
+
     /// The settings this host was created with.
     pub fn config(&self) -> &HostConfig {
         &self.inner.config
@@ -197,6 +210,7 @@ fn engine_config(config: &HostConfig, pooling: bool) -> Config {
         .parallel_compilation(true);
     if pooling {
         let n = config.max_instances.max(1);
+        let keep_resident = effective_keep_resident(config.keep_resident_bytes);
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(n)
             // A Rust wasip2 component has a handful of core instances
@@ -211,8 +225,13 @@ fn engine_config(config: &HostConfig, pooling: bool) -> Config {
             .max_memories_per_component(config.max_memories_per_component)
             .max_tables_per_component(config.max_tables_per_component)
             .max_memory_size(config.max_memory_bytes)
-            .linear_memory_keep_resident(config.keep_resident_bytes)
-            .table_keep_resident(config.keep_resident_bytes)
+            .linear_memory_keep_resident(keep_resident)
+            .table_keep_resident(keep_resident)
+            .pagemap_scan(if keep_resident > 0 {
+                Enabled::Yes
+            } else {
+                Enabled::No
+            })
             // Every call frees an instance: batching the decommits (madvise)
             // saves syscalls and cross-core TLB shootdowns when calls run on
             // several threads.
@@ -220,6 +239,21 @@ fn engine_config(config: &HostConfig, pooling: bool) -> Config {
         cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     cfg
+}
+
+/// How much of a freed slot's memory the pool keeps resident: the configured
+/// amount where the kernel can tell which pages a call wrote (the
+/// `PAGEMAP_SCAN` ioctl, Linux 6.7+), so only those are copied back from
+/// the image; 0 elsewhere, because without the scan the pool would reset the
+/// whole kept range on every call, which costs more than the page faults it
+/// saves (measured: BENCHMARKS.md, "Where the CPU of a whole-process run
+/// goes").
+pub(crate) fn effective_keep_resident(configured: usize) -> usize {
+    if configured > 0 && PoolingAllocationConfig::is_pagemap_scan_available() {
+        configured
+    } else {
+        0
+    }
 }
 
 /// 16 hex digits identifying the engine's code-compatibility settings.

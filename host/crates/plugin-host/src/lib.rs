@@ -63,7 +63,7 @@ mod secrets;
 mod types;
 
 pub use cache::CacheStats;
-pub use config::{HostConfig, Limits};
+pub use config::{DEFAULT_KEEP_RESIDENT_BYTES, HostConfig, Limits};
 pub use contract::{CONTRACT_VERSION, supported_contract_versions};
 pub use error::{CallError, CallFailure, ContractMismatch, LoadError};
 pub use grant::{

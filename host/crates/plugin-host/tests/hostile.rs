@@ -267,3 +267,43 @@ async fn sleeping_scorer_within_its_limit_succeeds() {
         .unwrap();
     assert_eq!(score.value, 1.0);
 }
+
+/// The pool keeps a freed slot's written pages resident and resets them in
+/// place (`HostConfig::keep_resident_bytes`): a call must still find no
+/// trace of any earlier call, in its data, heap or stack, whether its slot
+/// last held the same plugin or another one, one call at a time or many.
+#[tokio::test]
+async fn no_call_sees_what_an_earlier_call_left_in_memory() {
+    let (target, other) = (plugin("hostile-target"), plugin("exact-match"));
+    let (target, other) = (&target, &other);
+    let remember = || async move {
+        let out = target
+            .run_target(&item(json!("remember"), None), None, &Limits::default())
+            .await
+            .expect("remember call");
+        out.output
+    };
+    let pristine = json!({"callsBefore": 0, "dirtyHeapBytes": 0, "dirtyStackBytes": 0});
+    for _ in 0..20 {
+        assert_eq!(remember().await, pristine, "one call at a time");
+    }
+    for _ in 0..5 {
+        let calls: Vec<_> = (0..16)
+            .map(|i| async move {
+                if i % 2 == 0 {
+                    Some(remember().await)
+                } else {
+                    let it = item(json!("q"), Some(json!("yes")));
+                    other
+                        .score(&it, Some(&json!("yes")), None, &Limits::scorer_default())
+                        .await
+                        .expect("exact-match call");
+                    None
+                }
+            })
+            .collect();
+        for output in futures::future::join_all(calls).await.into_iter().flatten() {
+            assert_eq!(output, pristine, "calls side by side, slots shared");
+        }
+    }
+}
