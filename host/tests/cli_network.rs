@@ -251,3 +251,41 @@ fn the_network_examples_run_against_the_stub() {
         assert_eq!(r["scores"][0]["reason"], "a scripted verdict", "{r}");
     }
 }
+
+/// Without `--concurrency`, a run whose plugins stay local keeps the cores
+/// busy (32 in flight), and a run one of whose plugins may reach the
+/// network, by `--allow-host` or a stored grant, sends at most the API's
+/// default of 5 requests at once; a given `--concurrency` always wins.
+#[test]
+fn the_default_concurrency_depends_on_whether_the_run_may_reach_the_network() {
+    let env = Env::new();
+    let stub = start_stub();
+    let file = dataset(&env);
+    let host = stub.addr().to_string();
+    let file_arg = file.to_str().unwrap();
+    let concurrency_of = |extra: &[&str]| {
+        let mut args = vec!["run", "-d", file_arg, "--json", "-q"];
+        args.extend_from_slice(extra);
+        let report = env.json(&args);
+        let run_id = report["runId"].as_str().unwrap().to_string();
+        let shown = env.json(&["runs", "show", &run_id, "--json"]);
+        shown["run"]["config"]["options"]["maxConcurrency"].clone()
+    };
+    let local = ["-t", &plugin("echo"), "-s", &plugin("exact-match")].map(String::from);
+    let local: Vec<&str> = local.iter().map(String::as_str).collect();
+    assert_eq!(concurrency_of(&local), 32, "local plugins only");
+
+    let mut one_off = local.clone();
+    one_off.extend(["--allow-host", &host]);
+    assert_eq!(concurrency_of(&one_off), 5, "--allow-host");
+
+    let mut explicit = one_off.clone();
+    explicit.extend(["-j", "7"]);
+    assert_eq!(concurrency_of(&explicit), 7, "a given --concurrency wins");
+
+    env.cmd()
+        .args(["plugin", "grant", "exact-match", "--host", &host])
+        .assert()
+        .success();
+    assert_eq!(concurrency_of(&local), 5, "a stored grant on a scorer");
+}

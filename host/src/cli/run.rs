@@ -115,9 +115,10 @@ pub struct RunArgs {
     #[arg(long = "scorer-config", value_name = "SCORER:KEY=VALUE", value_parser = parse_scorer_config)]
     pub scorer_config: Vec<ScorerConfigArg>,
 
-    /// Items processed at once
-    #[arg(short = 'j', long, default_value_t = assay_runner::config::DEFAULT_MAX_CONCURRENCY, value_name = "N")]
-    pub concurrency: usize,
+    /// Items processed at once [default: 32, or 5 when a plugin of the run
+    /// may reach the network (a grant or --allow-host)]
+    #[arg(short = 'j', long, value_name = "N")]
+    pub concurrency: Option<usize>,
 
     /// Retries of an item whose target failed with a transient error
     #[arg(long, default_value_t = 0, value_name = "N")]
@@ -220,8 +221,12 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
     let scorer_configs = scorer_configs(&scorers, &args.scorer_config)?;
     let fail_under = resolve_fail_under(&scorers, &args.fail_under)?;
 
+    let concurrency = match args.concurrency {
+        Some(n) => n,
+        None => default_concurrency(app, &args, &target, &scorers).await?,
+    };
     let options = RunOptions {
-        max_concurrency: args.concurrency,
+        max_concurrency: concurrency,
         max_retries: args.retries,
         repeat: args.repeat,
         retry_delay: args.retry_delay,
@@ -556,6 +561,30 @@ fn parse_allow_host(text: &str) -> Result<assay_plugin_host::HostPattern, String
 /// `--allow-host`: the same one-off grant for the target and every scorer
 /// (the operator's own run on its own database, so no stored grant is
 /// needed or changed).
+/// `--concurrency` when not given: the API's default (5) for a run one of
+/// whose plugins may reach the network, where it bounds the requests a
+/// provider sees; otherwise the larger default that keeps the cores busy
+/// with local plugins.
+async fn default_concurrency(
+    app: &App,
+    args: &RunArgs,
+    target: &PluginRecord,
+    scorers: &[ScorerRef],
+) -> Result<usize> {
+    use assay_runner::config::{DEFAULT_LOCAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY};
+    if !args.allow_host.is_empty() {
+        return Ok(DEFAULT_MAX_CONCURRENCY);
+    }
+    let ids =
+        std::iter::once(target.id.as_str()).chain(scorers.iter().map(|s| s.record.id.as_str()));
+    for id in ids {
+        if app.store.get_plugin_grant(&app.tenant, id).await?.is_some() {
+            return Ok(DEFAULT_MAX_CONCURRENCY);
+        }
+    }
+    Ok(DEFAULT_LOCAL_CONCURRENCY)
+}
+
 fn one_off_grants(
     hosts: &[assay_plugin_host::HostPattern],
     target: &str,

@@ -6,8 +6,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::RunError;
 
-/// Default number of items of one run in flight at once (Mastra: 5).
+/// Default number of items of one run in flight at once (Mastra: 5): the
+/// API's default, and the command line's for a run that reaches the network
+/// (a provider or service should not see more requests than asked for).
 pub const DEFAULT_MAX_CONCURRENCY: usize = 5;
+/// The command line's default for a run none of whose plugins may reach the
+/// network. Such calls are pure CPU and the process's call slots already
+/// bound how many execute at once (twice the cores), so more items in
+/// flight only overlap their feed and store round trips: on 2 cores a
+/// wasm-only run gains up to 32 and nothing past it (BENCHMARKS.md, "The
+/// command line's default concurrency").
+pub const DEFAULT_LOCAL_CONCURRENCY: usize = 32;
 /// Upper bound accepted for `maxConcurrency`.
 pub const MAX_CONCURRENCY_LIMIT: usize = 1024;
 /// Upper bound accepted for `maxRetries`.
