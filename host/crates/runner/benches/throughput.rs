@@ -3,8 +3,12 @@
 //! `contains`), all real wasm components in the sandbox, results persisted.
 //!
 //! ```text
-//! cargo bench -p assay-runner --bench throughput -- [--items N] [--backend sqlite|postgres] [--concurrency C] [--repeat R] [--rescore]
+//! cargo bench -p assay-runner --bench throughput -- [--items N] [--backend sqlite|postgres] [--concurrency C] [--repeat R] [--rescore] [--keep-resident-mib M]
 //! ```
+//!
+//! `--keep-resident-mib` sets how much of a freed pool slot's written
+//! memory the plugin host keeps (default: the host's default; 0 decommits
+//! every slot after each call, as before that default existed).
 //!
 //! `--repeat R` executes every item R times (trials): the run does
 //! `N x R` trials, and items/s counts trials.
@@ -83,11 +87,26 @@ async fn main() {
         other => panic!("unknown backend {other}"),
     };
     let store: Arc<dyn Store> = assay_store::connect(&url).await.unwrap();
+    // `--keep-resident-mib 0` gives the pool's behaviour before freed slots
+    // kept the pages a call wrote (every page faults in again).
+    let keep_resident_bytes = arg("--keep-resident-mib")
+        .map_or(HostConfig::default().keep_resident_bytes, |v| {
+            v.parse::<usize>().unwrap() << 20
+        });
     let host = PluginHost::new(HostConfig {
         cache_dir: Some(dir.path().join("cache")),
+        keep_resident_bytes,
         ..Default::default()
     })
     .unwrap();
+    println!(
+        "pages kept resident per freed slot: {}",
+        if host.keeps_memory_resident() {
+            format!("up to {} MiB", keep_resident_bytes >> 20)
+        } else {
+            "none".to_string()
+        }
+    );
     let catalog = Catalog::new(host, store.clone());
     for name in ["echo", "exact-match", "levenshtein", "contains"] {
         catalog
