@@ -156,6 +156,25 @@ impl Report {
                 u.tokens.total_tokens, u.tokens.prompt_tokens, u.tokens.completion_tokens, u.items
             );
         }
+        // The scorers' own calls (an LLM judge), one line per scorer that
+        // reported usage, apart from the target's.
+        let judged = self
+            .stats
+            .scorers
+            .iter()
+            .filter_map(|s| Some((&s.scorer_id, s.token_usage?)));
+        for (i, (id, u)) in judged.enumerate() {
+            let label = if i == 0 { "judging" } else { "" };
+            let _ = writeln!(
+                out,
+                "  {label:<9} {}: {} total · {} prompt · {} completion  ({} scores reported usage)",
+                crate::term::safe_line(id),
+                u.tokens.total_tokens,
+                u.tokens.prompt_tokens,
+                u.tokens.completion_tokens,
+                u.scores
+            );
+        }
         if self.stats.cached_count > 0 {
             let _ = writeln!(
                 out,
@@ -402,6 +421,41 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn judge_usage_is_a_line_per_scorer_apart_from_the_targets() {
+        assert!(!report().render_text().contains("judging"));
+        let mut b = StatsBuilder::new(&["exact".into(), "judge".into()], 0.5);
+        b.add_usage(assay_store::TokenUsage {
+            prompt_tokens: 10,
+            completion_tokens: 2,
+            total_tokens: 12,
+        });
+        for (p, c) in [(300, 40), (200, 5)] {
+            b.add_score_usage(
+                "judge",
+                assay_store::TokenUsage {
+                    prompt_tokens: p,
+                    completion_tokens: c,
+                    total_tokens: p + c,
+                },
+            );
+        }
+        let text = Report::from(b.finish(&run())).render_text();
+        assert!(
+            text.contains(
+                "tokens    12 total · 10 prompt · 2 completion  (1 items reported usage)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "judging   judge: 545 total · 500 prompt · 45 completion  (2 scores reported usage)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("exact:"), "no usage, no line: {text}");
     }
 
     #[test]

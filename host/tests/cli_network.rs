@@ -174,6 +174,111 @@ fn token_usage_is_summed_over_the_run_and_shown_in_its_summary() {
     assert!(text.contains(&line), "{text}");
 }
 
+/// An LLM judge's calls are counted apart from the target's: the real
+/// `openai-chat` target asks `stub-model`, the real `llm-judge` scorer asks
+/// `judge-model`, and the stub sums the usage it reported per model. The
+/// run's `scorerTokenUsage` (and the judge's own `tokenUsage`) equal what
+/// the stub reported for the judge's requests; the target's `tokenUsage`
+/// equals what it reported for the target's, in `assay run --json`,
+/// `assay runs show --json` (from the stored results) and the text.
+#[test]
+fn judge_usage_is_summed_apart_from_the_targets_and_shown_in_its_summary() {
+    let env = Env::new();
+    let stub = BackgroundStub::start(StubConfig::default()).unwrap();
+    let questions = [
+        "What is the capital of France",
+        "Name a prime",
+        "one",
+        "How many legs does a spider have",
+        "Spell assay backwards please",
+    ];
+    let lines: Vec<String> = questions
+        .iter()
+        .map(|q| serde_json::json!({"input": {"q": q}, "expectedOutput": q}).to_string())
+        .collect();
+    let file = env.write("judged.jsonl", &lines.join("\n"));
+    let url = stub.url();
+    let host = stub.addr().to_string();
+    let judge = format!(
+        r#"llm-judge={{"model": "judge-model", "baseUrl": "{url}/v1", "rubric": "STUB_REPLY: {{\"score\": 0.75, \"reason\": \"scripted\"}}"}}"#
+    );
+    let out = env
+        .cmd()
+        .args([
+            "run",
+            "-d",
+            &file.display().to_string(),
+            "-t",
+            &plugin("openai-chat"),
+        ])
+        .arg("--target-config")
+        .arg(format!(
+            r#"{{"model": "stub-model", "baseUrl": "{url}/v1", "prompt": "{{{{input.q}}}}"}}"#
+        ))
+        .args(["--allow-host", &host, "-s", &plugin("llm-judge")])
+        .args(["--scorer-config", &judge, "--json", "-q"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["succeededCount"], 5, "{report}");
+    assert_eq!(
+        common::scorer(&report, "llm-judge")["mean"],
+        0.75,
+        "{report}"
+    );
+
+    let stats = stub.stats();
+    let reported = |model: &str, count: &str| {
+        let u = stats.usage.get(model).copied().unwrap_or_default();
+        assert_eq!(u.answers, 5, "one {model} request per item: {stats:?}");
+        serde_json::json!({
+            "promptTokens": u.prompt_tokens, "completionTokens": u.completion_tokens,
+            "totalTokens": u.total_tokens, count: 5,
+        })
+    };
+    let judged = reported("judge-model", "scores");
+    let target = reported("stub-model", "items");
+    assert_ne!(
+        judged, target,
+        "the two models' usage differ, so a mix-up shows"
+    );
+
+    let run_id = report["runId"].as_str().unwrap();
+    let shown = env.json(&["runs", "show", run_id, "--json"]);
+    for (summary, from) in [(&report, "assay run"), (&shown, "the stored results")] {
+        assert_eq!(summary["scorerTokenUsage"], judged, "{from}: {summary}");
+        assert_eq!(
+            common::scorer(summary, "llm-judge")["tokenUsage"],
+            judged,
+            "{from}: {summary}"
+        );
+        assert_eq!(summary["tokenUsage"], target, "{from}: {summary}");
+    }
+
+    let text = env
+        .cmd()
+        .args(["runs", "show", run_id])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    let line = format!(
+        "judging   llm-judge: {} total · {} prompt · {} completion  (5 scores reported usage)",
+        judged["totalTokens"], judged["promptTokens"], judged["completionTokens"]
+    );
+    assert!(text.contains(&line), "{text}");
+    let line = format!(
+        "tokens    {} total · {} prompt · {} completion  (5 items reported usage)",
+        target["totalTokens"], target["promptTokens"], target["completionTokens"]
+    );
+    assert!(text.contains(&line), "{text}");
+}
+
 /// The commands of `examples/network/README.md`, against the stub: each
 /// network plugin runs the example dataset and gives what the README says.
 #[test]

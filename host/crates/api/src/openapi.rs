@@ -281,6 +281,12 @@ fn schemas() -> Value {
     let string = json!({"type": "string"});
     let strings = json!({"type": "array", "items": {"type": "string"}});
     let ms = |d: &str| json!({"type": "integer", "minimum": 1, "description": d});
+    let scorer_token_usage = |d: &str| {
+        json!({"type": "object", "description": d,
+            "required": ["promptTokens", "completionTokens", "totalTokens", "scores"],
+            "properties": {"promptTokens": int, "completionTokens": int, "totalTokens": int,
+                "scores": {"type": "integer", "description": "scores whose metadata reported usage (one per item, or per trial with repeats, and scorer)"}}})
+    };
     json!({
         "Error": object(&["message", "code"], json!({
             "message": string, "code": string,
@@ -482,6 +488,8 @@ fn schemas() -> Value {
                     "type": "object", "required": ["promptTokens", "completionTokens", "totalTokens", "items"],
                     "properties": {"promptTokens": int, "completionTokens": int, "totalTokens": int,
                         "items": {"type": "integer", "description": "items that reported usage"}}},
+                "scorerTokenUsage": scorer_token_usage(
+                    "token usage the scorers (an LLM judge) reported in their scores' metadata, summed over all scorers and items, apart from the target's tokenUsage; absent when no score reported any"),
                 "cachedCount": {"type": "integer", "description": "items whose output came from the \
                     output cache (the target was not called for them; their latency and usage are \
                     those of the call that produced the output)"},
@@ -500,6 +508,8 @@ fn schemas() -> Value {
                         "passCount": int, "scoredCount": int, "errorCount": int,
                         "histogram": {"type": "array", "items": int, "minItems": 10, "maxItems": 10,
                             "description": "scores per tenth of [0, 1]: [0, 0.1) first, [0.9, 1] last"},
+                        "tokenUsage": scorer_token_usage(
+                            "token usage this scorer reported in its scores' metadata (an LLM judge's calls); absent when none of its scores reported any"),
                     }))},
                 "failures": {"type": "array", "description": "grouped by identical error, largest group first",
                     "items": object(&["source", "message", "count", "itemIndexes"], json!({

@@ -73,6 +73,20 @@ pub struct StubStats {
     pub authorizations: Vec<String>,
     /// Completion requests by model name.
     pub models: BTreeMap<String, u64>,
+    /// The token usage the completions answered (200) reported, summed by
+    /// model name: what a client that counts usage should have counted.
+    pub usage: BTreeMap<String, StubUsage>,
+}
+
+/// Token counts the stub reported, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StubUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    /// Answers that reported usage.
+    pub answers: u64,
 }
 
 #[derive(Default)]
@@ -91,6 +105,7 @@ struct Counters {
 struct Seen {
     authorizations: Vec<String>,
     models: BTreeMap<String, u64>,
+    usage: BTreeMap<String, StubUsage>,
 }
 
 struct Shared {
@@ -193,6 +208,7 @@ fn snapshot(c: &Counters) -> StubStats {
         max_in_flight: c.max_in_flight.load(Ordering::Relaxed) as u64,
         authorizations: seen.authorizations.clone(),
         models: seen.models.clone(),
+        usage: seen.usage.clone(),
     }
 }
 
@@ -354,13 +370,6 @@ async fn chat_completions(
             .as_str()
             .unwrap_or("stub-model")
             .to_string();
-        *s.counters
-            .seen
-            .lock()
-            .expect("stats lock")
-            .models
-            .entry(model.clone())
-            .or_default() += 1;
         let last_user = messages
             .iter()
             .rev()
@@ -377,6 +386,15 @@ async fn chat_completions(
             .map(|t| t.split_whitespace().count())
             .sum();
         let completion_tokens = reply.split_whitespace().count();
+        {
+            let mut seen = s.counters.seen.lock().expect("stats lock");
+            *seen.models.entry(model.clone()).or_default() += 1;
+            let usage = seen.usage.entry(model.clone()).or_default();
+            usage.prompt_tokens += prompt_tokens as u64;
+            usage.completion_tokens += completion_tokens as u64;
+            usage.total_tokens += (prompt_tokens + completion_tokens) as u64;
+            usage.answers += 1;
+        }
         (
             StatusCode::OK,
             json!({

@@ -40,6 +40,18 @@ async fn replies_with_the_last_user_message_and_counts_usage() {
     let stats = stub.stats();
     assert_eq!((stats.requests, stats.ok), (2, 2));
     assert_eq!(stats.models.get("m1"), Some(&2));
+    // The stats sum the usage of the answers, as the bodies reported it.
+    let reported = |b: &serde_json::Value, k: &str| b["usage"][k].as_u64().unwrap();
+    let sum = |k: &str| reported(&body, k) + reported(&scripted, k);
+    assert_eq!(
+        stats.usage.get("m1"),
+        Some(&assay_openai_stub::StubUsage {
+            prompt_tokens: sum("prompt_tokens"),
+            completion_tokens: sum("completion_tokens"),
+            total_tokens: sum("total_tokens"),
+            answers: 2,
+        })
+    );
 }
 
 #[tokio::test]

@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use assay_store::{ResultOutline, Run, RunResult, RunStatus, ScoreRow, Store, TokenUsage};
+use assay_store::{
+    ResultOutline, Run, RunResult, RunStatus, ScoreRow, ScoreUsage, Store, TokenUsage,
+};
 use serde::Serialize;
 
 use crate::error::RunError;
@@ -140,6 +142,12 @@ pub struct RunStats {
     /// items (absent when no item reported usage).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_usage: Option<RunTokenUsage>,
+    /// Tokens the scorers reported in their scores' metadata (an LLM
+    /// judge's calls), summed over all scorers and items; kept apart from
+    /// the target's `token_usage`. Each scorer's own sum is on its
+    /// [`ScorerSummary`]. Absent when no score reported usage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scorer_token_usage: Option<ScorerTokenUsage>,
     /// Items whose output came from the output cache (the target was not
     /// called for them; their latency and token usage are those of the
     /// call that produced the output).
@@ -179,6 +187,25 @@ pub struct RunTokenUsage {
     pub items: u64,
 }
 
+/// Token usage summed over the scores of a run (one scorer's, or all).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScorerTokenUsage {
+    /// The sums (`promptTokens`, `completionTokens`, `totalTokens`).
+    #[serde(flatten)]
+    pub tokens: TokenUsage,
+    /// Scores whose metadata reported usage (one per item and scorer; one
+    /// per trial in a run with repeats).
+    pub scores: u64,
+}
+
+impl ScorerTokenUsage {
+    fn add(&mut self, usage: TokenUsage) {
+        self.tokens.add(usage);
+        self.scores += 1;
+    }
+}
+
 /// One scorer over one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -215,6 +242,10 @@ pub struct ScorerSummary {
     /// How many scores fell in each tenth of `[0, 1]` (`[0, 0.1)` first,
     /// `[0.9, 1]` last).
     pub histogram: [u64; HISTOGRAM_BINS],
+    /// Tokens this scorer reported in its scores' metadata (an LLM judge),
+    /// absent when none of its scores reported usage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_usage: Option<ScorerTokenUsage>,
 }
 
 /// Items that failed with the same error.
@@ -243,6 +274,8 @@ struct NamedTally {
     /// Sum and count of the scores of each item, by item index (a run with
     /// repeats: the trials of an item arrive at any time).
     per_item: HashMap<i64, (f64, u32)>,
+    /// Tokens its scores reported.
+    usage: Option<ScorerTokenUsage>,
 }
 
 impl NamedTally {
@@ -365,6 +398,26 @@ impl StatsBuilder {
         sum.items += 1;
     }
 
+    /// Counts the token usage scorer `scorer_id` reported in one score's
+    /// metadata.
+    pub fn add_score_usage(&mut self, scorer_id: &str, usage: TokenUsage) {
+        self.scorer(scorer_id, scorer_id)
+            .usage
+            .get_or_insert_default()
+            .add(usage);
+    }
+
+    /// Counts the usage in the metadata of `scores` (what the executor
+    /// reports and full stored results carry; outlines read it in the
+    /// database instead).
+    fn add_scores_usage(&mut self, scores: &[ScoreRow]) {
+        for s in scores {
+            if let Some(u) = s.metadata.as_ref().and_then(TokenUsage::from_metadata) {
+                self.add_score_usage(&s.scorer_id, u);
+            }
+        }
+    }
+
     /// Adds an item as the executor reports it.
     pub fn add_item(&mut self, item: &ItemWithScores) {
         let r = &item.result;
@@ -383,6 +436,7 @@ impl StatsBuilder {
         {
             self.add_usage(u);
         }
+        self.add_scores_usage(&r.scores);
         self.count_cached(r.target_metadata.as_ref());
     }
 
@@ -410,6 +464,7 @@ impl StatsBuilder {
         {
             self.add_usage(u);
         }
+        self.add_scores_usage(&r.scores);
         self.count_cached(r.target_metadata.as_ref());
     }
 
@@ -425,6 +480,9 @@ impl StatsBuilder {
         );
         if let Some(u) = r.usage {
             self.add_usage(u);
+        }
+        for ScoreUsage { scorer_id, usage } in &r.score_usage {
+            self.add_score_usage(scorer_id, *usage);
         }
     }
 
@@ -477,9 +535,19 @@ impl StatsBuilder {
                     scored_count: tally.scored,
                     error_count: tally.errors,
                     histogram: tally.histogram,
+                    token_usage: acc.usage,
                 }
             })
-            .collect();
+            .collect::<Vec<ScorerSummary>>();
+        let scorer_token_usage =
+            scorers
+                .iter()
+                .filter_map(|s| s.token_usage)
+                .reduce(|mut sum, u| {
+                    sum.tokens.add(u.tokens);
+                    sum.scores += u.scores;
+                    sum
+                });
         let mut groups: Vec<(usize, FailureGroup)> = self
             .failures
             .into_iter()
@@ -531,6 +599,7 @@ impl StatsBuilder {
             items_per_second,
             latency_ms,
             token_usage: self.usage,
+            scorer_token_usage,
             cached_count: self.cached,
             pass_threshold: self.pass_threshold,
             scorers,
@@ -698,6 +767,92 @@ mod tests {
         assert_eq!(
             json["tokenUsage"],
             json!({"promptTokens": 9, "completionTokens": 6, "totalTokens": 15, "items": 2})
+        );
+    }
+
+    /// A score whose metadata carries `usage` (or `None`: no metadata).
+    fn judged(id: &str, metadata: Option<serde_json::Value>) -> ScoreRow {
+        ScoreRow {
+            metadata,
+            ..score(id, Some(1.0))
+        }
+    }
+
+    #[test]
+    fn scorer_usage_is_summed_per_scorer_and_apart_from_the_targets() {
+        let usage = |p: u64, c: u64| json!({"usage": {"promptTokens": p, "completionTokens": c, "totalTokens": p + c}, "model": "judge"});
+        // The target's usage, the judges' usage, and score metadata that
+        // holds no usable count: absent, not an error and not a zero.
+        let items = [
+            vec![
+                judged("judge", Some(usage(30, 4))),
+                judged("exact", Some(json!({"k": 1}))),
+                judged(
+                    "other",
+                    Some(json!({"usage": {"prompt_tokens": 7, "completion_tokens": 1}})),
+                ),
+            ],
+            vec![
+                judged("judge", Some(usage(25, 3))),
+                judged("exact", None),
+                judged("other", Some(json!({"usage": "lots"}))),
+            ],
+            vec![
+                judged("judge", Some(json!({"usage": {"totalTokens": -1}}))),
+                judged("exact", Some(json!([1, 2]))),
+                judged("other", Some(json!({"usage": {"totalTokens": 1.5}}))),
+            ],
+        ];
+        let ids: Vec<String> = ["judge", "exact", "other"].map(String::from).into();
+        let mut b = StatsBuilder::new(&ids, 0.5);
+        for (i, scores) in items.iter().enumerate() {
+            let result: RunResult = serde_json::from_value(json!({
+                "id": format!("r{i}"), "runId": "r1", "itemId": format!("i{i}"),
+                "itemIndex": i, "trial": 0, "itemVersion": 1, "input": {},
+                "latency": 1.0, "startedAt": chrono::Utc::now(),
+                "completedAt": chrono::Utc::now(), "retryCount": 0,
+                "targetMetadata": usage(5, 1), "scores": scores,
+                "createdAt": chrono::Utc::now(),
+            }))
+            .expect("a valid result");
+            b.add_result(&result);
+        }
+        let stats = b.finish(&run());
+        let target = stats.token_usage.expect("target usage");
+        assert_eq!((target.tokens.total_tokens, target.items), (18, 3));
+        let of = |id: &str| stats.scorers.iter().find(|s| s.scorer_id == id).unwrap();
+        let judge = of("judge").token_usage.expect("judge usage");
+        assert_eq!(
+            (
+                judge.tokens.prompt_tokens,
+                judge.tokens.completion_tokens,
+                judge.tokens.total_tokens,
+                judge.scores
+            ),
+            (55, 7, 62, 2)
+        );
+        assert_eq!(of("exact").token_usage, None);
+        let other = of("other").token_usage.expect("other usage");
+        assert_eq!((other.tokens.total_tokens, other.scores), (8, 1));
+        let all = stats.scorer_token_usage.expect("scorer usage");
+        assert_eq!((all.tokens.total_tokens, all.scores), (70, 3));
+        let json = serde_json::to_value(&stats).unwrap();
+        assert_eq!(
+            json["scorerTokenUsage"],
+            json!({"promptTokens": 62, "completionTokens": 8, "totalTokens": 70, "scores": 3})
+        );
+        assert_eq!(json["scorers"][0]["tokenUsage"]["scores"], 2);
+        assert!(json["scorers"][1].get("tokenUsage").is_none());
+        assert_eq!(
+            json["tokenUsage"]["totalTokens"], 18,
+            "the target's, unchanged"
+        );
+        assert!(
+            serde_json::to_value(StatsBuilder::new(&ids, 0.5).finish(&run()))
+                .unwrap()
+                .get("scorerTokenUsage")
+                .is_none(),
+            "absent when no score reported usage"
         );
     }
 

@@ -593,7 +593,20 @@ pub struct ResultOutline {
     /// The token usage in the target's metadata, when it reported any
     /// (only the metadata's `usage` object is read from the database).
     pub usage: Option<crate::TokenUsage>,
+    /// The scores, without their metadata (only its `usage` is read, into
+    /// `score_usage`: a scorer's metadata can be large).
     pub scores: Vec<ScoreRow>,
+    /// The token usage scorers reported in their scores' metadata (an LLM
+    /// judge's calls), in score order; scores that reported none, or
+    /// something that is not a count, are left out.
+    pub score_usage: Vec<ScoreUsage>,
+}
+
+/// The token usage one scorer reported in the metadata of one score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreUsage {
+    pub scorer_id: String,
+    pub usage: crate::TokenUsage,
 }
 
 /// Which of a run's results to list. The default lists them all.

@@ -61,6 +61,14 @@ macro_rules! score_cols {
         "item_id, trial, scorer_id, scorer_name, score, reason, error, metadata"
     };
 }
+/// Columns of `scores` read by [`outline_score`]: the metadata's `usage`
+/// object instead of the whole metadata. `->` with a plain key reads the
+/// same on both backends (see `results::OUTLINES_AFTER_SEQ` in `sql`).
+macro_rules! outline_score_cols {
+    () => {
+        "item_id, trial, scorer_id, scorer_name, score, reason, error, metadata -> 'usage' AS usage"
+    };
+}
 /// Columns of `plugins` read by [`plugin`].
 macro_rules! plugin_cols {
     () => {
@@ -88,8 +96,9 @@ macro_rules! api_key_cols {
     };
 }
 pub(crate) use {
-    api_key_cols, dataset_cols, dataset_version_cols, item_cols, item_version_cols, plugin_cols,
-    result_cols, run_cols, score_cols, tenant_cols, tenant_limit_cols,
+    api_key_cols, dataset_cols, dataset_version_cols, item_cols, item_version_cols,
+    outline_score_cols, plugin_cols, result_cols, run_cols, score_cols, tenant_cols,
+    tenant_limit_cols,
 };
 
 /// How a backend reads one column of each kind from its rows. The kinds
@@ -317,6 +326,7 @@ pub(crate) fn outline(r: &impl StoredRow) -> StoreResult<(i64, ResultOutline)> {
                 .as_ref()
                 .and_then(crate::TokenUsage::from_usage),
             scores: Vec::new(),
+            score_usage: Vec::new(),
         },
     ))
 }
@@ -333,6 +343,27 @@ pub(crate) fn score(r: &impl StoredRow) -> StoreResult<((String, i64), ScoreRow)
             error: r.text_opt("error")?,
             metadata: r.json_opt("metadata")?,
         },
+    ))
+}
+
+/// A score row of an outline (no metadata), the token usage its metadata
+/// reported, and the trial of the item it belongs to.
+pub(crate) fn outline_score(
+    r: &impl StoredRow,
+) -> StoreResult<((String, i64), ScoreRow, Option<crate::TokenUsage>)> {
+    Ok((
+        (r.text("item_id")?, r.int("trial")?),
+        ScoreRow {
+            scorer_id: r.text("scorer_id")?,
+            scorer_name: r.text("scorer_name")?,
+            score: r.real_opt("score")?,
+            reason: r.text_opt("reason")?,
+            error: r.text_opt("error")?,
+            metadata: None,
+        },
+        r.json_opt("usage")?
+            .as_ref()
+            .and_then(crate::TokenUsage::from_usage),
     ))
 }
 

@@ -95,6 +95,7 @@ contract!(
     fail_run_marks_setup_failures,
     results_stream_after_seq,
     outlines_read_token_usage_and_skip_what_is_not_a_count,
+    outlines_read_scorer_usage_and_skip_what_is_not_a_count,
     deletes_cascade_and_refuse_active_runs,
     plugin_bytes_round_trip,
     unknown_stored_target_type_is_corrupt,
@@ -915,6 +916,15 @@ async fn results_filter_in_the_database(s: Fixture) {
         outlines.into_iter().chain(rest).map(|(_, o)| o).collect();
     outlines.sort_by_key(|o| o.item_index);
     for (o, r) in outlines.iter().zip(&full.items) {
+        // Outlines leave the scores' metadata out (only its usage is read).
+        let scores_without_metadata: Vec<ScoreRow> = r
+            .scores
+            .iter()
+            .map(|s| ScoreRow {
+                metadata: None,
+                ..s.clone()
+            })
+            .collect();
         assert_eq!(
             (
                 &o.item_id,
@@ -931,7 +941,7 @@ async fn results_filter_in_the_database(s: Fixture) {
                 r.latency,
                 &r.error,
                 &r.error_kind,
-                &r.scores,
+                &scores_without_metadata,
                 r.target_metadata
                     .as_ref()
                     .and_then(TokenUsage::from_metadata),
@@ -943,6 +953,111 @@ async fn results_filter_in_the_database(s: Fixture) {
         s.result_outlines_after_seq("other-tenant", &run.id, 0, 10)
             .await,
     );
+}
+
+/// An outline carries the token usage each score's metadata reported (an
+/// LLM judge's calls), read in the database apart from the target's. The
+/// per-scorer sums over a run read page by page equal the sums of the
+/// numbers written; score metadata without usage, or with anything that is
+/// not a count, is absent (never an error, never a zero).
+async fn outlines_read_scorer_usage_and_skip_what_is_not_a_count(s: Fixture) {
+    const N: usize = 23;
+    let (_, added, run) = claimed_run(&s, N, "w1").await;
+    // Item i: the `exact` judge used (2i + 5, i % 4 + 1) tokens on the
+    // items where `valid(i)`; on the others its metadata is one of the
+    // hostile shapes. `len` reports OpenAI's snake_case names on every
+    // third item and nothing on the rest.
+    let valid = |i: usize| !i.is_multiple_of(5);
+    let hostile = [
+        json!({"usage": "12 tokens"}),
+        json!({"usage": {"totalTokens": -3, "promptTokens": "many"}}),
+        json!(["usage", {"usage": {"totalTokens": 9}}]),
+        json!("usage"),
+        json!({"usage": null, "model": "judge"}),
+    ];
+    let exact_metadata = |i: usize| {
+        if valid(i) {
+            let (p, c) = (2 * i as u64 + 5, i as u64 % 4 + 1);
+            json!({"usage": {"promptTokens": p, "completionTokens": c, "totalTokens": p + c},
+                   "model": "judge-model"})
+        } else {
+            hostile[(i / 5) % hostile.len()].clone()
+        }
+    };
+    let len_metadata = |i: usize| {
+        i.is_multiple_of(3)
+            .then(|| json!({"usage": {"prompt_tokens": i + 1, "completion_tokens": 2}}))
+    };
+    let batch: Vec<NewResult> = added
+        .iter()
+        .enumerate()
+        .map(|(i, it)| {
+            let mut r = result_for(it, i as i64, None);
+            r.scores[0].metadata = Some(exact_metadata(i));
+            r.scores[1].metadata = len_metadata(i);
+            r
+        })
+        .collect();
+    s.write_results(&run.id, &Claim::of("w1", &run), batch)
+        .await
+        .unwrap();
+
+    // Read page by page, as the summary does.
+    let mut sums: std::collections::BTreeMap<String, (u64, u64, u64, u64)> = Default::default();
+    let (mut after, mut read) = (0, 0);
+    loop {
+        let page = s
+            .result_outlines_after_seq(T, &run.id, after, 4)
+            .await
+            .unwrap();
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        for (_, o) in &page {
+            read += 1;
+            assert!(
+                o.scores.iter().all(|s| s.metadata.is_none()),
+                "outlines leave the scores' metadata out: {o:?}"
+            );
+            for u in &o.score_usage {
+                let sum = sums.entry(u.scorer_id.clone()).or_default();
+                sum.0 += u.usage.prompt_tokens;
+                sum.1 += u.usage.completion_tokens;
+                sum.2 += u.usage.total_tokens;
+                sum.3 += 1;
+            }
+        }
+    }
+    assert_eq!(read, N);
+
+    let want_exact = (0..N).filter(|&i| valid(i)).fold((0, 0, 0, 0), |acc, i| {
+        let (p, c) = (2 * i as u64 + 5, i as u64 % 4 + 1);
+        (acc.0 + p, acc.1 + c, acc.2 + p + c, acc.3 + 1)
+    });
+    let want_len = (0..N)
+        .filter(|i| i.is_multiple_of(3))
+        .fold((0, 0, 0, 0), |acc, i| {
+            (
+                acc.0 + i as u64 + 1,
+                acc.1 + 2,
+                acc.2 + i as u64 + 3,
+                acc.3 + 1,
+            )
+        });
+    assert_eq!(want_exact.3, 18, "the hostile shapes are in the data");
+    assert_eq!(sums.get("exact"), Some(&want_exact));
+    assert_eq!(sums.get("len"), Some(&want_len));
+    assert_eq!(sums.len(), 2);
+
+    // The target's usage is still its own (`result_for` reports index + 2
+    // per item), unmixed with the judges'.
+    let target: u64 = s
+        .result_outlines_after_seq(T, &run.id, 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|(_, o)| o.usage.map(|u| u.total_tokens))
+        .sum();
+    assert_eq!(target, (0..N as u64).map(|i| i + 2).sum::<u64>());
 }
 
 /// Limits are checked inside each write's transaction: many concurrent

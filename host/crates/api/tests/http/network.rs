@@ -1,7 +1,7 @@
 //! Network plugins run by the server, end to end in the sandbox against the
 //! OpenAI-compatible stub on loopback: a cancel stops requests in flight,
 //! the `llm-judge` scorer stores the judge's scores and reasons, and the run
-//! summary sums the target's token usage.
+//! summary sums the target's token usage and, apart, the judge's.
 
 use std::time::{Duration, Instant};
 
@@ -184,6 +184,27 @@ async fn llm_judge_scores_in_the_sandbox_and_the_summary_sums_token_usage() {
                "totalTokens": prompt + completion, "items": 3}),
         "{summary}"
     );
+
+    // The judge's usage, apart from the target's: the sum of what its
+    // scores' metadata reported. The verdict that failed (score 7) has no
+    // metadata, so its call is not in the sum.
+    let judged: Vec<&Value> = results
+        .iter()
+        .filter_map(|r| r["scores"][0]["metadata"].get("usage"))
+        .collect();
+    assert_eq!(judged.len(), 2, "{results:?}");
+    let sum = |k: &str| -> u64 { judged.iter().map(|u| u[k].as_u64().unwrap()).sum() };
+    let want = json!({"promptTokens": sum("promptTokens"),
+        "completionTokens": sum("completionTokens"), "totalTokens": sum("totalTokens"),
+        "scores": 2});
+    assert!(sum("totalTokens") > 0);
+    assert_eq!(summary["scorerTokenUsage"], want, "{summary}");
+    assert_eq!(summary["scorers"][0]["tokenUsage"], want, "{summary}");
+    // The stub answered three judge requests: the two counted ones and the
+    // failed verdict's.
+    let stub_judge = stub.stats().usage["judge-model"];
+    assert_eq!(stub_judge.answers, 3);
+    assert!(stub_judge.total_tokens > sum("totalTokens"));
 }
 
 /// Grants `plugin` the stub's address with `rate_limits`.

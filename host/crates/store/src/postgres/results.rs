@@ -12,9 +12,9 @@ use super::PostgresStore;
 use super::rows::{j, jo};
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
-use crate::rows::score_cols;
+use crate::rows::{outline_score_cols, score_cols};
 use crate::rules::{check_batch, check_trials, finite, new_id, normalized_score, now, trunc_ms};
-use crate::shared::results::{self as shared, ScoresOf};
+use crate::shared::results::{self as shared, ScoreColumns, ScoresOf};
 use crate::store::ResultStore;
 
 /// The whole batch in one statement (one round trip, one implicit
@@ -77,16 +77,29 @@ SELECT (SELECT COUNT(*) FROM fence), (SELECT COUNT(*) FROM ins), (SELECT COUNT(*
 type Written = (i64, i64, i64, Option<i64>);
 
 impl ScoresOf for PostgresStore {
-    async fn score_rows(&self, run_id: &str, item_ids: &[&str]) -> StoreResult<Vec<PgRow>> {
-        Ok(sqlx::query(concat!(
-            "SELECT ",
-            score_cols!(),
-            " FROM scores WHERE run_id = $1 AND item_id = ANY($2) ORDER BY item_id, trial, ord"
-        ))
-        .bind(run_id)
-        .bind(item_ids)
-        .fetch_all(&self.pool)
-        .await?)
+    async fn score_rows(
+        &self,
+        run_id: &str,
+        item_ids: &[&str],
+        columns: ScoreColumns,
+    ) -> StoreResult<Vec<PgRow>> {
+        let sql = match columns {
+            ScoreColumns::Full => concat!(
+                "SELECT ",
+                score_cols!(),
+                " FROM scores WHERE run_id = $1 AND item_id = ANY($2) ORDER BY item_id, trial, ord"
+            ),
+            ScoreColumns::Outline => concat!(
+                "SELECT ",
+                outline_score_cols!(),
+                " FROM scores WHERE run_id = $1 AND item_id = ANY($2) ORDER BY item_id, trial, ord"
+            ),
+        };
+        Ok(sqlx::query(sql)
+            .bind(run_id)
+            .bind(item_ids)
+            .fetch_all(&self.pool)
+            .await?)
     }
 }
 

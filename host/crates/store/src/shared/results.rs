@@ -14,6 +14,16 @@ use crate::models::*;
 use crate::rows::{self, StoredRow};
 use crate::sql;
 
+/// Which columns of a score row to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScoreColumns {
+    /// Everything ([`rows::score`]).
+    Full,
+    /// The metadata's `usage` instead of the metadata
+    /// ([`rows::outline_score`]).
+    Outline,
+}
+
 /// How a backend loads the score rows of some items of a run (every trial
 /// of each), ordered by item, trial and position.
 pub(crate) trait ScoresOf: Handle {
@@ -21,6 +31,7 @@ pub(crate) trait ScoresOf: Handle {
         &self,
         run_id: &str,
         item_ids: &[&str],
+        columns: ScoreColumns,
     ) -> impl Future<Output = StoreResult<Vec<<Self::Db as sqlx::Database>::Row>>> + Send;
 }
 
@@ -34,7 +45,7 @@ async fn attach_scores<S: ScoresOf>(
         return Ok(());
     }
     let ids: Vec<&str> = results.iter().map(|r| r.item_id.as_str()).collect();
-    let rows = s.score_rows(run_id, &ids).await?;
+    let rows = s.score_rows(run_id, &ids, ScoreColumns::Full).await?;
     let mut by_trial = scores_by_trial(&rows)?;
     for r in results {
         r.scores = by_trial
@@ -197,10 +208,21 @@ async fn outlines<DB: Db, S: ScoresOf<Db = DB>>(
         return Ok(outlines);
     }
     let ids: Vec<&str> = outlines.iter().map(|(_, o)| o.item_id.as_str()).collect();
-    let score_rows = s.score_rows(run_id, &ids).await?;
-    let mut by_trial = scores_by_trial(&score_rows)?;
+    let score_rows = s.score_rows(run_id, &ids, ScoreColumns::Outline).await?;
+    let mut by_trial: HashMap<(String, i64), (Vec<ScoreRow>, Vec<ScoreUsage>)> = HashMap::new();
+    for row in &score_rows {
+        let (key, score, usage) = rows::outline_score(row)?;
+        let (scores, usages) = by_trial.entry(key).or_default();
+        if let Some(usage) = usage {
+            usages.push(ScoreUsage {
+                scorer_id: score.scorer_id.clone(),
+                usage,
+            });
+        }
+        scores.push(score);
+    }
     for (_, o) in &mut outlines {
-        o.scores = by_trial
+        (o.scores, o.score_usage) = by_trial
             .remove(&(o.item_id.clone(), o.trial))
             .unwrap_or_default();
     }

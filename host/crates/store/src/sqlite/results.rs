@@ -15,25 +15,39 @@ use super::SqliteStore;
 use super::rows::{to_json, to_json_opt};
 use crate::error::{StoreError, StoreResult};
 use crate::models::*;
-use crate::rows::score_cols;
+use crate::rows::{outline_score_cols, score_cols};
 use crate::rules::{
     INSERT_CHUNK, check_batch, check_trials, finite, new_id, normalized_score, now, to_ms,
 };
-use crate::shared::results::{self as shared, ScoresOf};
+use crate::shared::results::{self as shared, ScoreColumns, ScoresOf};
 use crate::store::ResultStore;
 
 impl ScoresOf for SqliteStore {
-    async fn score_rows(&self, run_id: &str, item_ids: &[&str]) -> StoreResult<Vec<SqliteRow>> {
-        Ok(sqlx::query(concat!(
-            "SELECT ",
-            score_cols!(),
-            " FROM scores WHERE run_id = $1 AND item_id IN (SELECT value FROM json_each($2)) \
-             ORDER BY item_id, trial, ord"
-        ))
-        .bind(run_id)
-        .bind(serde_json::to_string(item_ids).expect("strings serialize"))
-        .fetch_all(&self.reader)
-        .await?)
+    async fn score_rows(
+        &self,
+        run_id: &str,
+        item_ids: &[&str],
+        columns: ScoreColumns,
+    ) -> StoreResult<Vec<SqliteRow>> {
+        let sql = match columns {
+            ScoreColumns::Full => concat!(
+                "SELECT ",
+                score_cols!(),
+                " FROM scores WHERE run_id = $1 AND item_id IN (SELECT value FROM json_each($2)) \
+                 ORDER BY item_id, trial, ord"
+            ),
+            ScoreColumns::Outline => concat!(
+                "SELECT ",
+                outline_score_cols!(),
+                " FROM scores WHERE run_id = $1 AND item_id IN (SELECT value FROM json_each($2)) \
+                 ORDER BY item_id, trial, ord"
+            ),
+        };
+        Ok(sqlx::query(sql)
+            .bind(run_id)
+            .bind(serde_json::to_string(item_ids).expect("strings serialize"))
+            .fetch_all(&self.reader)
+            .await?)
     }
 }
 
