@@ -378,7 +378,13 @@ fn the_default_concurrency_depends_on_whether_the_run_may_reach_the_network() {
     };
     let local = ["-t", &plugin("echo"), "-s", &plugin("exact-match")].map(String::from);
     let local: Vec<&str> = local.iter().map(String::as_str).collect();
-    assert_eq!(concurrency_of(&local), 32, "local plugins only");
+    let first = env.json(&[&["run", "-d", file_arg, "--json", "-q"][..], &local].concat());
+    let first_id = first["runId"].as_str().unwrap().to_string();
+    let shown = env.json(&["runs", "show", &first_id, "--json"]);
+    assert_eq!(
+        shown["run"]["config"]["options"]["maxConcurrency"], 32,
+        "local plugins only"
+    );
 
     let mut one_off = local.clone();
     one_off.extend(["--allow-host", &host]);
@@ -393,4 +399,22 @@ fn the_default_concurrency_depends_on_whether_the_run_may_reach_the_network() {
         .assert()
         .success();
     assert_eq!(concurrency_of(&local), 5, "a stored grant on a scorer");
+
+    // Re-scoring the local run with the now-granted scorer: the parent's 32
+    // would send 32 requests at once; the new run takes at most 5.
+    let rescored = env.json(&[
+        "runs",
+        "rescore",
+        &first_id,
+        "-s",
+        "exact-match",
+        "--json",
+        "-q",
+    ]);
+    let rescored_id = rescored["runId"].as_str().unwrap().to_string();
+    let shown = env.json(&["runs", "show", &rescored_id, "--json"]);
+    assert_eq!(
+        shown["run"]["config"]["options"]["maxConcurrency"], 5,
+        "{shown}"
+    );
 }

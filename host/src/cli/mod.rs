@@ -4,6 +4,7 @@
 pub mod args;
 pub mod cache;
 pub mod completions;
+pub mod concurrency;
 pub mod dataset;
 pub mod exec;
 pub mod execution;
@@ -178,6 +179,11 @@ impl GlobalArgs {
                 // of seconds to compile on a busy machine, and the operator
                 // waiting for it is the only one affected.
                 compile_timeout: CLI_COMPILE_TIMEOUT,
+                // Every call here is the user's own, so freed instance
+                // slots keep the pages a call wrote (about twice the items
+                // per second); see `KeepResident` for why `assay serve`
+                // leaves it to the operator.
+                keep_resident_bytes: assay_plugin_host::RECOMMENDED_KEEP_RESIDENT_BYTES,
                 ..AssemblySettings::default()
             },
             plugin_dirs: self.plugins_dir.clone(),

@@ -28,8 +28,7 @@ pub struct RescoreArgs {
     /// Scorer options: SCORER:key=value, SCORER:{json} or SCORER={json} (repeatable)
     #[arg(long = "scorer-config", value_name = "SCORER:KEY=VALUE", value_parser = parse_scorer_config)]
     pub scorer_config: Vec<ScorerConfigArg>,
-    /// Items graded at once [default: the parent run's]
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", help = crate::cli::concurrency::rescore_help())]
     pub concurrency: Option<usize>,
     /// How the run is reported and gated
     #[command(flatten)]
@@ -57,7 +56,13 @@ pub async fn rescore(app: &App, a: RescoreArgs) -> Result<Exit> {
         parent_run_id: parent.id.clone(),
         scorer_ids: scorers.iter().map(|s| s.record.id.clone()).collect(),
         scorer_configs: configs,
-        max_concurrency: a.concurrency,
+        max_concurrency: match a.concurrency {
+            Some(n) => Some(n),
+            None => {
+                let ids = scorers.iter().map(|s| s.record.id.as_str());
+                crate::cli::concurrency::rescore_default(app, &parent, ids).await?
+            }
+        },
         run_id: None,
     };
     let run = create_rescore(&app.store, &catalog, &app.tenant, request).await?;

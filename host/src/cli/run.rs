@@ -17,6 +17,7 @@ use crate::app::{App, looks_like_path};
 use crate::cli::args::{
     MinScore, ScorerConfigArg, build_config, parse_duration, parse_min_score, parse_scorer_config,
 };
+use crate::cli::concurrency;
 use crate::cli::exec::{self, ExecSettings, Outcome};
 use crate::cli::print_json;
 use crate::dataset_file::{FileFormat, FileSummary};
@@ -115,9 +116,7 @@ pub struct RunArgs {
     #[arg(long = "scorer-config", value_name = "SCORER:KEY=VALUE", value_parser = parse_scorer_config)]
     pub scorer_config: Vec<ScorerConfigArg>,
 
-    /// Items processed at once [default: 32, or 5 when a plugin of the run
-    /// may reach the network (a grant or --allow-host)]
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", help = concurrency::run_help())]
     pub concurrency: Option<usize>,
 
     /// Retries of an item whose target failed with a transient error
@@ -223,7 +222,11 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
 
     let concurrency = match args.concurrency {
         Some(n) => n,
-        None => default_concurrency(app, &args, &target, &scorers).await?,
+        None => {
+            let ids = std::iter::once(target.id.as_str())
+                .chain(scorers.iter().map(|s| s.record.id.as_str()));
+            concurrency::default_for(app, ids, !args.allow_host.is_empty()).await?
+        }
     };
     let options = RunOptions {
         max_concurrency: concurrency,
@@ -561,30 +564,6 @@ fn parse_allow_host(text: &str) -> Result<assay_plugin_host::HostPattern, String
 /// `--allow-host`: the same one-off grant for the target and every scorer
 /// (the operator's own run on its own database, so no stored grant is
 /// needed or changed).
-/// `--concurrency` when not given: the API's default (5) for a run one of
-/// whose plugins may reach the network, where it bounds the requests a
-/// provider sees; otherwise the larger default that keeps the cores busy
-/// with local plugins.
-async fn default_concurrency(
-    app: &App,
-    args: &RunArgs,
-    target: &PluginRecord,
-    scorers: &[ScorerRef],
-) -> Result<usize> {
-    use assay_runner::config::{DEFAULT_LOCAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY};
-    if !args.allow_host.is_empty() {
-        return Ok(DEFAULT_MAX_CONCURRENCY);
-    }
-    let ids =
-        std::iter::once(target.id.as_str()).chain(scorers.iter().map(|s| s.record.id.as_str()));
-    for id in ids {
-        if app.store.get_plugin_grant(&app.tenant, id).await?.is_some() {
-            return Ok(DEFAULT_MAX_CONCURRENCY);
-        }
-    }
-    Ok(DEFAULT_LOCAL_CONCURRENCY)
-}
-
 fn one_off_grants(
     hosts: &[assay_plugin_host::HostPattern],
     target: &str,

@@ -321,7 +321,9 @@ fn component_cost(label: &str, path: &std::path::Path, calls: usize) {
     let keep_resident_bytes = std::env::var("ASSAY_BENCH_KEEP_RESIDENT_MIB")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
-        .map_or(HostConfig::default().keep_resident_bytes, |mib| mib << 20);
+        .map_or(assay_plugin_host::RECOMMENDED_KEEP_RESIDENT_BYTES, |mib| {
+            mib << 20
+        });
     let config = HostConfig {
         cache_dir: Some(dir.path().to_path_buf()),
         max_instances: 16,
@@ -329,13 +331,9 @@ fn component_cost(label: &str, path: &std::path::Path, calls: usize) {
         ..HostConfig::default()
     };
     println!(
-        "keep resident: {} MiB per slot (PAGEMAP_SCAN {})",
+        "keep resident: {} MiB per slot asked, {:?}",
         keep_resident_bytes >> 20,
-        if wasmtime::PoolingAllocationConfig::is_pagemap_scan_available() {
-            "available"
-        } else {
-            "unavailable: nothing kept"
-        }
+        assay_plugin_host::KeepResident::decide(keep_resident_bytes)
     );
     let t = Instant::now();
     let cold = PluginHost::new(config.clone())

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 const MIB: usize = 1 << 20;
 
-/// Default of [`HostConfig::keep_resident_bytes`]: above the working set of
-/// a CPython or SpiderMonkey call (a Rust plugin's is tens of KiB), so
-/// their calls take no page faults; measured in BENCHMARKS.md ("Keeping
-/// the pages a call wrote").
-pub const DEFAULT_KEEP_RESIDENT_BYTES: usize = 16 * MIB;
+/// What to set [`HostConfig::keep_resident_bytes`] to where it is wanted:
+/// above the working set of a Rust plugin's call (tens of KiB) and of most
+/// CPython and SpiderMonkey calls; measured in BENCHMARKS.md ("Keeping the
+/// pages a call wrote").
+pub const RECOMMENDED_KEEP_RESIDENT_BYTES: usize = 16 * MIB;
 
 /// Settings of one [`PluginHost`](crate::PluginHost): they shape its wasmtime
 /// `Engine`, so they are fixed for the host's lifetime.
@@ -59,17 +59,19 @@ pub struct HostConfig {
     /// requests trap instead of making the host allocate them).
     pub max_random_bytes: u64,
     /// Most bytes of each freed linear-memory (and table) slot of the pool
-    /// kept mapped and reset in place rather than returned to the kernel.
-    /// Every call instantiates afresh, and each page a call touches in a
-    /// decommitted slot is a page fault (for a copy-on-write image page,
-    /// with a TLB flush on every core): the largest cost of a small
-    /// plugin's call, and most of a CPython or JavaScript engine's. With
-    /// this set, the pages the call wrote are found with Linux's
-    /// `PAGEMAP_SCAN` and copied back from the image (or zeroed), so the
-    /// next instance finds them mapped and pristine. Only written pages are
-    /// kept, so a slot holds about its last call's working set, up to
-    /// this. Needs Linux 6.7+; elsewhere it is treated as 0 (see
-    /// [`PluginHost::keeps_memory_resident`](crate::PluginHost::keeps_memory_resident)).
+    /// kept mapped and reset in place rather than returned to the kernel:
+    /// the pages the call wrote, found with Linux's `PAGEMAP_SCAN`, copied
+    /// back from the image (or zeroed), so the next instance finds them
+    /// mapped and pristine without a page fault. A slot keeps about its last
+    /// call's written pages, up to this. 0 (the default) returns every page.
+    ///
+    /// Honoured only where the kernel has the scan and no swap is on (see
+    /// [`KeepResident`](crate::KeepResident) and
+    /// [`PluginHost::keep_resident`](crate::PluginHost::keep_resident)): in
+    /// wasmtime 48 the scan misses a written page that is swapped out or
+    /// being migrated at that moment, and the next instance could read it.
+    /// Turn it on where every call belongs to one user, or where the
+    /// operator accepts that rare window for about twice the throughput.
     pub keep_resident_bytes: usize,
 }
 
@@ -90,7 +92,7 @@ impl Default for HostConfig {
             max_memories_per_component: 2,
             max_tables_per_component: 4,
             max_random_bytes: MIB as u64,
-            keep_resident_bytes: DEFAULT_KEEP_RESIDENT_BYTES,
+            keep_resident_bytes: 0,
         }
     }
 }

@@ -11,6 +11,8 @@ use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::resident::KeepResident;
+
 use crate::cache::{self, CacheCounters, CacheStats, DiskCache};
 use crate::config::HostConfig;
 use crate::error::LoadError;
@@ -38,6 +40,8 @@ pub(crate) struct HostInner {
     pub(crate) linker: Linker<CallState>,
     pub(crate) config: HostConfig,
     pooling: bool,
+    /// Whether freed pool slots keep the pages a call wrote.
+    keep_resident: KeepResident,
     engine_hash: String,
     cache: Option<DiskCache>,
     counters: CacheCounters,
@@ -62,7 +66,8 @@ impl std::fmt::Debug for PluginHost {
 impl PluginHost {
     /// Sets up the engine, linker, epoch ticker and cache directory.
     pub fn new(config: HostConfig) -> Result<Self, LoadError> {
-        let (engine, pooling) = build_engine(&config)?;
+        let keep_resident = KeepResident::decide(config.keep_resident_bytes);
+        let (engine, pooling) = build_engine(&config, keep_resident.bytes())?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| LoadError::Engine(format!("cannot link WASI: {e}")))?;
@@ -87,7 +92,7 @@ impl PluginHost {
         let compile_slots = Arc::new(Semaphore::new(config.max_concurrent_compiles.max(1)));
         tracing::debug!(
             pooling,
-            keep_resident = effective_keep_resident(config.keep_resident_bytes),
+            ?keep_resident,
             %engine_hash,
             "plugin host ready"
         );
@@ -97,6 +102,7 @@ impl PluginHost {
                 linker,
                 config,
                 pooling,
+                keep_resident,
                 engine_hash,
                 cache,
                 counters: CacheCounters::default(),
@@ -168,12 +174,14 @@ impl PluginHost {
         self.inner.pooling
     }
 
-    /// Whether freed pool slots keep the pages a call wrote (reset in
-    /// place) instead of returning them to the kernel: pooling in use, a
-    /// nonzero [`HostConfig::keep_resident_bytes`], and a kernel with
-    /// `PAGEMAP_SCAN`.
-    pub fn keeps_memory_resident(&self) -> bool {
-        self.inner.pooling && effective_keep_resident(self.inner.config.keep_resident_bytes) > 0
+    /// Whether freed pool slots keep the pages a call wrote, and if not,
+    /// why (see [`HostConfig::keep_resident_bytes`]).
+    pub fn keep_resident(&self) -> KeepResident {
+        if self.inner.pooling {
+            self.inner.keep_resident
+        } else {
+            KeepResident::Off
+        }
     }
 
     /// The settings this host was created with.
@@ -188,21 +196,21 @@ impl PluginHost {
 }
 
 /// The engine, with the pooling allocator if requested and available.
-fn build_engine(config: &HostConfig) -> Result<(Engine, bool), LoadError> {
+fn build_engine(config: &HostConfig, keep_resident: usize) -> Result<(Engine, bool), LoadError> {
     if config.pooling {
-        match Engine::new(&engine_config(config, true)) {
+        match Engine::new(&engine_config(config, true, keep_resident)) {
             Ok(engine) => return Ok((engine, true)),
             Err(err) => {
                 tracing::warn!(error = %err, "pooling allocator unavailable, using on-demand allocation");
             }
         }
     }
-    Engine::new(&engine_config(config, false))
+    Engine::new(&engine_config(config, false, 0))
         .map(|engine| (engine, false))
         .map_err(|e| LoadError::Engine(format!("{e:#}")))
 }
 
-fn engine_config(config: &HostConfig, pooling: bool) -> Config {
+fn engine_config(config: &HostConfig, pooling: bool, keep_resident: usize) -> Config {
     let mut cfg = Config::new();
     cfg.wasm_component_model(true)
         .epoch_interruption(true)
@@ -210,7 +218,6 @@ fn engine_config(config: &HostConfig, pooling: bool) -> Config {
         .parallel_compilation(true);
     if pooling {
         let n = config.max_instances.max(1);
-        let keep_resident = effective_keep_resident(config.keep_resident_bytes);
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(n)
             // A Rust wasip2 component has a handful of core instances
@@ -227,11 +234,18 @@ fn engine_config(config: &HostConfig, pooling: bool) -> Config {
             .max_memory_size(config.max_memory_bytes)
             .linear_memory_keep_resident(keep_resident)
             .table_keep_resident(keep_resident)
+            // `Auto`: a kernel that refuses the scan disables it rather
+            // than failing the pool (`KeepResident::decide` checked it).
             .pagemap_scan(if keep_resident > 0 {
-                Enabled::Yes
+                Enabled::Auto
             } else {
                 Enabled::No
             })
+            // A freed slot goes back to the plugin that used it last, and
+            // otherwise to the least recently used one, before any slot never
+            // used: the slots holding kept pages stay as few as the most
+            // calls ever in flight at once.
+            .max_unused_warm_slots(0)
             // Every call frees an instance: batching the decommits (madvise)
             // saves syscalls and cross-core TLB shootdowns when calls run on
             // several threads.
@@ -239,21 +253,6 @@ fn engine_config(config: &HostConfig, pooling: bool) -> Config {
         cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     cfg
-}
-
-/// How much of a freed slot's memory the pool keeps resident: the configured
-/// amount where the kernel can tell which pages a call wrote (the
-/// `PAGEMAP_SCAN` ioctl, Linux 6.7+), so only those are copied back from
-/// the image; 0 elsewhere, because without the scan the pool would reset the
-/// whole kept range on every call, which costs more than the page faults it
-/// saves (measured: BENCHMARKS.md, "Where the CPU of a whole-process run
-/// goes").
-pub(crate) fn effective_keep_resident(configured: usize) -> usize {
-    if configured > 0 && PoolingAllocationConfig::is_pagemap_scan_available() {
-        configured
-    } else {
-        0
-    }
 }
 
 /// 16 hex digits identifying the engine's code-compatibility settings.

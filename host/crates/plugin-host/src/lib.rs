@@ -58,12 +58,13 @@ mod net_rate;
 mod net_report;
 mod net_send;
 mod plugin;
+mod resident;
 mod sandbox;
 mod secrets;
 mod types;
 
 pub use cache::CacheStats;
-pub use config::{DEFAULT_KEEP_RESIDENT_BYTES, HostConfig, Limits};
+pub use config::{HostConfig, Limits, RECOMMENDED_KEEP_RESIDENT_BYTES};
 pub use contract::{CONTRACT_VERSION, supported_contract_versions};
 pub use error::{CallError, CallFailure, ContractMismatch, LoadError};
 pub use grant::{
@@ -78,5 +79,6 @@ pub use net_pool::ConnectionPool;
 pub use net_rate::{RateLimiterPool, RateLimiters, USAGE_SCAN_BYTES};
 pub use net_report::{HttpExchange, NetworkReport};
 pub use plugin::Plugin;
+pub use resident::KeepResident;
 pub use secrets::{SecretValue, Secrets, UnknownSecret};
 pub use types::{PluginInfo, PluginItem, PluginKind, PluginNeeds, ScoreOutcome, TargetOutcome};

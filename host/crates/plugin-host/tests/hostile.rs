@@ -5,9 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use assay_plugin_host::{CallError, CallFailure, Limits};
+use assay_plugin_host::{
+    CallError, CallFailure, HostConfig, KeepResident, Limits, Plugin, PluginHost,
+    RECOMMENDED_KEEP_RESIDENT_BYTES,
+};
 use common::{good_call_works, item, plugin, quick_limits};
-use serde_json::json;
+use serde_json::{Value, json};
 
 async fn hostile_target(mode: &str, limits: &Limits) -> CallFailure {
     plugin("hostile-target")
@@ -268,33 +271,135 @@ async fn sleeping_scorer_within_its_limit_succeeds() {
     assert_eq!(score.value, 1.0);
 }
 
-/// The pool keeps a freed slot's written pages resident and resets them in
-/// place (`HostConfig::keep_resident_bytes`): a call must still find no
-/// trace of any earlier call, in its data, heap or stack, whether its slot
-/// last held the same plugin or another one, one call at a time or many.
+/// A host whose freed slots keep the pages a call wrote (as `assay run`'s
+/// does), with `max_instances` slots.
+fn host_keeping_written_pages(max_instances: u32) -> PluginHost {
+    let host = PluginHost::new(HostConfig {
+        max_instances,
+        keep_resident_bytes: RECOMMENDED_KEEP_RESIDENT_BYTES,
+        ..HostConfig::default()
+    })
+    .expect("plugin host");
+    if !matches!(host.keep_resident(), KeepResident::Kept(_)) {
+        eprintln!(
+            "note: this machine keeps no written pages ({:?}); checking isolation without them",
+            host.keep_resident()
+        );
+    }
+    host
+}
+
+async fn remember(target: &Plugin, then_panic: bool) -> Result<Value, CallFailure> {
+    let input = if then_panic {
+        json!({"mode": "remember", "then": "panic"})
+    } else {
+        json!("remember")
+    };
+    target
+        .run_target(&item(input, None), None, &Limits::default())
+        .await
+        .map(|out| out.output)
+}
+
+fn pristine() -> Value {
+    json!({
+        "callsBefore": 0,
+        "dirtyZeroedBytes": 0,
+        "dirtyImageBytes": 0,
+        "dirtyGrownBytes": 0,
+        "dirtyStackBytes": 0,
+    })
+}
+
+/// Freed slots keep the pages a call wrote and reset them in place: a call
+/// must still find no trace of any earlier call, in zeroed or initialised
+/// data, in grown memory or on the stack, when the earlier call trapped,
+/// and when its slot last held another plugin (one slot shared by three).
 #[tokio::test]
 async fn no_call_sees_what_an_earlier_call_left_in_memory() {
-    let (target, other) = (plugin("hostile-target"), plugin("exact-match"));
-    let (target, other) = (&target, &other);
-    let remember = || async move {
-        let out = target
-            .run_target(&item(json!("remember"), None), None, &Limits::default())
-            .await
-            .expect("remember call");
-        out.output
+    let host = host_keeping_written_pages(1);
+    let load = |name: &str| {
+        host.load_file(&assay_test_support::plugin_wasm(name))
+            .unwrap_or_else(|e| panic!("load {name}: {e}"))
     };
-    let pristine = json!({"callsBefore": 0, "dirtyHeapBytes": 0, "dirtyStackBytes": 0});
-    for _ in 0..20 {
-        assert_eq!(remember().await, pristine, "one call at a time");
+    let (target, scorer, echo) = (load("hostile-target"), load("exact-match"), load("echo"));
+    for round in 0..6 {
+        assert_eq!(
+            remember(&target, false).await.unwrap(),
+            pristine(),
+            "round {round}"
+        );
+        let trapped = remember(&target, true)
+            .await
+            .expect_err("trap after marking");
+        assert!(
+            matches!(trapped.error, CallError::Panic { .. }),
+            "{:?}",
+            trapped.error
+        );
+        assert_eq!(
+            remember(&target, false).await.unwrap(),
+            pristine(),
+            "after a trap, round {round}"
+        );
+        let it = item(json!("q"), Some(json!("yes")));
+        let score = scorer
+            .score(&it, Some(&json!("yes")), None, &Limits::scorer_default())
+            .await
+            .expect("exact-match in the same slot");
+        assert_eq!(score.value, 1.0);
+        let echoed = echo
+            .run_target(
+                &item(json!({"round": round}), None),
+                None,
+                &Limits::default(),
+            )
+            .await
+            .expect("echo in the same slot");
+        assert_eq!(echoed.output, json!({"round": round}));
     }
+}
+
+/// The detector above sees marks when they are there: two `remember`s in
+/// one instance find each other's.
+#[tokio::test]
+async fn the_memory_detector_sees_marks_left_in_the_same_instance() {
+    let output = plugin("hostile-target")
+        .run_target(
+            &item(json!("remember-twice"), None),
+            None,
+            &Limits::default(),
+        )
+        .await
+        .unwrap()
+        .output;
+    assert_eq!(output["callsBefore"], 1, "{output}");
+    // Every other 4 KiB page of each area was marked. (The second call
+    // grows memory further, onto fresh pages: its grown count is 0.)
+    assert_eq!(output["dirtyZeroedBytes"], 2 << 20, "{output}");
+    assert_eq!(output["dirtyImageBytes"], 32 << 10, "{output}");
+    assert!(output["dirtyStackBytes"].as_u64().unwrap() > 0, "{output}");
+}
+
+/// The same with many calls side by side, slots passing between plugins.
+#[tokio::test]
+async fn no_call_sees_an_earlier_call_with_calls_side_by_side() {
+    let host = host_keeping_written_pages(6);
+    let target = host
+        .load_file(&assay_test_support::plugin_wasm("hostile-target"))
+        .unwrap();
+    let scorer = host
+        .load_file(&assay_test_support::plugin_wasm("exact-match"))
+        .unwrap();
+    let (target, scorer) = (&target, &scorer);
     for _ in 0..5 {
         let calls: Vec<_> = (0..16)
             .map(|i| async move {
                 if i % 2 == 0 {
-                    Some(remember().await)
+                    Some(remember(target, i % 4 == 0).await)
                 } else {
                     let it = item(json!("q"), Some(json!("yes")));
-                    other
+                    scorer
                         .score(&it, Some(&json!("yes")), None, &Limits::scorer_default())
                         .await
                         .expect("exact-match call");
@@ -302,8 +407,20 @@ async fn no_call_sees_what_an_earlier_call_left_in_memory() {
                 }
             })
             .collect();
-        for output in futures::future::join_all(calls).await.into_iter().flatten() {
-            assert_eq!(output, pristine, "calls side by side, slots shared");
+        for (i, outcome) in futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            match outcome {
+                Some(Ok(output)) => assert_eq!(output, pristine(), "call {i}"),
+                Some(Err(failure)) => assert!(
+                    i % 4 == 0 && matches!(failure.error, CallError::Panic { .. }),
+                    "call {i}: {:?}",
+                    failure.error
+                ),
+                None => {}
+            }
         }
     }
 }

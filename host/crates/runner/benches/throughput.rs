@@ -7,8 +7,8 @@
 //! ```
 //!
 //! `--keep-resident-mib` sets how much of a freed pool slot's written
-//! memory the plugin host keeps (default: the host's default; 0 decommits
-//! every slot after each call, as before that default existed).
+//! memory the plugin host keeps (default: what `assay run` keeps; 0
+//! decommits every slot after each call).
 //!
 //! `--repeat R` executes every item R times (trials): the run does
 //! `N x R` trials, and items/s counts trials.
@@ -87,10 +87,10 @@ async fn main() {
         other => panic!("unknown backend {other}"),
     };
     let store: Arc<dyn Store> = assay_store::connect(&url).await.unwrap();
-    // `--keep-resident-mib 0` gives the pool's behaviour before freed slots
-    // kept the pages a call wrote (every page faults in again).
+    // Like `assay run`: freed slots keep the pages a call wrote, unless
+    // `--keep-resident-mib 0` (every page faults in again).
     let keep_resident_bytes = arg("--keep-resident-mib")
-        .map_or(HostConfig::default().keep_resident_bytes, |v| {
+        .map_or(assay_plugin_host::RECOMMENDED_KEEP_RESIDENT_BYTES, |v| {
             v.parse::<usize>().unwrap() << 20
         });
     let host = PluginHost::new(HostConfig {
@@ -100,12 +100,8 @@ async fn main() {
     })
     .unwrap();
     println!(
-        "pages kept resident per freed slot: {}",
-        if host.keeps_memory_resident() {
-            format!("up to {} MiB", keep_resident_bytes >> 20)
-        } else {
-            "none".to_string()
-        }
+        "pages kept resident per freed slot: {:?}",
+        host.keep_resident()
     );
     let catalog = Catalog::new(host, store.clone());
     for name in ["echo", "exact-match", "levenshtein", "contains"] {

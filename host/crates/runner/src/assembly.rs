@@ -71,6 +71,9 @@ pub struct AssemblySettings {
     /// What no run of this process may exceed (`assay serve` sets them
     /// from its flags; the command line, run by the operator, has none).
     pub ceilings: Ceilings,
+    /// Written bytes a freed plugin-instance slot keeps, reset in place
+    /// (`HostConfig::keep_resident_bytes`; 0 returns every page).
+    pub keep_resident_bytes: usize,
 }
 
 impl Default for AssemblySettings {
@@ -88,6 +91,7 @@ impl Default for AssemblySettings {
             loaded_plugin_bytes: crate::catalog::DEFAULT_LOADED_PLUGIN_BYTES,
             secret_key: None,
             ceilings: Ceilings::default(),
+            keep_resident_bytes: 0,
         }
     }
 }
@@ -102,6 +106,7 @@ impl AssemblySettings {
             max_concurrent_compiles: self.max_concurrent_compiles,
             compile_timeout: self.compile_timeout,
             cache_max_bytes: self.cache_max_bytes,
+            keep_resident_bytes: self.keep_resident_bytes,
             ..HostConfig::default()
         }
     }
@@ -198,6 +203,7 @@ mod tests {
             loaded_plugin_bytes: 3 << 20,
             secret_key: None,
             ceilings: Ceilings::none(),
+            keep_resident_bytes: 4 << 20,
         };
         let assembly = Assembly::open(settings.clone()).await.unwrap();
         assert_eq!(assembly.store().backend(), "sqlite");
@@ -208,6 +214,7 @@ mod tests {
         assert_eq!(host.max_instances, 3);
         assert_eq!(host.cache_dir, settings.cache_dir);
         assert_eq!(host.max_component_bytes, 1 << 20);
+        assert_eq!(host.keep_resident_bytes, 4 << 20);
         assert_eq!(host.max_concurrent_compiles, 1);
         assert_eq!(host.compile_timeout, Duration::from_secs(9));
         assert_eq!(host.cache_max_bytes, 5 << 20);
