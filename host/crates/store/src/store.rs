@@ -273,9 +273,11 @@ pub trait RunStore: Send + Sync + 'static {
 
     /// A running, shared run whose lease another live process holds and
     /// which has work nobody holds (positions not handed out yet, or a
-    /// chunk whose lease lapsed), oldest first, passing over the runs in
-    /// `executing`: a process with free slots helps execute it
-    /// ([`RunStore::join_run`]). A run whose holder has not claimed its
+    /// chunk whose lease lapsed), passing over the runs in `executing`: a
+    /// process with free slots helps execute it ([`RunStore::join_run`]).
+    /// Fair between tenants: the run of the tenant holding the fewest live
+    /// chunks (not done, lease not expired, any process's) per unit of its
+    /// weight, then the oldest run. A run whose holder has not claimed its
     /// first chunk yet (still loading its plugins) is not offered.
     async fn run_to_help(
         &self,

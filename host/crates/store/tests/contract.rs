@@ -118,6 +118,8 @@ contract!(
     a_helper_writes_only_inside_the_chunks_it_holds,
     lapsed_and_released_chunks_are_claimed_again_first,
     run_to_help_finds_held_runs_with_work_nobody_holds,
+    run_to_help_prefers_the_tenant_holding_the_fewest_live_chunks,
+    run_to_help_follows_tenant_weights,
     chunk_renewals_report_cancel_and_the_end_of_the_run,
     a_run_without_items_is_done_at_once_and_never_offered,
 );
@@ -3268,6 +3270,108 @@ async fn run_to_help_finds_held_runs_with_work_nobody_holds(s: Fixture) {
     // A run asked to cancel is not helped.
     s.request_cancel(T, &run.id).await.unwrap();
     assert!(s.run_to_help("helper", &[]).await.unwrap().is_none());
+}
+
+/// A running run of `tenant` over `n` items of a dataset of its own, whose
+/// lead `lead` holds its first chunk (two positions, a long lease): a run
+/// [`RunStore::run_to_help`] offers to others.
+async fn helpable_run(s: &Fixture, tenant: &str, lead: &str, n: usize) -> (Run, Claim) {
+    let ds = s.create_dataset(tenant, new_dataset(lead)).await.unwrap();
+    s.add_items(tenant, &ds.id, items(0..n)).await.unwrap();
+    let ds = s.get_dataset(tenant, &ds.id).await.unwrap();
+    let run = s.create_run(tenant, new_run(&ds)).await.unwrap();
+    let run = s.claim_run(tenant, &run.id, lead, LEASE).await.unwrap();
+    let claim = Claim::of(lead, &run);
+    assert_eq!(
+        chunk(s.claim_chunk(&run.id, &claim, 2, LEASE).await.unwrap()),
+        (0, 2)
+    );
+    (run, claim)
+}
+
+/// Which run `run_to_help` offers a process executing nothing yet, as
+/// `(tenant, run id)`.
+async fn offered_to_help(s: &Fixture) -> (String, String) {
+    let (tenant, run) = s.run_to_help("helper", &[]).await.unwrap().unwrap();
+    (tenant, run.id)
+}
+
+/// `(tenant, run id)` of `run`.
+fn of(tenant: &str, run: &Run) -> (String, String) {
+    (tenant.to_string(), run.id.clone())
+}
+
+async fn run_to_help_prefers_the_tenant_holding_the_fewest_live_chunks(s: Fixture) {
+    for tenant in ["tenant-a", "tenant-b"] {
+        s.create_tenant(tenant, &TenantLimits::default())
+            .await
+            .unwrap();
+    }
+    // Both of A's runs are older than B's. Its first is helped already:
+    // two helpers hold a chunk of it each, besides its lead.
+    let (a1, _) = helpable_run(&s, "tenant-a", "lead-a1", 16).await;
+    let helper_a = s.join_run("tenant-a", &a1.id, "helper-a").await.unwrap();
+    chunk(s.claim_chunk(&a1.id, &helper_a, 2, LEASE).await.unwrap());
+    let leaving_a = s.join_run("tenant-a", &a1.id, "leaving-a").await.unwrap();
+    chunk(s.claim_chunk(&a1.id, &leaving_a, 2, LEASE).await.unwrap());
+    let (a2, _) = helpable_run(&s, "tenant-a", "lead-a2", 16).await;
+    let (b, _) = helpable_run(&s, "tenant-b", "lead-b", 16).await;
+    // A holds four live chunks, B one: B's run, the newest, and although
+    // A's second run holds no more than B's (chunks count per tenant).
+    assert_eq!(offered_to_help(&s).await, of("tenant-b", &b));
+
+    // B catches up (four chunks each): the oldest run again.
+    let helper_b = s.join_run("tenant-b", &b.id, "helper-b").await.unwrap();
+    let mut held_b = Vec::new();
+    for _ in 0..3 {
+        held_b.push(chunk(s.claim_chunk(&b.id, &helper_b, 2, LEASE).await.unwrap()).0);
+    }
+    assert_eq!(offered_to_help(&s).await, of("tenant-a", &a1));
+    // A done chunk holds nothing any more: B 3, A 4.
+    s.finish_chunk(&b.id, &helper_b, held_b[0]).await.unwrap();
+    assert_eq!(offered_to_help(&s).await, of("tenant-b", &b));
+    // Nor does a chunk whose lease ended: A 3, B 3, the oldest run.
+    s.release_chunks(&a1.id, &leaving_a).await.unwrap();
+    assert_eq!(offered_to_help(&s).await, of("tenant-a", &a1));
+    // The runs the caller executes already are passed over first,
+    // whichever tenant holds fewer: with A's, B's run.
+    let executing = [a1.id.clone(), a2.id.clone()];
+    let (tenant, run) = s.run_to_help("helper", &executing).await.unwrap().unwrap();
+    assert_eq!((tenant, run.id), of("tenant-b", &b));
+}
+
+async fn run_to_help_follows_tenant_weights(s: Fixture) {
+    for (tenant, weight) in [("light", 1), ("heavy", 3)] {
+        let limits = TenantLimits {
+            weight,
+            ..TenantLimits::default()
+        };
+        s.create_tenant(tenant, &limits).await.unwrap();
+    }
+    // Light's run is the older; each lead holds one chunk.
+    let (light, light_lead) = helpable_run(&s, "light", "lead-light", 16).await;
+    let (heavy, _) = helpable_run(&s, "heavy", "lead-heavy", 16).await;
+    let helper = s
+        .join_run("heavy", &heavy.id, "helper-heavy")
+        .await
+        .unwrap();
+    // Weight 3 against 1: heavy's run is offered while heavy holds fewer
+    // than three chunks per chunk light holds, though it is the newer run.
+    for _ in 0..2 {
+        assert_eq!(offered_to_help(&s).await, of("heavy", &heavy));
+        chunk(s.claim_chunk(&heavy.id, &helper, 2, LEASE).await.unwrap());
+    }
+    // Three to one: even, the older run.
+    assert_eq!(offered_to_help(&s).await, of("light", &light));
+    chunk(s.claim_chunk(&heavy.id, &helper, 2, LEASE).await.unwrap());
+    assert_eq!(offered_to_help(&s).await, of("light", &light));
+    // Light holds two: heavy, with four, is below six.
+    chunk(
+        s.claim_chunk(&light.id, &light_lead, 2, LEASE)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(offered_to_help(&s).await, of("heavy", &heavy));
 }
 
 async fn a_run_without_items_is_done_at_once_and_never_offered(s: Fixture) {

@@ -14,7 +14,15 @@ use crate::rows::{self, run_cols};
 use crate::rules::lease_ms;
 use crate::shared::runs::fetch;
 
-/// See [`crate::RunStore::run_to_help`].
+/// See [`crate::RunStore::run_to_help`]; same order as the SQLite
+/// backend: the run of the tenant holding the fewest live chunks per unit
+/// of weight across every process, the oldest run on a tie.
+///
+/// No index of its own: `held` walks the running runs (`runs_active`) and
+/// their unfinished chunks whose lease has not expired
+/// (`run_chunks_unfinished`, `(run_id, lease_expires_at) WHERE NOT done`),
+/// a handful of rows per process executing; the unfinished chunks a
+/// cancelled run leaves behind are never read.
 pub(super) async fn run_to_help(
     s: &PostgresStore,
     owner: &str,
@@ -23,14 +31,22 @@ pub(super) async fn run_to_help(
     let row = sqlx::query(concat!(
         "SELECT ",
         run_cols!(),
-        " FROM runs r WHERE r.status = 'running' AND NOT r.cancel_requested \
+        " FROM runs WHERE id = ( \
+         WITH held AS (SELECT h.tenant_id, COUNT(*) AS n FROM runs h \
+             JOIN run_chunks c ON c.run_id = h.id \
+             WHERE h.status = 'running' AND NOT c.done AND c.lease_expires_at > now() \
+             GROUP BY h.tenant_id) \
+         SELECT r.id FROM runs r JOIN tenants t ON t.id = r.tenant_id \
+         LEFT JOIN held ON held.tenant_id = r.tenant_id \
+         WHERE r.status = 'running' AND NOT r.cancel_requested \
          AND r.lease_owner IS NOT NULL AND r.lease_owner <> $1 AND r.lease_expires_at > now() \
          AND r.id <> ALL($2) \
          AND NOT r.exclusive AND r.chunk_end IS NOT NULL \
          AND (r.chunk_cursor < r.chunk_end OR EXISTS ( \
              SELECT 1 FROM run_chunks c WHERE c.run_id = r.id AND NOT c.done \
              AND c.lease_expires_at <= now())) \
-         ORDER BY r.created_at, r.id LIMIT 1"
+         ORDER BY COALESCE(held.n, 0)::float8 / t.weight, r.created_at, r.id \
+         LIMIT 1)"
     ))
     .bind(owner)
     .bind(executing)

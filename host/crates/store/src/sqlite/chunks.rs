@@ -32,7 +32,20 @@ pub(super) async fn held_chunks(
     .await?)
 }
 
-/// See [`crate::RunStore::run_to_help`].
+/// See [`crate::RunStore::run_to_help`]: among the runs that need help,
+/// the run of the tenant holding the fewest live chunks (not done, lease
+/// not expired) per unit of weight, counted over every process's chunks of
+/// running runs; the oldest run on a tie.
+///
+/// No index of its own: the candidates and `held` walk the running runs
+/// through `runs_active`, and `held` their unfinished chunks whose lease
+/// has not expired through `run_chunks_unfinished` (`(run_id,
+/// lease_expires_at) WHERE done = 0`): a handful of rows per process
+/// executing, however many runs ended before (the unfinished chunks a
+/// cancelled run leaves behind are never read). SQLite uses the partial
+/// index `runs_active` only when the query repeats its condition
+/// (`status IN ('pending', 'running')`) word for word, hence the redundant
+/// terms; without them both walk every run ever created.
 pub(super) async fn run_to_help(
     s: &SqliteStore,
     owner: &str,
@@ -41,14 +54,24 @@ pub(super) async fn run_to_help(
     let row = sqlx::query(concat!(
         "SELECT ",
         run_cols!(),
-        " FROM runs r WHERE r.status = 'running' AND r.cancel_requested = 0 \
+        " FROM runs WHERE id = ( \
+         WITH held AS (SELECT h.tenant_id, COUNT(*) AS n FROM runs h \
+             JOIN run_chunks c ON c.run_id = h.id \
+             WHERE h.status IN ('pending', 'running') AND h.status = 'running' \
+             AND c.done = 0 AND c.lease_expires_at > ?2 \
+             GROUP BY h.tenant_id) \
+         SELECT r.id FROM runs r JOIN tenants t ON t.id = r.tenant_id \
+         LEFT JOIN held ON held.tenant_id = r.tenant_id \
+         WHERE r.status IN ('pending', 'running') AND r.status = 'running' \
+         AND r.cancel_requested = 0 \
          AND r.lease_owner IS NOT NULL AND r.lease_owner <> ?1 AND r.lease_expires_at > ?2 \
          AND r.id NOT IN (SELECT value FROM json_each(?3)) \
          AND r.exclusive = 0 AND r.chunk_end IS NOT NULL \
          AND (r.chunk_cursor < r.chunk_end OR EXISTS ( \
              SELECT 1 FROM run_chunks c WHERE c.run_id = r.id AND c.done = 0 \
              AND c.lease_expires_at <= ?2)) \
-         ORDER BY r.created_at, r.id LIMIT 1"
+         ORDER BY CAST(COALESCE(held.n, 0) AS REAL) / t.weight, r.created_at, r.id \
+         LIMIT 1)"
     ))
     .bind(owner)
     .bind(to_ms(now()))
