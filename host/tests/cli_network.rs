@@ -358,7 +358,7 @@ fn the_network_examples_run_against_the_stub() {
 }
 
 /// Without `--concurrency`, a run whose plugins stay local keeps the cores
-/// busy (32 in flight), and a run one of whose plugins may reach the
+/// busy (128 in flight), and a run one of whose plugins may reach the
 /// network, by `--allow-host` or a stored grant, sends at most the API's
 /// default of 5 requests at once; a given `--concurrency` always wins.
 #[test]
@@ -382,7 +382,7 @@ fn the_default_concurrency_depends_on_whether_the_run_may_reach_the_network() {
     let first_id = first["runId"].as_str().unwrap().to_string();
     let shown = env.json(&["runs", "show", &first_id, "--json"]);
     assert_eq!(
-        shown["run"]["config"]["options"]["maxConcurrency"], 32,
+        shown["run"]["config"]["options"]["maxConcurrency"], 128,
         "local plugins only"
     );
 
@@ -400,8 +400,8 @@ fn the_default_concurrency_depends_on_whether_the_run_may_reach_the_network() {
         .success();
     assert_eq!(concurrency_of(&local), 5, "a stored grant on a scorer");
 
-    // Re-scoring the local run with the now-granted scorer: the parent's 32
-    // would send 32 requests at once; the new run takes at most 5.
+    // Re-scoring the local run with the now-granted scorer: the parent's
+    // 128 would send 128 requests at once; the new run takes at most 5.
     let rescored = env.json(&[
         "runs",
         "rescore",

@@ -13,10 +13,11 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 5;
 /// The command line's default for a run none of whose plugins may reach the
 /// network. Such calls are pure CPU and the process's call slots already
 /// bound how many execute at once (twice the cores), so more items in
-/// flight only overlap their feed and store round trips: on 2 cores a
-/// wasm-only run gains up to 32 and nothing past it (BENCHMARKS.md, "The
-/// command line's default concurrency").
-pub const DEFAULT_LOCAL_CONCURRENCY: usize = 32;
+/// flight only overlap the feed's and the writer's round trips: on 2 cores
+/// a wasm-only run was fastest at 128 (about 2.7x its speed at 5, 20% above
+/// 32 and 64), and slower at 256 (BENCHMARKS.md, "The command line's default
+/// concurrency").
+pub const DEFAULT_LOCAL_CONCURRENCY: usize = 128;
 /// Upper bound accepted for `maxConcurrency`.
 pub const MAX_CONCURRENCY_LIMIT: usize = 1024;
 /// Upper bound accepted for `maxRetries`.
