@@ -5,6 +5,7 @@
 mod common;
 
 use common::{Env, example, plugin};
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 #[test]
@@ -171,6 +172,20 @@ fn a_concurrency_above_the_tenant_limit_is_clamped_with_a_notice() {
     let runs = env.json(&["runs", "list", "--json"]);
     let config = &runs[0]["config"]["options"];
     assert_eq!(config["maxConcurrency"], 4, "{runs}");
+
+    // Without --concurrency the default fits the limit, without a notice.
+    env.cmd()
+        .args([
+            "run",
+            "-d",
+            &example("capitals.jsonl"),
+            "-t",
+            &plugin("echo"),
+        ])
+        .assert()
+        .success()
+        .stderr(contains("items-in-flight").not())
+        .stderr(contains("concurrency 4"));
 }
 
 #[test]

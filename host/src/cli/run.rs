@@ -264,6 +264,12 @@ pub async fn run(app: &App, args: RunArgs) -> Result<Exit> {
     // (the API refuses it instead).
     let mut options = options;
     let limits = app.store.tenant_limits(&app.tenant).await?;
+    if args.concurrency.is_none() {
+        // A default the user did not ask for fits the tenant's limit
+        // without a notice.
+        let limit = usize::try_from(limits.items_in_flight.max(1)).unwrap_or(usize::MAX);
+        options.max_concurrency = options.max_concurrency.min(limit);
+    }
     for notice in clamp_tenant_options(&mut options, &limits) {
         eprintln!(
             "note: {notice} (raise it with `assay tenant limits {} --set KEY=VALUE`)",
