@@ -4,7 +4,12 @@
 //! ```text
 //! cargo bench -p assay-runner --bench fairness -- [--a-runs 8] [--a-items 20000]
 //!     [--b-items 50] [--b-concurrency 5] [--repeat 3] [--backend sqlite|postgres]
+//!     [--keep-resident-mib 0]
 //! ```
+//!
+//! `--keep-resident-mib M`: freed plugin slots keep up to M MiB of the pages
+//! a call wrote (`assay serve --keep-resident-mib`; 0, the server's
+//! default, keeps none).
 //!
 //! One process, as `assay serve` assembles it: a store (temp SQLite file or
 //! a fresh PostgreSQL database), the background [`Scheduler`] with the
@@ -163,9 +168,11 @@ async fn main() {
         .unwrap();
     let host = PluginHost::new(HostConfig {
         cache_dir: Some(dir.path().join("cache")),
+        keep_resident_bytes: arg("--keep-resident-mib", 0usize) << 20,
         ..Default::default()
     })
     .unwrap();
+    println!("written pages kept: {:?}", host.keep_resident());
     let catalog = Arc::new(Catalog::new(host, store.clone()));
     for tenant in [A, B] {
         for name in PLUGINS {
