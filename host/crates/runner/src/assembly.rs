@@ -236,6 +236,7 @@ mod tests {
         assert_eq!(d.max_concurrent_compiles, h.max_concurrent_compiles);
         assert_eq!(d.compile_timeout, h.compile_timeout);
         assert_eq!(d.cache_max_bytes, h.cache_max_bytes);
+        assert_eq!(d.keep_resident_bytes, h.keep_resident_bytes);
         let doc = include_str!("../../../../docs/architecture.md");
         for (name, value) in [
             ("max instances", DEFAULT_MAX_INSTANCES.to_string()),
@@ -260,6 +261,10 @@ mod tests {
             (
                 "loaded plugins",
                 format!("{} MiB", crate::catalog::DEFAULT_LOADED_PLUGIN_BYTES >> 20),
+            ),
+            (
+                "kept written pages",
+                format!("{} MiB", d.keep_resident_bytes >> 20),
             ),
         ] {
             assert!(
