@@ -190,7 +190,12 @@ mod tests {
     /// `--no-execute` rather than ignored.
     #[test]
     fn serve_no_execute_refuses_the_flags_it_would_ignore() {
-        for flag in ["--max-active-runs", "--max-takeovers", "--item-slots"] {
+        for flag in [
+            "--max-active-runs",
+            "--max-takeovers",
+            "--item-slots",
+            "--keep-resident-mib",
+        ] {
             let e = Cli::try_parse_from(["assay", "serve", "--no-execute", flag, "2"])
                 .err()
                 .unwrap_or_else(|| panic!("{flag} was accepted with --no-execute"));

@@ -23,7 +23,7 @@ pub struct ServeArgs {
     /// Serve the API only: execute no runs here; the runs triggered through
     /// it wait as pending until an `assay worker` (or another `assay serve`)
     /// on the same database executes them
-    #[arg(long, conflicts_with_all = ["max_active_runs", "max_takeovers", "item_slots"])]
+    #[arg(long, conflicts_with_all = ["max_active_runs", "max_takeovers", "item_slots", "keep_resident_mib"])]
     pub no_execute: bool,
     /// How runs are executed (flags shared with `assay worker`).
     #[command(flatten)]

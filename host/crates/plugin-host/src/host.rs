@@ -67,6 +67,13 @@ impl PluginHost {
     /// Sets up the engine, linker, epoch ticker and cache directory.
     pub fn new(config: HostConfig) -> Result<Self, LoadError> {
         let keep_resident = KeepResident::decide(config.keep_resident_bytes);
+        if config.keep_resident_bytes > 0 && keep_resident.bytes() == 0 {
+            tracing::warn!(
+                asked_bytes = config.keep_resident_bytes,
+                decision = ?keep_resident,
+                "freed plugin slots keep no written pages (asked for, refused on this machine)"
+            );
+        }
         let (engine, pooling) = build_engine(&config, keep_resident.bytes())?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -241,15 +248,18 @@ fn engine_config(config: &HostConfig, pooling: bool, keep_resident: usize) -> Co
             } else {
                 Enabled::No
             })
-            // A freed slot goes back to the plugin that used it last, and
-            // otherwise to the least recently used one, before any slot never
-            // used: the slots holding kept pages stay as few as the most
-            // calls ever in flight at once.
-            .max_unused_warm_slots(0)
             // Every call frees an instance: batching the decommits (madvise)
             // saves syscalls and cross-core TLB shootdowns when calls run on
             // several threads.
             .decommit_batch_size(DECOMMIT_BATCH);
+        if keep_resident > 0 {
+            // With pages kept, a freed slot goes back to the plugin that
+            // used it last, or else to the least recently used one, before
+            // any slot never used, which bounds how many slots hold kept
+            // pages. (Without kept pages a warm slot holds next to nothing,
+            // and taking another plugin's slot would cost a remap.)
+            pool.max_unused_warm_slots(0);
+        }
         cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     cfg

@@ -374,10 +374,11 @@ async fn the_memory_detector_sees_marks_left_in_the_same_instance() {
         .unwrap()
         .output;
     assert_eq!(output["callsBefore"], 1, "{output}");
-    // Every other 4 KiB page of each area was marked. (The second call
-    // grows memory further, onto fresh pages: its grown count is 0.)
+    // Every other 4 KiB page of each area was marked (for grown memory, the
+    // region the first call grew: the second grows onto fresh pages).
     assert_eq!(output["dirtyZeroedBytes"], 2 << 20, "{output}");
     assert_eq!(output["dirtyImageBytes"], 32 << 10, "{output}");
+    assert_eq!(output["dirtyGrownBytes"], 512 << 10, "{output}");
     assert!(output["dirtyStackBytes"].as_u64().unwrap() > 0, "{output}");
 }
 
