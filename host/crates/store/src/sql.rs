@@ -306,7 +306,9 @@ pub mod tenancy {
          max_queued_runs = $3, max_datasets = $4, max_items_per_dataset = $5, \
          max_stored_bytes = $6, max_plugins = $7, max_plugin_bytes = $8, weight = $9, \
          max_cache_bytes = $12 WHERE id = $10 AND id <> $11";
-    /// What tenant $1 uses now.
+    /// What tenant $1 uses now. The run counts repeat the partial index
+    /// `runs_active`'s condition so that SQLite uses it (it does not infer
+    /// it from `status = ...`) instead of walking every run of the tenant.
     pub const USAGE: &str = "SELECT \
          (SELECT COUNT(*) FROM datasets WHERE tenant_id = $1) AS datasets, \
          (SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM datasets \
@@ -314,8 +316,10 @@ pub mod tenancy {
          (SELECT COUNT(*) FROM plugins WHERE tenant_id = $1) AS plugins, \
          (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM plugins WHERE tenant_id = $1) \
           AS plugin_bytes, \
-         (SELECT COUNT(*) FROM runs WHERE tenant_id = $1 AND status = 'running') AS active, \
-         (SELECT COUNT(*) FROM runs WHERE tenant_id = $1 AND status = 'pending') AS queued, \
+         (SELECT COUNT(*) FROM runs WHERE status IN ('pending', 'running') \
+          AND status = 'running' AND tenant_id = $1) AS active, \
+         (SELECT COUNT(*) FROM runs WHERE status IN ('pending', 'running') \
+          AND status = 'pending' AND tenant_id = $1) AS queued, \
          (SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM output_cache_usage \
           WHERE tenant_id = $1) AS cache_bytes";
     /// The plugins tenant $1 sees: its own, and those of the shared

@@ -17,6 +17,13 @@ use crate::rules::{ClaimScope, lease_ms, now, to_ms};
 /// the tenant with the fewest runs `running` per unit of weight, among
 /// tenants below their `maxActiveRuns`, oldest run first; ties go to the
 /// older run. Runs in `executing` are passed over.
+///
+/// Both reads of `runs` repeat the partial index `runs_active`'s condition
+/// (`status IN ('pending', 'running')`) word for word: SQLite uses a partial
+/// index only when the query states its condition, and without it each
+/// claim scanned every run ever stored, inside the write transaction (about
+/// 195 ms with 200,000 finished runs, against 0.45 ms through the index;
+/// BENCHMARKS.md, "Claiming a run with a long history").
 pub async fn claim_next_run(
     s: &SqliteStore,
     owner: &str,
@@ -32,9 +39,10 @@ pub async fn claim_next_run(
          lease_owner = ?2, lease_expires_at = ?3, updated_at = ?1, claim_number = claim_number + 1, lease_claim = claim_number + 1 \
          WHERE id = ( \
            WITH active AS (SELECT tenant_id, COUNT(*) AS n FROM runs \
-             WHERE status = 'running' GROUP BY tenant_id) \
+             WHERE status IN ('pending', 'running') AND status = 'running' GROUP BY tenant_id) \
            SELECT r.id FROM runs r JOIN tenants t ON t.id = r.tenant_id \
            LEFT JOIN active a ON a.tenant_id = r.tenant_id WHERE \
+           r.status IN ('pending', 'running') AND \
            r.id NOT IN (SELECT value FROM json_each(?5)) AND ( \
            (?4 = 0 AND r.status = 'running' \
              AND (r.lease_owner IS NULL OR r.lease_expires_at <= ?1)) \
