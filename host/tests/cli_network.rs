@@ -110,6 +110,15 @@ fn without_a_grant_the_request_is_denied_and_the_error_names_the_host() {
     assert_eq!(stub.stats().requests, 0, "nothing reached the server");
 }
 
+/// A dataset file of `questions`, each its own expected output.
+fn questions_file(env: &Env, name: &str, questions: &[&str]) -> std::path::PathBuf {
+    let lines: Vec<String> = questions
+        .iter()
+        .map(|q| serde_json::json!({"input": {"q": q}, "expectedOutput": q}).to_string())
+        .collect();
+    env.write(name, &lines.join("\n"))
+}
+
 /// Token usage is summed per run: the stub counts words (prompt: the words
 /// of the messages; completion: the words of its echoed reply), so the
 /// expected sums follow from the dataset. `assay run --json`, `assay runs
@@ -124,11 +133,7 @@ fn token_usage_is_summed_over_the_run_and_shown_in_its_summary() {
         "one",
         "How many legs does a spider have",
     ];
-    let lines: Vec<String> = questions
-        .iter()
-        .map(|q| serde_json::json!({"input": {"q": q}, "expectedOutput": q}).to_string())
-        .collect();
-    let file = env.write("usage.jsonl", &lines.join("\n"));
+    let file = questions_file(&env, "usage.jsonl", &questions);
     // One prompt message (the question) and a reply that repeats it.
     let words: u64 = questions
         .iter()
@@ -192,11 +197,7 @@ fn judge_usage_is_summed_apart_from_the_targets_and_shown_in_its_summary() {
         "How many legs does a spider have",
         "Spell assay backwards please",
     ];
-    let lines: Vec<String> = questions
-        .iter()
-        .map(|q| serde_json::json!({"input": {"q": q}, "expectedOutput": q}).to_string())
-        .collect();
-    let file = env.write("judged.jsonl", &lines.join("\n"));
+    let file = questions_file(&env, "judged.jsonl", &questions);
     let url = stub.url();
     let host = stub.addr().to_string();
     let judge = format!(

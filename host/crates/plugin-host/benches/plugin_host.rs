@@ -320,7 +320,10 @@ fn component_cost(label: &str, path: &std::path::Path, calls: usize) {
     let dir = tempfile::tempdir().unwrap();
     let keep_resident_bytes = std::env::var("ASSAY_BENCH_KEEP_RESIDENT_MIB")
         .ok()
-        .and_then(|v| v.parse::<usize>().ok())
+        .map(|v| {
+            v.parse::<usize>()
+                .expect("ASSAY_BENCH_KEEP_RESIDENT_MIB is a number of MiB")
+        })
         .map_or(assay_plugin_host::RECOMMENDED_KEEP_RESIDENT_BYTES, |mib| {
             mib << 20
         });

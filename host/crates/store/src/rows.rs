@@ -333,17 +333,7 @@ pub(crate) fn outline(r: &impl StoredRow) -> StoreResult<(i64, ResultOutline)> {
 
 /// A score row and the trial of the item it belongs to.
 pub(crate) fn score(r: &impl StoredRow) -> StoreResult<((String, i64), ScoreRow)> {
-    Ok((
-        (r.text("item_id")?, r.int("trial")?),
-        ScoreRow {
-            scorer_id: r.text("scorer_id")?,
-            scorer_name: r.text("scorer_name")?,
-            score: r.real_opt("score")?,
-            reason: r.text_opt("reason")?,
-            error: r.text_opt("error")?,
-            metadata: r.json_opt("metadata")?,
-        },
-    ))
+    Ok((item_trial(r)?, score_row(r, r.json_opt("metadata")?)?))
 }
 
 /// A score row of an outline (no metadata), the token usage its metadata
@@ -352,19 +342,29 @@ pub(crate) fn outline_score(
     r: &impl StoredRow,
 ) -> StoreResult<((String, i64), ScoreRow, Option<crate::TokenUsage>)> {
     Ok((
-        (r.text("item_id")?, r.int("trial")?),
-        ScoreRow {
-            scorer_id: r.text("scorer_id")?,
-            scorer_name: r.text("scorer_name")?,
-            score: r.real_opt("score")?,
-            reason: r.text_opt("reason")?,
-            error: r.text_opt("error")?,
-            metadata: None,
-        },
+        item_trial(r)?,
+        score_row(r, None)?,
         r.json_opt("usage")?
             .as_ref()
             .and_then(crate::TokenUsage::from_usage),
     ))
+}
+
+/// The (item, trial) a score row belongs to.
+fn item_trial(r: &impl StoredRow) -> StoreResult<(String, i64)> {
+    Ok((r.text("item_id")?, r.int("trial")?))
+}
+
+/// A score row's own columns, with `metadata` as read (or left out).
+fn score_row(r: &impl StoredRow, metadata: Option<Value>) -> StoreResult<ScoreRow> {
+    Ok(ScoreRow {
+        scorer_id: r.text("scorer_id")?,
+        scorer_name: r.text("scorer_name")?,
+        score: r.real_opt("score")?,
+        reason: r.text_opt("reason")?,
+        error: r.text_opt("error")?,
+        metadata,
+    })
 }
 
 pub(crate) fn plugin(r: &impl StoredRow) -> StoreResult<PluginRecord> {
