@@ -361,6 +361,7 @@ mod tests {
             cancel_requested: false,
             takeovers: 0,
             claim_number: 0,
+            exclusive: false,
             parent_run_id: None,
             started_at: Some(now - chrono::Duration::seconds(2)),
             completed_at: Some(now),

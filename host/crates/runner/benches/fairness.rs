@@ -4,12 +4,14 @@
 //! ```text
 //! cargo bench -p assay-runner --bench fairness -- [--a-runs 8] [--a-items 20000]
 //!     [--b-items 50] [--b-concurrency 5] [--repeat 3] [--backend sqlite|postgres]
-//!     [--keep-resident-mib 0]
+//!     [--keep-resident-mib 0] [--call-slots N] [--phases]
 //! ```
 //!
 //! `--keep-resident-mib M`: freed plugin slots keep up to M MiB of the pages
 //! a call wrote (`assay serve --keep-resident-mib`; 0, the server's
-//! default, keeps none).
+//! default, keeps none). `--call-slots N`: the process's plugin call slots
+//! (default twice the cores). `--phases`: for each of B's runs, when it was
+//! created, claimed and finished, from its trigger.
 //!
 //! One process, as `assay serve` assembles it: a store (temp SQLite file or
 //! a fresh PostgreSQL database), the background [`Scheduler`] with the
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 use assay_plugin_host::{HostConfig, PluginHost};
 use assay_runner::{Catalog, Executor, RunOptions, RunRequest, Scheduler, TargetType, create_run};
 use assay_store::{NewDataset, NewItem, Run, RunStatus, Store, Tenant};
+use chrono::Utc;
 use serde_json::json;
 
 const A: &str = "default";
@@ -114,10 +117,28 @@ async fn b_run(env: &Env, dataset_id: &str, concurrency: usize) -> Duration {
     )
     .await
     .unwrap();
+    let triggered = start.elapsed();
     env.scheduler.wake();
     let done = wait_done(&env.store, B, &run.id).await;
     let took = start.elapsed();
     assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    if std::env::args().any(|a| a == "--phases") {
+        // The run row's clock (the store's) against ours, both from the
+        // trigger: close enough for milliseconds on one machine.
+        let origin = Utc::now() - chrono::Duration::from_std(took).unwrap();
+        let since = |t: Option<chrono::DateTime<Utc>>| {
+            t.map_or(f64::NAN, |t| {
+                (t - origin).num_microseconds().unwrap_or(0) as f64 / 1000.0
+            })
+        };
+        println!(
+            "  ms from the trigger: created {:.1}, claimed {:.1}, finished {:.1}, seen finished {:.1}",
+            triggered.as_secs_f64() * 1000.0,
+            since(done.started_at),
+            since(done.completed_at),
+            took.as_secs_f64() * 1000.0
+        );
+    }
     took
 }
 
@@ -185,7 +206,12 @@ async fn main() {
     let a_dataset = dataset(&store, A, a_items).await;
     let b_dataset = dataset(&store, B, b_items).await;
     // The server's defaults: 4 runs, 256 item slots.
-    let scheduler = Scheduler::start(Executor::new(store.clone()), catalog.clone(), 4);
+    let mut executor = Executor::new(store.clone());
+    let call_slots: usize = arg("--call-slots", 0);
+    if call_slots > 0 {
+        executor = executor.with_call_slots(call_slots);
+    }
+    let scheduler = Scheduler::start(executor, catalog.clone(), 4);
     let env = Env {
         store,
         catalog,

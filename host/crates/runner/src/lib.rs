@@ -64,4 +64,4 @@ pub use slots::ItemSlots;
 pub use stats::{RunStats, StatsBuilder};
 pub use summary::RunSummary;
 pub use trigger::{RunRequest, StoredRunConfig, TargetType, create_run, plan_run};
-pub use writer::{ResultSink, ResultWriter, WriteAck};
+pub use writer::{QueuedWrite, ResultSink, ResultWriter, WriteAck};

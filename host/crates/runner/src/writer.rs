@@ -153,18 +153,47 @@ impl ResultWriter {
 
     /// Queues `result` and waits until it is stored (or failed).
     pub async fn write(&self, result: NewResult) -> WriteAck {
+        self.enqueue(result).await.written().await
+    }
+
+    /// Hands `result` to the writer, waiting only for room in its queue;
+    /// [`QueuedWrite::written`] then waits for the write itself.
+    ///
+    /// An item hands its result over, then gives its slots up, then waits
+    /// for the write: the run's next item computes while this result waits
+    /// for its turn at the database (on a busy SQLite database, one other
+    /// batch and its own commit, a few milliseconds per round of a small
+    /// run). What bounds the results waiting is the executor's, not the
+    /// queue's: an item gives its slot up only once it has a place among
+    /// the run's `maxConcurrency` items completing.
+    pub async fn enqueue(&self, result: NewResult) -> QueuedWrite {
         let (ack_tx, ack_rx) = oneshot::channel();
         let job = Job {
             result,
             ack: ack_tx,
             queued_at: tokio::time::Instant::now(),
         };
-        if self.tx.send(job).await.is_err() {
-            return WriteAck::Failed("result writer stopped".into());
+        QueuedWrite {
+            ack: self.tx.send(job).await.ok().map(|()| ack_rx),
         }
-        ack_rx
-            .await
-            .unwrap_or_else(|_| WriteAck::Failed("result writer stopped".into()))
+    }
+}
+
+/// A result in the writer's queue (see [`ResultWriter::enqueue`]).
+#[must_use = "a queued result is stored or failed: wait for the answer"]
+pub struct QueuedWrite {
+    /// `None`: the writer had stopped, the result was not queued.
+    ack: Option<oneshot::Receiver<WriteAck>>,
+}
+
+impl QueuedWrite {
+    /// Waits until the result is stored (or failed).
+    pub async fn written(self) -> WriteAck {
+        let stopped = || WriteAck::Failed("result writer stopped".into());
+        match self.ack {
+            Some(ack) => ack.await.unwrap_or_else(|_| stopped()),
+            None => stopped(),
+        }
     }
 }
 

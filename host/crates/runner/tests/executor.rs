@@ -1,7 +1,8 @@
 //! The executor's behaviour: the per-item completion callback (once per
 //! item, with its dataset index; results retained or not; failures passed
-//! on; a failing callback is not fatal; an awaited callback holds its slot;
-//! cancel) and the run lifecycle described in `docs/runs.md`.
+//! on; a failing callback is not fatal; an awaited callback slows the run;
+//! cancel; results written behind the next items) and the run lifecycle
+//! described in `docs/runs.md`.
 
 mod common;
 
@@ -171,21 +172,26 @@ async fn a_failing_callback_is_not_fatal() {
 }
 
 #[tokio::test]
-async fn async_callback_is_awaited_and_holds_the_slot() {
+async fn async_callback_is_awaited_and_slows_the_run() {
     let (store, _dir) = store().await;
-    let run = dataset_run(&store, plain(3)).await;
-    let spans: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::default();
-    let sink = spans.clone();
+    // More items than may wait for their callback at once (a full write
+    // batch, 64, with one item in flight).
+    let run = dataset_run(&store, plain(130)).await;
+    let now = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (inside, peak) = (now.clone(), most.clone());
     let cb = on_item_complete(move |_, _| {
-        let sink = sink.clone();
+        let (inside, peak) = (inside.clone(), peak.clone());
         async move {
-            let start = Instant::now();
+            let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(n, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
-            sink.lock().unwrap().push((start, Instant::now()));
+            inside.fetch_sub(1, Ordering::SeqCst);
             Ok(())
         }
     });
-    Executor::new(store.clone())
+    let started = Instant::now();
+    let summary = Executor::new(store.clone())
         .execute(
             plan(run, Arc::new(MockTarget::default()), vec![], opts(1)),
             RunHooks {
@@ -195,12 +201,18 @@ async fn async_callback_is_awaited_and_holds_the_slot() {
         )
         .await
         .unwrap();
-    let mut spans = spans.lock().unwrap().clone();
-    assert_eq!(spans.len(), 3);
-    spans.sort();
-    for pair in spans.windows(2) {
-        assert!(pair[1].0 >= pair[0].1, "callbacks overlapped: {pair:?}");
-    }
+    assert_eq!(summary.succeeded_count, 130);
+    // Callbacks overlap (the items behind go on computing), but never more
+    // than the places of items completing: a slow consumer holds the run
+    // back, three waves of 50 ms for 130 items, instead of 130 results
+    // piling up in memory.
+    let most = most.load(Ordering::SeqCst);
+    assert!((2..=64).contains(&most), "{most} callbacks at once");
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "the run did not wait for its callbacks: {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -974,4 +986,100 @@ async fn cancelling_a_run_nobody_holds_finalizes_it_at_once_on_both_backends() {
         // And so it can be deleted.
         store.delete_run(TENANT, &run.id).await.unwrap();
     }
+}
+
+/// Holds every write until it is opened, then writes to the store.
+struct GatedSink {
+    store: Arc<dyn Store>,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+#[async_trait]
+impl ResultSink for GatedSink {
+    async fn write(
+        &self,
+        run_id: &str,
+        claim: &Claim,
+        batch: Vec<NewResult>,
+    ) -> Result<WriteOutcome, StoreError> {
+        let mut open = self.open.clone();
+        open.wait_for(|open| *open)
+            .await
+            .expect("the test holds the sender");
+        self.store.write_results(run_id, claim, batch).await
+    }
+}
+
+/// Waits (up to 10 s) until `calls` reaches `n`.
+async fn calls_reach(target: &MockTarget, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while target.calls.load(Ordering::SeqCst) < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} calls",
+            target.calls.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_next_items_compute_while_results_wait_for_their_write_and_no_further() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, plain(100)).await;
+    let run_id = run.id.clone();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let executor = Executor::new(store.clone()).with_sink(Arc::new(GatedSink {
+        store: store.clone(),
+        open: gate,
+    }));
+    let target = Arc::new(MockTarget::default());
+    let execution = tokio::spawn({
+        let target = target.clone();
+        async move {
+            executor
+                .execute(plan(run, target, vec![], opts(2)), RunHooks::default())
+                .await
+        }
+    });
+    // No write passes, yet items go on computing: each hands its result to
+    // the writer and its slot on (an item used to keep its slot until its
+    // write passed, which stopped this run at two calls). Up to a full
+    // write batch (64, more than the run's 2 in flight) waits so.
+    calls_reach(&target, 66).await;
+    // Then the run stops starting items: 64 results wait for their write,
+    // the next two for a place among them, keeping their slots.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        target.calls.load(Ordering::SeqCst),
+        66,
+        "a stalled database stalls the run"
+    );
+    assert_eq!(
+        store
+            .get_run(TENANT, &run_id)
+            .await
+            .unwrap()
+            .succeeded_count,
+        0,
+        "nothing is counted before it is written"
+    );
+
+    open.send(true).unwrap();
+    let summary = execution.await.unwrap().unwrap();
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert_eq!(summary.succeeded_count, 100);
+    assert_eq!(target.calls.load(Ordering::SeqCst), 100, "every item once");
+    let stored = store
+        .list_results(
+            TENANT,
+            &run_id,
+            Page {
+                page: 0,
+                per_page: 200,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.total, 100);
 }

@@ -371,6 +371,11 @@ pub struct Run {
     /// API.
     #[serde(skip)]
     pub claim_number: i64,
+    /// Whether the lease holder executes the run alone (no other process
+    /// helps: `assay run`'s runs). Set by the holder when it starts the
+    /// run; internal, not part of the API.
+    #[serde(skip)]
+    pub exclusive: bool,
     /// The run whose stored target outputs this run re-scores (`assay
     /// runs rescore`); `None` for a run that called its target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -425,6 +430,17 @@ impl Claim {
             number: run.claim_number,
         }
     }
+}
+
+/// What marking a chunk done ([`crate::RunStore::finish_chunk`]) says of
+/// the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkDone {
+    /// Positions are still to be handed out, or some chunk is not done.
+    RunOpen,
+    /// Every position is handed out and every chunk is done: what
+    /// [`ChunkGrant::Done`] would say, without the claim that asks it.
+    AllDone,
 }
 
 /// What [`crate::RunStore::claim_chunk`] hands out.

@@ -44,7 +44,7 @@ macro_rules! run_cols {
         "id, tenant_id, dataset_id, dataset_version, target_type, target_id, scorer_ids, status, \
          total_items, succeeded_count, failed_count, skipped_count, config, error, \
          cancel_requested, takeovers, parent_run_id, repeats, started_at, completed_at, created_at, \
-         updated_at, lease_claim AS claim_number"
+         updated_at, lease_claim AS claim_number, exclusive"
     };
 }
 /// Columns of `results` read by [`result`].
@@ -256,6 +256,7 @@ pub(crate) fn run(r: &impl StoredRow) -> StoreResult<Run> {
         cancel_requested: r.flag("cancel_requested")?,
         takeovers: r.int("takeovers")?,
         claim_number: r.int("claim_number")?,
+        exclusive: r.flag("exclusive")?,
         parent_run_id: r.text_opt("parent_run_id")?,
         started_at: r.time_opt("started_at")?,
         completed_at: r.time_opt("completed_at")?,

@@ -314,8 +314,11 @@ pub trait RunStore: Send + Sync + 'static {
         lease: Duration,
     ) -> StoreResult<ChunkGrant>;
     /// Marks the chunk starting at `first` done (every item in it has its
-    /// result). `LeaseLost` when `claim` does not hold it.
-    async fn finish_chunk(&self, run_id: &str, claim: &Claim, first: i64) -> StoreResult<()>;
+    /// result), and says whether that was the run's last (so that the lead
+    /// of a run need not claim again only to hear it). `LeaseLost` when
+    /// `claim` does not hold it.
+    async fn finish_chunk(&self, run_id: &str, claim: &Claim, first: i64)
+    -> StoreResult<ChunkDone>;
     /// Extends the lease of every unfinished chunk `claim` holds, and says
     /// whether the run was asked to cancel. `LeaseLost` when the run is no
     /// longer running (finished or cancelled by its lease holder). A chunk

@@ -3092,14 +3092,25 @@ async fn chunks_hand_out_every_position_once_across_claims(s: Fixture) {
     assert_eq!(in_b, added[4..8]);
 
     // Only the holder marks a chunk done.
+    // Each says whether it was the run's last: the last chunk to be done,
+    // whatever its position and holder.
     assert_lease_lost(s.finish_chunk(&run.id, &lead, b.0).await);
-    s.finish_chunk(&run.id, &helper, b.0).await.unwrap();
-    s.finish_chunk(&run.id, &lead, a.0).await.unwrap();
+    assert_eq!(
+        s.finish_chunk(&run.id, &helper, b.0).await.unwrap(),
+        ChunkDone::RunOpen
+    );
+    assert_eq!(
+        s.finish_chunk(&run.id, &lead, c.0).await.unwrap(),
+        ChunkDone::RunOpen
+    );
     assert_eq!(
         s.claim_chunk(&run.id, &helper, 4, LEASE).await.unwrap(),
         ChunkGrant::Busy
     );
-    s.finish_chunk(&run.id, &lead, c.0).await.unwrap();
+    assert_eq!(
+        s.finish_chunk(&run.id, &lead, a.0).await.unwrap(),
+        ChunkDone::AllDone
+    );
     assert_eq!(
         s.claim_chunk(&run.id, &lead, 4, LEASE).await.unwrap(),
         ChunkGrant::Done
@@ -3215,7 +3226,11 @@ async fn lapsed_and_released_chunks_are_claimed_again_first(s: Fixture) {
     );
     // Done chunks never come back.
     for first in [0, 2, 4] {
-        s.finish_chunk(&run.id, &lead, first).await.unwrap();
+        assert_eq!(
+            s.finish_chunk(&run.id, &lead, first).await.unwrap(),
+            ChunkDone::RunOpen,
+            "the helper's chunk is not done"
+        );
     }
     s.release_chunks(&run.id, &lead).await.unwrap();
     assert_eq!(

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use std::time::Duration;
 
-use assay_store::{Claim, Store, StoreError};
+use assay_store::{ChunkDone, Claim, Store, StoreError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, warn};
@@ -35,6 +35,8 @@ pub(super) struct ChunkBook {
     done: Notify,
     /// The run stops: storage retries end.
     give_up: CancellationToken,
+    /// Marking a chunk done said every chunk of the run is done.
+    all_done: AtomicBool,
 }
 
 impl ChunkBook {
@@ -50,6 +52,7 @@ impl ChunkBook {
             claim,
             done: Notify::new(),
             give_up,
+            all_done: AtomicBool::new(false),
         })
     }
 
@@ -69,6 +72,12 @@ impl ChunkBook {
     /// Resolves when one of this execution's chunks is done (or given up).
     pub(super) async fn chunk_done(&self) {
         self.done.notified().await
+    }
+
+    /// Whether marking one of this execution's chunks done said the whole
+    /// run is done: the claim that would say so is not needed.
+    pub(super) fn run_done(&self) -> bool {
+        self.all_done.load(Ordering::Acquire)
     }
 }
 
@@ -105,7 +114,11 @@ impl ChunkTrack {
         let mut attempt = 0u32;
         loop {
             match store.finish_chunk(run_id, claim, self.first).await {
-                Ok(()) => return,
+                Ok(ChunkDone::AllDone) => {
+                    self.book.all_done.store(true, Ordering::Release);
+                    return;
+                }
+                Ok(ChunkDone::RunOpen) => return,
                 Err(StoreError::LeaseLost) => {
                     debug!(
                         run_id,

@@ -93,7 +93,7 @@ impl Executor {
             run.shared.abort.clone(),
         );
         let outcome = loop {
-            if stop.is_cancelled() {
+            if stop.is_cancelled() || book.run_done() {
                 break Ok(());
             }
             let grant = match self.claim_chunk(run, stop).await {
@@ -267,19 +267,24 @@ impl Executor {
                 let kept = pool.kept_tx.clone();
                 let limit = pool.run_slots.clone();
                 let part = chunk.join();
+                // Once the item's result is queued for its write: the run's
+                // next item takes this slot if the run may start one now (not
+                // while its adaptive limit holds it back: the slot would
+                // idle) and the fair policy would hand the slot back to it
+                // anyway. A send after the feed stopped drops it: given back.
+                // Dropped uncalled (the run stopping), the slot goes back.
+                let hand_on = move || {
+                    if limit.in_flight() < limit.current() && process_permit.fair_to_keep() {
+                        let _ = kept.send(process_permit);
+                    } else {
+                        drop(process_permit);
+                    }
+                };
                 pool.tasks.spawn(
                     async move {
-                        let settled = ctx.process(item, trial, record, &calls, run_permit).await;
-                        // The run's next item takes this slot if the run may
-                        // start one now (not while its adaptive limit holds
-                        // it back: the slot would idle) and the fair policy
-                        // would hand the slot back to it anyway. A send after
-                        // the feed stopped drops it: given back.
-                        if limit.in_flight() < limit.current() && process_permit.fair_to_keep() {
-                            let _ = kept.send(process_permit);
-                        } else {
-                            drop(process_permit);
-                        }
+                        let settled = ctx
+                            .process(item, trial, record, &calls, run_permit, hand_on)
+                            .await;
                         part.finish(settled).await;
                     }
                     .in_current_span(),

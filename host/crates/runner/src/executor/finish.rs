@@ -91,6 +91,11 @@ impl Executor {
 
         let status = if hooks.cancel.is_cancelled() {
             RunStatus::Cancelled
+        } else if executed_ok > 0 {
+            // A success of this process is stored (or counted as a
+            // persistence failure below): the run completed, no need to
+            // read what the other processes did.
+            RunStatus::Completed
         } else {
             let current = self.store.get_run(&tenant, &run_id).await?;
             // Items whose result could not be stored still ran: count them.

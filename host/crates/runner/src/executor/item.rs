@@ -11,7 +11,7 @@ use assay_store::{DatasetItem, NewResult, ScoreRow, TargetRecord};
 use chrono::Utc;
 use futures::future::join_all;
 use serde_json::Value;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -24,7 +24,7 @@ use crate::plugins::{Scorer, Target};
 use crate::rescore::TargetSource;
 use crate::retry::backoff;
 use crate::slots::RunShare;
-use crate::writer::{ResultWriter, WriteAck};
+use crate::writer::{QueuedWrite, ResultWriter, WriteAck};
 
 /// The longest `Retry-After` an item waits for before its next attempt.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -38,6 +38,12 @@ pub(super) struct ItemContext {
     pub(super) options: RunOptions,
     pub(super) writer: ResultWriter,
     pub(super) callback: Option<ItemCallback>,
+    /// Items between handing their slot on and the end of their write and
+    /// callback: at most the run's `maxConcurrency` or one full write batch,
+    /// whichever is more, so that a slow database or `on_item_complete`
+    /// consumer still slows the run down (items wait for a place here
+    /// holding their slot) instead of piling results up in memory.
+    pub(super) completing: Arc<Semaphore>,
     pub(super) retain: bool,
     pub(super) retained: Mutex<Vec<ItemWithScores>>,
     pub(super) abort: CancellationToken,
@@ -101,6 +107,14 @@ impl ItemContext {
     /// re-scores another run's outputs (the target is then not called);
     /// `trial` numbers the execution of the item in a run with repeats.
     ///
+    /// `computed` is called once the result is in the writer's queue,
+    /// before it is written: the caller gives the item's process slot up
+    /// there (see [`ResultWriter::enqueue`](crate::writer::ResultWriter::enqueue));
+    /// `place` is given up at the same moment. The item then waits for its
+    /// write and its callback holding a place among the run's `completing`
+    /// items instead. When the run stops before that, `computed` is dropped
+    /// uncalled.
+    ///
     /// True when the item's result is settled: stored, or refused by the
     /// store for good. False when the run stopped first (the item runs
     /// again when the run resumes).
@@ -111,6 +125,7 @@ impl ItemContext {
         recorded: Option<TargetRecord>,
         calls: &RunShare,
         place: AdaptivePermit,
+        computed: impl FnOnce(),
     ) -> bool {
         let started_at = Utc::now();
         let index = item.position;
@@ -199,9 +214,21 @@ impl ItemContext {
             logs,
             scores,
         };
-        let settled = self.finish_item(without_nul(result), index).await;
+        if self.lease_lost.is_cancelled() {
+            place.finish(signal);
+            return false;
+        }
+        let result = without_nul(result);
+        let failed = result.error.is_some();
+        let _completing = self
+            .completing
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let queued = self.writer.enqueue(result.clone()).await;
         place.finish(signal);
-        settled
+        computed();
+        self.finish_item(queued, result, failed, index).await
     }
 
     /// The target phase of an item whose target is called: the call, its
@@ -381,14 +408,17 @@ impl ItemContext {
         }
     }
 
-    /// Persist, count, call back, retain. True when the result is settled
-    /// (see [`ItemContext::process`]).
-    async fn finish_item(&self, result: NewResult, index: i64) -> bool {
-        if self.lease_lost.is_cancelled() {
-            return false;
-        }
-        let failed = result.error.is_some();
-        let persistence_error = match self.writer.write(result.clone()).await {
+    /// Waits for the queued `result` to be stored, then counts, calls back,
+    /// retains. True when the result is settled (see
+    /// [`ItemContext::process`]).
+    async fn finish_item(
+        &self,
+        queued: QueuedWrite,
+        result: NewResult,
+        failed: bool,
+        index: i64,
+    ) -> bool {
+        let persistence_error = match queued.written().await {
             WriteAck::Written => None,
             WriteAck::LeaseLost => {
                 self.lease_lost.cancel();

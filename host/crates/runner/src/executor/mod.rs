@@ -11,9 +11,11 @@
 //!    (`maxConcurrency`) and a slot of the process are free (the process's
 //!    slots are shared fairly between tenants, then runs: [`ItemSlots`]); `item` executes
 //!    one: target (with retries for transient errors and the item deadline),
-//!    then every scorer in parallel, then the batched writer, then
-//!    `on_item_complete` (awaited: backpressure), then the progress counters;
-//!    the feed returns once every started item has been joined;
+//!    then every scorer in parallel, then hands its result to the batched
+//!    writer and its slots to the run's next item, then waits for the write
+//!    and `on_item_complete` (awaited: at most `maxConcurrency` items wait
+//!    so, which is the backpressure), then the progress counters; the feed
+//!    returns once every started item has been joined;
 //! 3. `finish`: stop the helper tasks, then finalize the run or leave it
 //!    resumable.
 //!

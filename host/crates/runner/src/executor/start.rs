@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use assay_store::{Claim, Store, StoreError};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -129,11 +129,6 @@ impl Executor {
                         .await?
                 };
                 let claim = Claim::of(self.owner.clone(), &run);
-                // Shared or not is this holder's choice (a run taken over
-                // from `assay run` may be helped from now on).
-                self.store
-                    .set_run_exclusive(&run.id, &claim, !self.shared)
-                    .await?;
                 (run, claim, Role::Lead)
             }
         };
@@ -181,7 +176,22 @@ impl Executor {
             hooks.cancel.clone(),
             lease_lost.clone(),
         );
-        let weight = self.tenant_weight(&tenant).await;
+        // Shared or not is the lead's choice (a run taken over from `assay
+        // run` may be helped from now on); written only when it changes (a
+        // write on a busy database waits for its turn). Read with the
+        // weight, at once: both are round trips before the first item.
+        let exclusive = async {
+            match role {
+                Role::Lead if run.exclusive == self.shared => {
+                    self.store
+                        .set_run_exclusive(&run_id, &claim, !self.shared)
+                        .await
+                }
+                _ => Ok(()),
+            }
+        };
+        let (exclusive, weight) = tokio::join!(exclusive, self.tenant_weight(&tenant));
+        exclusive?;
         let (writer, writer_task) = ResultWriter::spawn(
             self.sink.clone(),
             run_id.clone(),
@@ -198,6 +208,11 @@ impl Executor {
             options: options.clone(),
             writer,
             callback: hooks.on_item_complete.clone(),
+            // A full batch may wait for its write while the next items
+            // compute, however few the run has in flight.
+            completing: Arc::new(Semaphore::new(
+                options.max_concurrency.max(self.max_batch).max(1),
+            )),
             retain,
             retained: Mutex::new(Vec::new()),
             abort,

@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::PostgresStore;
 use crate::error::{StoreError, StoreResult};
-use crate::models::{ChunkGrant, Claim, Run, RunControl, RunStatus};
+use crate::models::{ChunkDone, ChunkGrant, Claim, Run, RunControl, RunStatus};
 use crate::rows::{self, run_cols};
 use crate::rules::lease_ms;
 use crate::shared::runs::fetch;
@@ -202,21 +202,31 @@ pub(super) async fn finish_chunk(
     run_id: &str,
     claim: &Claim,
     first: i64,
-) -> StoreResult<()> {
-    let done = sqlx::query(
-        "UPDATE run_chunks SET done = TRUE WHERE run_id = $1 AND first_position = $2 \
-         AND owner = $3 AND claim_number = $4",
+) -> StoreResult<ChunkDone> {
+    // The outer query reads the snapshot from before the update: the
+    // chunk marked here is left out of "some chunk not done" by its
+    // position. Another process finishing its own last chunk at the same
+    // instant may make both answer `RunOpen`; the lead's next claim then
+    // says `Done` (finished chunks never reopen, so `AllDone` is final).
+    let row: Option<bool> = sqlx::query_scalar(
+        "WITH marked AS (UPDATE run_chunks SET done = TRUE WHERE run_id = $1 \
+           AND first_position = $2 AND owner = $3 AND claim_number = $4 RETURNING 1) \
+         SELECT r.chunk_end IS NOT NULL AND r.chunk_cursor >= r.chunk_end \
+           AND NOT EXISTS (SELECT 1 FROM run_chunks c WHERE c.run_id = $1 AND NOT c.done \
+             AND c.first_position <> $2) \
+         FROM runs r WHERE r.id = $1 AND EXISTS (SELECT 1 FROM marked)",
     )
     .bind(run_id)
     .bind(first)
     .bind(&claim.owner)
     .bind(claim.number)
-    .execute(&s.pool)
+    .fetch_optional(&s.pool)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::LeaseLost);
+    match row {
+        None => Err(StoreError::LeaseLost),
+        Some(true) => Ok(ChunkDone::AllDone),
+        Some(false) => Ok(ChunkDone::RunOpen),
     }
-    Ok(())
 }
 
 /// See [`crate::RunStore::renew_chunks`].

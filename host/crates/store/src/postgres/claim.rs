@@ -50,7 +50,7 @@ pub async fn claim_next_run(
          runs.target_id, runs.scorer_ids, runs.status, runs.total_items, runs.succeeded_count, \
          runs.failed_count, runs.skipped_count, runs.config, runs.error, runs.cancel_requested, \
          runs.takeovers, runs.parent_run_id, runs.repeats, runs.started_at, runs.completed_at, runs.created_at, runs.updated_at, \
-         runs.lease_claim AS claim_number"
+         runs.lease_claim AS claim_number, runs.exclusive"
     ))
     .bind(now())
     .bind(owner)

@@ -111,6 +111,7 @@ pub(crate) async fn create<DB: Db, S: Handle<Db = DB>>(
         cancel_requested: false,
         takeovers: 0,
         claim_number: 0,
+        exclusive: false,
         parent_run_id: new.parent_run_id,
         started_at: None,
         completed_at: None,

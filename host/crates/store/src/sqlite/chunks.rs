@@ -9,7 +9,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::SqliteStore;
 use crate::error::{StoreError, StoreResult};
-use crate::models::{ChunkGrant, Claim, Run, RunControl, RunStatus};
+use crate::models::{ChunkDone, ChunkGrant, Claim, Run, RunControl, RunStatus};
 use crate::rows::{self, run_cols};
 use crate::rules::{lease_ms, now, to_ms};
 use crate::shared::runs::fetch;
@@ -229,7 +229,7 @@ pub(super) async fn finish_chunk(
     run_id: &str,
     claim: &Claim,
     first: i64,
-) -> StoreResult<()> {
+) -> StoreResult<ChunkDone> {
     let mut tx = s.write_tx().await?;
     let done = sqlx::query(
         "UPDATE run_chunks SET done = 1 WHERE run_id = ? AND first_position = ? \
@@ -241,11 +241,24 @@ pub(super) async fn finish_chunk(
     .bind(claim.number)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::LeaseLost);
     }
-    Ok(())
+    // The same answer as `claim_chunk`'s `Done`, read under the same lock.
+    let all_done: bool = sqlx::query_scalar(
+        "SELECT chunk_end IS NOT NULL AND chunk_cursor >= chunk_end \
+         AND NOT EXISTS (SELECT 1 FROM run_chunks WHERE run_id = ?1 AND done = 0) \
+         FROM runs WHERE id = ?1",
+    )
+    .bind(run_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(if all_done {
+        ChunkDone::AllDone
+    } else {
+        ChunkDone::RunOpen
+    })
 }
 
 /// See [`crate::RunStore::renew_chunks`].

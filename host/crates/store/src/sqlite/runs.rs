@@ -252,7 +252,12 @@ impl RunStore for SqliteStore {
         chunks::claim_chunk(self, run_id, claim, size, lease).await
     }
 
-    async fn finish_chunk(&self, run_id: &str, claim: &Claim, first: i64) -> StoreResult<()> {
+    async fn finish_chunk(
+        &self,
+        run_id: &str,
+        claim: &Claim,
+        first: i64,
+    ) -> StoreResult<ChunkDone> {
         chunks::finish_chunk(self, run_id, claim, first).await
     }
 
