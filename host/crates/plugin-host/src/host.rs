@@ -23,19 +23,6 @@ use crate::sandbox::CallState;
 /// Instance slots freed before their memory is decommitted in one batch.
 const DECOMMIT_BATCH: usize = 32;
 
-/// Free slots, while pages are kept, that may still hold the pages of the
-/// plugin that used them last before a new instance takes one of them
-/// rather than a slot never used. Enough for every plugin of a few runs to
-/// keep slots of its own at the call concurrency of a small machine: with
-/// none (the first choice), four plugins taking turns on four call slots
-/// kept taking each other's slots, and each such take maps the memory
-/// image again (an `mmap`, with a TLB shootdown on every core): 50-60k
-/// mappings in a 50k-item run instead of 2-5k, and half the items per
-/// second in one run out of two. It also bounds the memory kept: at most
-/// this many idle slots hold pages beyond those in use (for a Rust plugin
-/// tens of KiB each; 16 MiB at most).
-const WARM_SLOTS_KEPT: u32 = 32;
-
 /// The plugin runtime. Cheap to clone (an `Arc` inside); share one per
 /// process.
 ///
@@ -271,7 +258,7 @@ fn engine_config(config: &HostConfig, pooling: bool, keep_resident: usize) -> Co
             // any slot never used, which bounds how many slots hold kept
             // pages. (Without kept pages a warm slot holds next to nothing,
             // and taking another plugin's slot would cost a remap.)
-            pool.max_unused_warm_slots(WARM_SLOTS_KEPT);
+            pool.max_unused_warm_slots(config.idle_slots_kept);
         }
         cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }

@@ -272,11 +272,14 @@ async fn sleeping_scorer_within_its_limit_succeeds() {
 }
 
 /// A host whose freed slots keep the pages a call wrote (as `assay run`'s
-/// does), with `max_instances` slots.
+/// does), with `max_instances` slots, and no free slot kept for the plugin
+/// that used it last: a plugin finding no slot of its own takes another's,
+/// so slots pass between plugins as often as they can.
 fn host_keeping_written_pages(max_instances: u32) -> PluginHost {
     let host = PluginHost::new(HostConfig {
         max_instances,
         keep_resident_bytes: RECOMMENDED_KEEP_RESIDENT_BYTES,
+        idle_slots_kept: 0,
         ..HostConfig::default()
     })
     .expect("plugin host");

@@ -165,7 +165,8 @@ impl ResultWriter {
     /// batch and its own commit, a few milliseconds per round of a small
     /// run). What bounds the results waiting is the executor's, not the
     /// queue's: an item gives its slot up only once it has a place among
-    /// the run's `maxConcurrency` items completing.
+    /// the run's items completing (`maxConcurrency` or 64, whichever is
+    /// more).
     pub async fn enqueue(&self, result: NewResult) -> QueuedWrite {
         let (ack_tx, ack_rx) = oneshot::channel();
         let job = Job {

@@ -115,6 +115,7 @@ contract!(
     trials_of_a_run_with_repeats_are_results_of_their_own,
     repeats_are_checked_when_a_run_is_created,
     chunks_hand_out_every_position_once_across_claims,
+    finishing_a_chunk_says_the_run_is_done_only_once_every_position_is,
     a_helper_writes_only_inside_the_chunks_it_holds,
     lapsed_and_released_chunks_are_claimed_again_first,
     run_to_help_finds_held_runs_with_work_nobody_holds,
@@ -3062,6 +3063,29 @@ fn chunk(grant: ChunkGrant) -> (i64, i64) {
         ChunkGrant::Chunk { first, end } => (first, end),
         other => panic!("expected a chunk, got {other:?}"),
     }
+}
+
+async fn finishing_a_chunk_says_the_run_is_done_only_once_every_position_is(s: Fixture) {
+    let (run, _, lead, _) = lead_and_helper(&s, 10).await;
+    // Every chunk handed out is done, but positions 4..10 were never
+    // handed out: the run is not done (a lead believing it would finish
+    // the run with six items never executed).
+    let a = chunk(s.claim_chunk(&run.id, &lead, 4, LEASE).await.unwrap());
+    assert_eq!(
+        s.finish_chunk(&run.id, &lead, a.0).await.unwrap(),
+        ChunkDone::RunOpen
+    );
+    let b = chunk(s.claim_chunk(&run.id, &lead, 6, LEASE).await.unwrap());
+    assert_eq!(b, (4, 10));
+    assert_eq!(
+        s.finish_chunk(&run.id, &lead, b.0).await.unwrap(),
+        ChunkDone::AllDone
+    );
+    assert_eq!(
+        s.claim_chunk(&run.id, &lead, 4, LEASE).await.unwrap(),
+        ChunkGrant::Done,
+        "the claim it saves would have said the same"
+    );
 }
 
 async fn chunks_hand_out_every_position_once_across_claims(s: Fixture) {

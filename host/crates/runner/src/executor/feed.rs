@@ -46,7 +46,8 @@ struct Pool {
     tasks: JoinSet<()>,
     /// Process slots that finishing items keep for this run's next items
     /// (see `Slot::fair_to_keep`). Several items often finish at once
-    /// (their results share a write), and a feeder asks for one slot at a
+    /// (waiting together for a place among the completing items, or just
+    /// computing alike), and a feeder asks for one slot at a
     /// time: without this, all but one of their slots would go to a busier
     /// tenant's waiting runs, and this run would wait for that tenant's
     /// items to free others.

@@ -92,9 +92,10 @@ impl Executor {
         let status = if hooks.cancel.is_cancelled() {
             RunStatus::Cancelled
         } else if executed_ok > 0 {
-            // A success of this process is stored (or counted as a
-            // persistence failure below): the run completed, no need to
-            // read what the other processes did.
+            // A success of this process is stored, or was refused for good
+            // (a persistence failure, which the formula below counts as a
+            // success too): the run completed, whatever the other
+            // processes did, with no need to read it.
             RunStatus::Completed
         } else {
             let current = self.store.get_run(&tenant, &run_id).await?;

@@ -13,9 +13,10 @@
 //!    one: target (with retries for transient errors and the item deadline),
 //!    then every scorer in parallel, then hands its result to the batched
 //!    writer and its slots to the run's next item, then waits for the write
-//!    and `on_item_complete` (awaited: at most `maxConcurrency` items wait
-//!    so, which is the backpressure), then the progress counters; the feed
-//!    returns once every started item has been joined;
+//!    and `on_item_complete` (awaited; at most `maxConcurrency` or 64 items,
+//!    whichever is more, wait so, which is the backpressure), then the
+//!    progress counters; the feed returns once every started item has been
+//!    joined;
 //! 3. `finish`: stop the helper tasks, then finalize the run or leave it
 //!    resumable.
 //!
@@ -278,7 +279,10 @@ pub struct RunPlan {
 /// How a caller follows and steers a run.
 #[derive(Clone, Default)]
 pub struct RunHooks {
-    /// Called once per finished item, in completion order; awaited.
+    /// Called once per finished item, once its result is stored, in the
+    /// order the writes are acknowledged; awaited. Calls for one run may
+    /// overlap (up to `maxConcurrency` or 64, whichever is more, even at
+    /// `maxConcurrency` 1): items behind keep computing meanwhile.
     pub on_item_complete: Option<ItemCallback>,
     /// Keep every result in the summary. Default: `true` without a callback,
     /// `false` with one.

@@ -133,6 +133,25 @@ impl Executor {
             }
         };
         let run_id = run.id.clone();
+        // Shared or not is the lead's choice (a run taken over from `assay
+        // run` may be helped from now on); written only when it changes (a
+        // write on a busy database waits for its turn). Read with the
+        // weight, at once: both are round trips before the first item.
+        // Before any helper task starts, so that a failure here leaves
+        // nothing running (a heartbeat would keep renewing a lease nobody
+        // executes).
+        let exclusive = async {
+            match role {
+                Role::Lead if run.exclusive == self.shared => {
+                    self.store
+                        .set_run_exclusive(&run_id, &claim, !self.shared)
+                        .await
+                }
+                _ => Ok(()),
+            }
+        };
+        let (exclusive, weight) = tokio::join!(exclusive, self.tenant_weight(&tenant));
+        exclusive?;
         info!(
             run_id,
             total = run.total_items,
@@ -176,22 +195,6 @@ impl Executor {
             hooks.cancel.clone(),
             lease_lost.clone(),
         );
-        // Shared or not is the lead's choice (a run taken over from `assay
-        // run` may be helped from now on); written only when it changes (a
-        // write on a busy database waits for its turn). Read with the
-        // weight, at once: both are round trips before the first item.
-        let exclusive = async {
-            match role {
-                Role::Lead if run.exclusive == self.shared => {
-                    self.store
-                        .set_run_exclusive(&run_id, &claim, !self.shared)
-                        .await
-                }
-                _ => Ok(()),
-            }
-        };
-        let (exclusive, weight) = tokio::join!(exclusive, self.tenant_weight(&tenant));
-        exclusive?;
         let (writer, writer_task) = ResultWriter::spawn(
             self.sink.clone(),
             run_id.clone(),

@@ -1,11 +1,10 @@
 //! Group commit: how long a run's writer waits for more results before it
 //! writes a batch.
 //!
-//! Every item waits for its result to be committed, holding its slot, so a
-//! run with N items in flight has at most N results to write at once, and
-//! with one write at a time they split into two groups that take turns:
-//! one is written while the other computes. Each commit then carries about
-//! N/2 results, and on PostgreSQL each commit has a cost of its own
+//! A run has a bounded number of results on their way to the writer (its
+//! items completing: `maxConcurrency` or 64, whichever is more), and with
+//! one write at a time each commit carries those that arrived while the
+//! last one was written; on PostgreSQL each commit has a cost of its own
 //! (planning the statement, the commit record, the WAL flush). Waiting a
 //! little for the results still on their way makes fewer, fuller commits.
 //!
