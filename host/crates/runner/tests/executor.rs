@@ -1074,3 +1074,53 @@ async fn the_next_items_compute_while_results_wait_for_their_write_and_no_furthe
         .unwrap();
     assert_eq!(stored.total, 100);
 }
+
+#[tokio::test]
+async fn an_aborted_run_queues_no_more_writes() {
+    let (store, _dir) = store().await;
+    let run = dataset_run(&store, plain(100)).await;
+    let run_id = run.id.clone();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let executor = Executor::new(store.clone()).with_sink(Arc::new(GatedSink {
+        store: store.clone(),
+        open: gate,
+    }));
+    let target = Arc::new(MockTarget::default());
+    let abort = CancellationToken::new();
+    let execution = tokio::spawn({
+        let (target, abort) = (target.clone(), abort.clone());
+        async move {
+            executor
+                .execute(
+                    plan(run, target, vec![], opts(2)),
+                    RunHooks {
+                        abort,
+                        ..Default::default()
+                    },
+                )
+                .await
+        }
+    });
+    // 64 results queued for their write, two more items waiting for a place.
+    calls_reach(&target, 66).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shutdown past its grace period while the database hangs: once writes
+    // pass again, the two waiting items find the run aborted and queue
+    // nothing (they run again when the run resumes).
+    abort.cancel();
+    open.send(true).unwrap();
+    let summary = execution.await.unwrap().unwrap();
+    assert!(summary.interrupted, "{summary:?}");
+    let stored = store
+        .list_results(
+            TENANT,
+            &run_id,
+            Page {
+                page: 0,
+                per_page: 200,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.total, 64, "only what was queued before the abort");
+}

@@ -225,6 +225,12 @@ impl ItemContext {
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        // Aborted while waiting for a place (cancel, or shutdown after the
+        // grace period, perhaps during a database outage): queue no new
+        // write; on a shutdown the item runs again when the run resumes.
+        if self.abort.is_cancelled() {
+            return false;
+        }
         let queued = self.writer.enqueue(result.clone()).await;
         place.finish(signal);
         computed();
