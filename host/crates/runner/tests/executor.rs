@@ -251,18 +251,7 @@ async fn cancel_calls_back_only_for_finished_items_and_finalizes_consistently() 
     // Nothing is written after finalization: the stored results match the
     // callbacks, and stay that way.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let stored = store
-        .list_results(
-            TENANT,
-            &run_id,
-            Page {
-                page: 0,
-                per_page: 100,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(stored.total as usize, called);
+    assert_eq!(stored_count(&store, &run_id).await as usize, called);
     let row = store.get_run(TENANT, &run_id).await.unwrap();
     assert_eq!(row.status, RunStatus::Cancelled);
     assert_eq!(row.succeeded_count as usize, called);
@@ -720,18 +709,11 @@ async fn a_storage_failure_on_one_result_is_reported_and_not_fatal() {
             .unwrap()
             .contains("disk on fire")
     );
-    let stored = store
-        .list_results(
-            TENANT,
-            &run_id,
-            Page {
-                page: 0,
-                per_page: 10,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(stored.total, 4, "the other four results were stored");
+    assert_eq!(
+        stored_count(&store, &run_id).await,
+        4,
+        "the other four results were stored"
+    );
 }
 
 #[tokio::test]
@@ -806,18 +788,7 @@ async fn an_interrupted_run_resumes_only_the_items_without_a_result() {
     assert_eq!(second.status, RunStatus::Completed);
     assert_eq!(second.succeeded_count, 8);
     assert_eq!(target.calls.load(Ordering::SeqCst), 8, "no item ran twice");
-    let stored = store
-        .list_results(
-            TENANT,
-            &run_id,
-            Page {
-                page: 0,
-                per_page: 100,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(stored.total, 8);
+    assert_eq!(stored_count(&store, &run_id).await, 8);
 }
 
 #[tokio::test]
@@ -1023,9 +994,35 @@ async fn calls_reach(target: &MockTarget, n: usize) {
     }
 }
 
-#[tokio::test]
-async fn the_next_items_compute_while_results_wait_for_their_write_and_no_further() {
-    let (store, _dir) = store().await;
+/// How many results of `run_id` are stored.
+async fn stored_count(store: &Arc<dyn Store>, run_id: &str) -> i64 {
+    store
+        .list_results(
+            TENANT,
+            run_id,
+            Page {
+                page: 0,
+                per_page: 1,
+            },
+        )
+        .await
+        .unwrap()
+        .total
+}
+
+/// A 100-item run, 2 in flight, executing in the background against a
+/// [`GatedSink`] that holds every write until `open` says `true`.
+struct GatedRun {
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+    run_id: String,
+    target: Arc<MockTarget>,
+    open: tokio::sync::watch::Sender<bool>,
+    execution: tokio::task::JoinHandle<Result<assay_runner::RunSummary, assay_runner::RunError>>,
+}
+
+async fn gated_run(hooks: RunHooks) -> GatedRun {
+    let (store, dir) = store().await;
     let run = dataset_run(&store, plain(100)).await;
     let run_id = run.id.clone();
     let (open, gate) = tokio::sync::watch::channel(false);
@@ -1038,89 +1035,70 @@ async fn the_next_items_compute_while_results_wait_for_their_write_and_no_furthe
         let target = target.clone();
         async move {
             executor
-                .execute(plan(run, target, vec![], opts(2)), RunHooks::default())
+                .execute(plan(run, target, vec![], opts(2)), hooks)
                 .await
         }
     });
+    GatedRun {
+        store,
+        _dir: dir,
+        run_id,
+        target,
+        open,
+        execution,
+    }
+}
+
+#[tokio::test]
+async fn the_next_items_compute_while_results_wait_for_their_write_and_no_further() {
+    let run = gated_run(RunHooks::default()).await;
     // No write passes, yet items go on computing: each hands its result to
     // the writer and its slot on (an item used to keep its slot until its
     // write passed, which stopped this run at two calls). Up to a full
     // write batch (64, more than the run's 2 in flight) waits so.
-    calls_reach(&target, 66).await;
+    calls_reach(&run.target, 66).await;
     // Then the run stops starting items: 64 results wait for their write,
     // the next two for a place among them, keeping their slots.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        target.calls.load(Ordering::SeqCst),
+        run.target.calls.load(Ordering::SeqCst),
         66,
         "a stalled database stalls the run"
     );
 
-    open.send(true).unwrap();
-    let summary = execution.await.unwrap().unwrap();
+    run.open.send(true).unwrap();
+    let summary = run.execution.await.unwrap().unwrap();
     assert_eq!(summary.status, RunStatus::Completed);
     assert_eq!(summary.succeeded_count, 100);
-    assert_eq!(target.calls.load(Ordering::SeqCst), 100, "every item once");
-    let stored = store
-        .list_results(
-            TENANT,
-            &run_id,
-            Page {
-                page: 0,
-                per_page: 200,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(stored.total, 100);
+    assert_eq!(
+        run.target.calls.load(Ordering::SeqCst),
+        100,
+        "every item once"
+    );
+    assert_eq!(stored_count(&run.store, &run.run_id).await, 100);
 }
 
 #[tokio::test]
 async fn an_aborted_run_queues_no_more_writes() {
-    let (store, _dir) = store().await;
-    let run = dataset_run(&store, plain(100)).await;
-    let run_id = run.id.clone();
-    let (open, gate) = tokio::sync::watch::channel(false);
-    let executor = Executor::new(store.clone()).with_sink(Arc::new(GatedSink {
-        store: store.clone(),
-        open: gate,
-    }));
-    let target = Arc::new(MockTarget::default());
     let abort = CancellationToken::new();
-    let execution = tokio::spawn({
-        let (target, abort) = (target.clone(), abort.clone());
-        async move {
-            executor
-                .execute(
-                    plan(run, target, vec![], opts(2)),
-                    RunHooks {
-                        abort,
-                        ..Default::default()
-                    },
-                )
-                .await
-        }
-    });
+    let run = gated_run(RunHooks {
+        abort: abort.clone(),
+        ..Default::default()
+    })
+    .await;
     // 64 results queued for their write, two more items waiting for a place.
-    calls_reach(&target, 66).await;
+    calls_reach(&run.target, 66).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Shutdown past its grace period while the database hangs: once writes
     // pass again, the two waiting items find the run aborted and queue
     // nothing (they run again when the run resumes).
     abort.cancel();
-    open.send(true).unwrap();
-    let summary = execution.await.unwrap().unwrap();
+    run.open.send(true).unwrap();
+    let summary = run.execution.await.unwrap().unwrap();
     assert!(summary.interrupted, "{summary:?}");
-    let stored = store
-        .list_results(
-            TENANT,
-            &run_id,
-            Page {
-                page: 0,
-                per_page: 200,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(stored.total, 64, "only what was queued before the abort");
+    assert_eq!(
+        stored_count(&run.store, &run.run_id).await,
+        64,
+        "only what was queued before the abort"
+    );
 }
