@@ -163,15 +163,7 @@ fn token_usage_is_summed_over_the_run_and_shown_in_its_summary() {
     let run_id = report["runId"].as_str().unwrap();
     let shown = env.json(&["runs", "show", run_id, "--json"]);
     assert_eq!(shown["tokenUsage"], expected, "from the stored results");
-    let text = env
-        .cmd()
-        .args(["runs", "show", run_id])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(text).unwrap();
+    let text = env.stdout(&["runs", "show", run_id]);
     let line = format!(
         "tokens    {} total · {words} prompt · {words} completion  (4 items reported usage)",
         2 * words
@@ -259,15 +251,7 @@ fn judge_usage_is_summed_apart_from_the_targets_and_shown_in_its_summary() {
         assert_eq!(summary["tokenUsage"], target, "{from}: {summary}");
     }
 
-    let text = env
-        .cmd()
-        .args(["runs", "show", run_id])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(text).unwrap();
+    let text = env.stdout(&["runs", "show", run_id]);
     let line = format!(
         "judging   llm-judge: {} total · {} prompt · {} completion  (5 scores reported usage)",
         judged["totalTokens"], judged["promptTokens"], judged["completionTokens"]

@@ -111,15 +111,7 @@ fn rescore_grades_stored_outputs_without_calling_the_target() {
     let shown = env.json(&["runs", "show", &child_id, "--json"]);
     assert_eq!(shown["run"]["parentRunId"], parent_id.as_str(), "{shown}");
     assert_eq!(shown["run"]["targetId"], "openai-chat");
-    let text = env
-        .cmd()
-        .args(["runs", "show", &child_id])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(text).unwrap();
+    let text = env.stdout(&["runs", "show", &child_id]);
     assert!(
         text.contains(&format!("rescores  run {parent_id}")),
         "{text}"

@@ -107,6 +107,19 @@ impl Env {
         ]
     }
 
+    /// Runs `assay args...`, expecting success, and returns stdout as text.
+    pub fn stdout(&self, args: &[&str]) -> String {
+        let out = self
+            .cmd()
+            .args(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).expect("stdout is UTF-8")
+    }
+
     /// Runs `assay args...`, expecting success, and parses stdout as JSON.
     pub fn json(&self, args: &[&str]) -> Value {
         let out = self

@@ -219,7 +219,6 @@ impl ItemContext {
             return false;
         }
         let result = without_nul(result);
-        let failed = result.error.is_some();
         let _completing = self
             .completing
             .acquire()
@@ -234,7 +233,7 @@ impl ItemContext {
         let queued = self.writer.enqueue(result.clone()).await;
         place.finish(signal);
         computed();
-        self.finish_item(queued, result, failed, index).await
+        self.finish_item(queued, result, index).await
     }
 
     /// The target phase of an item whose target is called: the call, its
@@ -417,13 +416,8 @@ impl ItemContext {
     /// Waits for the queued `result` to be stored, then counts, calls back,
     /// retains. True when the result is settled (see
     /// [`ItemContext::process`]).
-    async fn finish_item(
-        &self,
-        queued: QueuedWrite,
-        result: NewResult,
-        failed: bool,
-        index: i64,
-    ) -> bool {
+    async fn finish_item(&self, queued: QueuedWrite, result: NewResult, index: i64) -> bool {
+        let failed = result.error.is_some();
         let persistence_error = match queued.written().await {
             WriteAck::Written => None,
             WriteAck::LeaseLost => {
